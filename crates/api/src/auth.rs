@@ -1,0 +1,332 @@
+//! Authentication: login, logout, `/v1/me`, and the [`Principal`] extractor
+//! every protected handler takes.
+//!
+//! Two bearer credentials are accepted: an agent's JWT access token (from
+//! login, revocable by logout) and a tenant API key (`sbk_...`, stored as
+//! SHA-256). Every failure is a 401 in the error shape; login never says
+//! whether the email or the password was wrong.
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{StatusCode, header, request::Parts},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::auth::{
+    self, API_KEY_PREFIX, Claims, Role, TokenError, hash_api_key, verify_password,
+    verify_password_against_nothing,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::Json,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// Who is calling: an agent (JWT) or a tenant API key.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: Uuid,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Agent { agent_id: Uuid, claims: Claims },
+    ApiKey { key_id: Uuid },
+}
+
+impl Principal {
+    /// The acting agent, if the caller is one.
+    pub fn agent_id(&self) -> Option<Uuid> {
+        match &self.credential {
+            Credential::Agent { agent_id, .. } => Some(*agent_id),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+
+    /// Refuses callers below `role`.
+    pub fn require(&self, role: Role) -> ApiResult<()> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("this action needs the {role} role")))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let token = bearer_token(parts)?;
+        let principal = if token.starts_with(API_KEY_PREFIX) {
+            authenticate_api_key(state, token).await?
+        } else {
+            authenticate_jwt(state, token).await?
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+fn bearer_token(parts: &Parts) -> ApiResult<&str> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::unauthorized("expected a Bearer credential"));
+    }
+    Ok(token)
+}
+
+async fn authenticate_jwt(state: &AppState, token: &str) -> ApiResult<Principal> {
+    let claims = state.tokens.verify(token).map_err(token_error)?;
+    let revoked = auth::is_revoked(&state.redis, &state.settings, claims.jti)
+        .await
+        .map_err(|e| {
+            metrics::counter!("redis_errors_total", "op" => "revocation_check").increment(1);
+            tracing::error!(error = %e, "revocation check failed");
+            // Fail closed: without the revocation list we cannot tell.
+            ApiError::unavailable("authentication is temporarily unavailable")
+        })?;
+    if revoked {
+        return Err(token_error(TokenError::Revoked));
+    }
+    Ok(Principal {
+        tenant_id: claims.tid,
+        role: claims.role,
+        credential: Credential::Agent {
+            agent_id: claims.sub,
+            claims,
+        },
+    })
+}
+
+fn token_error(error: TokenError) -> ApiError {
+    ApiError::unauthorized(match error {
+        TokenError::Expired => "the access token has expired; log in again",
+        TokenError::Invalid => "the access token is invalid",
+        TokenError::Revoked => "the access token has been revoked; log in again",
+    })
+}
+
+async fn authenticate_api_key(state: &AppState, key: &str) -> ApiResult<Principal> {
+    let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash_api_key(key))
+    .fetch_optional(&state.db)
+    .await?;
+    let (key_id, tenant_id, role) =
+        row.ok_or_else(|| ApiError::unauthorized("the API key is invalid or revoked"))?;
+    let role = role.parse().map_err(ApiError::internal)?;
+    Ok(Principal {
+        tenant_id,
+        role,
+        credential: Credential::ApiKey { key_id },
+    })
+}
+
+// Handlers --------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "agent01@acme.example")]
+    pub email: String,
+    #[schema(example = "switchboard-demo")]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    pub agent: Agent,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Agent {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = String, example = "agent")]
+    pub role: String,
+    pub tenant_id: Uuid,
+}
+
+/// Exchanges an agent's email and password for an access token.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 401, body = ErrorBody, description = "Wrong email or password (never says which)"),
+        (status = 422, body = ErrorBody, description = "A field is missing or not a string"),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let email = req.email.trim().to_lowercase();
+    if email.is_empty() || email.len() > 320 || req.password.is_empty() || req.password.len() > 1024
+    {
+        return Err(invalid_credentials());
+    }
+    let row: Option<(Uuid, Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, name, role, password_hash FROM agents WHERE email = $1",
+    )
+    .bind(&email)
+    .fetch_optional(&state.db)
+    .await?;
+    let params = state.settings.argon2;
+    let password = req.password;
+    let Some((agent_id, tenant_id, name, role, hash)) = row else {
+        tokio::task::spawn_blocking(move || verify_password_against_nothing(&password, params))
+            .await
+            .map_err(ApiError::internal)?;
+        return Err(invalid_credentials());
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !ok {
+        return Err(invalid_credentials());
+    }
+    let role_parsed: Role = role.parse().map_err(ApiError::internal)?;
+    let (access_token, _) = state.tokens.issue(agent_id, tenant_id, role_parsed);
+    sqlx::query("UPDATE agents SET last_login_at = now() WHERE id = $1")
+        .bind(agent_id)
+        .execute(&state.db)
+        .await?;
+    metrics::counter!("auth_logins_total").increment(1);
+    Ok(Json(LoginResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: state.tokens.ttl_secs(),
+        agent: Agent {
+            id: agent_id,
+            email,
+            name,
+            role,
+            tenant_id,
+        },
+    }))
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the email or password is incorrect",
+    )
+}
+
+/// Revokes the access token used to call it.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The token is revoked"),
+        (status = 400, body = ErrorBody, description = "Called with an API key, which has no session"),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
+    let Credential::Agent { claims, .. } = &principal.credential else {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "API keys have no session to log out of; revoke the key instead",
+        ));
+    };
+    auth::revoke(&state.redis, &state.settings, claims)
+        .await
+        .map_err(|e| {
+            metrics::counter!("redis_errors_total", "op" => "revoke").increment(1);
+            ApiError::internal(e)
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// `agent` or `api_key`.
+    pub principal: String,
+    #[schema(value_type = String, example = "agent")]
+    pub role: Role,
+    pub tenant: Tenant,
+    /// The agent, when the caller is one.
+    pub agent: Option<Agent>,
+    /// The key's id, when the caller is an API key.
+    pub api_key_id: Option<Uuid>,
+    /// When the access token expires (agents only).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+}
+
+/// Who the credential belongs to.
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
+    let tenant: Tenant = sqlx::query_as("SELECT id, slug, name FROM tenants WHERE id = $1")
+        .bind(principal.tenant_id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the credential's tenant no longer exists"))?;
+    let me = match &principal.credential {
+        Credential::Agent { agent_id, claims } => {
+            let agent: Agent = sqlx::query_as(
+                "SELECT id, email, name, role, tenant_id FROM agents WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(agent_id)
+            .bind(principal.tenant_id)
+            .fetch_optional(&state.db)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the agent no longer exists"))?;
+            Me {
+                principal: "agent".into(),
+                role: principal.role,
+                tenant,
+                agent: Some(agent),
+                api_key_id: None,
+                expires_at: DateTime::from_timestamp(claims.exp, 0),
+            }
+        }
+        Credential::ApiKey { key_id } => Me {
+            principal: "api_key".into(),
+            role: principal.role,
+            tenant,
+            agent: None,
+            api_key_id: Some(*key_id),
+            expires_at: None,
+        },
+    };
+    Ok(Json(me))
+}

@@ -1,0 +1,345 @@
+//! Customer CRUD, phone lookup, search and notes.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use switchboard_core::{
+    events::{Envelope, EventType},
+    ids::new_id,
+};
+use uuid::Uuid;
+
+use super::{
+    CUSTOMER_COLUMNS, CreateCustomer, CreateNote, Customer, CustomerFields, ListCustomersQuery,
+    Note, UpdateCustomer, parse_phone,
+};
+use crate::{
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{Json, Path, Query},
+    idempotency::{self, IdempotencyKey},
+    pagination::{self, Page},
+    state::AppState,
+};
+
+/// Lists customers, newest first; `phone` looks one up, `q` searches.
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    params(ListCustomersQuery),
+    responses(
+        (status = 200, body = Page<Customer>),
+        (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`phone` is not a phone number"),
+    ))]
+pub async fn list_customers(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListCustomersQuery>,
+) -> ApiResult<Json<Page<Customer>>> {
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let fetch = i64::from(limit) + 1;
+
+    let rows: Vec<Customer> = if let Some(phone) = query.phone.as_deref() {
+        let phone = parse_phone(phone, &state.settings.default_region, "phone")?;
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers
+             WHERE tenant_id = $1 AND phone = $2 AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(principal.tenant_id)
+        .bind(phone)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(&state.db)
+        .await?
+    } else if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        if q.chars().count() > 100 {
+            return Err(ApiError::bad_request("invalid_query", "q must be at most 100 characters")
+                .with_field("q"));
+        }
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers
+             WHERE tenant_id = $1 AND search_text LIKE $2 AND ($3::uuid IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(principal.tenant_id)
+        .bind(search_pattern(q))
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(&state.db)
+        .await?
+    } else {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers
+             WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        )))
+        .bind(principal.tenant_id)
+        .bind(after)
+        .bind(fetch)
+        .fetch_all(&state.db)
+        .await?
+    };
+    Ok(Json(pagination::page(rows, limit, |c| {
+        pagination::encode_id_cursor(c.id)
+    })))
+}
+
+/// The `LIKE` pattern for a search term: lower-cased, wildcards escaped, and
+/// phone-looking input reduced to its digits (`(202) 555-01` finds
+/// `+1202555010x`).
+pub(crate) fn search_pattern(q: &str) -> String {
+    let looks_like_phone = q.chars().any(|c| c.is_ascii_digit())
+        && q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let term: String = if looks_like_phone {
+        q.chars().filter(char::is_ascii_digit).collect()
+    } else {
+        q.to_lowercase()
+    };
+    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Creates a customer. Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
+    request_body = CreateCustomer,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    responses(
+        (status = 201, body = Customer),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
+        (status = 422, body = ErrorBody, description = "Invalid field, or Idempotency-Key reused with another body"),
+    ))]
+pub async fn create_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(req): Json<CreateCustomer>,
+) -> ApiResult<Response> {
+    let fields = req.validate(&state.settings.default_region)?;
+    let fingerprint = idempotency::request_fingerprint("POST", "/v1/customers", &req);
+    let mut tx = state.db.begin().await?;
+    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
+        Ok(claim) => claim,
+        Err(replay) => return Ok(replay),
+    };
+    let customer: Customer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO customers (id, tenant_id, name, email, phone, company, tags, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {CUSTOMER_COLUMNS}"
+    )))
+    .bind(new_id())
+    .bind(principal.tenant_id)
+    .bind(&fields.name)
+    .bind(&fields.email)
+    .bind(&fields.phone)
+    .bind(&fields.company)
+    .bind(&fields.tags)
+    .bind(&fields.metadata)
+    .fetch_one(&mut *tx)
+    .await?;
+    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &customer).await?;
+    tx.commit().await?;
+    state
+        .events
+        .publish_after_commit(Envelope::new(
+            principal.tenant_id,
+            EventType::CustomerCreated,
+            &customer,
+        ))
+        .await;
+    Ok((StatusCode::CREATED, Json(customer)).into_response())
+}
+
+pub(crate) async fn fetch_customer(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Customer> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("customer"))
+}
+
+/// Gets one customer.
+#[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id")),
+    responses(
+        (status = 200, body = Customer),
+        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Customer>> {
+    fetch_customer(&state, principal.tenant_id, id).await.map(Json)
+}
+
+/// Updates some fields of a customer (`null` clears an optional field).
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id")),
+    request_body = UpdateCustomer,
+    responses(
+        (status = 200, body = Customer),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn update_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<UpdateCustomer>,
+) -> ApiResult<Json<Customer>> {
+    let mut tx = state.db.begin().await?;
+    let current: Customer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+    )))
+    .bind(principal.tenant_id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("customer"))?;
+    let CustomerFields {
+        name,
+        email,
+        phone,
+        company,
+        tags,
+        metadata,
+    } = patch.apply(current, &state.settings.default_region)?;
+    let customer: Customer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE customers
+         SET name = $3, email = $4, phone = $5, company = $6, tags = $7, metadata = $8,
+             updated_at = now()
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING {CUSTOMER_COLUMNS}"
+    )))
+    .bind(principal.tenant_id)
+    .bind(id)
+    .bind(name)
+    .bind(email)
+    .bind(phone)
+    .bind(company)
+    .bind(tags)
+    .bind(metadata)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    state
+        .events
+        .publish_after_commit(Envelope::new(
+            principal.tenant_id,
+            EventType::CustomerUpdated,
+            &customer,
+        ))
+        .await;
+    Ok(Json(customer))
+}
+
+/// Deletes a customer and their notes; calls, messages and voicemails stay
+/// (history is kept) but no longer point at the customer.
+#[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn delete_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let deleted = sqlx::query("DELETE FROM customers WHERE tenant_id = $1 AND id = $2")
+        .bind(principal.tenant_id)
+        .bind(id)
+        .execute(&state.db)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::not_found("customer"));
+    }
+    state
+        .events
+        .publish_after_commit(Envelope::new(
+            principal.tenant_id,
+            EventType::CustomerDeleted,
+            serde_json::json!({ "id": id }),
+        ))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a note to a customer's record.
+#[utoipa::path(post, path = "/v1/customers/{id}/notes", tag = "customers", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id")),
+    request_body = CreateNote,
+    responses(
+        (status = 201, body = Note),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn add_note(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    Json(req): Json<CreateNote>,
+) -> ApiResult<(StatusCode, Json<Note>)> {
+    let body = req.body.trim();
+    if body.is_empty() || body.chars().count() > 10_000 {
+        return Err(ApiError::validation("body", "body must be 1 to 10000 characters"));
+    }
+    // The composite foreign key (tenant_id, customer_id) refuses another
+    // tenant's customer; the error maps to 404.
+    let note: Note = sqlx::query_as(
+        "INSERT INTO customer_notes (id, tenant_id, customer_id, agent_id, body)
+         VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, customer_id, agent_id, body, created_at",
+    )
+    .bind(new_id())
+    .bind(principal.tenant_id)
+    .bind(id)
+    .bind(principal.agent_id())
+    .bind(body)
+    .fetch_one(&state.db)
+    .await?;
+    state
+        .events
+        .publish_after_commit(Envelope::new(
+            principal.tenant_id,
+            EventType::CustomerNoteAdded,
+            &note,
+        ))
+        .await;
+    Ok((StatusCode::CREATED, Json(note)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::search_pattern;
+
+    #[test]
+    fn search_patterns_escape_wildcards_and_reduce_phone_input_to_digits() {
+        assert_eq!(search_pattern("Ada"), "%ada%");
+        assert_eq!(search_pattern("50%_off"), "%50\\%\\_off%");
+        assert_eq!(search_pattern("(202) 555-01"), "%20255501%");
+        assert_eq!(search_pattern("+1 202"), "%1202%");
+    }
+}

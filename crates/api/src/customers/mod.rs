@@ -1,0 +1,299 @@
+//! Customers (CRM): CRUD, lookup by phone (the screen-pop on an inbound
+//! call), search, notes and the timeline of everything that happened with a
+//! customer.
+//!
+//! Every query is scoped by the caller's tenant; another tenant's id is
+//! simply not found (404), never forbidden, so ids leak nothing.
+
+mod handlers;
+mod timeline;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use switchboard_core::phone::{E164, PhoneError};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{error::ApiError, state::AppState};
+
+pub use handlers::*;
+pub use timeline::*;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::list_customers, handlers::create_customer))
+        .routes(routes!(
+            handlers::get_customer,
+            handlers::update_customer,
+            handlers::delete_customer
+        ))
+        .routes(routes!(handlers::add_note))
+        .routes(routes!(timeline::customer_timeline))
+}
+
+/// A customer record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Customer {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    /// E.164.
+    #[schema(example = "+12025550123")]
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub tags: Vec<String>,
+    /// Free-form JSON object.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`Customer`], for `SELECT` and `RETURNING`.
+pub(crate) const CUSTOMER_COLUMNS: &str =
+    "id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at";
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomer {
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+    pub email: Option<String>,
+    /// Any common format; stored as E.164 (numbers without a country code
+    /// are read in the configured default region).
+    #[schema(example = "(202) 555-0123")]
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A partial update: absent fields are unchanged, `null` clears a field.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCustomer {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub company: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Tells "field absent" (`None`) from "field null" (`Some(None)`).
+fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListCustomersQuery {
+    /// Substring search over name, email and phone (case-insensitive).
+    pub q: Option<String>,
+    /// Exact lookup by phone number, in any common format.
+    pub phone: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Validated customer fields, ready to write.
+#[derive(Debug)]
+pub(crate) struct CustomerFields {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub tags: Vec<String>,
+    pub metadata: serde_json::Value,
+}
+
+pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::validation("name", "name must be 1 to 200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+pub(crate) fn validate_email(email: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(email) = email.map(str::trim).filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    let valid = email.len() <= 320
+        && !email.chars().any(char::is_whitespace)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+    if !valid {
+        return Err(ApiError::validation("email", "email is not a valid address"));
+    }
+    Ok(Some(email.to_lowercase()))
+}
+
+pub(crate) fn validate_phone(phone: Option<&str>, region: &str) -> Result<Option<String>, ApiError> {
+    let Some(phone) = phone.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    parse_phone(phone, region, "phone").map(Some)
+}
+
+/// Parses a phone number a client sent in `field`, as a 422 if it is not one.
+pub(crate) fn parse_phone(input: &str, region: &str, field: &str) -> Result<String, ApiError> {
+    E164::parse(input, region).map(String::from).map_err(|e| {
+        ApiError::validation(
+            field.to_string(),
+            match e {
+                PhoneError::Unparseable => "not a phone number",
+                PhoneError::Invalid => "not a valid phone number for its country",
+            },
+        )
+    })
+}
+
+fn validate_company(company: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(company) = company.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if company.chars().count() > 200 {
+        return Err(ApiError::validation("company", "company must be at most 200 characters"));
+    }
+    Ok(Some(company.to_string()))
+}
+
+fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if tags.len() > 20 {
+        return Err(ApiError::validation("tags", "at most 20 tags"));
+    }
+    let mut clean: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_lowercase();
+        if tag.is_empty() || tag.chars().count() > 50 {
+            return Err(ApiError::validation("tags", "each tag must be 1 to 50 characters"));
+        }
+        if !clean.contains(&tag) {
+            clean.push(tag);
+        }
+    }
+    Ok(clean)
+}
+
+fn validate_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    if !metadata.is_object() {
+        return Err(ApiError::validation("metadata", "metadata must be a JSON object"));
+    }
+    if serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(usize::MAX) > 16 * 1024 {
+        return Err(ApiError::validation("metadata", "metadata must be at most 16 KiB"));
+    }
+    Ok(metadata)
+}
+
+impl CreateCustomer {
+    pub(crate) fn validate(&self, region: &str) -> Result<CustomerFields, ApiError> {
+        Ok(CustomerFields {
+            name: validate_name(&self.name)?,
+            email: validate_email(self.email.as_deref())?,
+            phone: validate_phone(self.phone.as_deref(), region)?,
+            company: validate_company(self.company.as_deref())?,
+            tags: validate_tags(self.tags.clone().unwrap_or_default())?,
+            metadata: validate_metadata(
+                self.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
+            )?,
+        })
+    }
+}
+
+impl UpdateCustomer {
+    /// Applies the patch to `current`, validating what changes.
+    pub(crate) fn apply(self, current: Customer, region: &str) -> Result<CustomerFields, ApiError> {
+        Ok(CustomerFields {
+            name: match self.name {
+                Some(name) => validate_name(&name)?,
+                None => current.name,
+            },
+            email: match self.email {
+                Some(email) => validate_email(email.as_deref())?,
+                None => current.email,
+            },
+            phone: match self.phone {
+                Some(phone) => validate_phone(phone.as_deref(), region)?,
+                None => current.phone,
+            },
+            company: match self.company {
+                Some(company) => validate_company(company.as_deref())?,
+                None => current.company,
+            },
+            tags: match self.tags {
+                Some(tags) => validate_tags(tags)?,
+                None => current.tags,
+            },
+            metadata: match self.metadata {
+                Some(metadata) => validate_metadata(metadata)?,
+                None => current.metadata,
+            },
+        })
+    }
+}
+
+/// A note on a customer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Note {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateNote {
+    #[schema(example = "Called back about the invoice; resolved.")]
+    pub body: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_and_lowercased() {
+        assert_eq!(validate_email(Some(" Ada@Example.COM ")).unwrap().as_deref(), Some("ada@example.com"));
+        assert_eq!(validate_email(Some("")).unwrap(), None);
+        for bad in ["nope", "a@b", "@example.com", "a b@example.com", "a@.com"] {
+            assert!(validate_email(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_normalised_and_deduplicated() {
+        assert_eq!(
+            validate_tags(vec!["VIP".into(), " vip ".into(), "churn-risk".into()]).unwrap(),
+            vec!["vip".to_string(), "churn-risk".to_string()]
+        );
+        assert!(validate_tags(vec!["".into()]).is_err());
+    }
+
+    #[test]
+    fn a_patch_distinguishes_absent_from_null() {
+        let patch: UpdateCustomer = serde_json::from_str(r#"{"email": null}"#).unwrap();
+        assert_eq!(patch.email, Some(None));
+        assert_eq!(patch.phone, None);
+    }
+}

@@ -1,0 +1,219 @@
+//! The one error type every handler returns, and the JSON shape clients see:
+//! `{"error": {"code", "message", "field"?, "request_id"}}`.
+//!
+//! 4xx errors carry a stable snake_case `code` and a message meant for
+//! humans. 5xx errors are logged with the request id and answered opaquely:
+//! a database or internal error's text never reaches a client.
+
+use std::borrow::Cow;
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware so errors
+    /// built anywhere in the handler can quote it.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    message: Cow<'static, str>,
+    field: Option<String>,
+    /// Kept for the log line of a 5xx; never serialised.
+    source: Option<anyhow::Error>,
+}
+
+/// The error body, as documented in the OpenAPI schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable snake_case code.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The id of the request (also in the `x-request-id` header).
+    pub request_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+            source: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 422 for a well-formed request whose `field` holds an unacceptable value.
+    pub fn validation(field: impl Into<String>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_field(field)
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// A failure that is ours, not the caller's: logged, answered opaquely.
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "an internal error occurred; quote the request id when reporting it",
+            )
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message.to_string(),
+                field: self.field.clone(),
+                request_id: current_request_id(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(
+                request_id = current_request_id().as_deref().unwrap_or("-"),
+                code = %self.code,
+                error = ?self.source,
+                "request failed"
+            );
+        }
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::RowNotFound => Self::not_found("resource"),
+            sqlx::Error::Database(db) => match db.constraint().and_then(constraint_error) {
+                Some(mapped) => mapped,
+                None => Self::internal(error),
+            },
+            sqlx::Error::PoolTimedOut => {
+                Self::unavailable("the service is overloaded; retry shortly")
+            }
+            _ => Self::internal(error),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// Maps a violated constraint to the client error it means. Constraints not
+/// listed here are bugs (the handler should have validated first) and stay 5xx.
+fn constraint_error(constraint: &str) -> Option<ApiError> {
+    let error = match constraint {
+        "customers_tenant_phone_key" => ApiError::conflict(
+            "phone_taken",
+            "another customer already has this phone number",
+        )
+        .with_field("phone"),
+        "templates_tenant_id_name_key" => {
+            ApiError::conflict("name_taken", "a template with this name already exists")
+                .with_field("name")
+        }
+        "agents_email_key" => {
+            ApiError::conflict("email_taken", "an agent with this email already exists")
+                .with_field("email")
+        }
+        "customer_notes_tenant_id_customer_id_fkey" => ApiError::not_found("customer"),
+        _ => return None,
+    };
+    Some(error)
+}
+
+/// Documents the error responses every authenticated endpoint can give.
+#[derive(utoipa::IntoResponses)]
+pub enum CommonErrors {
+    #[response(status = 400, description = "Malformed request (bad JSON, query or path)")]
+    BadRequest(ErrorBody),
+    #[response(status = 401, description = "Missing, invalid, expired or revoked credentials")]
+    Unauthorized(ErrorBody),
+    #[response(status = 422, description = "A field holds an unacceptable value")]
+    Unprocessable(ErrorBody),
+}

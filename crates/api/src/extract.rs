@@ -1,0 +1,153 @@
+//! Extractors that answer bad input in the API's error shape instead of
+//! axum's plain-text defaults, naming the offending field where serde can.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Request, rejection::PathRejection},
+    http::{StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::ApiError;
+
+/// A JSON body. Rejections: 415 for another content type, 413 over the
+/// body limit, 400 for invalid JSON, 422 for valid JSON of the wrong shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&req) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected a request body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this endpoint accepts",
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", "the request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn is_json(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Deserialises `bytes` as `T`, classifying failures as the API reports them.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::bad_request(
+                    "malformed_json",
+                    format!("the request body is not valid JSON: {inner}"),
+                )
+            }
+            serde_json::error::Category::Io | serde_json::error::Category::Data => {
+                field_error(&path, &inner.to_string(), "invalid_body")
+            }
+        }
+    })?;
+    de.end().map_err(|_| {
+        ApiError::bad_request("malformed_json", "unexpected data after the JSON value")
+    })?;
+    Ok(value)
+}
+
+/// A deserialisation error as a 422 naming the field. serde reports a missing
+/// field from its parent (`.`) with the name in backticks; lift it out.
+fn field_error(path: &str, message: &str, code: &'static str) -> ApiError {
+    let message = message.split(" at line ").next().unwrap_or(message).to_string();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_string);
+    let field = match (missing, path) {
+        (Some(name), "." | "") => Some(name),
+        (Some(name), parent) => Some(format!("{parent}.{name}")),
+        (None, "." | "") => None,
+        (None, path) => Some(path.to_string()),
+    };
+    let status = if code == "invalid_query" {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let error = ApiError::new(status, code, message);
+    match field {
+        Some(field) => error.with_field(field),
+        None => error,
+    }
+}
+
+/// A query string. Unknown parameters and unparseable values are a 400
+/// naming the parameter (query structs use `deny_unknown_fields`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                field_error(&path, &err.into_inner().to_string(), "invalid_query")
+            })
+    }
+}
+
+/// Path parameters; a malformed id is a 400, not axum's plain text.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        let message = match &rejection {
+            PathRejection::FailedToDeserializePathParams(inner) => inner.body_text(),
+            other => other.body_text(),
+        };
+        ApiError::bad_request("invalid_path", message)
+    }
+}

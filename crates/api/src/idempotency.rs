@@ -1,0 +1,155 @@
+//! `Idempotency-Key` support for POSTs that create things.
+//!
+//! The key is claimed by inserting a row *in the same transaction* as the
+//! write it protects, and the response is stored in that row before commit:
+//!
+//! - a retry after success finds the committed row and replays the stored
+//!   response (marked `Idempotent-Replayed: true`);
+//! - a concurrent duplicate blocks on the row lock until the first commits,
+//!   then replays; if the first rolled back, the duplicate proceeds;
+//! - a failed request leaves no row, so the client may retry with the key;
+//! - the same key with a different request is refused (422).
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderName, HeaderValue, StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The optional `Idempotency-Key` header: 1–255 visible ASCII characters.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(&IDEMPOTENCY_KEY) else {
+            return Ok(Self(None));
+        };
+        let invalid = || {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+            .with_field("Idempotency-Key")
+        };
+        let key = value.to_str().map_err(|_| invalid())?;
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid());
+        }
+        Ok(Self(Some(key.to_string())))
+    }
+}
+
+/// What identifies "the same request": method, path and the parsed body
+/// (re-serialised, so whitespace and key order do not matter).
+pub fn request_fingerprint(method: &str, path: &str, body: &impl Serialize) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    // A Value's maps are sorted, so field order in the request is irrelevant.
+    let canonical = serde_json::to_value(body)
+        .and_then(|v| serde_json::to_vec(&v))
+        .unwrap_or_default();
+    hasher.update(&canonical);
+    hasher.finalize().to_vec()
+}
+
+/// A claimed key, to be completed with the response before commit.
+#[derive(Debug)]
+pub struct Claim {
+    tenant_id: Uuid,
+    key: String,
+}
+
+/// Claims `key` inside the caller's transaction. `Ok(Err(response))` is a
+/// replay the handler must return as is; `Ok(Ok(claim))` means proceed.
+pub async fn claim(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    key: Option<String>,
+    fingerprint: &[u8],
+) -> ApiResult<Result<Option<Claim>, Response>> {
+    let Some(key) = key else {
+        return Ok(Ok(None));
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, key) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(&key)
+    .bind(fingerprint)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Ok(Some(Claim { tenant_id, key })));
+    }
+    let (hash, status, body): (Vec<u8>, Option<i16>, Option<serde_json::Value>) = sqlx::query_as(
+        "SELECT request_hash, status_code, response_body FROM idempotency_keys
+         WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(tenant_id)
+    .bind(&key)
+    .fetch_one(&mut *tx)
+    .await?;
+    if hash != fingerprint {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request",
+        )
+        .with_field("Idempotency-Key"));
+    }
+    let (Some(status), Some(body)) = (status, body) else {
+        // Only reachable if a row was committed without its response, which
+        // `complete` prevents; answer as "try again" rather than guess.
+        return Err(ApiError::conflict(
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being processed",
+        ));
+    };
+    let status = StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED.clone(), HeaderValue::from_static("true"));
+    Ok(Err(response))
+}
+
+/// Stores the response for a claimed key, in the same transaction.
+pub async fn complete(
+    tx: &mut PgConnection,
+    claim: Option<Claim>,
+    status: StatusCode,
+    body: &impl Serialize,
+) -> ApiResult<()> {
+    let Some(claim) = claim else {
+        return Ok(());
+    };
+    let body = serde_json::to_value(body).map_err(ApiError::internal)?;
+    sqlx::query(
+        "UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = now()
+         WHERE tenant_id = $1 AND key = $2",
+    )
+    .bind(claim.tenant_id)
+    .bind(&claim.key)
+    .bind(i16::try_from(status.as_u16()).unwrap_or(500))
+    .bind(body)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! # switchboard-api
+//!
+//! The HTTP API: authentication, customers (CRM), telephony, carrier
+//! webhooks and the ops endpoints, as an axum router over one [`AppState`].
+//!
+//! - [`serve`] runs it until a shutdown future resolves (the binary, the
+//!   tests and the load suite all call it);
+//! - [`app`] builds the router with its middleware, for in-process use;
+//! - each domain module exposes `router()`; [`router`] only merges them.
+//!
+//! Errors everywhere are [`error::ApiError`], rendered in the documented JSON
+//! shape, including axum's own rejections (see [`extract`]).
+
+pub mod auth;
+pub mod customers;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod middleware;
+pub mod openapi;
+pub mod ops;
+pub mod pagination;
+pub mod state;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use switchboard_core::{Settings, auth::TokenKeys, events::EventPublisher};
+
+pub use state::AppState;
+
+use crate::error::ApiError;
+
+/// Every API route, with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(auth::router())
+        .merge(customers::router())
+}
+
+/// The OpenAPI document for every route.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    router().into_openapi()
+}
+
+/// Builds the state: pools (connecting lazily), token keys, publisher.
+pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
+    let db = switchboard_core::db::connect(&settings)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
+    Ok(AppState {
+        tokens: Arc::new(TokenKeys::new(&settings)),
+        events: EventPublisher::new(redis.clone(), settings.clone()),
+        metrics: ops::prometheus(),
+        db,
+        redis,
+        settings,
+    })
+}
+
+/// The complete application: routes, docs, fallbacks and middleware.
+pub fn app(state: AppState) -> Router {
+    let (routes, openapi) = router().split_for_parts();
+    let body_limit = state.settings.max_body_bytes;
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(middleware::track_metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains
+/// in-flight requests and closes the pools.
+pub async fn serve_on(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = state.db.clone();
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "api listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving the API")?;
+    db.close().await;
+    tracing::info!("api stopped");
+    Ok(())
+}
+
+/// Binds `settings.api_addr` and serves until `shutdown` resolves.
+pub async fn serve(
+    settings: Arc<Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    settings.ensure_production_safe()?;
+    let state = state(settings.clone()).await?;
+    ensure_no_demo_data_in_production(&state).await?;
+    let listener = TcpListener::bind(settings.api_addr)
+        .await
+        .with_context(|| format!("binding {}", settings.api_addr))?;
+    serve_on(listener, state, shutdown).await
+}
+
+/// The demo tenants' credentials are public: production refuses to run with them.
+async fn ensure_no_demo_data_in_production(state: &AppState) -> anyhow::Result<()> {
+    if !state.settings.is_production() {
+        return Ok(());
+    }
+    let demo: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tenants WHERE carrier_auth_token IN ('acme-carrier-token', 'globex-carrier-token'))",
+    )
+    .fetch_one(&state.db)
+    .await
+    .context("checking for demo data")?;
+    anyhow::ensure!(
+        !demo,
+        "refusing to start in production: the database holds the demo tenants and their public credentials"
+    );
+    Ok(())
+}

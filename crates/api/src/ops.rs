@@ -1,0 +1,154 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use std::{sync::OnceLock, time::Duration};
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use deadpool_redis::redis;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{error::current_request_id, extract::Json, state::AppState};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+}
+
+/// Latency buckets (seconds) fine enough to tell 1 ms from 2 ms, since the
+/// goals are stated in single-digit milliseconds.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process-wide Prometheus recorder (installed once; every service in
+/// the process, and every test server, shares it).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding
+            // program); ours still renders what is recorded through it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    /// Per dependency: `ok` or what went wrong.
+    checks: Checks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<crate::error::ErrorDetail>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Checks {
+    postgres: String,
+    redis: String,
+}
+
+/// Readiness: PostgreSQL and Redis both answer (503 otherwise).
+#[utoipa::path(get, path = "/ready", tag = "ops", responses(
+    (status = 200, body = Readiness, description = "Every dependency answers"),
+    (status = 503, body = Readiness, description = "A dependency does not answer"),
+))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let limit = Duration::from_secs(2);
+    let postgres = async {
+        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)).await {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(_)) => "unreachable".to_string(),
+            Err(_) => "timeout".to_string(),
+        }
+    };
+    let redis = async {
+        let ping = async {
+            let mut conn = state.redis.get().await.map_err(|_| ())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|_| ())
+        };
+        match tokio::time::timeout(limit, ping).await {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(())) => {
+                metrics::counter!("redis_errors_total", "op" => "ping").increment(1);
+                "unreachable".to_string()
+            }
+            Err(_) => "timeout".to_string(),
+        }
+    };
+    let (postgres, redis) = tokio::join!(postgres, redis);
+    let is_ready = postgres == "ok" && redis == "ok";
+    let failing: Vec<String> = [("postgres", &postgres), ("redis", &redis)]
+        .iter()
+        .filter(|(_, v)| v.as_str() != "ok")
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let body = Readiness {
+        status: if is_ready { "ready" } else { "not_ready" },
+        error: (!is_ready).then(|| crate::error::ErrorDetail {
+            code: "not_ready".into(),
+            message: failing.join(", "),
+            field: None,
+            request_id: current_request_id(),
+        }),
+        checks: Checks { postgres, redis },
+    };
+    let status = if is_ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, content_type = "text/plain; version=0.0.4", body = String)
+))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let size = state.db.size();
+    let idle = u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX);
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.db_max_connections));
+    let redis_status = state.redis.status();
+    metrics::gauge!("redis_pool_connections", "state" => "available")
+        .set(redis_status.available as f64);
+    metrics::gauge!("redis_pool_connections", "state" => "size").set(redis_status.size as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,325 @@
+//! Authentication primitives shared by the API and the realtime server:
+//! roles, argon2id password hashes, JWT access tokens and their revocation
+//! list in Redis, and tenant API keys.
+
+use std::{fmt, str::FromStr, sync::LazyLock};
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use chrono::Utc;
+use deadpool_redis::redis::AsyncCommands;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::{Rng, distr::Alphanumeric};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{Settings, settings::Argon2Params};
+
+/// What a principal may do. Ordered: each role can do what the ones before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "agent" => Ok(Role::Agent),
+            "supervisor" => Ok(Role::Supervisor),
+            "admin" => Ok(Role::Admin),
+            other => Err(UnknownRole(other.to_string())),
+        }
+    }
+}
+
+// Passwords ---------------------------------------------------------------
+
+fn argon2(params: Argon2Params) -> Argon2<'static> {
+    // Parameters were validated when the settings loaded.
+    let params = Params::new(params.m_cost, params.t_cost, params.p_cost, None)
+        .unwrap_or_else(|_| Params::default());
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// An argon2id PHC string for `password` with the given cost.
+pub fn hash_password(password: &str, params: Argon2Params) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2(params)
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Checks `password` against a stored PHC hash (its own embedded parameters
+/// apply, so changing the settings does not lock existing agents out).
+/// CPU-bound: call it from `spawn_blocking`.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Spends the same time as a real verification, for logins naming an unknown
+/// email, so response time does not reveal which emails exist.
+pub fn verify_password_against_nothing(password: &str, params: Argon2Params) {
+    static DUMMY: LazyLock<std::sync::Mutex<Option<(Argon2Params, String)>>> =
+        LazyLock::new(|| std::sync::Mutex::new(None));
+    let phc = {
+        let mut guard = DUMMY.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some((p, h)) if *p == params => h.clone(),
+            _ => {
+                let h = hash_password("switchboard-dummy-password", params);
+                *guard = Some((params, h.clone()));
+                h
+            }
+        }
+    };
+    let _ = verify_password(password, &phc);
+}
+
+// Access tokens -----------------------------------------------------------
+
+/// The claims in an agent's access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The agent's id.
+    pub sub: Uuid,
+    /// The agent's tenant.
+    pub tid: Uuid,
+    pub role: Role,
+    /// Token id: what logout revokes.
+    pub jti: Uuid,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is malformed or its signature is invalid")]
+    Invalid,
+    #[error("the token has been revoked")]
+    Revoked,
+}
+
+/// Issues and verifies HS256 access tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: i64,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeys {
+    pub fn new(settings: &Settings) -> Self {
+        let secret = settings.jwt_secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs: i64::try_from(settings.jwt_ttl.as_secs()).unwrap_or(3600),
+        }
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    pub fn issue(&self, agent_id: Uuid, tenant_id: Uuid, role: Role) -> (String, Claims) {
+        let now = Utc::now().timestamp();
+        self.encode(Claims {
+            sub: agent_id,
+            tid: tenant_id,
+            role,
+            jti: Uuid::new_v4(),
+            iat: now,
+            exp: now + self.ttl_secs,
+        })
+    }
+
+    /// Signs arbitrary claims (tests use it to mint expired tokens).
+    pub fn encode(&self, claims: Claims) -> (String, Claims) {
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+            .unwrap_or_default();
+        (token, claims)
+    }
+
+    /// Verifies signature and expiry. Revocation is checked separately
+    /// ([`is_revoked`]) because it needs Redis.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+fn revocation_key(settings: &Settings, jti: Uuid) -> String {
+    settings.redis_key(&format!("revoked:{jti}"))
+}
+
+/// Revokes a token until it would have expired anyway.
+pub async fn revoke(
+    redis: &deadpool_redis::Pool,
+    settings: &Settings,
+    claims: &Claims,
+) -> anyhow::Result<()> {
+    let remaining = (claims.exp - Utc::now().timestamp()).max(1) + 10;
+    let mut conn = redis.get().await?;
+    let _: () = conn
+        .set_ex(
+            revocation_key(settings, claims.jti),
+            1u8,
+            u64::try_from(remaining).unwrap_or(1),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn is_revoked(
+    redis: &deadpool_redis::Pool,
+    settings: &Settings,
+    jti: Uuid,
+) -> anyhow::Result<bool> {
+    let mut conn = redis.get().await?;
+    Ok(conn.exists(revocation_key(settings, jti)).await?)
+}
+
+// API keys ------------------------------------------------------------------
+
+/// The marker every Switchboard API key starts with, so a bearer credential
+/// can be told apart from a JWT without trying both.
+pub const API_KEY_PREFIX: &str = "sbk_";
+
+/// A new random API key: `sbk_` + 40 alphanumerics (~238 bits).
+pub fn generate_api_key() -> String {
+    let body: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    format!("{API_KEY_PREFIX}{body}")
+}
+
+/// What is stored for a key: its SHA-256.
+pub fn hash_api_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// The part of a key safe to show in listings.
+pub fn api_key_display_prefix(key: &str) -> String {
+    key.chars().take(API_KEY_PREFIX.len() + 6).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Argon2Params {
+        Argon2Params {
+            m_cost: 1024,
+            t_cost: 1,
+            p_cost: 1,
+        }
+    }
+
+    #[test]
+    fn a_password_verifies_against_its_own_hash_only() {
+        let hash = hash_password("correct horse", cheap());
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not-a-phc-string"));
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_tampering_and_expiry() {
+        let keys = TokenKeys::new(&Settings::default());
+        let (agent, tenant) = (Uuid::now_v7(), Uuid::now_v7());
+        let (token, claims) = keys.issue(agent, tenant, Role::Supervisor);
+        assert_eq!(keys.verify(&token), Ok(claims.clone()));
+
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert_eq!(keys.verify(&tampered), Err(TokenError::Invalid));
+        assert_eq!(keys.verify("garbage"), Err(TokenError::Invalid));
+
+        let other = TokenKeys::new(&Settings {
+            jwt_secret: "another-secret-entirely".to_string().into(),
+            ..Settings::default()
+        });
+        assert_eq!(other.verify(&token), Err(TokenError::Invalid));
+
+        let (expired, _) = keys.encode(Claims {
+            iat: claims.iat - 7200,
+            exp: claims.iat - 3600,
+            ..claims
+        });
+        assert_eq!(keys.verify(&expired), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn api_keys_are_prefixed_random_and_hash_stably() {
+        let a = generate_api_key();
+        let b = generate_api_key();
+        assert!(a.starts_with(API_KEY_PREFIX) && a.len() == 44);
+        assert_ne!(a, b);
+        assert_eq!(hash_api_key(&a), hash_api_key(&a));
+        assert_ne!(hash_api_key(&a), hash_api_key(&b));
+    }
+
+    #[test]
+    fn roles_are_ordered_by_privilege() {
+        assert!(Role::Agent < Role::Supervisor && Role::Supervisor < Role::Admin);
+        assert_eq!("admin".parse::<Role>().ok(), Some(Role::Admin));
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! PostgreSQL: the pool every service uses, database creation and migrations.
+
+use secrecy::ExposeSecret;
+use sqlx::{
+    PgPool,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::Settings;
+
+/// The migrations in `migrations/`, embedded so the binary carries its schema.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("invalid DATABASE_URL: {0}")]
+    Url(sqlx::Error),
+    #[error("could not reach PostgreSQL: {0}")]
+    Connect(sqlx::Error),
+    #[error("could not create the database: {0}")]
+    Create(sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Options for `url`, with statement logging quietened: queries are traced
+/// by our own spans, and a slow-query log at WARN is kept.
+fn connect_options(url: &str) -> Result<PgConnectOptions, DbSetupError> {
+    use sqlx::ConnectOptions;
+    let options: PgConnectOptions = url.parse().map_err(DbSetupError::Url)?;
+    Ok(options
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(
+            tracing::log::LevelFilter::Warn,
+            std::time::Duration::from_millis(500),
+        ))
+}
+
+/// A lazily-connecting pool sized by the settings.
+pub async fn connect(settings: &Settings) -> Result<PgPool, DbSetupError> {
+    let options = connect_options(settings.database_url.expose_secret())?;
+    PgPoolOptions::new()
+        .max_connections(settings.db_max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.db_acquire_timeout)
+        .idle_timeout(std::time::Duration::from_secs(300))
+        .connect_with(options)
+        .await
+        .map_err(DbSetupError::Connect)
+}
+
+/// Creates the database named in the URL if it does not exist.
+/// Returns whether it had to be created.
+pub async fn create_database_if_missing(url: &str) -> Result<bool, DbSetupError> {
+    if sqlx::Postgres::database_exists(url)
+        .await
+        .map_err(DbSetupError::Connect)?
+    {
+        return Ok(false);
+    }
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => Ok(true),
+        // Another process created it between our check and our CREATE.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
+        Err(e) => Err(DbSetupError::Create(e)),
+    }
+}
+
+/// `switchboard migrate`: create the database if needed, then apply pending migrations.
+pub async fn migrate(settings: &Settings) -> Result<PgPool, DbSetupError> {
+    create_database_if_missing(settings.database_url.expose_secret()).await?;
+    let pool = connect(settings).await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}

@@ -1,0 +1,330 @@
+//! The one configuration model, loaded once from the environment.
+//!
+//! Every setting has a local default so nothing is needed where PostgreSQL
+//! and Redis listen on their standard ports. Secrets are [`SecretString`]s:
+//! they print as `[REDACTED]`, so logging the settings cannot leak them.
+//! With `SWITCHBOARD_ENV=production`, [`Settings::ensure_production_safe`]
+//! refuses default secrets.
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@localhost:5432/switchboard";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_JWT_SECRET: &str = "switchboard-dev-jwt-secret-change-me";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+/// Who plays the phone network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CarrierMode {
+    /// Our own carrier simulator (a worker queue) answers calls and messages.
+    Simulated,
+    /// Nothing is simulated: callbacks come from outside (a real carrier, or
+    /// the load suite playing one).
+    External,
+}
+
+/// Argon2id cost parameters for agent passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommended minimum for argon2id (19 MiB, 2 iterations, 1 lane).
+    fn default() -> Self {
+        Self {
+            m_cost: 19 * 1024,
+            t_cost: 2,
+            p_cost: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database_url: SecretString,
+    pub redis_url: SecretString,
+    /// Namespace for every Redis key and channel, so several deployments (or
+    /// parallel test runs) can share one Redis.
+    pub redis_prefix: String,
+    pub api_addr: SocketAddr,
+    pub realtime_addr: SocketAddr,
+    pub worker_addr: SocketAddr,
+    /// The API's public base URL as carriers see it; carrier signatures are
+    /// computed over it, and proxies change the Host header.
+    pub public_url: String,
+    pub carrier: CarrierMode,
+    /// Time factor for the carrier simulator: 1 = real telephony timings.
+    pub carrier_speed: f64,
+    pub jwt_secret: SecretString,
+    pub jwt_ttl: Duration,
+    pub argon2: Argon2Params,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub redis_pool_size: usize,
+    /// Region assumed for phone numbers typed without a country code.
+    pub default_region: String,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Latency injected into every API request (fault injection for the load
+    /// suite's regression detection). Zero in normal operation.
+    pub fault_latency: Duration,
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("refusing to start in production: {0}")]
+    Unsafe(String),
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::from_lookup(|_| None).expect("the defaults are valid")
+    }
+}
+
+impl Settings {
+    /// Loads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Loads the settings from any variable source (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let environment = match get("SWITCHBOARD_ENV").as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("test") => Environment::Test,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "SWITCHBOARD_ENV",
+                    format!("expected development, test or production, got {other:?}"),
+                ));
+            }
+        };
+        let carrier = match get("SWITCHBOARD_CARRIER").as_deref() {
+            None | Some("simulated") => CarrierMode::Simulated,
+            Some("external") => CarrierMode::External,
+            Some(other) => {
+                return Err(invalid(
+                    "SWITCHBOARD_CARRIER",
+                    format!("expected simulated or external, got {other:?}"),
+                ));
+            }
+        };
+        let carrier_speed: f64 = parse(&get, "SWITCHBOARD_CARRIER_SPEED", 1.0)?;
+        if !(carrier_speed.is_finite() && carrier_speed > 0.0) {
+            return Err(invalid(
+                "SWITCHBOARD_CARRIER_SPEED",
+                "must be a positive number".into(),
+            ));
+        }
+        let argon2 = Argon2Params {
+            m_cost: parse(&get, "SWITCHBOARD_ARGON2_M_COST", Argon2Params::default().m_cost)?,
+            t_cost: parse(&get, "SWITCHBOARD_ARGON2_T_COST", Argon2Params::default().t_cost)?,
+            p_cost: parse(&get, "SWITCHBOARD_ARGON2_P_COST", Argon2Params::default().p_cost)?,
+        };
+        let public_url = get("SWITCHBOARD_PUBLIC_URL")
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(invalid(
+                "SWITCHBOARD_PUBLIC_URL",
+                "must start with http:// or https://".into(),
+            ));
+        }
+        let redis_prefix = get("SWITCHBOARD_REDIS_PREFIX").unwrap_or_else(|| "sb".into());
+        let settings = Self {
+            environment,
+            database_url: SecretString::from(
+                get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            ),
+            redis_url: SecretString::from(
+                get("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.into()),
+            ),
+            redis_prefix,
+            api_addr: parse(&get, "SWITCHBOARD_API_ADDR", ([127, 0, 0, 1], 8080).into())?,
+            realtime_addr: parse(
+                &get,
+                "SWITCHBOARD_REALTIME_ADDR",
+                ([127, 0, 0, 1], 8081).into(),
+            )?,
+            worker_addr: parse(&get, "SWITCHBOARD_WORKER_ADDR", ([127, 0, 0, 1], 8082).into())?,
+            public_url,
+            carrier,
+            carrier_speed,
+            jwt_secret: SecretString::from(
+                get("SWITCHBOARD_JWT_SECRET").unwrap_or_else(|| DEFAULT_JWT_SECRET.into()),
+            ),
+            jwt_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_JWT_TTL_SECS", 3600u64)?),
+            argon2,
+            db_max_connections: parse(&get, "SWITCHBOARD_DB_MAX_CONNECTIONS", 20u32)?,
+            db_acquire_timeout: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
+                5_000u64,
+            )?),
+            redis_pool_size: parse(&get, "SWITCHBOARD_REDIS_POOL_SIZE", 32usize)?,
+            default_region: get("SWITCHBOARD_DEFAULT_REGION")
+                .unwrap_or_else(|| "US".into())
+                .to_uppercase(),
+            max_body_bytes: parse(&get, "SWITCHBOARD_MAX_BODY_BYTES", 256 * 1024usize)?,
+            request_timeout: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_REQUEST_TIMEOUT_MS",
+                30_000u64,
+            )?),
+            fault_latency: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_FAULT_LATENCY_MS",
+                0u64,
+            )?),
+            log_json: matches!(get("SWITCHBOARD_LOG_FORMAT").as_deref(), Some("json")),
+        };
+        if settings.jwt_secret.expose_secret().len() < 16 {
+            return Err(invalid(
+                "SWITCHBOARD_JWT_SECRET",
+                "must be at least 16 characters".into(),
+            ));
+        }
+        if settings.jwt_ttl.is_zero() {
+            return Err(invalid("SWITCHBOARD_JWT_TTL_SECS", "must be positive".into()));
+        }
+        if settings.db_max_connections == 0 || settings.redis_pool_size == 0 {
+            return Err(invalid("pool size", "must be positive".into()));
+        }
+        argon2::Params::new(
+            settings.argon2.m_cost,
+            settings.argon2.t_cost,
+            settings.argon2.p_cost,
+            None,
+        )
+        .map_err(|e| invalid("SWITCHBOARD_ARGON2_*", e.to_string()))?;
+        Ok(settings)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// In production, refuses the secrets every checkout knows.
+    pub fn ensure_production_safe(&self) -> Result<(), SettingsError> {
+        if !self.is_production() {
+            return Ok(());
+        }
+        if self.jwt_secret.expose_secret() == DEFAULT_JWT_SECRET {
+            return Err(SettingsError::Unsafe(
+                "SWITCHBOARD_JWT_SECRET is the development default".into(),
+            ));
+        }
+        if self.fault_latency > Duration::ZERO {
+            return Err(SettingsError::Unsafe(
+                "SWITCHBOARD_FAULT_LATENCY_MS is a test-only fault injection".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Redis key or channel name for `suffix`, inside this deployment's namespace.
+    pub fn redis_key(&self, suffix: &str) -> String {
+        format!("{}:{}", self.redis_prefix, suffix)
+    }
+}
+
+fn invalid(name: &'static str, reason: String) -> SettingsError {
+    SettingsError::Invalid { name, reason }
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(name, format!("{e} (got {raw:?})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.api_addr.port(), 8080);
+        assert_eq!(s.realtime_addr.port(), 8081);
+        assert_eq!(s.worker_addr.port(), 8082);
+        assert_eq!(s.carrier, CarrierMode::Simulated);
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let s = load(&[
+            ("SWITCHBOARD_JWT_SECRET", "a-very-secret-value-123"),
+            ("DATABASE_URL", "postgres://u:hunter2@db/x"),
+        ])
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("a-very-secret-value-123"));
+        assert!(!printed.contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = load(&[("SWITCHBOARD_API_ADDR", "not-an-addr")]).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_API_ADDR"), "{err}");
+        let err = load(&[("SWITCHBOARD_CARRIER", "pigeon")]).unwrap_err();
+        assert!(err.to_string().contains("SWITCHBOARD_CARRIER"), "{err}");
+        assert!(load(&[("SWITCHBOARD_CARRIER_SPEED", "0")]).is_err());
+        assert!(load(&[("SWITCHBOARD_ARGON2_M_COST", "1")]).is_err());
+    }
+
+    #[test]
+    fn production_refuses_the_default_jwt_secret() {
+        let s = load(&[("SWITCHBOARD_ENV", "production")]).unwrap();
+        assert!(s.ensure_production_safe().is_err());
+        let s = load(&[
+            ("SWITCHBOARD_ENV", "production"),
+            ("SWITCHBOARD_JWT_SECRET", "a-real-secret-from-a-vault"),
+        ])
+        .unwrap();
+        assert!(s.ensure_production_safe().is_ok());
+        assert!(load(&[]).unwrap().ensure_production_safe().is_ok());
+    }
+}

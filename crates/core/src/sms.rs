@@ -1,0 +1,111 @@
+//! SMS encoding and segment counting, as carriers bill it.
+//!
+//! A body made only of GSM 03.38 characters is sent as GSM-7: 160 septets
+//! in one segment, 153 per segment once concatenated (the UDH takes 7).
+//! Characters of the extension table (`^ { } \ [ ~ ] | €` and form feed)
+//! take two septets. Anything else forces UCS-2: 70 UTF-16 units in one
+//! segment, 67 per segment once concatenated.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Encoding {
+    #[serde(rename = "GSM-7")]
+    Gsm7,
+    #[serde(rename = "UCS-2")]
+    Ucs2,
+}
+
+impl Encoding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Gsm7 => "GSM-7",
+            Encoding::Ucs2 => "UCS-2",
+        }
+    }
+}
+
+/// How a body will be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segmentation {
+    pub encoding: Encoding,
+    /// Septets (GSM-7) or UTF-16 code units (UCS-2).
+    pub units: usize,
+    pub segments: usize,
+}
+
+const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
+¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+
+fn gsm7_septets(c: char) -> Option<usize> {
+    if GSM7_BASIC.contains(c) {
+        Some(1)
+    } else if GSM7_EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// The encoding, size and segment count of `body`.
+pub fn segment(body: &str) -> Segmentation {
+    let septets: Option<usize> = body.chars().map(gsm7_septets).sum();
+    match septets {
+        Some(units) => Segmentation {
+            encoding: Encoding::Gsm7,
+            units,
+            segments: count(units, 160, 153),
+        },
+        None => {
+            let units = body.encode_utf16().count();
+            Segmentation {
+                encoding: Encoding::Ucs2,
+                units,
+                segments: count(units, 70, 67),
+            }
+        }
+    }
+}
+
+fn count(units: usize, single: usize, multi: usize) -> usize {
+    if units <= single {
+        1
+    } else {
+        units.div_ceil(multi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_gsm7_fits_160_per_segment_then_153() {
+        assert_eq!(segment("").segments, 1);
+        assert_eq!(segment(&"a".repeat(160)), Segmentation { encoding: Encoding::Gsm7, units: 160, segments: 1 });
+        assert_eq!(segment(&"a".repeat(161)).segments, 2);
+        assert_eq!(segment(&"a".repeat(306)).segments, 2);
+        assert_eq!(segment(&"a".repeat(307)).segments, 3);
+    }
+
+    #[test]
+    fn extension_characters_take_two_septets() {
+        let s = segment("price: 5€ [approx]");
+        assert_eq!(s.encoding, Encoding::Gsm7);
+        assert_eq!(s.units, 18 + 3);
+        assert_eq!(segment(&"€".repeat(80)).segments, 1);
+        assert_eq!(segment(&"€".repeat(81)).segments, 2);
+    }
+
+    #[test]
+    fn anything_outside_gsm_forces_ucs2() {
+        let s = segment("Hello 😀");
+        assert_eq!(s.encoding, Encoding::Ucs2);
+        assert_eq!(s.units, 8); // the emoji is a surrogate pair
+        assert_eq!(segment(&"ж".repeat(70)).segments, 1);
+        assert_eq!(segment(&"ж".repeat(71)).segments, 2);
+        assert_eq!(segment(&"ж".repeat(134)).segments, 2);
+        assert_eq!(segment(&"ж".repeat(135)).segments, 3);
+    }
+}
