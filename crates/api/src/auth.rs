@@ -61,7 +61,9 @@ impl Principal {
         if self.role >= role {
             Ok(())
         } else {
-            Err(ApiError::forbidden(format!("this action needs the {role} role")))
+            Err(ApiError::forbidden(format!(
+                "this action needs the {role} role"
+            )))
         }
     }
 }

@@ -90,11 +90,20 @@ impl ApiError {
 
     /// 422 for a well-formed request whose `field` holds an unacceptable value.
     pub fn validation(field: impl Into<String>, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_field(field)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+        .with_field(field)
     }
 
     pub fn not_found(what: &'static str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
@@ -210,9 +219,15 @@ fn constraint_error(constraint: &str) -> Option<ApiError> {
 /// Documents the error responses every authenticated endpoint can give.
 #[derive(utoipa::IntoResponses)]
 pub enum CommonErrors {
-    #[response(status = 400, description = "Malformed request (bad JSON, query or path)")]
+    #[response(
+        status = 400,
+        description = "Malformed request (bad JSON, query or path)"
+    )]
     BadRequest(ErrorBody),
-    #[response(status = 401, description = "Missing, invalid, expired or revoked credentials")]
+    #[response(
+        status = 401,
+        description = "Missing, invalid, expired or revoked credentials"
+    )]
     Unauthorized(ErrorBody),
     #[response(status = 422, description = "A field holds an unacceptable value")]
     Unprocessable(ErrorBody),

@@ -59,8 +59,14 @@ fn is_json(req: &Request) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Deserialises `bytes` as `T`, classifying failures as the API reports them.
@@ -90,7 +96,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// A deserialisation error as a 422 naming the field. serde reports a missing
 /// field from its parent (`.`) with the name in backticks; lift it out.
 fn field_error(path: &str, message: &str, code: &'static str) -> ApiError {
-    let message = message.split(" at line ").next().unwrap_or(message).to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_string();
     let missing = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next())

@@ -78,9 +78,17 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
     if response.status().is_server_error() {
-        tracing::warn!(status = response.status().as_u16(), elapsed_ms = elapsed * 1e3, "request failed");
+        tracing::warn!(
+            status = response.status().as_u16(),
+            elapsed_ms = elapsed * 1e3,
+            "request failed"
+        );
     } else {
-        tracing::debug!(status = response.status().as_u16(), elapsed_ms = elapsed * 1e3, "request");
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = elapsed * 1e3,
+            "request"
+        );
     }
     response
 }

@@ -35,7 +35,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT access token from /v1/auth/login, or a tenant API key (sbk_...)")
+                    .bearer_format(
+                        "JWT access token from /v1/auth/login, or a tenant API key (sbk_...)",
+                    )
                     .build(),
             ),
         );

@@ -140,7 +140,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let size = state.db.size();
     let idle = u32::try_from(state.db.num_idle()).unwrap_or(u32::MAX);
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-    metrics::gauge!("db_pool_connections", "state" => "in_use").set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_pool_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.db_max_connections));
     let redis_status = state.redis.status();
     metrics::gauge!("redis_pool_connections", "state" => "available")

@@ -47,8 +47,12 @@ pub fn decode_id_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> 
     let Some(cursor) = cursor else {
         return Ok(None);
     };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
-    Uuid::from_slice(&bytes).map(Some).map_err(|_| invalid_cursor())
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
+    Uuid::from_slice(&bytes)
+        .map(Some)
+        .map_err(|_| invalid_cursor())
 }
 
 pub fn encode_id_cursor(id: Uuid) -> String {
@@ -60,7 +64,9 @@ pub fn decode_time_cursor(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>,
     let Some(cursor) = cursor else {
         return Ok(None);
     };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
     if bytes.len() != 24 {
         return Err(invalid_cursor());
     }
@@ -100,7 +106,10 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let id = Uuid::now_v7();
-        assert_eq!(decode_id_cursor(Some(&encode_id_cursor(id))).unwrap(), Some(id));
+        assert_eq!(
+            decode_id_cursor(Some(&encode_id_cursor(id))).unwrap(),
+            Some(id)
+        );
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         assert_eq!(
             decode_time_cursor(Some(&encode_time_cursor(at, id))).unwrap(),

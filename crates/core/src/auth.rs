@@ -185,8 +185,8 @@ impl TokenKeys {
 
     /// Signs arbitrary claims (tests use it to mint expired tokens).
     pub fn encode(&self, claims: Claims) -> (String, Claims) {
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
-            .unwrap_or_default();
+        let token =
+            jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).unwrap_or_default();
         (token, claims)
     }
 

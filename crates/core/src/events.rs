@@ -177,7 +177,11 @@ mod tests {
     #[test]
     fn envelope_serialises_with_the_documented_field_names() {
         let tenant = Uuid::now_v7();
-        let env = Envelope::new(tenant, EventType::CallStatus, serde_json::json!({"status": "ringing"}));
+        let env = Envelope::new(
+            tenant,
+            EventType::CallStatus,
+            serde_json::json!({"status": "ringing"}),
+        );
         let json = serde_json::to_value(&env).unwrap();
         assert_eq!(json["type"], "call.status");
         assert_eq!(json["tenant_id"], tenant.to_string());

@@ -20,5 +20,7 @@ pub mod phone;
 pub mod redis;
 pub mod settings;
 pub mod sms;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use settings::Settings;

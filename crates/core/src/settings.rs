@@ -136,9 +136,21 @@ impl Settings {
             ));
         }
         let argon2 = Argon2Params {
-            m_cost: parse(&get, "SWITCHBOARD_ARGON2_M_COST", Argon2Params::default().m_cost)?,
-            t_cost: parse(&get, "SWITCHBOARD_ARGON2_T_COST", Argon2Params::default().t_cost)?,
-            p_cost: parse(&get, "SWITCHBOARD_ARGON2_P_COST", Argon2Params::default().p_cost)?,
+            m_cost: parse(
+                &get,
+                "SWITCHBOARD_ARGON2_M_COST",
+                Argon2Params::default().m_cost,
+            )?,
+            t_cost: parse(
+                &get,
+                "SWITCHBOARD_ARGON2_T_COST",
+                Argon2Params::default().t_cost,
+            )?,
+            p_cost: parse(
+                &get,
+                "SWITCHBOARD_ARGON2_P_COST",
+                Argon2Params::default().p_cost,
+            )?,
         };
         let public_url = get("SWITCHBOARD_PUBLIC_URL")
             .unwrap_or_else(|| "http://127.0.0.1:8080".into())
@@ -166,7 +178,11 @@ impl Settings {
                 "SWITCHBOARD_REALTIME_ADDR",
                 ([127, 0, 0, 1], 8081).into(),
             )?,
-            worker_addr: parse(&get, "SWITCHBOARD_WORKER_ADDR", ([127, 0, 0, 1], 8082).into())?,
+            worker_addr: parse(
+                &get,
+                "SWITCHBOARD_WORKER_ADDR",
+                ([127, 0, 0, 1], 8082).into(),
+            )?,
             public_url,
             carrier,
             carrier_speed,
@@ -205,7 +221,10 @@ impl Settings {
             ));
         }
         if settings.jwt_ttl.is_zero() {
-            return Err(invalid("SWITCHBOARD_JWT_TTL_SECS", "must be positive".into()));
+            return Err(invalid(
+                "SWITCHBOARD_JWT_TTL_SECS",
+                "must be positive".into(),
+            ));
         }
         if settings.db_max_connections == 0 || settings.redis_pool_size == 0 {
             return Err(invalid("pool size", "must be positive".into()));

@@ -83,7 +83,14 @@ mod tests {
     #[test]
     fn plain_gsm7_fits_160_per_segment_then_153() {
         assert_eq!(segment("").segments, 1);
-        assert_eq!(segment(&"a".repeat(160)), Segmentation { encoding: Encoding::Gsm7, units: 160, segments: 1 });
+        assert_eq!(
+            segment(&"a".repeat(160)),
+            Segmentation {
+                encoding: Encoding::Gsm7,
+                units: 160,
+                segments: 1
+            }
+        );
         assert_eq!(segment(&"a".repeat(161)).segments, 2);
         assert_eq!(segment(&"a".repeat(306)).segments, 2);
         assert_eq!(segment(&"a".repeat(307)).segments, 3);

@@ -9,7 +9,11 @@ use switchboard::{init_tracing, seed, shutdown_signal};
 use switchboard_core::Settings;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "Switchboard telephony/CRM backend")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Switchboard telephony/CRM backend"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,7 +120,9 @@ async fn run_seed(args: SeedArgs, settings: &Settings) -> anyhow::Result<()> {
         messages: args.messages,
         voicemails: args.voicemails,
         seed: args.seed,
-        anchor: args.anchor.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        anchor: args
+            .anchor
+            .unwrap_or_else(|| chrono::Utc::now().date_naive()),
     };
     let report = seed::run(&pool, settings, &params, args.reset, !args.quiet).await?;
     match report.rows {
@@ -129,7 +135,12 @@ async fn run_seed(args: SeedArgs, settings: &Settings) -> anyhow::Result<()> {
         }
         None => {
             println!("already seeded; nothing changed (use --reset to start over)");
-            if let Some(existing) = report.existing_params.filter(|p| p.customers != params.customers || p.calls != params.calls || p.messages != params.messages || p.voicemails != params.voicemails) {
+            if let Some(existing) = report.existing_params.filter(|p| {
+                p.customers != params.customers
+                    || p.calls != params.calls
+                    || p.messages != params.messages
+                    || p.voicemails != params.voicemails
+            }) {
                 println!(
                     "note: the existing data was seeded with {} customers, {} calls, {} messages, {} voicemails",
                     existing.customers, existing.calls, existing.messages, existing.voicemails
@@ -137,7 +148,10 @@ async fn run_seed(args: SeedArgs, settings: &Settings) -> anyhow::Result<()> {
             }
         }
     }
-    println!("\nDemo credentials (password for every agent: {}):", seed::DEMO_PASSWORD);
+    println!(
+        "\nDemo credentials (password for every agent: {}):",
+        seed::DEMO_PASSWORD
+    );
     for tenant in &report.tenants {
         println!(
             "  {:<7} agents agent01..agent15@{}.example, admin@{}.example  numbers {}..{}",

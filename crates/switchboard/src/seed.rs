@@ -75,7 +75,12 @@ pub struct DemoAgent {
 pub fn demo_tenants() -> Vec<DemoTenant> {
     [
         ("acme", "Acme Corporation", "acme-carrier-token", 100u32),
-        ("globex", "Globex Corporation", "globex-carrier-token", 150u32),
+        (
+            "globex",
+            "Globex Corporation",
+            "globex-carrier-token",
+            150u32,
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -85,7 +90,11 @@ pub fn demo_tenants() -> Vec<DemoTenant> {
             .map(|n| DemoAgent {
                 id: fixed_id(&format!("agent:{slug}:{n}")),
                 email: format!("agent{n:02}@{slug}.example"),
-                name: format!("{} {}", FIRST_NAMES[(n + t * 15) % FIRST_NAMES.len()], LAST_NAMES[(n * 7 + t) % LAST_NAMES.len()]),
+                name: format!(
+                    "{} {}",
+                    FIRST_NAMES[(n + t * 15) % FIRST_NAMES.len()],
+                    LAST_NAMES[(n * 7 + t) % LAST_NAMES.len()]
+                ),
                 // The last agent of each team supervises it.
                 role: if n == 15 { "supervisor" } else { "agent" },
             })
@@ -222,24 +231,87 @@ async fn reset_all(conn: &mut PgConnection) -> anyhow::Result<()> {
 // Generation ------------------------------------------------------------------
 
 const FIRST_NAMES: &[&str] = &[
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken",
-    "Radia", "Dennis", "Hedy", "Tim", "Katherine", "Linus", "Sophie", "Guido", "Annie", "Bjarne",
-    "Joan", "Niklaus", "Karen", "Leslie", "Mary", "Vint", "Shafi", "Robin", "Anita", "Claude",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "John",
+    "Margaret",
+    "Ken",
+    "Radia",
+    "Dennis",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "Linus",
+    "Sophie",
+    "Guido",
+    "Annie",
+    "Bjarne",
+    "Joan",
+    "Niklaus",
+    "Karen",
+    "Leslie",
+    "Mary",
+    "Vint",
+    "Shafi",
+    "Robin",
+    "Anita",
+    "Claude",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy",
-    "Hamilton", "Thompson", "Perlman", "Ritchie", "Lamarr", "Berners-Lee", "Johnson", "Torvalds",
-    "Wilson", "van Rossum", "Easley", "Stroustrup", "Clarke", "Wirth", "Jones", "Lamport",
-    "Keller", "Cerf", "Goldwasser", "Milner", "Borg", "Shannon",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "McCarthy",
+    "Hamilton",
+    "Thompson",
+    "Perlman",
+    "Ritchie",
+    "Lamarr",
+    "Berners-Lee",
+    "Johnson",
+    "Torvalds",
+    "Wilson",
+    "van Rossum",
+    "Easley",
+    "Stroustrup",
+    "Clarke",
+    "Wirth",
+    "Jones",
+    "Lamport",
+    "Keller",
+    "Cerf",
+    "Goldwasser",
+    "Milner",
+    "Borg",
+    "Shannon",
 ];
 const COMPANIES: &[&str] = &[
-    "Initech", "Umbrella", "Hooli", "Vandelay Industries", "Stark Industries", "Wayne Enterprises",
-    "Soylent", "Cyberdyne", "Tyrell", "Wonka", "Gringotts", "Monsters Inc",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay Industries",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Wonka",
+    "Gringotts",
+    "Monsters Inc",
 ];
 /// Area codes whose numbers libphonenumber accepts as valid US numbers.
 const AREA_CODES: &[u32] = &[
-    212, 213, 305, 312, 415, 503, 512, 602, 617, 646, 702, 713, 718, 720, 303, 404, 206, 214,
-    347, 619,
+    212, 213, 305, 312, 415, 503, 512, 602, 617, 646, 702, 713, 718, 720, 303, 404, 206, 214, 347,
+    619,
 ];
 const MESSAGE_BODIES: &[&str] = &[
     "Hi {name}, your appointment is confirmed for tomorrow at 10am. Reply C to confirm.",
@@ -256,10 +328,22 @@ const MESSAGE_BODIES: &[&str] = &[
     "Our office is closed today; we're back Monday at 9am. For urgent issues call the hotline.",
 ];
 const TEMPLATES: &[(&str, &str)] = &[
-    ("appointment-reminder", "Hi {{first_name}}, this is a reminder of your appointment on {{date}}. Reply STOP to opt out."),
-    ("missed-call", "Hi {{first_name}}, we missed your call. An agent will call you back shortly."),
-    ("payment-due", "Hello {{name}}, invoice {{invoice}} for {{amount}} is due on {{date}}."),
-    ("welcome", "Welcome to {{company}}, {{first_name}}! Save this number to reach our team."),
+    (
+        "appointment-reminder",
+        "Hi {{first_name}}, this is a reminder of your appointment on {{date}}. Reply STOP to opt out.",
+    ),
+    (
+        "missed-call",
+        "Hi {{first_name}}, we missed your call. An agent will call you back shortly.",
+    ),
+    (
+        "payment-due",
+        "Hello {{name}}, invoice {{invoice}} for {{amount}} is due on {{date}}.",
+    ),
+    (
+        "welcome",
+        "Welcome to {{company}}, {{first_name}}! Save this number to reach our team.",
+    ),
 ];
 const TRANSCRIPTS: &[&str] = &[
     "Hi, this is a message about my account. Please call me back when you can.",
@@ -348,7 +432,11 @@ impl<'a> Generator<'a> {
         format!("{prefix}{:032x}", self.rng.random::<u128>())
     }
 
-    async fn write_all(&mut self, tx: &mut PgConnection, password_hash: &str) -> anyhow::Result<u64> {
+    async fn write_all(
+        &mut self,
+        tx: &mut PgConnection,
+        password_hash: &str,
+    ) -> anyhow::Result<u64> {
         let mut rows = self.write_tenants(tx, password_hash).await?;
         rows += self.write_customers(tx).await?;
         rows += self.write_calls(tx).await?;
@@ -357,7 +445,11 @@ impl<'a> Generator<'a> {
         Ok(rows)
     }
 
-    async fn write_tenants(&mut self, tx: &mut PgConnection, password_hash: &str) -> anyhow::Result<u64> {
+    async fn write_tenants(
+        &mut self,
+        tx: &mut PgConnection,
+        password_hash: &str,
+    ) -> anyhow::Result<u64> {
         let mut rows = 0;
         for tenant in self.tenants {
             sqlx::query(
@@ -407,15 +499,21 @@ impl<'a> Generator<'a> {
             .execute(&mut *tx)
             .await?;
             for (name, body) in TEMPLATES {
-                sqlx::query("INSERT INTO templates (id, tenant_id, name, body) VALUES ($1, $2, $3, $4)")
-                    .bind(fixed_id(&format!("template:{}:{name}", tenant.slug)))
-                    .bind(tenant.id)
-                    .bind(name)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO templates (id, tenant_id, name, body) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(fixed_id(&format!("template:{}:{name}", tenant.slug)))
+                .bind(tenant.id)
+                .bind(name)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
             }
-            rows += 1 + tenant.numbers.len() as u64 + tenant.agents.len() as u64 + 1 + TEMPLATES.len() as u64;
+            rows += 1
+                + tenant.numbers.len() as u64
+                + tenant.agents.len() as u64
+                + 1
+                + TEMPLATES.len() as u64;
         }
         Ok(rows)
     }
@@ -443,7 +541,10 @@ impl<'a> Generator<'a> {
                 last.to_lowercase().replace([' ', '-'], ""),
                 i
             );
-            let company = self.rng.random_bool(0.6).then(|| *COMPANIES.choose(&mut self.rng).unwrap_or(&"Initech"));
+            let company = self
+                .rng
+                .random_bool(0.6)
+                .then(|| *COMPANIES.choose(&mut self.rng).unwrap_or(&"Initech"));
             let tags = match self.rng.random_range(0..10) {
                 0 => "{vip}",
                 1 => "{churn-risk}",
@@ -545,7 +646,13 @@ impl<'a> Generator<'a> {
             };
             let agent = (outbound || status == "completed")
                 .then(|| t.agents[self.rng.random_range(0..15)].id);
-            let routed_to = (!outbound).then(|| if status == "completed" { "agent" } else { "voicemail" });
+            let routed_to = (!outbound).then(|| {
+                if status == "completed" {
+                    "agent"
+                } else {
+                    "voicemail"
+                }
+            });
             let sid = self.sid("CA");
             let customer_id = customer.map(|i| self.customers[i].id);
             calls
@@ -578,14 +685,41 @@ impl<'a> Generator<'a> {
             }
             let tenant_id = t.id.to_string();
             let call_id = id.to_string();
-            push_row(&mut events, &[Some(&tenant_id), Some(&call_id), Some("status"), None, Some("queued"), Some(&created.to_rfc3339())]);
+            push_row(
+                &mut events,
+                &[
+                    Some(&tenant_id),
+                    Some(&call_id),
+                    Some("status"),
+                    None,
+                    Some("queued"),
+                    Some(&created.to_rfc3339()),
+                ],
+            );
             for (from_status, to_status, at) in steps {
-                push_row(&mut events, &[Some(&tenant_id), Some(&call_id), Some("status"), Some(from_status), Some(to_status), Some(&at.to_rfc3339())]);
+                push_row(
+                    &mut events,
+                    &[
+                        Some(&tenant_id),
+                        Some(&call_id),
+                        Some("status"),
+                        Some(from_status),
+                        Some(to_status),
+                        Some(&at.to_rfc3339()),
+                    ],
+                );
                 event_rows += 1;
             }
             event_rows += 1;
             if !outbound && status != "completed" {
-                self.unanswered_inbound.push(CallRow { id, tenant, from, to, customer: customer_id, created_at: created });
+                self.unanswered_inbound.push(CallRow {
+                    id,
+                    tenant,
+                    from,
+                    to,
+                    customer: customer_id,
+                    created_at: created,
+                });
             }
             self.bar.inc(1);
         }
@@ -635,9 +769,17 @@ impl<'a> Generator<'a> {
             let (their_number, first_name) = match customer {
                 Some(i) => (
                     self.customers[i].phone.clone(),
-                    self.customers[i].name.split(' ').next().unwrap_or("there").to_string(),
+                    self.customers[i]
+                        .name
+                        .split(' ')
+                        .next()
+                        .unwrap_or("there")
+                        .to_string(),
                 ),
-                None => (customer_phone(10_000_000 + self.rng.random_range(0..1_000_000)), "there".to_string()),
+                None => (
+                    customer_phone(10_000_000 + self.rng.random_range(0..1_000_000)),
+                    "there".to_string(),
+                ),
             };
             let body = MESSAGE_BODIES
                 .choose(&mut self.rng)
@@ -648,10 +790,15 @@ impl<'a> Generator<'a> {
             let status = if inbound {
                 "received"
             } else {
-                *[("delivered", 88u32), ("sent", 4), ("undelivered", 5), ("failed", 3)]
-                    .choose_weighted(&mut self.rng, |s| s.1)
-                    .map(|s| &s.0)
-                    .unwrap_or(&"delivered")
+                *[
+                    ("delivered", 88u32),
+                    ("sent", 4),
+                    ("undelivered", 5),
+                    ("failed", 3),
+                ]
+                .choose_weighted(&mut self.rng, |s| s.1)
+                .map(|s| &s.0)
+                .unwrap_or(&"delivered")
             };
             let error_code = match status {
                 "undelivered" => Some("30003"),
@@ -660,9 +807,15 @@ impl<'a> Generator<'a> {
             };
             let created = self.moment();
             let id = self.id_at(created);
-            let sent = (!inbound && status != "failed").then(|| created + Duration::milliseconds(self.rng.random_range(50..900)));
-            let delivered = (status == "delivered").then(|| created + Duration::milliseconds(self.rng.random_range(900..6000)));
-            let (from, to) = if inbound { (their_number, our_number) } else { (our_number, their_number) };
+            let sent = (!inbound && status != "failed")
+                .then(|| created + Duration::milliseconds(self.rng.random_range(50..900)));
+            let delivered = (status == "delivered")
+                .then(|| created + Duration::milliseconds(self.rng.random_range(900..6000)));
+            let (from, to) = if inbound {
+                (their_number, our_number)
+            } else {
+                (our_number, their_number)
+            };
             let agent = (!inbound).then(|| t.agents[self.rng.random_range(0..15)].id);
             let sid = self.sid("SM");
             let updated = delivered.or(sent).unwrap_or(created);
@@ -678,7 +831,9 @@ impl<'a> Generator<'a> {
                 Some(seg.encoding.as_str()),
                 Some(&sid),
                 error_code,
-                customer.map(|i| self.customers[i].id.to_string()).as_deref(),
+                customer
+                    .map(|i| self.customers[i].id.to_string())
+                    .as_deref(),
                 agent.map(|a| a.to_string()).as_deref(),
                 Some(&created.to_rfc3339()),
                 sent.map(|s| s.to_rfc3339()).as_deref(),
@@ -705,18 +860,35 @@ impl<'a> Generator<'a> {
             // Voicemails come from unanswered inbound calls while there are
             // enough of them, and stand alone after that.
             let (tenant, call_id, customer, from, to, at) = match calls.get(i) {
-                Some(c) => (c.tenant, Some(c.id), c.customer, c.from.clone(), c.to.clone(), c.created_at + Duration::seconds(30)),
+                Some(c) => (
+                    c.tenant,
+                    Some(c.id),
+                    c.customer,
+                    c.from.clone(),
+                    c.to.clone(),
+                    c.created_at + Duration::seconds(30),
+                ),
                 None => {
                     let tenant = self.rng.random_range(0..self.tenants.len());
                     let at = self.moment();
                     let to = self.tenants[tenant].numbers[0].clone();
-                    (tenant, None, None, customer_phone(20_000_000 + i as u64), to, at)
+                    (
+                        tenant,
+                        None,
+                        None,
+                        customer_phone(20_000_000 + i as u64),
+                        to,
+                        at,
+                    )
                 }
             };
             let id = self.id_at(at);
             let sid = self.sid("RE");
             let url = format!("https://recordings.switchboard.example/{sid}.wav");
-            let listened = self.rng.random_bool(0.7).then(|| at + Duration::hours(self.rng.random_range(1..48)));
+            let listened = self
+                .rng
+                .random_bool(0.7)
+                .then(|| at + Duration::hours(self.rng.random_range(1..48)));
             let transcript = *TRANSCRIPTS.choose(&mut self.rng).unwrap_or(&"");
             copy.row(&[
                 Some(id.to_string().as_str()),
@@ -831,7 +1003,11 @@ mod tests {
         let mut seen = HashSet::new();
         for i in (0..2_000_000u64).step_by(997) {
             let n = customer_phone(i);
-            assert_eq!(E164::parse(&n, "US").map(String::from).as_deref(), Ok(n.as_str()), "{n}");
+            assert_eq!(
+                E164::parse(&n, "US").map(String::from).as_deref(),
+                Ok(n.as_str()),
+                "{n}"
+            );
             assert!(seen.insert(n));
         }
     }
@@ -839,10 +1015,22 @@ mod tests {
     #[test]
     fn demo_tenants_match_the_design() {
         let tenants = demo_tenants();
-        assert_eq!(tenants[0].numbers.first().map(String::as_str), Some("+12025550100"));
-        assert_eq!(tenants[0].numbers.last().map(String::as_str), Some("+12025550149"));
-        assert_eq!(tenants[1].numbers.first().map(String::as_str), Some("+12025550150"));
-        assert_eq!(tenants[1].numbers.last().map(String::as_str), Some("+12025550199"));
+        assert_eq!(
+            tenants[0].numbers.first().map(String::as_str),
+            Some("+12025550100")
+        );
+        assert_eq!(
+            tenants[0].numbers.last().map(String::as_str),
+            Some("+12025550149")
+        );
+        assert_eq!(
+            tenants[1].numbers.first().map(String::as_str),
+            Some("+12025550150")
+        );
+        assert_eq!(
+            tenants[1].numbers.last().map(String::as_str),
+            Some("+12025550199")
+        );
         assert_eq!(tenants[0].agents.len(), 16);
         assert_eq!(tenants[0].agents[0].email, "agent01@acme.example");
         assert_eq!(tenants[1].agents[15].email, "admin@globex.example");

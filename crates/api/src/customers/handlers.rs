@@ -57,8 +57,10 @@ pub async fn list_customers(
         .await?
     } else if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         if q.chars().count() > 100 {
-            return Err(ApiError::bad_request("invalid_query", "q must be at most 100 characters")
-                .with_field("q"));
+            return Err(
+                ApiError::bad_request("invalid_query", "q must be at most 100 characters")
+                    .with_field("q"),
+            );
         }
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers
@@ -93,13 +95,17 @@ pub async fn list_customers(
 /// `+1202555010x`).
 pub(crate) fn search_pattern(q: &str) -> String {
     let looks_like_phone = q.chars().any(|c| c.is_ascii_digit())
-        && q.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        && q.chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     let term: String = if looks_like_phone {
         q.chars().filter(char::is_ascii_digit).collect()
     } else {
         q.to_lowercase()
     };
-    let escaped = term.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = term
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -183,7 +189,9 @@ pub async fn get_customer(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Customer>> {
-    fetch_customer(&state, principal.tenant_id, id).await.map(Json)
+    fetch_customer(&state, principal.tenant_id, id)
+        .await
+        .map(Json)
 }
 
 /// Updates some fields of a customer (`null` clears an optional field).
@@ -304,7 +312,10 @@ pub async fn add_note(
 ) -> ApiResult<(StatusCode, Json<Note>)> {
     let body = req.body.trim();
     if body.is_empty() || body.chars().count() > 10_000 {
-        return Err(ApiError::validation("body", "body must be 1 to 10000 characters"));
+        return Err(ApiError::validation(
+            "body",
+            "body must be 1 to 10000 characters",
+        ));
     }
     // The composite foreign key (tenant_id, customer_id) refuses another
     // tenant's customer; the error maps to 404.

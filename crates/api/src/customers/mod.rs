@@ -127,7 +127,10 @@ pub(crate) struct CustomerFields {
 pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation("name", "name must be 1 to 200 characters"));
+        return Err(ApiError::validation(
+            "name",
+            "name must be 1 to 200 characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -138,16 +141,25 @@ pub(crate) fn validate_email(email: Option<&str>) -> Result<Option<String>, ApiE
     };
     let valid = email.len() <= 320
         && !email.chars().any(char::is_whitespace)
-        && email
-            .split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
     if !valid {
-        return Err(ApiError::validation("email", "email is not a valid address"));
+        return Err(ApiError::validation(
+            "email",
+            "email is not a valid address",
+        ));
     }
     Ok(Some(email.to_lowercase()))
 }
 
-pub(crate) fn validate_phone(phone: Option<&str>, region: &str) -> Result<Option<String>, ApiError> {
+pub(crate) fn validate_phone(
+    phone: Option<&str>,
+    region: &str,
+) -> Result<Option<String>, ApiError> {
     let Some(phone) = phone.map(str::trim).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
@@ -172,7 +184,10 @@ fn validate_company(company: Option<&str>) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     if company.chars().count() > 200 {
-        return Err(ApiError::validation("company", "company must be at most 200 characters"));
+        return Err(ApiError::validation(
+            "company",
+            "company must be at most 200 characters",
+        ));
     }
     Ok(Some(company.to_string()))
 }
@@ -185,7 +200,10 @@ fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
     for tag in tags {
         let tag = tag.trim().to_lowercase();
         if tag.is_empty() || tag.chars().count() > 50 {
-            return Err(ApiError::validation("tags", "each tag must be 1 to 50 characters"));
+            return Err(ApiError::validation(
+                "tags",
+                "each tag must be 1 to 50 characters",
+            ));
         }
         if !clean.contains(&tag) {
             clean.push(tag);
@@ -196,10 +214,20 @@ fn validate_tags(tags: Vec<String>) -> Result<Vec<String>, ApiError> {
 
 fn validate_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, ApiError> {
     if !metadata.is_object() {
-        return Err(ApiError::validation("metadata", "metadata must be a JSON object"));
+        return Err(ApiError::validation(
+            "metadata",
+            "metadata must be a JSON object",
+        ));
     }
-    if serde_json::to_vec(&metadata).map(|v| v.len()).unwrap_or(usize::MAX) > 16 * 1024 {
-        return Err(ApiError::validation("metadata", "metadata must be at most 16 KiB"));
+    if serde_json::to_vec(&metadata)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
+        > 16 * 1024
+    {
+        return Err(ApiError::validation(
+            "metadata",
+            "metadata must be at most 16 KiB",
+        ));
     }
     Ok(metadata)
 }
@@ -213,7 +241,9 @@ impl CreateCustomer {
             company: validate_company(self.company.as_deref())?,
             tags: validate_tags(self.tags.clone().unwrap_or_default())?,
             metadata: validate_metadata(
-                self.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
+                self.metadata
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({})),
             )?,
         })
     }
@@ -274,7 +304,12 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lowercased() {
-        assert_eq!(validate_email(Some(" Ada@Example.COM ")).unwrap().as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            validate_email(Some(" Ada@Example.COM "))
+                .unwrap()
+                .as_deref(),
+            Some("ada@example.com")
+        );
         assert_eq!(validate_email(Some("")).unwrap(), None);
         for bad in ["nope", "a@b", "@example.com", "a b@example.com", "a@.com"] {
             assert!(validate_email(Some(bad)).is_err(), "{bad}");

@@ -1,0 +1,182 @@
+//! Login, logout, tokens and API keys against a real server.
+
+mod common;
+
+use chrono::Utc;
+use common::{PASSWORD, expect_error, json_of, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use switchboard_core::auth::{Claims, Role, TokenKeys};
+use uuid::Uuid;
+
+#[tokio::test]
+async fn login_returns_a_bearer_token_and_the_agent() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": app.a.agent_email.to_uppercase(), "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], app.settings.jwt_ttl.as_secs());
+    assert_eq!(body["agent"]["id"], app.a.agent_id.to_string());
+    assert_eq!(body["agent"]["email"], app.a.agent_email);
+    assert_eq!(body["agent"]["role"], "agent");
+    assert_eq!(body["agent"]["tenant_id"], app.a.id.to_string());
+
+    let token = body["access_token"].as_str().unwrap();
+    let (status, me) = json_of(app.get("/v1/me", token).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["principal"], "agent");
+    assert_eq!(me["agent"]["id"], app.a.agent_id.to_string());
+    assert_eq!(me["tenant"]["slug"], "alpha");
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_fail_identically() {
+    let app = spawn_app().await;
+    let mut errors = Vec::new();
+    for (email, password) in [
+        (app.a.agent_email.as_str(), "wrong password"),
+        ("nobody@alpha.test", PASSWORD),
+        ("", PASSWORD),
+        (app.a.agent_email.as_str(), ""),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let mut error =
+            expect_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+        error.as_object_mut().unwrap().remove("request_id");
+        errors.push(error);
+    }
+    // Nothing in the answer tells which of email or password was wrong.
+    assert!(errors.windows(2).all(|w| w[0] == w[1]), "{errors:?}");
+}
+
+#[tokio::test]
+async fn login_without_a_password_field_is_a_422_naming_it() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": app.a.agent_email}))
+        .send()
+        .await
+        .unwrap();
+    let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
+    assert_eq!(error["field"], "password");
+}
+
+#[tokio::test]
+async fn logout_revokes_the_token_but_not_other_sessions() {
+    let app = spawn_app().await;
+    let first = app.login(&app.a.agent_email, PASSWORD).await;
+    let second = app.login(&app.a.agent_email, PASSWORD).await;
+    let response = app
+        .request(Method::POST, "/v1/auth/logout", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    let error = expect_error(
+        app.get("/v1/me", &first).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("revoked"));
+    let again = app
+        .request(Method::POST, "/v1/auth/logout", &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get("/v1/me", &second).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn expired_malformed_foreign_and_missing_tokens_are_refused() {
+    let app = spawn_app().await;
+    let keys = TokenKeys::new(&app.settings);
+    let now = Utc::now().timestamp();
+    let (expired, _) = keys.encode(Claims {
+        sub: app.a.agent_id,
+        tid: app.a.id,
+        role: Role::Agent,
+        jti: Uuid::new_v4(),
+        iat: now - 7200,
+        exp: now - 3600,
+    });
+    let error = expect_error(
+        app.get("/v1/me", &expired).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert!(error["message"].as_str().unwrap().contains("expired"));
+
+    let mut forged_settings = (*app.settings).clone();
+    forged_settings.jwt_secret = "some-other-secret-entirely".to_string().into();
+    let (forged, _) = TokenKeys::new(&forged_settings).issue(app.a.agent_id, app.a.id, Role::Admin);
+
+    for token in ["not-a-jwt", "a.b.c", forged.as_str(), "sbk_not_a_real_key"] {
+        let response = app.get("/v1/me", token).await;
+        assert!(response.headers().contains_key("www-authenticate"));
+        expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let response = app.client.get(app.url("/v1/me")).send().await.unwrap();
+    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let response = app
+        .client
+        .get(app.url("/v1/me"))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn a_tenant_api_key_authenticates_as_that_tenant_until_revoked() {
+    let app = spawn_app().await;
+    let (status, me) = json_of(app.get("/v1/me", &app.a.api_key).await).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["principal"], "api_key");
+    assert_eq!(me["tenant"]["id"], app.a.id.to_string());
+    assert_eq!(me["role"], "admin");
+
+    let created = app
+        .create_customer(&app.a.api_key, json!({"name": "Via API key"}))
+        .await;
+    assert_eq!(created["tenant_id"], app.a.id.to_string());
+
+    // API keys have no session to log out of.
+    let response = app
+        .request(Method::POST, "/v1/auth/logout", &app.a.api_key)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::BAD_REQUEST, "not_a_session").await;
+
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1")
+        .bind(app.a.id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    expect_error(
+        app.get("/v1/me", &app.a.api_key).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+}

@@ -1,0 +1,199 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{json_of, spawn_app, spawn_app_with};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn health_and_ready_answer_when_dependencies_are_up() {
+    let app = spawn_app().await;
+    let (status, body) = json_of(app.client.get(app.url("/health")).send().await.unwrap()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    let (status, body) = json_of(app.client.get(app.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"], json!({"postgres": "ok", "redis": "ok"}));
+}
+
+#[tokio::test]
+async fn ready_is_503_in_the_error_shape_when_redis_is_unreachable() {
+    let app = spawn_app_with(|s| s.redis_url = "redis://127.0.0.1:1".to_string().into()).await;
+    let (status, body) = json_of(app.client.get(app.url("/ready")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["checks"]["postgres"], "ok");
+    assert_ne!(body["checks"]["redis"], "ok");
+    assert_eq!(body["error"]["code"], "not_ready");
+    assert!(body["error"]["message"].as_str().unwrap().contains("redis"));
+    // Liveness does not depend on Redis.
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_method_matched_route_and_status() {
+    let app = spawn_app().await;
+    let id = uuid::Uuid::now_v7();
+    app.get(&format!("/v1/customers/{id}"), &app.a.token).await;
+    app.get("/no/such/route", &app.a.token).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let find = |needle: &str| text.lines().any(|l| l.starts_with(needle));
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total")
+            && l.contains("method=\"GET\"")
+            && l.contains("route=\"/v1/customers/{id}\"")
+            && l.contains("status=\"404\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\""),
+        "unknown paths share one label"
+    );
+    assert!(!text.contains(&id.to_string()), "ids never become labels");
+    assert!(find("http_request_duration_seconds_bucket"), "{text}");
+    assert!(find("db_pool_connections{state=\"idle\"}"), "{text}");
+    assert!(find("db_pool_connections{state=\"in_use\"}"), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_with_schemas() {
+    let app = spawn_app().await;
+    let (status, doc) = json_of(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let routes: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "GET /health",
+        "GET /ready",
+        "GET /metrics",
+        "POST /v1/auth/login",
+        "POST /v1/auth/logout",
+        "GET /v1/me",
+        "GET /v1/customers",
+        "POST /v1/customers",
+        "GET /v1/customers/{id}",
+        "PATCH /v1/customers/{id}",
+        "DELETE /v1/customers/{id}",
+        "POST /v1/customers/{id}/notes",
+        "GET /v1/customers/{id}/timeline",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(routes, expected);
+
+    // Every route answers: none of them is a 404 from the router.
+    for route in &expected {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let response = app
+            .client
+            .request(method.parse().unwrap(), app.url(&path))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::NOT_FOUND {
+            let body: Value = response.json().await.unwrap();
+            assert_ne!(
+                body["error"]["code"], "route_not_found",
+                "{route} is documented but not routed"
+            );
+        }
+    }
+
+    // Bodies and successful responses carry schemas.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if method == "post" || method == "patch" {
+                let json_body = &op["requestBody"]["content"]["application/json"]["schema"];
+                assert!(
+                    !json_body.is_null() || path == "/v1/auth/logout",
+                    "{method} {path} has no request schema"
+                );
+            }
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                !responses.is_empty(),
+                "{method} {path} documents no responses"
+            );
+            for (code, response) in responses {
+                if code.starts_with('2') && code != "204" {
+                    assert!(
+                        response["content"]
+                            .as_object()
+                            .is_some_and(|c| c.values().all(|m| !m["schema"].is_null())),
+                        "{method} {path} {code} has no schema"
+                    );
+                }
+            }
+        }
+    }
+
+    // The docs page is served too.
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "docs page renders Swagger UI"
+    );
+}
+
+/// Validates the document with an independent OpenAPI 3 validator
+/// (`openapi-spec-validator`, installed by `.ci/run`).
+#[tokio::test]
+async fn the_openapi_document_validates_as_openapi_3() {
+    let doc = switchboard_api::openapi_document()
+        .to_pretty_json()
+        .unwrap();
+    let path =
+        std::env::temp_dir().join(format!("switchboard-openapi-{}.json", std::process::id()));
+    std::fs::write(&path, doc).unwrap();
+    let output = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&path)
+        .output()
+        .expect(
+            "python3 runs (install openapi-spec-validator: pip install openapi-spec-validator)",
+        );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "openapi-spec-validator rejected the document (or is not installed: pip install openapi-spec-validator)\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+}
