@@ -134,6 +134,9 @@ CREATE TABLE calls (
     answered_at       timestamptz,
     ended_at          timestamptz,
     duration_seconds  integer CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
+    -- Gapless per-call change counter (1 = created), carried in every call.*
+    -- event so consumers can put one call's events back in order.
+    version           integer NOT NULL DEFAULT 1 CHECK (version >= 1),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, id)
 );
@@ -226,6 +229,8 @@ CREATE TABLE messages (
     created_at    timestamptz NOT NULL DEFAULT now(),
     sent_at       timestamptz,
     delivered_at  timestamptz,
+    -- Gapless per-message change counter, as for calls.
+    version       integer NOT NULL DEFAULT 1 CHECK (version >= 1),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     body_tsv      tsvector GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED,
     UNIQUE (tenant_id, id)
