@@ -1,5 +1,7 @@
 //! Login, logout, tokens and API keys against a real server.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use chrono::Utc;

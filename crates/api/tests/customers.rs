@@ -1,5 +1,7 @@
 //! Customers (CRM) against a real server, PostgreSQL and Redis.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::collections::HashSet;

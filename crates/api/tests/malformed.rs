@@ -1,6 +1,8 @@
 //! Every class of bad input gets a 4xx in the documented JSON shape, and
 //! nothing is written.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use common::{expect_error, json_of, spawn_app};

@@ -1,5 +1,7 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::collections::BTreeSet;

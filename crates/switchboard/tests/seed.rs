@@ -1,5 +1,7 @@
 //! `switchboard seed` against a real database.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
 use std::sync::Arc;
 
 use chrono::NaiveDate;
