@@ -141,10 +141,14 @@ CREATE TABLE calls (
     UNIQUE (tenant_id, id)
 );
 CREATE INDEX calls_tenant_id_idx ON calls (tenant_id, id DESC);
-CREATE INDEX calls_tenant_created_idx ON calls (tenant_id, created_at);
 CREATE INDEX calls_tenant_status_idx ON calls (tenant_id, status, id DESC);
-CREATE INDEX calls_customer_idx ON calls (customer_id, created_at DESC) WHERE customer_id IS NOT NULL;
-CREATE INDEX calls_agent_idx ON calls (agent_id, created_at DESC) WHERE agent_id IS NOT NULL;
+CREATE INDEX calls_customer_idx ON calls (customer_id, created_at DESC, id DESC) WHERE customer_id IS NOT NULL;
+CREATE INDEX calls_agent_idx ON calls (agent_id, id DESC) WHERE agent_id IS NOT NULL;
+CREATE INDEX calls_tenant_from_idx ON calls (tenant_id, from_number, id DESC);
+CREATE INDEX calls_tenant_to_idx ON calls (tenant_id, to_number, id DESC);
+-- Reports scan a time range and need only these columns: index-only scans.
+CREATE INDEX calls_report_idx ON calls (tenant_id, created_at)
+    INCLUDE (status, direction, agent_id, duration_seconds, answered_at);
 -- Sweeper: calls still live.
 CREATE INDEX calls_live_idx ON calls (updated_at) WHERE status IN ('queued', 'ringing', 'in-progress');
 
@@ -236,9 +240,9 @@ CREATE TABLE messages (
     UNIQUE (tenant_id, id)
 );
 CREATE INDEX messages_tenant_id_idx ON messages (tenant_id, id DESC);
-CREATE INDEX messages_tenant_created_idx ON messages (tenant_id, created_at);
+CREATE INDEX messages_tenant_created_idx ON messages (tenant_id, created_at) INCLUDE (status, direction);
 CREATE INDEX messages_tenant_status_idx ON messages (tenant_id, status, id DESC);
-CREATE INDEX messages_customer_idx ON messages (customer_id, created_at DESC) WHERE customer_id IS NOT NULL;
+CREATE INDEX messages_customer_idx ON messages (customer_id, created_at DESC, id DESC) WHERE customer_id IS NOT NULL;
 CREATE INDEX messages_campaign_idx ON messages (campaign_id, status) WHERE campaign_id IS NOT NULL;
 CREATE INDEX messages_body_tsv_idx ON messages USING gin (body_tsv);
 -- A campaign sends once per recipient number, even if its expansion is re-run.
@@ -272,8 +276,9 @@ CREATE TABLE voicemails (
     UNIQUE (tenant_id, id)
 );
 CREATE INDEX voicemails_tenant_id_idx ON voicemails (tenant_id, id DESC);
+CREATE INDEX voicemails_tenant_created_idx ON voicemails (tenant_id, created_at);
 CREATE INDEX voicemails_unlistened_idx ON voicemails (tenant_id, id DESC) WHERE listened_at IS NULL;
-CREATE INDEX voicemails_customer_idx ON voicemails (customer_id, created_at DESC) WHERE customer_id IS NOT NULL;
+CREATE INDEX voicemails_customer_idx ON voicemails (customer_id, created_at DESC, id DESC) WHERE customer_id IS NOT NULL;
 
 -- Idempotency --------------------------------------------------------------
 

@@ -211,6 +211,12 @@ fn constraint_error(constraint: &str) -> Option<ApiError> {
                 .with_field("email")
         }
         "customer_notes_tenant_id_customer_id_fkey" => ApiError::not_found("customer"),
+        // Campaign creation checks (and locks) its template first, so this
+        // is only violated by deleting a template that campaigns use.
+        "campaigns_tenant_id_template_id_fkey" => ApiError::conflict(
+            "template_in_use",
+            "a campaign uses this template; it cannot be deleted",
+        ),
         _ => return None,
     };
     Some(error)

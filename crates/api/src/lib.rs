@@ -11,16 +11,24 @@
 //! Errors everywhere are [`error::ApiError`], rendered in the documented JSON
 //! shape, including axum's own rejections (see [`extract`]).
 
+pub mod agents;
 pub mod auth;
+pub mod calls;
+pub mod campaigns;
 pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod messages;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod reports;
 pub mod state;
+pub mod templates;
+pub mod voicemails;
+pub mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -37,7 +45,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use switchboard_core::{Settings, auth::TokenKeys, events::EventPublisher};
+use switchboard_core::{
+    Settings, auth::TokenKeys, events::EventPublisher, jobs::JobQueues, presence::PresenceStore,
+};
 
 pub use state::AppState;
 
@@ -49,6 +59,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(auth::router())
         .merge(customers::router())
+        .merge(agents::router())
+        .merge(calls::router())
+        .merge(messages::router())
+        .merge(templates::router())
+        .merge(campaigns::router())
+        .merge(voicemails::router())
+        .merge(reports::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document for every route.
@@ -65,6 +83,8 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
     Ok(AppState {
         tokens: Arc::new(TokenKeys::new(&settings)),
         events: EventPublisher::new(redis.clone(), settings.clone()),
+        jobs: JobQueues::new(settings.clone()),
+        presence: PresenceStore::new(redis.clone(), settings.clone()),
         metrics: ops::prometheus(),
         db,
         redis,

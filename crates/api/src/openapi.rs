@@ -20,7 +20,15 @@ use utoipa::{
     tags(
         (name = "auth", description = "Login, logout and the current principal"),
         (name = "customers", description = "Customers (CRM)"),
+        (name = "agents", description = "Agents and their presence"),
+        (name = "calls", description = "Calls: originate, history, agent controls"),
+        (name = "voicemails", description = "Voicemail"),
+        (name = "reports", description = "Summaries, call detail records, agent statistics"),
         (name = "ops", description = "Health, readiness and metrics"),
+        (name = "messages", description = "SMS: send, list, search"),
+        (name = "templates", description = "SMS templates with placeholders"),
+        (name = "campaigns", description = "Bulk SMS campaigns and their progress"),
+        (name = "webhooks", description = "Carrier callbacks (form-encoded, signed with X-Twilio-Signature)"),
     )
 )]
 pub struct ApiDoc;

@@ -4,19 +4,25 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use switchboard_core::{Settings, auth::TokenKeys, events::EventPublisher};
+use switchboard_core::{
+    Settings, auth::TokenKeys, events::EventPublisher, jobs::JobQueues, presence::PresenceStore,
+};
 
 #[derive(Clone)]
 pub struct AppState {
     /// Source of truth for every record.
     pub db: PgPool,
-    /// Events, revocations, presence, idempotency-free fast state, queues.
+    /// Events, revocations and presence.
     pub redis: deadpool_redis::Pool,
     pub settings: Arc<Settings>,
     /// Issues and verifies agent access tokens.
     pub tokens: Arc<TokenKeys>,
     /// Publishes state changes after commit.
     pub events: EventPublisher,
+    /// Pushes jobs (SMS sends, campaign expansion, the carrier simulator...).
+    pub jobs: JobQueues,
+    /// Agent presence in Redis, shared with the realtime server.
+    pub presence: PresenceStore,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }

@@ -8,18 +8,28 @@
 //!   migrations;
 //! - [`auth`]: password hashing, JWT access tokens, revocation, API keys, roles;
 //! - [`phone`]: E.164 normalisation of phone numbers;
+//! - [`calls`]: the call state machine and agent controls;
+//! - [`carrier`]: carrier webhook signatures (Twilio's scheme);
+//! - [`templates`]: SMS template rendering;
 //! - [`events`]: the event envelope and its Redis publisher;
+//! - [`jobs`]: job payloads and the apalis queues they travel on;
+//! - [`presence`]: agent presence in Redis (tabs, heartbeats, routing);
 //! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;
 //! - [`ids`]: time-ordered identifiers.
 
 pub mod auth;
+pub mod calls;
+pub mod carrier;
 pub mod db;
 pub mod events;
 pub mod ids;
+pub mod jobs;
 pub mod phone;
+pub mod presence;
 pub mod redis;
 pub mod settings;
 pub mod sms;
+pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -116,3 +116,154 @@ mod tests {
         assert_eq!(segment(&"ж".repeat(135)).segments, 3);
     }
 }
+
+/// An SMS's lifecycle: `queued → sending → sent → delivered | undelivered`,
+/// `failed` from any state before delivery; `received` for inbound messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Received,
+}
+
+impl MessageStatus {
+    pub const ALL: [MessageStatus; 7] = [
+        MessageStatus::Queued,
+        MessageStatus::Sending,
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Undelivered,
+        MessageStatus::Failed,
+        MessageStatus::Received,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Undelivered => "undelivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Received => "received",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Delivered
+                | MessageStatus::Undelivered
+                | MessageStatus::Failed
+                | MessageStatus::Received
+        )
+    }
+
+    fn stage(self) -> u8 {
+        match self {
+            MessageStatus::Queued => 0,
+            MessageStatus::Sending => 1,
+            MessageStatus::Sent => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for MessageStatus {
+    type Err = ();
+
+    /// Accepts the carrier's vocabulary (Twilio's `accepted` and `scheduled`
+    /// mean queued; `receiving` means received).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "queued" | "accepted" | "scheduled" => Ok(MessageStatus::Queued),
+            "sending" => Ok(MessageStatus::Sending),
+            "sent" => Ok(MessageStatus::Sent),
+            "delivered" => Ok(MessageStatus::Delivered),
+            "undelivered" => Ok(MessageStatus::Undelivered),
+            "failed" => Ok(MessageStatus::Failed),
+            "received" | "receiving" => Ok(MessageStatus::Received),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What reporting `to` does to an outbound message in `from`; the same
+/// vocabulary as calls, since carriers retry and reorder SMS receipts too.
+pub fn message_transition(from: MessageStatus, to: MessageStatus) -> crate::calls::Transition {
+    use crate::calls::Transition;
+    use MessageStatus::*;
+    if from == to {
+        return Transition::Duplicate;
+    }
+    if from.is_terminal() {
+        return Transition::AlreadyEnded;
+    }
+    if to == Received {
+        return Transition::Illegal;
+    }
+    if to.stage() < from.stage() {
+        return Transition::Stale;
+    }
+    match (from, to) {
+        (Queued, Sending | Sent | Delivered | Undelivered | Failed)
+        | (Sending, Sent | Delivered | Undelivered | Failed)
+        | (Sent, Delivered | Undelivered | Failed) => Transition::Apply,
+        _ => Transition::Illegal,
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::{MessageStatus::*, *};
+    use crate::calls::Transition;
+
+    #[test]
+    fn receipts_move_messages_forward_only() {
+        assert_eq!(message_transition(Queued, Sending), Transition::Apply);
+        assert_eq!(message_transition(Sending, Sent), Transition::Apply);
+        assert_eq!(message_transition(Sent, Delivered), Transition::Apply);
+        assert_eq!(message_transition(Sent, Undelivered), Transition::Apply);
+        assert_eq!(message_transition(Queued, Failed), Transition::Apply);
+        assert_eq!(
+            message_transition(Queued, Delivered),
+            Transition::Apply,
+            "carriers may skip steps"
+        );
+        assert_eq!(message_transition(Sent, Sending), Transition::Stale);
+        assert_eq!(message_transition(Sent, Sent), Transition::Duplicate);
+        assert_eq!(
+            message_transition(Delivered, Failed),
+            Transition::AlreadyEnded
+        );
+        assert_eq!(
+            message_transition(Delivered, Sent),
+            Transition::AlreadyEnded
+        );
+        assert_eq!(message_transition(Queued, Received), Transition::Illegal);
+        for from in MessageStatus::ALL {
+            assert!(message_transition(Received, from).is_noop() || from == Received);
+        }
+    }
+
+    #[test]
+    fn carrier_vocabulary_parses() {
+        assert_eq!("accepted".parse(), Ok(Queued));
+        assert_eq!("DELIVERED".parse(), Ok(Delivered));
+        assert!("lost".parse::<MessageStatus>().is_err());
+        for s in MessageStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+        }
+    }
+}

@@ -86,9 +86,9 @@ async fn main() -> ExitCode {
 async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     match command {
         Command::Api => switchboard_api::serve(settings, shutdown_signal()).await?,
-        Command::Realtime | Command::Worker | Command::All => {
+        Command::Realtime => switchboard_realtime::serve(settings, shutdown_signal()).await?,
+        Command::Worker | Command::All => {
             let name = match command {
-                Command::Realtime => "realtime",
                 Command::Worker => "worker",
                 _ => "all",
             };

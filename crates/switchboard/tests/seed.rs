@@ -21,14 +21,19 @@ fn small() -> SeedParams {
 }
 
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing() {
     let db = TestDatabase::new().await;
     let settings = db.settings();
-    let report = seed::run(&db.pool, &settings, &small(), false, false).await.unwrap();
+    let report = seed::run(&db.pool, &settings, &small(), false, false)
+        .await
+        .unwrap();
     assert!(report.rows.unwrap() > 3_000);
 
     assert_eq!(count(&db, "SELECT count(*) FROM tenants").await, 2);
@@ -50,7 +55,9 @@ async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing()
     // Completed calls have a duration; unanswered ones do not.
     assert_eq!(count(&db, "SELECT count(*) FROM calls WHERE (status = 'completed') <> (duration_seconds IS NOT NULL)").await, 0);
 
-    let again = seed::run(&db.pool, &settings, &small(), false, false).await.unwrap();
+    let again = seed::run(&db.pool, &settings, &small(), false, false)
+        .await
+        .unwrap();
     assert!(again.rows.is_none(), "already seeded");
     assert_eq!(count(&db, "SELECT count(*) FROM customers").await, 300);
     assert_eq!(count(&db, "SELECT count(*) FROM calls").await, 1_000);
@@ -60,12 +67,22 @@ async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing()
 async fn the_same_seed_gives_the_same_data_and_reset_starts_over() {
     let db = TestDatabase::new().await;
     let settings = db.settings();
-    seed::run(&db.pool, &settings, &small(), false, false).await.unwrap();
+    seed::run(&db.pool, &settings, &small(), false, false)
+        .await
+        .unwrap();
     let fingerprint = "SELECT md5(string_agg(id::text || name || coalesce(phone, ''), ',' ORDER BY id)) FROM customers";
-    let first: String = sqlx::query_scalar(fingerprint).fetch_one(&db.pool).await.unwrap();
-    let report = seed::run(&db.pool, &settings, &small(), true, false).await.unwrap();
+    let first: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let report = seed::run(&db.pool, &settings, &small(), true, false)
+        .await
+        .unwrap();
     assert!(report.rows.is_some(), "--reset seeds again");
-    let second: String = sqlx::query_scalar(fingerprint).fetch_one(&db.pool).await.unwrap();
+    let second: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!(count(&db, "SELECT count(*) FROM customers").await, 300);
 }
@@ -74,11 +91,17 @@ async fn the_same_seed_gives_the_same_data_and_reset_starts_over() {
 async fn demo_credentials_work_against_the_api() {
     let db = TestDatabase::new().await;
     let settings = db.settings();
-    let report = seed::run(&db.pool, &settings, &small(), false, false).await.unwrap();
+    let report = seed::run(&db.pool, &settings, &small(), false, false)
+        .await
+        .unwrap();
     let state = switchboard_api::state(settings.clone()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchboard_api::serve_on(listener, state, std::future::pending()));
+    tokio::spawn(switchboard_api::serve_on(
+        listener,
+        state,
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
 
     let login: Value = client
@@ -90,7 +113,10 @@ async fn demo_credentials_work_against_the_api() {
         .json()
         .await
         .unwrap();
-    assert_eq!(login["agent"]["tenant_id"], report.tenants[0].id.to_string());
+    assert_eq!(
+        login["agent"]["tenant_id"],
+        report.tenants[0].id.to_string()
+    );
     let admin: Value = client
         .post(format!("http://{addr}/v1/auth/login"))
         .json(&json!({"email": "admin@globex.example", "password": DEMO_PASSWORD}))
@@ -148,7 +174,9 @@ async fn seeding_is_refused_in_production() {
     let db = TestDatabase::new().await;
     let mut settings = (*db.settings()).clone();
     settings.environment = Environment::Production;
-    let error = seed::run(&db.pool, &Arc::new(settings), &small(), false, false).await.unwrap_err();
+    let error = seed::run(&db.pool, &Arc::new(settings), &small(), false, false)
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("production"));
     assert_eq!(count(&db, "SELECT count(*) FROM tenants").await, 0);
 }

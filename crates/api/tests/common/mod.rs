@@ -77,6 +77,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         db,
         shutdown: Some(tx),
     };
+    // Each tenant owns numbers, as the demo tenants do.
+    for (tenant, number) in [
+        (&app.a, "+12025550100"),
+        (&app.a, "+12025550101"),
+        (&app.b, "+12025550150"),
+    ] {
+        app.add_number(tenant, number).await;
+    }
     app.a.token = app.login(&app.a.agent_email.clone(), PASSWORD).await;
     app.b.token = app.login(&app.b.agent_email.clone(), PASSWORD).await;
     app
@@ -230,4 +238,141 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
     );
     assert!(has_request_id, "x-request-id header missing");
     error
+}
+
+impl TestApp {
+    /// POSTs a carrier webhook signed with `auth_token`, the way the carrier
+    /// signs it (over the configured public URL).
+    pub async fn carrier_post(
+        &self,
+        path: &str,
+        auth_token: &str,
+        params: &[(&str, &str)],
+    ) -> Response {
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = switchboard_core::carrier::sign(
+            auth_token,
+            &format!("{}{}", self.settings.public_url, path),
+            &owned,
+        );
+        self.client
+            .post(self.url(path))
+            .header("x-twilio-signature", signature)
+            .form(&owned)
+            .send()
+            .await
+            .expect("webhook POST")
+    }
+
+    /// The carrier auth token of a test tenant (see `insert_tenant`).
+    pub fn carrier_token(tenant: &TestTenant) -> String {
+        format!("{}-carrier-token", tenant.slug)
+    }
+
+    /// Gives `tenant` a phone number.
+    pub async fn add_number(&self, tenant: &TestTenant, number: &str) {
+        sqlx::query("INSERT INTO phone_numbers (number, tenant_id, is_default) VALUES ($1, $2, NOT EXISTS (SELECT 1 FROM phone_numbers WHERE tenant_id = $2))")
+            .bind(number)
+            .bind(tenant.id)
+            .execute(&self.db.pool)
+            .await
+            .expect("phone number");
+    }
+}
+
+/// SMS helpers (messages, templates, campaigns, SMS webhooks).
+impl TestApp {
+    /// Sends a message for `token`'s tenant, asserting 201, and returns it.
+    pub async fn send_message(&self, token: &str, body: Value) -> Value {
+        let (status, message) = json_of(self.post("/v1/messages", token, body).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{message}");
+        message
+    }
+
+    /// Creates a template for `token`'s tenant, asserting 201, and returns it.
+    pub async fn create_template(&self, token: &str, name: &str, body: &str) -> Value {
+        let (status, template) = json_of(
+            self.post("/v1/templates", token, json!({"name": name, "body": body}))
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{template}");
+        template
+    }
+
+    /// Posts a signed SMS delivery receipt as `tenant`'s carrier.
+    pub async fn sms_status(&self, tenant: &TestTenant, sid: &str, status: &str) -> Response {
+        self.carrier_post(
+            "/webhooks/carrier/sms/status",
+            &Self::carrier_token(tenant),
+            &[("MessageSid", sid), ("MessageStatus", status)],
+        )
+        .await
+    }
+
+    /// Posts a signed inbound SMS to `to` (a number of `tenant`).
+    pub async fn inbound_sms(
+        &self,
+        tenant: &TestTenant,
+        sid: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Response {
+        self.carrier_post(
+            "/webhooks/carrier/sms/incoming",
+            &Self::carrier_token(tenant),
+            &[
+                ("MessageSid", sid),
+                ("From", from),
+                ("To", to),
+                ("Body", body),
+            ],
+        )
+        .await
+    }
+
+    /// Rows in `messages` for `tenant`.
+    pub async fn message_count(&self, tenant: &TestTenant) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM messages WHERE tenant_id = $1")
+            .bind(tenant.id)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count messages")
+    }
+
+    /// Whether `tenant` has an opt-out for `phone`, and its keyword.
+    pub async fn opt_out_keyword(&self, tenant: &TestTenant, phone: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT keyword FROM opt_outs WHERE tenant_id = $1 AND phone = $2")
+            .bind(tenant.id)
+            .bind(phone)
+            .fetch_optional(&self.db.pool)
+            .await
+            .expect("opt-out lookup")
+    }
+
+    /// The payloads waiting on job queue `queue` (e.g. `sms.send`), as text.
+    pub async fn queued_jobs(&self, queue: &str) -> Vec<String> {
+        use secrecy::ExposeSecret;
+        use switchboard_core::redis::redis::AsyncCommands;
+        let client =
+            switchboard_core::redis::redis::Client::open(self.settings.redis_url.expose_secret())
+                .expect("redis client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection");
+        let key = format!(
+            "{}:data",
+            self.settings.redis_key(&format!("queue:{queue}"))
+        );
+        let values: Vec<Vec<u8>> = conn.hvals(key).await.expect("HVALS");
+        values
+            .into_iter()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .collect()
+    }
 }

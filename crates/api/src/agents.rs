@@ -1,0 +1,140 @@
+//! Agents and their presence, from the Redis presence store the realtime
+//! server shares: what the supervisor's wallboard shows and what inbound
+//! routing reads.
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::presence::{PresenceError, PresenceStatus};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::Json,
+    pagination::Page,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_agents))
+        .routes(routes!(set_my_presence))
+}
+
+/// An agent and their current presence.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AgentWithPresence {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    #[schema(example = "agent")]
+    pub role: String,
+    pub presence: Presence,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Presence {
+    /// `available`, `busy`, `away` or `offline`.
+    #[schema(example = "available")]
+    pub status: String,
+    /// When the agent entered this status (absent if never seen).
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPresence {
+    /// `available`, `busy`, `away` or `offline`.
+    #[schema(example = "available")]
+    pub status: String,
+}
+
+fn presence_error(error: PresenceError) -> ApiError {
+    metrics::counter!("redis_errors_total", "op" => "presence").increment(1);
+    ApiError::internal(error)
+}
+
+/// The tenant's agents with their presence.
+#[utoipa::path(get, path = "/v1/agents", tag = "agents", security(("bearer" = [])),
+    responses((status = 200, body = Page<AgentWithPresence>), (status = 401, body = ErrorBody)))]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<Page<AgentWithPresence>>> {
+    let agents: Vec<(Uuid, String, String, String)> = sqlx::query_as(
+        "SELECT id, email, name, role FROM agents WHERE tenant_id = $1 ORDER BY email LIMIT 1000",
+    )
+    .bind(principal.tenant_id)
+    .fetch_all(&state.db)
+    .await?;
+    let presence: HashMap<Uuid, (PresenceStatus, DateTime<Utc>)> = state
+        .presence
+        .list(principal.tenant_id)
+        .await
+        .map_err(presence_error)?
+        .into_iter()
+        .map(|p| (p.agent_id, (p.status, p.since)))
+        .collect();
+    let data = agents
+        .into_iter()
+        .map(|(id, email, name, role)| {
+            let (status, since) = presence
+                .get(&id)
+                .map(|(s, at)| (s.as_str(), Some(*at)))
+                .unwrap_or(("offline", None));
+            AgentWithPresence {
+                id,
+                email,
+                name,
+                role,
+                presence: Presence {
+                    status: status.to_string(),
+                    since,
+                },
+            }
+        })
+        .collect();
+    Ok(Json(Page {
+        data,
+        next_cursor: None,
+    }))
+}
+
+/// Sets the calling agent's presence.
+#[utoipa::path(put, path = "/v1/agents/me/presence", tag = "agents", security(("bearer" = [])),
+    request_body = SetPresence,
+    responses(
+        (status = 200, body = Presence),
+        (status = 400, body = ErrorBody, description = "Called with an API key: only agents have presence"),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Unknown status"),
+    ))]
+pub async fn set_my_presence(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(req): Json<SetPresence>,
+) -> ApiResult<Json<Presence>> {
+    let agent = principal.agent_id().ok_or_else(|| {
+        ApiError::bad_request(
+            "not_an_agent",
+            "only agents have presence; log in as an agent",
+        )
+    })?;
+    let status: PresenceStatus = req.status.parse().map_err(|_| {
+        ApiError::validation("status", "status must be available, busy, away or offline")
+    })?;
+    let change = state
+        .presence
+        .set(principal.tenant_id, agent, status)
+        .await
+        .map_err(presence_error)?;
+    Ok(Json(Presence {
+        status: change.presence.status.as_str().to_string(),
+        since: Some(change.presence.since),
+    }))
+}

@@ -1,0 +1,432 @@
+//! Call endpoints.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use switchboard_core::{
+    calls::{CallFlags, CallStatus, Control, ControlEffect, Transition, control},
+    events::{Envelope, EventType},
+    ids::new_id,
+    jobs::CarrierSim,
+    settings::CarrierMode,
+};
+use uuid::Uuid;
+
+use super::{
+    CALL_COLUMNS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall, carrier_sid,
+    lifecycle::{self, StatusUpdate, lock_call, record_event, status_of},
+};
+use crate::{
+    auth::Principal,
+    customers::parse_phone,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{Json, Path, Query},
+    idempotency::{self, IdempotencyKey},
+    pagination::{self, Page},
+    state::AppState,
+};
+
+/// Originates an outbound call: created `queued` and handed to the carrier.
+#[utoipa::path(post, path = "/v1/calls", tag = "calls", security(("bearer" = [])),
+    request_body = OriginateCall,
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
+    responses(
+        (status = 201, body = Call),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
+    ))]
+pub async fn originate_call(
+    State(state): State<AppState>,
+    principal: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(req): Json<OriginateCall>,
+) -> ApiResult<Response> {
+    let region = &state.settings.default_region;
+    let to = parse_phone(&req.to, region, "to")?;
+    let from_requested = req
+        .from
+        .as_deref()
+        .map(|f| parse_phone(f, region, "from"))
+        .transpose()?;
+    let fingerprint = idempotency::request_fingerprint("POST", "/v1/calls", &req);
+    let mut tx = state.db.begin().await?;
+    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
+        Ok(claim) => claim,
+        Err(replay) => return Ok(replay),
+    };
+    let from: Option<String> = sqlx::query_scalar(
+        "SELECT number FROM phone_numbers WHERE tenant_id = $1 AND ($2::text IS NULL OR number = $2)
+         ORDER BY is_default DESC, number LIMIT 1",
+    )
+    .bind(principal.tenant_id)
+    .bind(&from_requested)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let from = from.ok_or_else(|| match from_requested {
+        Some(_) => ApiError::validation("from", "not one of this tenant's numbers"),
+        None => ApiError::unprocessable(
+            "no_caller_id",
+            "this tenant has no phone number to call from",
+        ),
+    })?;
+    let customer_id: Option<Uuid> = match req.customer_id {
+        Some(id) => Some(
+            sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND id = $2")
+                .bind(principal.tenant_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| ApiError::validation("customer_id", "no such customer"))?,
+        ),
+        None => {
+            sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND phone = $2")
+                .bind(principal.tenant_id)
+                .bind(&to)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+    };
+    let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id, agent_id)
+         VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7)
+         RETURNING {CALL_COLUMNS}"
+    )))
+    .bind(new_id())
+    .bind(principal.tenant_id)
+    .bind(&from)
+    .bind(&to)
+    .bind(carrier_sid("CA"))
+    .bind(customer_id)
+    .bind(principal.agent_id())
+    .fetch_one(&mut *tx)
+    .await?;
+    record_event(
+        &mut tx,
+        &call,
+        "status",
+        None,
+        Some("queued"),
+        &serde_json::json!({}),
+        "api",
+        call.created_at,
+    )
+    .await?;
+    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &call).await?;
+    tx.commit().await?;
+    metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);
+    state
+        .events
+        .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallCreated, &call))
+        .await;
+    if state.settings.carrier == CarrierMode::Simulated {
+        state
+            .jobs
+            .push_after_commit(CarrierSim::OutboundCall {
+                tenant_id: call.tenant_id,
+                call_id: call.id,
+            })
+            .await;
+    }
+    Ok((StatusCode::CREATED, Json(call)).into_response())
+}
+
+/// Lists calls, newest first, with filters.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", security(("bearer" = [])),
+    params(ListCallsQuery),
+    responses(
+        (status = 200, body = Page<Call>),
+        (status = 400, body = ErrorBody, description = "Unknown parameter or value"),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`from`/`to` is not a phone number"),
+    ))]
+pub async fn list_calls(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListCallsQuery>,
+) -> ApiResult<Json<Page<Call>>> {
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            s.parse::<CallStatus>()
+                .map(CallStatus::as_str)
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_query", format!("unknown call status {s:?}"))
+                        .with_field("status")
+                })
+        })
+        .transpose()?;
+    let direction = match query.direction.as_deref() {
+        None => None,
+        Some(d @ ("outbound" | "inbound")) => Some(d),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "direction must be outbound or inbound",
+            )
+            .with_field("direction"));
+        }
+    };
+    let region = &state.settings.default_region;
+    let from = query
+        .from
+        .as_deref()
+        .map(|n| parse_phone(n, region, "from"))
+        .transpose()?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|n| parse_phone(n, region, "to"))
+        .transpose()?;
+    let rows: Vec<Call> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CALL_COLUMNS} FROM calls
+         WHERE tenant_id = $1
+           AND ($2::uuid IS NULL OR id < $2)
+           AND ($3::text IS NULL OR status = $3)
+           AND ($4::text IS NULL OR direction = $4)
+           AND ($5::uuid IS NULL OR agent_id = $5)
+           AND ($6::uuid IS NULL OR customer_id = $6)
+           AND ($7::text IS NULL OR from_number = $7)
+           AND ($8::text IS NULL OR to_number = $8)
+           AND ($9::timestamptz IS NULL OR created_at >= $9)
+           AND ($10::timestamptz IS NULL OR created_at < $10)
+         ORDER BY id DESC LIMIT $11"
+    )))
+    .bind(principal.tenant_id)
+    .bind(after)
+    .bind(status)
+    .bind(direction)
+    .bind(query.agent_id)
+    .bind(query.customer_id)
+    .bind(from)
+    .bind(to)
+    .bind(query.created_after)
+    .bind(query.created_before)
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(pagination::page(rows, limit, |c| {
+        pagination::encode_id_cursor(c.id)
+    })))
+}
+
+pub(crate) async fn fetch_call(state: &AppState, tenant_id: Uuid, id: Uuid) -> ApiResult<Call> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("call"))
+}
+
+/// Gets one call.
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Call id")),
+    responses((status = 200, body = Call), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_call(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Call>> {
+    fetch_call(&state, principal.tenant_id, id).await.map(Json)
+}
+
+/// A call's history, oldest first: every status and control.
+#[utoipa::path(get, path = "/v1/calls/{id}/events", tag = "calls", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Call id")),
+    responses((status = 200, body = Page<CallEvent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn call_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Page<CallEvent>>> {
+    fetch_call(&state, principal.tenant_id, id).await?;
+    let events: Vec<CallEvent> = sqlx::query_as(
+        "SELECT id, call_id, kind, from_status, to_status, data, source, occurred_at
+         FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY id LIMIT 1000",
+    )
+    .bind(principal.tenant_id)
+    .bind(id)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(Json(Page {
+        data: events,
+        next_cursor: None,
+    }))
+}
+
+/// Applies an agent control: `answer`, `hold`, `unhold`, `mute`, `unmute`,
+/// `record`, `stop-recording`, `transfer` (body `{agent_id}` or `{to}`) or
+/// `hangup`. A control the call's state does not allow is a 409.
+#[utoipa::path(post, path = "/v1/calls/{id}/{action}", tag = "calls", security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Call id"),
+        ("action" = String, Path, description = "answer | hold | unhold | mute | unmute | record | stop-recording | transfer | hangup"),
+    ),
+    request_body(content = Option<ControlRequest>, description = "Only `transfer` takes a body"),
+    responses(
+        (status = 200, body = Call),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "Unknown call or action"),
+        (status = 409, body = ErrorBody, description = "The call's state does not allow this control"),
+        (status = 422, body = ErrorBody, description = "Bad transfer target"),
+    ))]
+pub async fn control_call(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, action)): Path<(Uuid, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Call>> {
+    let action: Control = action.parse().map_err(|()| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "route_not_found",
+            format!("no call control named {action:?}"),
+        )
+    })?;
+    let req: ControlRequest = if body.is_empty() {
+        ControlRequest::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let mut tx = state.db.begin().await?;
+    let current = lock_call(&mut tx, principal.tenant_id, id).await?;
+    let status = status_of(&current)?;
+    let flags = CallFlags {
+        on_hold: current.on_hold,
+        muted: current.muted,
+        recording: current.recording,
+    };
+    let effect = control(status, flags, action)
+        .map_err(|refused| ApiError::conflict(refused.code(), refused.to_string()))?;
+    let now = Utc::now();
+    match effect {
+        ControlEffect::Status(to) => {
+            let update = StatusUpdate {
+                to,
+                at: now,
+                duration: None,
+                source: "api",
+                agent_id: (action == Control::Answer)
+                    .then(|| principal.agent_id())
+                    .flatten(),
+                data: serde_json::json!({ "control": action.as_str() }),
+            };
+            let outcome = lifecycle::apply_locked(&mut tx, current, &update).await?;
+            if outcome.transition != Transition::Apply {
+                // The state machine and the control table agree by construction.
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "control {action:?} not applicable"
+                )));
+            }
+            tx.commit().await?;
+            lifecycle::after_status_commit(&state, &outcome, "api").await;
+            Ok(Json(outcome.call))
+        }
+        ControlEffect::Flags(flags) => {
+            let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE calls SET on_hold = $2, muted = $3, recording = $4, version = version + 1, updated_at = now()
+                 WHERE id = $1 RETURNING {CALL_COLUMNS}"
+            )))
+            .bind(id)
+            .bind(flags.on_hold)
+            .bind(flags.muted)
+            .bind(flags.recording)
+            .fetch_one(&mut *tx)
+            .await?;
+            let data = serde_json::json!({ "agent_id": principal.agent_id() });
+            record_event(
+                &mut tx,
+                &call,
+                action.as_str(),
+                None,
+                None,
+                &data,
+                "api",
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            publish_update(&state, &call, action).await;
+            Ok(Json(call))
+        }
+        ControlEffect::Transfer => {
+            let (target, agent) =
+                transfer_target(&state, &mut tx, principal.tenant_id, &req).await?;
+            let previous_agent = current.agent_id;
+            let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "UPDATE calls SET transferred_to = $2, agent_id = coalesce($3, agent_id), on_hold = false,
+                        version = version + 1, updated_at = now()
+                 WHERE id = $1 RETURNING {CALL_COLUMNS}"
+            )))
+            .bind(id)
+            .bind(&target)
+            .bind(agent)
+            .fetch_one(&mut *tx)
+            .await?;
+            let data = serde_json::json!({ "to": target, "from_agent_id": previous_agent, "to_agent_id": agent });
+            record_event(&mut tx, &call, "transfer", None, None, &data, "api", now).await?;
+            tx.commit().await?;
+            publish_update(&state, &call, action).await;
+            if let (Some(old), Some(_)) = (previous_agent, agent) {
+                // The previous agent is free again; the new one is on the call.
+                let _ = state
+                    .presence
+                    .call_ended(call.tenant_id, old, call.id)
+                    .await;
+                lifecycle::follow_presence(&state, &call).await;
+            }
+            Ok(Json(call))
+        }
+    }
+}
+
+async fn publish_update(state: &AppState, call: &Call, action: Control) {
+    metrics::counter!("call_controls_total", "control" => action.as_str()).increment(1);
+    let mut data = serde_json::to_value(call).unwrap_or_default();
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert("change".into(), action.as_str().into());
+    }
+    state
+        .events
+        .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallUpdated, data))
+        .await;
+}
+
+/// Where a transfer goes: an agent of the tenant, or a valid number.
+async fn transfer_target(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    req: &ControlRequest,
+) -> ApiResult<(String, Option<Uuid>)> {
+    match (req.agent_id, req.to.as_deref()) {
+        (Some(agent), None) => {
+            let found: Option<Uuid> =
+                sqlx::query_scalar("SELECT id FROM agents WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(agent)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let agent = found.ok_or_else(|| ApiError::validation("agent_id", "no such agent"))?;
+            Ok((agent.to_string(), Some(agent)))
+        }
+        (None, Some(number)) => Ok((
+            parse_phone(number, &state.settings.default_region, "to")?,
+            None,
+        )),
+        _ => Err(ApiError::unprocessable(
+            "transfer_target_required",
+            "a transfer needs exactly one of agent_id or to",
+        )),
+    }
+}

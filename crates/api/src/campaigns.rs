@@ -1,0 +1,366 @@
+//! Bulk SMS campaigns: one template sent to an audience of customers (by id
+//! or by search) and phone numbers, with progress counted from its messages.
+//!
+//! Creating a campaign validates and stores the audience, then pushes a
+//! `campaign.expand` job after commit; the worker resolves the audience,
+//! removes duplicate numbers and opted-out recipients (counting them), and
+//! creates one message per recipient. A failed push leaves the campaign
+//! `pending` for the sweeper to re-drive.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::{ids::new_id, jobs::CampaignExpand};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    auth::Principal,
+    customers::parse_phone,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{Json, Path},
+    idempotency::{self, IdempotencyKey},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_campaign))
+        .routes(routes!(get_campaign))
+}
+
+/// Most explicit recipients (customer ids plus numbers) one campaign takes.
+pub const MAX_EXPLICIT_RECIPIENTS: usize = 10_000;
+
+/// A campaign.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub template_id: Uuid,
+    /// `pending`, `running`, `completed`, `failed` or `canceled`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// The recipients as chosen, normalised ([`Audience`]).
+    #[schema(value_type = Audience)]
+    pub audience: serde_json::Value,
+    /// Template variables shared by every recipient.
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Value,
+    /// Distinct recipients once the audience is resolved (0 until then).
+    pub total_recipients: i32,
+    /// Recipients skipped because they opted out.
+    pub opted_out_count: i32,
+    /// The agent who created it, when an agent did.
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, template_id, status, audience, variables, \
+    total_recipients, opted_out_count, created_by, created_at, started_at, completed_at";
+
+/// A campaign with its progress.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CampaignWithProgress {
+    #[serde(flatten)]
+    pub campaign: Campaign,
+    pub progress: Progress,
+}
+
+/// How far a campaign got: its messages by status (every status present),
+/// and the recipients it has or skipped.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct Progress {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub undelivered: i64,
+    pub failed: i64,
+    /// Messages created so far.
+    pub messages: i64,
+    /// Recipients skipped because they opted out.
+    pub opted_out: i64,
+    /// Distinct recipients once the audience is resolved (0 until then).
+    pub total_recipients: i64,
+}
+
+/// Who receives a campaign. At least one source is required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    /// Customers of the tenant (each must exist).
+    #[serde(default)]
+    pub customer_ids: Vec<Uuid>,
+    /// Numbers in any common format; stored as E.164.
+    #[serde(default)]
+    #[schema(example = json!(["+12025550123", "(202) 555-0124"]))]
+    pub phone_numbers: Vec<String>,
+    /// Every customer matching this search (as `GET /v1/customers?q=`).
+    pub customer_query: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    /// 1 to 200 characters.
+    #[schema(example = "Spring sale")]
+    pub name: String,
+    pub template_id: Uuid,
+    /// Values for the template's placeholders, shared by every recipient;
+    /// each recipient's customer record fills the rest.
+    pub variables: Option<BTreeMap<String, String>>,
+    pub recipients: Audience,
+}
+
+impl Audience {
+    /// Checks and normalises what can be checked without the database:
+    /// numbers become E.164, duplicates go, the search is trimmed.
+    fn normalise(self, region: &str) -> ApiResult<Audience> {
+        if self.customer_ids.len() + self.phone_numbers.len() > MAX_EXPLICIT_RECIPIENTS {
+            return Err(ApiError::validation(
+                "recipients",
+                format!(
+                    "at most {MAX_EXPLICIT_RECIPIENTS} customer ids and phone numbers in one campaign"
+                ),
+            ));
+        }
+        let mut seen_ids = HashSet::new();
+        let customer_ids: Vec<Uuid> = self
+            .customer_ids
+            .into_iter()
+            .filter(|id| seen_ids.insert(*id))
+            .collect();
+        let mut seen_numbers = HashSet::new();
+        let mut phone_numbers = Vec::with_capacity(self.phone_numbers.len());
+        for (i, number) in self.phone_numbers.iter().enumerate() {
+            let number = parse_phone(number, region, &format!("recipients.phone_numbers[{i}]"))?;
+            if seen_numbers.insert(number.clone()) {
+                phone_numbers.push(number);
+            }
+        }
+        let customer_query = match self.customer_query.as_deref().map(str::trim) {
+            None => None,
+            Some(q) if q.is_empty() || q.chars().count() > 100 => {
+                return Err(ApiError::validation(
+                    "recipients.customer_query",
+                    "customer_query must be 1 to 100 characters",
+                ));
+            }
+            Some(q) => Some(q.to_string()),
+        };
+        if customer_ids.is_empty() && phone_numbers.is_empty() && customer_query.is_none() {
+            return Err(ApiError::validation(
+                "recipients",
+                "give at least one of customer_ids, phone_numbers or customer_query",
+            ));
+        }
+        Ok(Audience {
+            customer_ids,
+            phone_numbers,
+            customer_query,
+        })
+    }
+}
+
+fn validate_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::validation(
+            "name",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Creates a campaign and queues its expansion. Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
+    request_body = CreateCampaign,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    responses(
+        (status = 201, body = CampaignWithProgress),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Invalid field: no recipients, a bad number, unknown customers or template; \
+            Idempotency-Key reused with another body"),
+    ))]
+pub async fn create_campaign(
+    State(state): State<AppState>,
+    principal: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(req): Json<CreateCampaign>,
+) -> ApiResult<Response> {
+    let name = validate_name(&req.name)?;
+    let fingerprint = idempotency::request_fingerprint("POST", "/v1/campaigns", &req);
+    let audience = req.recipients.normalise(&state.settings.default_region)?;
+    let variables =
+        serde_json::to_value(req.variables.unwrap_or_default()).map_err(ApiError::internal)?;
+
+    let mut tx = state.db.begin().await?;
+    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
+        Ok(claim) => claim,
+        Err(replay) => return Ok(replay),
+    };
+    // FOR SHARE: the template cannot be deleted before this commits.
+    let template: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM templates WHERE tenant_id = $1 AND id = $2 FOR SHARE")
+            .bind(principal.tenant_id)
+            .bind(req.template_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if template.is_none() {
+        return Err(ApiError::validation("template_id", "no such template"));
+    }
+    if !audience.customer_ids.is_empty() {
+        let found: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND id = ANY($2)")
+                .bind(principal.tenant_id)
+                .bind(&audience.customer_ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        let found: HashSet<Uuid> = found.into_iter().collect();
+        let unknown: Vec<String> = audience
+            .customer_ids
+            .iter()
+            .filter(|id| !found.contains(id))
+            .map(Uuid::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            const SHOWN: usize = 20;
+            let more = match unknown.len().saturating_sub(SHOWN) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            return Err(ApiError::validation(
+                "recipients.customer_ids",
+                format!(
+                    "no such customer: {}{more}",
+                    unknown[..unknown.len().min(SHOWN)].join(", ")
+                ),
+            ));
+        }
+    }
+    let audience = serde_json::to_value(&audience).map_err(ApiError::internal)?;
+    let campaign: Campaign = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO campaigns (id, tenant_id, name, template_id, audience, variables, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING {CAMPAIGN_COLUMNS}"
+    )))
+    .bind(new_id())
+    .bind(principal.tenant_id)
+    .bind(name)
+    .bind(req.template_id)
+    .bind(audience)
+    .bind(variables)
+    .bind(principal.agent_id())
+    .fetch_one(&mut *tx)
+    .await?;
+    let created = CampaignWithProgress {
+        progress: Progress::default(),
+        campaign,
+    };
+    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &created).await?;
+    tx.commit().await?;
+
+    tracing::info!(tenant_id = %created.campaign.tenant_id, campaign_id = %created.campaign.id, "campaign created");
+    state
+        .jobs
+        .push_after_commit(CampaignExpand {
+            tenant_id: created.campaign.tenant_id,
+            campaign_id: created.campaign.id,
+        })
+        .await;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+/// Gets a campaign with its progress.
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Campaign id")),
+    responses(
+        (status = 200, body = CampaignWithProgress),
+        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_campaign(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<CampaignWithProgress>> {
+    let campaign: Campaign = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(principal.tenant_id)
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("campaign"))?;
+    // messages_campaign_idx (campaign_id, status) answers this.
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
+    )
+    .bind(campaign.id)
+    .fetch_all(&state.db)
+    .await?;
+    let mut progress = Progress {
+        opted_out: i64::from(campaign.opted_out_count),
+        total_recipients: i64::from(campaign.total_recipients),
+        ..Progress::default()
+    };
+    for (status, count) in counts {
+        progress.messages += count;
+        match status.as_str() {
+            "queued" => progress.queued = count,
+            "sending" => progress.sending = count,
+            "sent" => progress.sent = count,
+            "delivered" => progress.delivered = count,
+            "undelivered" => progress.undelivered = count,
+            "failed" => progress.failed = count,
+            _ => {}
+        }
+    }
+    Ok(Json(CampaignWithProgress { campaign, progress }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audiences_are_normalised_and_deduplicated() {
+        let id = Uuid::now_v7();
+        let audience = Audience {
+            customer_ids: vec![id, id],
+            phone_numbers: vec!["(202) 555-0123".into(), "+12025550123".into()],
+            customer_query: Some("  vip ".into()),
+        }
+        .normalise("US")
+        .unwrap();
+        assert_eq!(audience.customer_ids, vec![id]);
+        assert_eq!(audience.phone_numbers, vec!["+12025550123".to_string()]);
+        assert_eq!(audience.customer_query.as_deref(), Some("vip"));
+    }
+
+    #[test]
+    fn an_audience_needs_a_source_and_valid_numbers() {
+        assert!(Audience::default().normalise("US").is_err());
+        let bad = Audience {
+            phone_numbers: vec!["+12025550123".into(), "nope".into()],
+            ..Audience::default()
+        }
+        .normalise("US")
+        .unwrap_err();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -1,0 +1,362 @@
+//! Sending, listing and reading messages.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use sqlx::PgConnection;
+use switchboard_core::{
+    events::{Envelope, EventType},
+    ids::new_id,
+    jobs::SmsSend,
+    sms::segment,
+    templates::{TemplateError, Variables, customer_variables, render},
+};
+use uuid::Uuid;
+
+use super::{
+    ListMessagesQuery, MESSAGE_COLUMNS, Message, SendMessage, new_message_sid,
+    parse_direction_filter, parse_status_filter, validate_body,
+};
+use crate::{
+    auth::Principal,
+    customers::parse_phone,
+    error::{ApiError, ApiResult, ErrorBody},
+    extract::{Json, Path, Query},
+    idempotency::{self, IdempotencyKey},
+    pagination::{self, Page},
+    state::AppState,
+};
+
+/// Sends an SMS: validated, stored `queued`, then handed to the `sms.send`
+/// queue. Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
+    request_body = SendMessage,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    responses(
+        (status = 201, body = Message),
+        (status = 400, body = ErrorBody, description = "Malformed JSON or Idempotency-Key"),
+        (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "Invalid field; `recipient_opted_out` when the recipient replied STOP; \
+            `template_variables_missing` naming the placeholders without a value; Idempotency-Key reused with another body"),
+    ))]
+pub async fn send_message(
+    State(state): State<AppState>,
+    principal: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(req): Json<SendMessage>,
+) -> ApiResult<Response> {
+    let to = parse_phone(&req.to, &state.settings.default_region, "to")?;
+    match (&req.body, &req.template_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "template_id",
+                "give either body or template_id, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::validation(
+                "body",
+                "give either body or template_id",
+            ));
+        }
+        (Some(body), None) => {
+            validate_body(body, "body")?;
+            if req.variables.is_some() {
+                return Err(ApiError::validation(
+                    "variables",
+                    "variables only apply with template_id",
+                ));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+
+    let fingerprint = idempotency::request_fingerprint("POST", "/v1/messages", &req);
+    // Every check below runs inside the transaction: a refusal rolls it
+    // back, so a refused send leaves nothing behind (not even its key).
+    let mut tx = state.db.begin().await?;
+    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
+        Ok(claim) => claim,
+        Err(replay) => return Ok(replay),
+    };
+
+    ensure_not_opted_out(&mut tx, principal.tenant_id, &to).await?;
+    let customer = resolve_customer(&mut tx, principal.tenant_id, req.customer_id, &to).await?;
+    let body = match req.template_id {
+        // Validated above: without a template, the body is present and fits.
+        None => req.body.unwrap_or_default(),
+        Some(template_id) => {
+            let template: String =
+                sqlx::query_scalar("SELECT body FROM templates WHERE tenant_id = $1 AND id = $2")
+                    .bind(principal.tenant_id)
+                    .bind(template_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| ApiError::validation("template_id", "no such template"))?;
+            let mut variables = customer
+                .as_ref()
+                .map(CustomerFields::variables)
+                .unwrap_or_default();
+            variables.extend(req.variables.unwrap_or_default());
+            let body = render_template(&template, &variables)?;
+            validate_body(&body, "template_id")?;
+            body
+        }
+    };
+    let from = sender_number(&mut tx, principal.tenant_id).await?;
+
+    let segmentation = segment(&body);
+    let message: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status,
+             segments, encoding, carrier_sid, customer_id, template_id, agent_id)
+         VALUES ($1, $2, 'outbound', $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
+         RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(new_id())
+    .bind(principal.tenant_id)
+    .bind(from)
+    .bind(&to)
+    .bind(&body)
+    .bind(i16::try_from(segmentation.segments).unwrap_or(i16::MAX))
+    .bind(segmentation.encoding.as_str())
+    .bind(new_message_sid())
+    .bind(customer.as_ref().map(|c| c.id))
+    .bind(req.template_id)
+    .bind(principal.agent_id())
+    .fetch_one(&mut *tx)
+    .await?;
+    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &message).await?;
+    tx.commit().await?;
+
+    metrics::counter!("messages_created_total", "direction" => "outbound").increment(1);
+    tracing::info!(tenant_id = %message.tenant_id, message_id = %message.id, "message queued");
+    state
+        .events
+        .publish_after_commit(Envelope::new(
+            principal.tenant_id,
+            EventType::MessageCreated,
+            &message,
+        ))
+        .await;
+    // The worker sends it in both carrier modes; a failed push leaves the
+    // message `queued` for the sweeper.
+    state
+        .jobs
+        .push_after_commit(SmsSend {
+            tenant_id: message.tenant_id,
+            message_id: message.id,
+        })
+        .await;
+    Ok((StatusCode::CREATED, Json(message)).into_response())
+}
+
+/// Refuses a recipient who opted out (replied STOP) of this tenant's messages.
+pub(crate) async fn ensure_not_opted_out(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    to: &str,
+) -> ApiResult<()> {
+    let keyword: Option<String> =
+        sqlx::query_scalar("SELECT keyword FROM opt_outs WHERE tenant_id = $1 AND phone = $2")
+            .bind(tenant_id)
+            .bind(to)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match keyword {
+        None => Ok(()),
+        Some(keyword) => Err(ApiError::unprocessable(
+            "recipient_opted_out",
+            format!(
+                "the recipient opted out of messages (replied {keyword}); \
+                 nothing was sent, and nothing can be until they reply START"
+            ),
+        )
+        .with_field("to")),
+    }
+}
+
+/// The customer fields a template can use.
+#[derive(Debug, sqlx::FromRow)]
+struct CustomerFields {
+    id: Uuid,
+    name: String,
+    email: Option<String>,
+    phone: Option<String>,
+    company: Option<String>,
+}
+
+impl CustomerFields {
+    fn variables(&self) -> Variables {
+        customer_variables(
+            &self.name,
+            self.email.as_deref(),
+            self.phone.as_deref(),
+            self.company.as_deref(),
+        )
+    }
+}
+
+/// The customer a message is about: the one named (which must be the
+/// tenant's), else the one whose phone is the recipient's, if any.
+async fn resolve_customer(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    customer_id: Option<Uuid>,
+    to: &str,
+) -> ApiResult<Option<CustomerFields>> {
+    const COLUMNS: &str = "id, name, email, phone, company";
+    match customer_id {
+        Some(id) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(Some)
+        .ok_or_else(|| ApiError::validation("customer_id", "no such customer")),
+        None => Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM customers WHERE tenant_id = $1 AND phone = $2"
+        )))
+        .bind(tenant_id)
+        .bind(to)
+        .fetch_optional(&mut *conn)
+        .await?),
+    }
+}
+
+/// Renders a stored template; a placeholder without a value is the caller's
+/// to fix, and the error names every one.
+fn render_template(template: &str, variables: &Variables) -> ApiResult<String> {
+    render(template, variables).map_err(|error| match error {
+        TemplateError::Missing(names) => ApiError::unprocessable(
+            "template_variables_missing",
+            format!(
+                "the template needs values for: {} (pass them in variables, or set them on the customer)",
+                names.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .with_field("variables"),
+        // Templates are validated when saved; this only guards old rows.
+        TemplateError::Unterminated(_) | TemplateError::BadName(_) => {
+            ApiError::validation("template_id", format!("the template is malformed: {error}"))
+        }
+    })
+}
+
+/// The number the tenant sends from: its default number, else its lowest.
+pub(crate) async fn sender_number(conn: &mut PgConnection, tenant_id: Uuid) -> ApiResult<String> {
+    sqlx::query_scalar(
+        "SELECT number FROM phone_numbers WHERE tenant_id = $1
+         ORDER BY is_default DESC, number LIMIT 1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| {
+        ApiError::unprocessable(
+            "no_sender_number",
+            "this tenant has no phone number to send from",
+        )
+    })
+}
+
+/// Lists messages, newest first, with full-text search and filters.
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
+    params(ListMessagesQuery),
+    responses(
+        (status = 200, body = Page<Message>),
+        (status = 400, body = ErrorBody, description = "Unknown parameter, bad status, direction, customer_id, limit or cursor"),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<ListMessagesQuery>,
+) -> ApiResult<Json<Page<Message>>> {
+    let limit = pagination::limit(query.limit)?;
+    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let status = query
+        .status
+        .as_deref()
+        .map(parse_status_filter)
+        .transpose()?;
+    let direction = query
+        .direction
+        .as_deref()
+        .map(parse_direction_filter)
+        .transpose()?;
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 200) {
+        return Err(
+            ApiError::bad_request("invalid_query", "q must be at most 200 characters")
+                .with_field("q"),
+        );
+    }
+
+    // Only the filters given appear in the SQL, so each query can use the
+    // index that fits it (the GIN index on body_tsv for `q`).
+    let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = "
+    ));
+    sql.push_bind(principal.tenant_id);
+    if let Some(q) = q {
+        sql.push(" AND body_tsv @@ plainto_tsquery('simple', ")
+            .push_bind(q.to_string())
+            .push(")");
+    }
+    if let Some(status) = status {
+        sql.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(direction) = direction {
+        sql.push(" AND direction = ").push_bind(direction);
+    }
+    if let Some(customer_id) = query.customer_id {
+        sql.push(" AND customer_id = ").push_bind(customer_id);
+    }
+    if let Some(after) = after {
+        sql.push(" AND id < ").push_bind(after);
+    }
+    sql.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    let rows: Vec<Message> = sql.build_query_as().fetch_all(&state.db).await?;
+    Ok(Json(pagination::page(rows, limit, |m| {
+        pagination::encode_id_cursor(m.id)
+    })))
+}
+
+pub(crate) async fn fetch_message(
+    state: &AppState,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<Message> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("message"))
+}
+
+/// Gets one message.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Message id")),
+    responses(
+        (status = 200, body = Message),
+        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Message>> {
+    fetch_message(&state, principal.tenant_id, id)
+        .await
+        .map(Json)
+}

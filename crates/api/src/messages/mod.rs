@@ -1,0 +1,193 @@
+//! Messages (SMS): sending (a body or a rendered template), listing with
+//! full-text search over bodies, and reading one message.
+//!
+//! A send is validated completely — E.164 recipient, opt-out, template and
+//! its variables, length — before anything is written; then the message is
+//! inserted `queued` in one transaction with its idempotency record, and an
+//! `sms.send` job is pushed after commit. Delivery receipts and inbound
+//! messages arrive through the carrier webhooks (`webhooks::sms`).
+
+mod handlers;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_core::sms::MessageStatus;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{error::ApiError, state::AppState};
+
+pub use handlers::*;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::list_messages, handlers::send_message))
+        .routes(routes!(handlers::get_message))
+}
+
+/// Longest body a message may have (what carriers concatenate at most).
+pub const MAX_BODY_CHARS: usize = 1600;
+
+/// An SMS, outbound or inbound.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Message {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// `outbound` or `inbound`.
+    #[schema(example = "outbound")]
+    pub direction: String,
+    /// E.164.
+    #[schema(example = "+12025550100")]
+    pub from: String,
+    /// E.164.
+    #[schema(example = "+12025550123")]
+    pub to: String,
+    pub body: String,
+    /// `queued`, `sending`, `sent`, `delivered`, `undelivered`, `failed`, or
+    /// `received` (inbound).
+    #[schema(example = "queued")]
+    pub status: String,
+    /// Billable SMS segments.
+    pub segments: i16,
+    /// `GSM-7` or `UCS-2`.
+    #[schema(example = "GSM-7")]
+    pub encoding: String,
+    /// The carrier's MessageSid.
+    #[schema(example = "SM0123456789abcdef0123456789abcdef")]
+    pub carrier_sid: Option<String>,
+    /// The carrier's error code for failed or undelivered messages.
+    pub error_code: Option<String>,
+    pub customer_id: Option<Uuid>,
+    pub campaign_id: Option<Uuid>,
+    pub template_id: Option<Uuid>,
+    /// The agent who sent it, when an agent did.
+    pub agent_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Gapless change counter (1 = created): orders this message's events.
+    pub version: i32,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns of [`Message`], for `SELECT` and `RETURNING`.
+pub(crate) const MESSAGE_COLUMNS: &str = "id, tenant_id, direction, from_number AS \"from\", \
+    to_number AS \"to\", body, status, segments, encoding, carrier_sid, error_code, customer_id, \
+    campaign_id, template_id, agent_id, created_at, sent_at, delivered_at, version, updated_at";
+
+/// A message to send: either `body`, or `template_id` (+ `variables`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// The recipient, in any common format; stored as E.164.
+    #[schema(example = "(202) 555-0123")]
+    pub to: String,
+    /// The text, 1 to 1600 characters. Exclusive with `template_id`.
+    #[schema(example = "Your appointment is confirmed for Monday 10:00.")]
+    pub body: Option<String>,
+    /// A template of the tenant, filled from the customer and `variables`.
+    pub template_id: Option<Uuid>,
+    /// Values for the template's placeholders; they win over the customer's.
+    pub variables: Option<BTreeMap<String, String>>,
+    /// The customer the message is about; by default the customer whose
+    /// phone is `to`, if any.
+    pub customer_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListMessagesQuery {
+    /// Full-text search over bodies (all words must appear).
+    pub q: Option<String>,
+    /// One of `queued`, `sending`, `sent`, `delivered`, `undelivered`,
+    /// `failed`, `received`.
+    pub status: Option<String>,
+    pub customer_id: Option<Uuid>,
+    /// `outbound` or `inbound`.
+    pub direction: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Parses a status filter: only the API's own names are accepted.
+pub(crate) fn parse_status_filter(status: &str) -> Result<MessageStatus, ApiError> {
+    MessageStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == status)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "status must be one of queued, sending, sent, delivered, undelivered, failed, received",
+            )
+            .with_field("status")
+        })
+}
+
+pub(crate) fn parse_direction_filter(direction: &str) -> Result<&'static str, ApiError> {
+    match direction {
+        "outbound" => Ok("outbound"),
+        "inbound" => Ok("inbound"),
+        _ => Err(
+            ApiError::bad_request("invalid_query", "direction must be outbound or inbound")
+                .with_field("direction"),
+        ),
+    }
+}
+
+/// Checks a message body's length (in characters, as the database does).
+pub(crate) fn validate_body(body: &str, field: &str) -> Result<(), ApiError> {
+    if body.trim().is_empty() || body.chars().count() > MAX_BODY_CHARS {
+        return Err(ApiError::validation(
+            field.to_string(),
+            format!("the message body must be 1 to {MAX_BODY_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A new carrier MessageSid: `SM` and 32 lowercase hex digits, Twilio's shape.
+pub(crate) fn new_message_sid() -> String {
+    format!("SM{}", Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_filters_accept_only_the_api_vocabulary() {
+        assert_eq!(
+            parse_status_filter("delivered").unwrap(),
+            MessageStatus::Delivered
+        );
+        for bad in ["accepted", "Delivered", "", "lost"] {
+            assert!(parse_status_filter(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn message_sids_look_like_the_carriers() {
+        let sid = new_message_sid();
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("SM"));
+        assert!(
+            sid[2..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
+        assert_ne!(sid, new_message_sid());
+    }
+
+    #[test]
+    fn bodies_are_counted_in_characters() {
+        assert!(validate_body(&"€".repeat(1600), "body").is_ok());
+        assert!(validate_body(&"a".repeat(1601), "body").is_err());
+        assert!(validate_body("   ", "body").is_err());
+    }
+}

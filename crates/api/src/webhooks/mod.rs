@@ -1,0 +1,202 @@
+//! Carrier webhooks (`/webhooks/carrier/...`): form-encoded with Twilio's
+//! parameter names and signed with `X-Twilio-Signature`.
+//!
+//! Every handler finds the tenant the request is about (by the number
+//! called, or by the call/message it reports on), verifies the signature
+//! with that tenant's carrier auth token, and only then changes anything:
+//! a bad signature is a 403, an unknown CallSid/MessageSid or number a 404,
+//! a malformed request a 400 — all without side effects.
+
+mod sms;
+mod voice;
+
+use axum::{
+    extract::{FromRequest, Request},
+    http::{StatusCode, header},
+};
+use bytes::Bytes;
+use serde::Serialize;
+use switchboard_core::carrier::{self, SIGNATURE_HEADER};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(voice::router())
+        .merge(sms::router())
+}
+
+/// A carrier's form POST with its signature, not yet verified.
+#[derive(Debug, Clone)]
+pub struct CarrierForm {
+    params: Vec<(String, String)>,
+    signature: Option<String>,
+    /// The URL the carrier signed: the public base URL plus path and query.
+    url: String,
+}
+
+impl FromRequest<AppState> for CarrierForm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "carrier webhooks are application/x-www-form-urlencoded",
+            ));
+        }
+        let signature = req
+            .headers()
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| req.uri().path().to_string());
+        let url = format!("{}{}", state.settings.public_url, path_and_query);
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            } else {
+                ApiError::bad_request("unreadable_body", "the request body could not be read")
+            }
+        })?;
+        if std::str::from_utf8(&body).is_err() {
+            return Err(ApiError::bad_request(
+                "malformed_form",
+                "the form body is not UTF-8",
+            ));
+        }
+        let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        Ok(Self {
+            params,
+            signature,
+            url,
+        })
+    }
+}
+
+impl CarrierForm {
+    /// A parameter, if present and non-empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required parameter (400 naming it when absent).
+    pub fn require(&self, name: &'static str) -> ApiResult<&str> {
+        self.get(name).ok_or_else(|| {
+            ApiError::bad_request("missing_parameter", format!("{name} is required"))
+                .with_field(name)
+        })
+    }
+
+    /// Checks the signature against the tenant's carrier auth token.
+    pub fn verify(&self, auth_token: &str) -> ApiResult<()> {
+        let valid = self
+            .signature
+            .as_deref()
+            .is_some_and(|sig| carrier::verify(auth_token, &self.url, &self.params, sig));
+        if valid {
+            Ok(())
+        } else {
+            metrics::counter!("carrier_webhooks_rejected_total", "reason" => "signature")
+                .increment(1);
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "the X-Twilio-Signature header does not match this request",
+            ))
+        }
+    }
+}
+
+/// The tenant owning `number`, with its carrier auth token.
+pub(crate) async fn tenant_for_number(state: &AppState, number: &str) -> ApiResult<(Uuid, String)> {
+    sqlx::query_as(
+        "SELECT t.id, t.carrier_auth_token FROM phone_numbers n JOIN tenants t ON t.id = n.tenant_id
+         WHERE n.number = $1",
+    )
+    .bind(number)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or_else(|| ApiError::not_found("phone number"))
+}
+
+/// A tenant's carrier auth token.
+pub(crate) async fn tenant_token(state: &AppState, tenant_id: Uuid) -> ApiResult<String> {
+    sqlx::query_scalar("SELECT carrier_auth_token FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// What a webhook answers: an acknowledgement, and for inbound traffic a
+/// routing decision or reply, also rendered as TwiML for carriers that want it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, Default)]
+pub struct WebhookAck {
+    /// `applied`, `duplicate`, `stale`, `already_ended`, `ignored` or `created`.
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<Uuid>,
+    /// Inbound calls: `connect` (to `agent_id`) or `voicemail`. Inbound
+    /// SMS: `opted_out`, `opted_in`, `help` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<Uuid>,
+    /// Text the carrier should send back to the sender (inbound SMS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    /// The same decision as TwiML.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub twiml: Option<String>,
+}
+
+impl WebhookAck {
+    pub fn result(result: &str) -> Self {
+        Self {
+            result: result.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Escapes text for TwiML.
+pub(crate) fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}

@@ -1,0 +1,664 @@
+//! Calls: originate, list, history, controls, carrier status callbacks.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{TestApp, expect_error, json_of, spawn_app};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn originate(app: &TestApp, token: &str, to: &str) -> Value {
+    let (status, call) = json_of(app.post("/v1/calls", token, json!({"to": to})).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{call}");
+    call
+}
+
+/// Posts a signed status callback for `call`.
+async fn report(app: &TestApp, call: &Value, status: &str) -> (StatusCode, Value) {
+    let sid = call["carrier_sid"].as_str().unwrap();
+    json_of(
+        app.carrier_post(
+            "/webhooks/carrier/voice/status",
+            &TestApp::carrier_token(&app.a),
+            &[
+                ("CallSid", sid),
+                ("CallStatus", status),
+                ("AccountSid", "ACtest"),
+            ],
+        )
+        .await,
+    )
+    .await
+}
+
+async fn control(app: &TestApp, call: &Value, action: &str) -> reqwest::Response {
+    app.request(
+        Method::POST,
+        &format!("/v1/calls/{}/{action}", call["id"].as_str().unwrap()),
+        &app.a.token,
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn get_call(app: &TestApp, call: &Value) -> Value {
+    json_of(
+        app.get(
+            &format!("/v1/calls/{}", call["id"].as_str().unwrap()),
+            &app.a.token,
+        )
+        .await,
+    )
+    .await
+    .1
+}
+
+async fn history(app: &TestApp, call: &Value) -> Vec<(String, Option<String>)> {
+    let (_, body) = json_of(
+        app.get(
+            &format!("/v1/calls/{}/events", call["id"].as_str().unwrap()),
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["to_status"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn originating_a_call_creates_it_queued_from_the_tenants_number() {
+    let app = spawn_app().await;
+    let customer = app
+        .create_customer(
+            &app.a.token,
+            json!({"name": "Callee", "phone": "+13125550177"}),
+        )
+        .await;
+    let call = originate(&app, &app.a.token, "(312) 555-0177").await;
+    assert_eq!(call["status"], "queued");
+    assert_eq!(call["direction"], "outbound");
+    assert_eq!(call["to"], "+13125550177");
+    assert_eq!(call["from"], "+12025550100", "the tenant's default number");
+    assert_eq!(call["customer_id"], customer["id"], "linked by number");
+    assert_eq!(call["agent_id"], app.a.agent_id.to_string());
+    assert_eq!(call["version"], 1);
+    assert!(call["carrier_sid"].as_str().unwrap().starts_with("CA"));
+    for field in ["on_hold", "muted", "recording"] {
+        assert_eq!(call[field], false);
+    }
+    assert_eq!(
+        history(&app, &call).await,
+        vec![("status".to_string(), Some("queued".to_string()))]
+    );
+
+    let (status, call2) = json_of(
+        app.post(
+            "/v1/calls",
+            &app.a.token,
+            json!({"to": "+13125550100", "from": "+12025550101"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(call2["from"], "+12025550101");
+}
+
+#[tokio::test]
+async fn originate_refuses_bad_numbers_foreign_callers_and_foreign_customers() {
+    let app = spawn_app().await;
+    let theirs = app
+        .create_customer(&app.b.token, json!({"name": "Bravo's"}))
+        .await;
+    for (body, field) in [
+        (json!({"to": "not a number"}), "to"),
+        (
+            json!({"to": "+13125550177", "from": "+12025550150"}),
+            "from",
+        ),
+        (
+            json!({"to": "+13125550177", "customer_id": theirs["id"]}),
+            "customer_id",
+        ),
+        (json!({"to": 42}), "to"),
+        (json!({}), "to"),
+    ] {
+        let (status, error) =
+            json_of(app.post("/v1/calls", &app.a.token, body.clone()).await).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} -> {error}"
+        );
+        assert_eq!(error["error"]["field"], field, "{body} -> {error}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn originate_is_idempotent_with_a_key() {
+    let app = spawn_app().await;
+    let send = |to: &'static str| {
+        app.request(Method::POST, "/v1/calls", &app.a.token)
+            .header("Idempotency-Key", "dial-1")
+            .json(&json!({"to": to}))
+            .send()
+    };
+    let first: Value = send("+13125550177").await.unwrap().json().await.unwrap();
+    let again = send("+13125550177").await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    expect_error(
+        send("+13125550178").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn the_carrier_drives_a_call_through_its_whole_lifecycle() {
+    let app = spawn_app().await;
+    let call = originate(&app, &app.a.token, "+13125550177").await;
+    for (status, result) in [("ringing", "applied"), ("in-progress", "applied")] {
+        let (code, ack) = report(&app, &call, status).await;
+        assert_eq!(
+            (code, ack["result"].as_str().unwrap()),
+            (StatusCode::OK, result),
+            "{ack}"
+        );
+    }
+    let sid = call["carrier_sid"].as_str().unwrap();
+    let (code, ack) = json_of(
+        app.carrier_post(
+            "/webhooks/carrier/voice/status",
+            &TestApp::carrier_token(&app.a),
+            &[
+                ("CallSid", sid),
+                ("CallStatus", "completed"),
+                ("CallDuration", "42"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (code, ack["result"].as_str().unwrap()),
+        (StatusCode::OK, "applied")
+    );
+    let done = get_call(&app, &call).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["duration_seconds"], 42, "the carrier's own duration");
+    assert_eq!(done["version"], 4);
+    assert!(done["answered_at"].is_string() && done["ended_at"].is_string());
+    assert_eq!(
+        history(&app, &call)
+            .await
+            .into_iter()
+            .map(|(_, s)| s.unwrap())
+            .collect::<Vec<_>>(),
+        vec!["queued", "ringing", "in-progress", "completed"]
+    );
+}
+
+#[tokio::test]
+async fn every_legal_transition_applies_and_illegal_ones_change_nothing() {
+    let app = spawn_app().await;
+    // (path to reach the start state, reported status, expected result, expected final status)
+    let table: &[(&[&str], &str, &str, &str)] = &[
+        (&[], "ringing", "applied", "ringing"),
+        (&[], "in-progress", "applied", "in-progress"),
+        (&[], "busy", "applied", "busy"),
+        (&[], "no-answer", "applied", "no-answer"),
+        (&[], "failed", "applied", "failed"),
+        (&[], "canceled", "applied", "canceled"),
+        (&["ringing"], "in-progress", "applied", "in-progress"),
+        (&["ringing"], "busy", "applied", "busy"),
+        (&["ringing"], "no-answer", "applied", "no-answer"),
+        (&["ringing"], "failed", "applied", "failed"),
+        (&["ringing"], "canceled", "applied", "canceled"),
+        (
+            &["ringing", "in-progress"],
+            "completed",
+            "applied",
+            "completed",
+        ),
+        // Illegal: an answered call cannot be busy or unanswered.
+        (
+            &["ringing", "in-progress"],
+            "busy",
+            "ignored",
+            "in-progress",
+        ),
+        (
+            &["ringing", "in-progress"],
+            "no-answer",
+            "ignored",
+            "in-progress",
+        ),
+        (
+            &["ringing", "in-progress"],
+            "canceled",
+            "ignored",
+            "in-progress",
+        ),
+        (&[], "completed", "ignored", "queued"),
+        (&["ringing"], "completed", "ignored", "ringing"),
+        // Late and duplicate callbacks.
+        (
+            &["ringing", "in-progress"],
+            "ringing",
+            "stale",
+            "in-progress",
+        ),
+        (
+            &["ringing", "in-progress"],
+            "queued",
+            "stale",
+            "in-progress",
+        ),
+        (&["ringing"], "ringing", "duplicate", "ringing"),
+        (
+            &["ringing", "in-progress", "completed"],
+            "completed",
+            "duplicate",
+            "completed",
+        ),
+        (
+            &["ringing", "in-progress", "completed"],
+            "ringing",
+            "already_ended",
+            "completed",
+        ),
+        (&["busy"], "in-progress", "already_ended", "busy"),
+        (&["no-answer"], "completed", "already_ended", "no-answer"),
+    ];
+    for (path, reported, expected, final_status) in table {
+        let call = originate(&app, &app.a.token, "+13125550177").await;
+        for step in *path {
+            assert_eq!(report(&app, &call, step).await.1["result"], "applied");
+        }
+        let before = get_call(&app, &call).await;
+        let (code, ack) = report(&app, &call, reported).await;
+        assert_eq!(code, StatusCode::OK, "{path:?} + {reported}: {ack}");
+        assert_eq!(ack["result"], *expected, "{path:?} + {reported}");
+        let after = get_call(&app, &call).await;
+        assert_eq!(after["status"], *final_status, "{path:?} + {reported}");
+        if *expected != "applied" {
+            assert_eq!(
+                after, before,
+                "a no-op changes nothing: {path:?} + {reported}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn racing_callbacks_leave_one_consistent_history() {
+    let app = spawn_app().await;
+    let call = originate(&app, &app.a.token, "+13125550177").await;
+    let statuses = [
+        "ringing",
+        "in-progress",
+        "completed",
+        "ringing",
+        "in-progress",
+        "busy",
+        "completed",
+        "no-answer",
+        "ringing",
+        "completed",
+    ];
+    let racers = (0..20).map(|i| report(&app, &call, statuses[i % statuses.len()]));
+    let results = futures::future::join_all(racers).await;
+    assert!(results.iter().all(|(code, _)| *code == StatusCode::OK));
+
+    let after = get_call(&app, &call).await;
+    let events = history(&app, &call).await;
+    let statuses: Vec<String> = events.iter().map(|(_, s)| s.clone().unwrap()).collect();
+    // Whatever order they arrived in, the history is a legal walk from queued
+    // and the call's status and version agree with it.
+    assert_eq!(statuses[0], "queued");
+    for pair in statuses.windows(2) {
+        let from: switchboard_core::calls::CallStatus = pair[0].parse().unwrap();
+        let to = pair[1].parse().unwrap();
+        assert_eq!(
+            switchboard_core::calls::transition(from, to),
+            switchboard_core::calls::Transition::Apply,
+            "{statuses:?}"
+        );
+    }
+    assert_eq!(after["status"].as_str().unwrap(), statuses.last().unwrap());
+    assert_eq!(after["version"].as_u64().unwrap() as usize, statuses.len());
+    let applied = results
+        .iter()
+        .filter(|(_, ack)| ack["result"] == "applied")
+        .count();
+    assert_eq!(
+        applied + 1,
+        statuses.len(),
+        "each applied callback added exactly one event"
+    );
+}
+
+#[tokio::test]
+async fn controls_work_in_their_states_and_are_409_elsewhere() {
+    let app = spawn_app().await;
+    let call = originate(&app, &app.a.token, "+13125550177").await;
+    // Not yet answered: live controls are refused.
+    for (action, code) in [
+        ("hold", "call_not_in_progress"),
+        ("mute", "call_not_in_progress"),
+        ("record", "call_not_in_progress"),
+        ("transfer", "call_not_in_progress"),
+        ("answer", "call_not_ringing"),
+    ] {
+        expect_error(
+            control(&app, &call, action).await,
+            StatusCode::CONFLICT,
+            code,
+        )
+        .await;
+    }
+    report(&app, &call, "ringing").await;
+    let (status, answered) = json_of(control(&app, &call, "answer").await).await;
+    assert_eq!(status, StatusCode::OK, "{answered}");
+    assert_eq!(answered["status"], "in-progress");
+
+    let steps = [
+        ("hold", "on_hold", true),
+        ("unhold", "on_hold", false),
+        ("mute", "muted", true),
+        ("unmute", "muted", false),
+        ("record", "recording", true),
+        ("stop-recording", "recording", false),
+    ];
+    for (action, field, value) in steps {
+        let (status, body) = json_of(control(&app, &call, action).await).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+        assert_eq!(body[field], value, "{action}");
+    }
+    expect_error(
+        control(&app, &call, "unhold").await,
+        StatusCode::CONFLICT,
+        "not_on_hold",
+    )
+    .await;
+    control(&app, &call, "hold").await;
+    expect_error(
+        control(&app, &call, "hold").await,
+        StatusCode::CONFLICT,
+        "already_on_hold",
+    )
+    .await;
+    expect_error(
+        control(&app, &call, "unmute").await,
+        StatusCode::CONFLICT,
+        "not_muted",
+    )
+    .await;
+    expect_error(
+        control(&app, &call, "stop-recording").await,
+        StatusCode::CONFLICT,
+        "not_recording",
+    )
+    .await;
+
+    // Transfer to a number, then hang up.
+    let id = call["id"].as_str().unwrap();
+    let (status, transferred) = json_of(
+        app.post(
+            &format!("/v1/calls/{id}/transfer"),
+            &app.a.token,
+            json!({"to": "+13125550199"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{transferred}");
+    assert_eq!(transferred["transferred_to"], "+13125550199");
+    assert_eq!(transferred["on_hold"], false);
+    let (status, ended) = json_of(control(&app, &call, "hangup").await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ended["status"], "completed");
+    for action in ["hangup", "hold", "answer", "mute", "transfer"] {
+        expect_error(
+            control(&app, &call, action).await,
+            StatusCode::CONFLICT,
+            "call_ended",
+        )
+        .await;
+    }
+    let kinds: Vec<String> = history(&app, &call)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        kinds.contains(&"hold".to_string()) && kinds.contains(&"transfer".to_string()),
+        "{kinds:?}"
+    );
+
+    // Hanging up before answer cancels.
+    let early = originate(&app, &app.a.token, "+13125550177").await;
+    let (_, canceled) = json_of(control(&app, &early, "hangup").await).await;
+    assert_eq!(canceled["status"], "canceled");
+    expect_error(
+        control(&app, &early, "teleport").await,
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transfer_needs_exactly_one_valid_target() {
+    let app = spawn_app().await;
+    let call = originate(&app, &app.a.token, "+13125550177").await;
+    report(&app, &call, "in-progress").await;
+    let id = call["id"].as_str().unwrap();
+    let path = format!("/v1/calls/{id}/transfer");
+    expect_error(
+        app.post(&path, &app.a.token, json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "transfer_target_required",
+    )
+    .await;
+    let error = expect_error(
+        app.post(&path, &app.a.token, json!({"agent_id": app.b.agent_id}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        error["field"], "agent_id",
+        "another tenant's agent is unknown here"
+    );
+    let error = expect_error(
+        app.post(&path, &app.a.token, json!({"to": "nope"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error["field"], "to");
+    let admin: uuid::Uuid = sqlx::query_scalar("SELECT id FROM agents WHERE email = $1")
+        .bind(&app.a.admin_email)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, moved) = json_of(
+        app.post(&path, &app.a.token, json!({"agent_id": admin}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(moved["agent_id"], admin.to_string());
+    let response = app
+        .request(Method::POST, &path, &app.a.token)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::BAD_REQUEST, "malformed_json").await;
+}
+
+#[tokio::test]
+async fn calls_are_listed_with_filters_and_cursor_pagination() {
+    let app = spawn_app().await;
+    let mut ids = HashSet::new();
+    for i in 0..7 {
+        let call = originate(&app, &app.a.token, &format!("+1312555017{i}")).await;
+        if i % 2 == 0 {
+            report(&app, &call, "busy").await;
+        }
+        ids.insert(call["id"].as_str().unwrap().to_string());
+    }
+    originate(&app, &app.b.token, "+13125550177").await;
+
+    let mut seen = HashSet::new();
+    let mut cursor = None::<String>;
+    loop {
+        let mut q = vec![("limit", "3".to_string())];
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let (_, page) = json_of(
+            app.request(Method::GET, "/v1/calls", &app.a.token)
+                .query(&q)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        for c in page["data"].as_array().unwrap() {
+            assert!(
+                seen.insert(c["id"].as_str().unwrap().to_string()),
+                "no duplicates"
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "exactly the tenant's calls");
+
+    let app = &app;
+    let list = |q: Vec<(&'static str, String)>| async move {
+        let (status, page) = json_of(
+            app.request(Method::GET, "/v1/calls", &app.a.token)
+                .query(&q)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page["data"].as_array().unwrap().len()
+    };
+    assert_eq!(list(vec![("status", "busy".into())]).await, 4);
+    assert_eq!(
+        list(vec![
+            ("status", "queued".into()),
+            ("direction", "outbound".into())
+        ])
+        .await,
+        3
+    );
+    assert_eq!(list(vec![("to", "(312) 555-0173".into())]).await, 1);
+    assert_eq!(
+        list(vec![("agent_id", app.a.agent_id.to_string())]).await,
+        7
+    );
+    assert_eq!(
+        list(vec![("created_after", "2100-01-01T00:00:00Z".into())]).await,
+        0
+    );
+    for (q, field) in [
+        ("status=lost", "status"),
+        ("direction=sideways", "direction"),
+        ("agent_id=nope", "agent_id"),
+        ("created_after=yesterday", "created_after"),
+    ] {
+        let (status, body) = json_of(app.get(&format!("/v1/calls?{q}"), &app.a.token).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert_eq!(body["error"]["field"], field, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_calls_are_not_found_anywhere() {
+    let app = spawn_app().await;
+    let theirs = originate(&app, &app.b.token, "+13125550177").await;
+    let id = theirs["id"].as_str().unwrap();
+    expect_error(
+        app.get(&format!("/v1/calls/{id}"), &app.a.token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        app.get(&format!("/v1/calls/{id}/events"), &app.a.token)
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    for action in ["answer", "hold", "hangup"] {
+        let response = app
+            .request(
+                Method::POST,
+                &format!("/v1/calls/{id}/{action}"),
+                &app.a.token,
+            )
+            .send()
+            .await
+            .unwrap();
+        expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let (_, list) = json_of(app.get("/v1/calls", &app.a.token).await).await;
+    assert_eq!(list["data"], json!([]));
+    // A status callback signed with tenant A's token for B's call is refused.
+    let response = app
+        .carrier_post(
+            "/webhooks/carrier/voice/status",
+            &TestApp::carrier_token(&app.a),
+            &[
+                ("CallSid", theirs["carrier_sid"].as_str().unwrap()),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await;
+    expect_error(response, StatusCode::FORBIDDEN, "invalid_signature").await;
+    assert_eq!(
+        json_of(app.get(&format!("/v1/calls/{id}"), &app.b.token).await)
+            .await
+            .1["status"],
+        "queued"
+    );
+}

@@ -1,0 +1,350 @@
+//! Reports against a small fixture whose figures are worked out by hand.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{TestApp, expect_error, json_of, spawn_app};
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+fn at(hour: i64, minute: i64) -> DateTime<Utc> {
+    "2026-01-10T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        + Duration::hours(hour)
+        + Duration::minutes(minute)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call(
+    app: &TestApp,
+    tenant: Uuid,
+    created: DateTime<Utc>,
+    direction: &str,
+    status: &str,
+    talk: Option<i32>,
+    agent: Option<Uuid>,
+) {
+    let answered = talk.map(|_| created + Duration::seconds(10));
+    let ended = created + Duration::seconds(10 + i64::from(talk.unwrap_or(20)));
+    sqlx::query(
+        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, agent_id, created_at, ringing_at, answered_at, ended_at, duration_seconds)
+         VALUES ($1, $2, $3, '+12025550100', '+13125550177', $4, $5, $6, $6, $7, $8, $9)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant)
+    .bind(direction)
+    .bind(status)
+    .bind(agent)
+    .bind(created)
+    .bind(answered)
+    .bind(ended)
+    .bind(talk)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
+async fn message(app: &TestApp, created: DateTime<Utc>, direction: &str, status: &str) {
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, created_at)
+         VALUES ($1, $2, $3, '+12025550100', '+13125550177', 'hi', $4, 1, 'GSM-7', $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(app.a.id)
+    .bind(direction)
+    .bind(status)
+    .bind(created)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
+async fn fixture(app: &TestApp) -> Uuid {
+    let a = app.a.id;
+    let agent = Some(app.a.agent_id);
+    let admin: Uuid = sqlx::query_scalar("SELECT id FROM agents WHERE email = $1")
+        .bind(&app.a.admin_email)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    // 00:00–01:00
+    call(app, a, at(0, 5), "outbound", "completed", Some(60), agent).await;
+    call(app, a, at(0, 15), "outbound", "completed", Some(120), agent).await;
+    call(app, a, at(0, 25), "inbound", "no-answer", None, None).await;
+    call(app, a, at(0, 35), "outbound", "busy", None, agent).await;
+    // 01:00–02:00
+    call(
+        app,
+        a,
+        at(1, 10),
+        "inbound",
+        "completed",
+        Some(30),
+        Some(admin),
+    )
+    .await;
+    call(app, a, at(1, 20), "outbound", "failed", None, agent).await;
+    // 03:00: outside [00:00, 03:00), inside the day.
+    call(app, a, at(3, 0), "outbound", "completed", Some(90), agent).await;
+    // Another tenant's call in the same hour never counts.
+    call(
+        app,
+        app.b.id,
+        at(0, 5),
+        "outbound",
+        "completed",
+        Some(999),
+        Some(app.b.agent_id),
+    )
+    .await;
+    message(app, at(0, 1), "outbound", "delivered").await;
+    message(app, at(0, 2), "outbound", "failed").await;
+    message(app, at(1, 3), "inbound", "received").await;
+    sqlx::query("INSERT INTO voicemails (id, tenant_id, from_number, to_number, recording_url, created_at) VALUES ($1, $2, '+13125550177', '+12025550100', 'https://r.example/1.wav', $3)")
+        .bind(Uuid::now_v7())
+        .bind(a)
+        .bind(at(1, 30))
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    admin
+}
+
+#[tokio::test]
+async fn the_hourly_summary_matches_hand_computed_figures() {
+    let app = spawn_app().await;
+    fixture(&app).await;
+    let (status, report) = json_of(
+        app.get("/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z&granularity=hour", &app.a.token).await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let buckets = report["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 3, "empty hours are included");
+    assert_eq!(buckets[0]["start"], "2026-01-10T00:00:00Z");
+
+    let h0 = &buckets[0]["calls"];
+    assert_eq!(
+        (
+            h0["total"].as_i64(),
+            h0["inbound"].as_i64(),
+            h0["outbound"].as_i64(),
+            h0["completed"].as_i64(),
+            h0["busy"].as_i64(),
+            h0["no_answer"].as_i64(),
+            h0["answered"].as_i64()
+        ),
+        (
+            Some(4),
+            Some(1),
+            Some(3),
+            Some(2),
+            Some(1),
+            Some(1),
+            Some(2)
+        )
+    );
+    assert_eq!(h0["answer_rate"], 0.5);
+    assert_eq!(h0["talk_seconds_total"], 180);
+    assert_eq!(h0["talk_seconds_avg"], 90.0);
+    assert_eq!(h0["talk_seconds_p50"], 90.0, "median of 60 and 120");
+    assert_eq!(h0["talk_seconds_p90"], 114.0, "60 + 0.9 × (120 − 60)");
+    assert_eq!(buckets[0]["messages"]["delivered"], 1);
+    assert_eq!(buckets[0]["messages"]["failed"], 1);
+
+    let h1 = &buckets[1]["calls"];
+    assert_eq!(
+        (
+            h1["total"].as_i64(),
+            h1["completed"].as_i64(),
+            h1["failed"].as_i64(),
+            h1["answered"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(h1["talk_seconds_p50"], 30.0);
+    assert_eq!(buckets[1]["voicemails"], 1);
+    assert_eq!(buckets[1]["messages"]["received"], 1);
+
+    let h2 = &buckets[2];
+    assert_eq!(h2["calls"]["total"], 0);
+    assert_eq!(h2["calls"]["answer_rate"], 0.0);
+    assert_eq!(h2["calls"]["talk_seconds_avg"], Value::Null);
+
+    let totals = &report["totals"]["calls"];
+    assert_eq!(
+        (
+            totals["total"].as_i64(),
+            totals["completed"].as_i64(),
+            totals["answered"].as_i64()
+        ),
+        (Some(6), Some(3), Some(3))
+    );
+    assert_eq!(totals["answer_rate"], 0.5);
+    assert_eq!(totals["talk_seconds_total"], 210);
+    assert_eq!(totals["talk_seconds_avg"], 70.0);
+    assert_eq!(totals["talk_seconds_p50"], 60.0, "median of 30, 60, 120");
+    assert_eq!(totals["talk_seconds_p90"], 108.0, "60 + 0.8 × (120 − 60)");
+    assert_eq!(report["totals"]["messages"]["total"], 3);
+    assert_eq!(report["totals"]["voicemails"], 1);
+}
+
+#[tokio::test]
+async fn the_daily_summary_includes_the_whole_day() {
+    let app = spawn_app().await;
+    fixture(&app).await;
+    let (_, report) = json_of(
+        app.get(
+            "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day",
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    let buckets = report["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 1);
+    let day = &buckets[0]["calls"];
+    assert_eq!(
+        (
+            day["total"].as_i64(),
+            day["completed"].as_i64(),
+            day["talk_seconds_total"].as_i64()
+        ),
+        (Some(7), Some(4), Some(300))
+    );
+    assert_eq!(day["talk_seconds_avg"], 75.0);
+    // The other tenant sees only its own call.
+    let (_, theirs) = json_of(
+        app.get(
+            "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day",
+            &app.b.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(theirs["totals"]["calls"]["total"], 1);
+    assert_eq!(theirs["totals"]["calls"]["talk_seconds_total"], 999);
+}
+
+#[tokio::test]
+async fn call_detail_records_filter_and_paginate() {
+    let app = spawn_app().await;
+    fixture(&app).await;
+    let range = "from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
+    let (_, all) = json_of(
+        app.get(&format!("/v1/reports/calls?{range}"), &app.a.token)
+            .await,
+    )
+    .await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 6);
+    let (_, completed) = json_of(
+        app.get(
+            &format!("/v1/reports/calls?{range}&status=completed"),
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(completed["data"].as_array().unwrap().len(), 3);
+    let (_, long) = json_of(
+        app.get(
+            &format!("/v1/reports/calls?{range}&min_talk_seconds=100"),
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    let long = long["data"].as_array().unwrap();
+    assert_eq!(long.len(), 1);
+    assert_eq!(long[0]["talk_seconds"], 120);
+    assert_eq!(long[0]["ring_seconds"], 10.0);
+    let (_, page) = json_of(
+        app.get(&format!("/v1/reports/calls?{range}&limit=4"), &app.a.token)
+            .await,
+    )
+    .await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 4);
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = json_of(
+        app.get(
+            &format!("/v1/reports/calls?{range}&limit=4&cursor={cursor}"),
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    assert!(rest["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn agent_statistics_match_hand_computed_figures() {
+    let app = spawn_app().await;
+    let admin = fixture(&app).await;
+    let (status, report) = json_of(
+        app.get(
+            "/v1/reports/agents?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z",
+            &app.a.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let rows = report["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "every agent of the tenant, and only theirs");
+    assert_eq!(
+        rows[0]["agent_id"],
+        app.a.agent_id.to_string(),
+        "busiest first"
+    );
+    assert_eq!(
+        (
+            rows[0]["calls_handled"].as_i64(),
+            rows[0]["outbound"].as_i64(),
+            rows[0]["answered"].as_i64(),
+            rows[0]["talk_seconds_total"].as_i64()
+        ),
+        (Some(4), Some(4), Some(2), Some(180))
+    );
+    assert_eq!(rows[0]["average_handle_seconds"], 90.0);
+    assert_eq!(rows[1]["agent_id"], admin.to_string());
+    assert_eq!(
+        (
+            rows[1]["calls_handled"].as_i64(),
+            rows[1]["inbound"].as_i64(),
+            rows[1]["talk_seconds_total"].as_i64()
+        ),
+        (Some(1), Some(1), Some(30))
+    );
+}
+
+#[tokio::test]
+async fn bad_report_parameters_are_400s() {
+    let app = spawn_app().await;
+    for (path, field) in [
+        ("/v1/reports/summary?granularity=week", "granularity"),
+        (
+            "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-09T00:00:00Z",
+            "from",
+        ),
+        (
+            "/v1/reports/summary?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z&granularity=hour",
+            "from",
+        ),
+        ("/v1/reports/summary?from=last-tuesday", "from"),
+        ("/v1/reports/calls?status=lost", "status"),
+        ("/v1/reports/calls?min_talk_seconds=-1", "min_talk_seconds"),
+        ("/v1/reports/agents?to=soon", "to"),
+        ("/v1/reports/agents?team=red", ""),
+    ] {
+        let response = app.get(path, &app.a.token).await;
+        let error = expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+        if !field.is_empty() {
+            assert_eq!(error["field"], field, "{path}");
+        }
+    }
+    let (status, _) = json_of(app.get("/v1/reports/summary", &app.a.token).await).await;
+    assert_eq!(status, StatusCode::OK, "defaults to the last 24 hours");
+}

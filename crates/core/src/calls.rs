@@ -1,0 +1,517 @@
+//! The call lifecycle, in one place.
+//!
+//! Statuses follow the carrier vocabulary:
+//!
+//! ```text
+//! queued ──► ringing ──► in-progress ──► completed
+//!    │          │
+//!    └──────────┴──► busy | no-answer | failed | canceled
+//! ```
+//!
+//! A carrier may skip `ringing` (queued → in-progress). Terminal statuses
+//! are final. Carriers retry and reorder callbacks, so a status the call has
+//! already passed (a late `ringing` after `in-progress`) or already has (a
+//! duplicate) is not an error: it is acknowledged and changes nothing.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallStatus {
+    Queued,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    Failed,
+    NoAnswer,
+    Canceled,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 8] = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Completed,
+        CallStatus::Busy,
+        CallStatus::Failed,
+        CallStatus::NoAnswer,
+        CallStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Queued => "queued",
+            CallStatus::Ringing => "ringing",
+            CallStatus::InProgress => "in-progress",
+            CallStatus::Completed => "completed",
+            CallStatus::Busy => "busy",
+            CallStatus::Failed => "failed",
+            CallStatus::NoAnswer => "no-answer",
+            CallStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.stage() == 3
+    }
+
+    /// Pre-answer statuses, from which a call can fail to connect.
+    pub fn is_pre_answer(self) -> bool {
+        matches!(self, CallStatus::Queued | CallStatus::Ringing)
+    }
+
+    /// How far along the lifecycle a status is.
+    fn stage(self) -> u8 {
+        match self {
+            CallStatus::Queued => 0,
+            CallStatus::Ringing => 1,
+            CallStatus::InProgress => 2,
+            _ => 3,
+        }
+    }
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown call status {0:?}")]
+pub struct UnknownCallStatus(pub String);
+
+impl FromStr for CallStatus {
+    type Err = UnknownCallStatus;
+
+    /// Accepts the carrier's spelling, case-insensitively (Twilio sends
+    /// `in-progress`; some carriers send `in_progress` or `answered`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "queued" | "initiated" => Ok(CallStatus::Queued),
+            "ringing" => Ok(CallStatus::Ringing),
+            "in-progress" | "answered" => Ok(CallStatus::InProgress),
+            "completed" => Ok(CallStatus::Completed),
+            "busy" => Ok(CallStatus::Busy),
+            "failed" => Ok(CallStatus::Failed),
+            "no-answer" => Ok(CallStatus::NoAnswer),
+            "canceled" | "cancelled" => Ok(CallStatus::Canceled),
+            _ => Err(UnknownCallStatus(s.to_string())),
+        }
+    }
+}
+
+/// What reporting a status does to a call currently in another status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// A legal step forward: apply it.
+    Apply,
+    /// The call already has this status.
+    Duplicate,
+    /// The call is already past this status (a late callback).
+    Stale,
+    /// The call has ended; nothing changes it any more.
+    AlreadyEnded,
+    /// Not a step this lifecycle allows (e.g. `busy` once answered).
+    Illegal,
+}
+
+impl Transition {
+    /// Whether the report is acknowledged without change (carriers get 200).
+    pub fn is_noop(self) -> bool {
+        matches!(
+            self,
+            Transition::Duplicate | Transition::Stale | Transition::AlreadyEnded
+        )
+    }
+}
+
+/// Decides what reporting `to` does to a call in `from`.
+pub fn transition(from: CallStatus, to: CallStatus) -> Transition {
+    use CallStatus::*;
+    if from == to {
+        return Transition::Duplicate;
+    }
+    if from.is_terminal() {
+        return Transition::AlreadyEnded;
+    }
+    if to.stage() < from.stage() {
+        return Transition::Stale;
+    }
+    match (from, to) {
+        (Queued, Ringing | InProgress) | (Ringing, InProgress) | (InProgress, Completed) => {
+            Transition::Apply
+        }
+        (Queued | Ringing, Busy | Failed | NoAnswer | Canceled) => Transition::Apply,
+        _ => Transition::Illegal,
+    }
+}
+
+/// Agent controls on a live call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Control {
+    Answer,
+    Hold,
+    Unhold,
+    Mute,
+    Unmute,
+    Record,
+    StopRecording,
+    Transfer,
+    Hangup,
+}
+
+impl Control {
+    pub const ALL: [Control; 9] = [
+        Control::Answer,
+        Control::Hold,
+        Control::Unhold,
+        Control::Mute,
+        Control::Unmute,
+        Control::Record,
+        Control::StopRecording,
+        Control::Transfer,
+        Control::Hangup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Control::Answer => "answer",
+            Control::Hold => "hold",
+            Control::Unhold => "unhold",
+            Control::Mute => "mute",
+            Control::Unmute => "unmute",
+            Control::Record => "record",
+            Control::StopRecording => "stop-recording",
+            Control::Transfer => "transfer",
+            Control::Hangup => "hangup",
+        }
+    }
+}
+
+impl FromStr for Control {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Control::ALL.into_iter().find(|c| c.as_str() == s).ok_or(())
+    }
+}
+
+/// The live flags a control may flip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallFlags {
+    pub on_hold: bool,
+    pub muted: bool,
+    pub recording: bool,
+}
+
+/// What a control does when it is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlEffect {
+    /// The call moves to this status.
+    Status(CallStatus),
+    /// Only the flags change.
+    Flags(CallFlags),
+    /// The call is handed to another agent or number (flags reset).
+    Transfer,
+}
+
+/// Why a control is refused (the API answers 409 with this code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ControlRefused {
+    #[error("the call is not ringing")]
+    NotRinging,
+    #[error("the call is not in progress")]
+    NotInProgress,
+    #[error("the call has already ended")]
+    Ended,
+    #[error("the call is already on hold")]
+    AlreadyOnHold,
+    #[error("the call is not on hold")]
+    NotOnHold,
+    #[error("the call is already muted")]
+    AlreadyMuted,
+    #[error("the call is not muted")]
+    NotMuted,
+    #[error("the call is already being recorded")]
+    AlreadyRecording,
+    #[error("the call is not being recorded")]
+    NotRecording,
+}
+
+impl ControlRefused {
+    pub fn code(self) -> &'static str {
+        match self {
+            ControlRefused::NotRinging => "call_not_ringing",
+            ControlRefused::NotInProgress => "call_not_in_progress",
+            ControlRefused::Ended => "call_ended",
+            ControlRefused::AlreadyOnHold => "already_on_hold",
+            ControlRefused::NotOnHold => "not_on_hold",
+            ControlRefused::AlreadyMuted => "already_muted",
+            ControlRefused::NotMuted => "not_muted",
+            ControlRefused::AlreadyRecording => "already_recording",
+            ControlRefused::NotRecording => "not_recording",
+        }
+    }
+}
+
+/// Decides what `control` does to a call in `status` with `flags`.
+pub fn control(
+    status: CallStatus,
+    flags: CallFlags,
+    control: Control,
+) -> Result<ControlEffect, ControlRefused> {
+    use CallStatus::*;
+    if status.is_terminal() {
+        return Err(ControlRefused::Ended);
+    }
+    let live = |f: CallFlags| {
+        if status == InProgress {
+            Ok(ControlEffect::Flags(f))
+        } else {
+            Err(ControlRefused::NotInProgress)
+        }
+    };
+    match control {
+        Control::Answer => match status {
+            Ringing => Ok(ControlEffect::Status(InProgress)),
+            _ => Err(ControlRefused::NotRinging),
+        },
+        Control::Hangup => Ok(ControlEffect::Status(if status == InProgress {
+            Completed
+        } else {
+            Canceled
+        })),
+        Control::Transfer => match status {
+            InProgress => Ok(ControlEffect::Transfer),
+            _ => Err(ControlRefused::NotInProgress),
+        },
+        Control::Hold if flags.on_hold => live(flags).and(Err(ControlRefused::AlreadyOnHold)),
+        Control::Hold => live(CallFlags {
+            on_hold: true,
+            ..flags
+        }),
+        Control::Unhold if !flags.on_hold => live(flags).and(Err(ControlRefused::NotOnHold)),
+        Control::Unhold => live(CallFlags {
+            on_hold: false,
+            ..flags
+        }),
+        Control::Mute if flags.muted => live(flags).and(Err(ControlRefused::AlreadyMuted)),
+        Control::Mute => live(CallFlags {
+            muted: true,
+            ..flags
+        }),
+        Control::Unmute if !flags.muted => live(flags).and(Err(ControlRefused::NotMuted)),
+        Control::Unmute => live(CallFlags {
+            muted: false,
+            ..flags
+        }),
+        Control::Record if flags.recording => {
+            live(flags).and(Err(ControlRefused::AlreadyRecording))
+        }
+        Control::Record => live(CallFlags {
+            recording: true,
+            ..flags
+        }),
+        Control::StopRecording if !flags.recording => {
+            live(flags).and(Err(ControlRefused::NotRecording))
+        }
+        Control::StopRecording => live(CallFlags {
+            recording: false,
+            ..flags
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CallStatus::*, *};
+
+    #[test]
+    fn every_pair_of_statuses_has_the_documented_outcome() {
+        let legal = [
+            (Queued, Ringing),
+            (Queued, InProgress),
+            (Queued, Busy),
+            (Queued, Failed),
+            (Queued, NoAnswer),
+            (Queued, Canceled),
+            (Ringing, InProgress),
+            (Ringing, Busy),
+            (Ringing, Failed),
+            (Ringing, NoAnswer),
+            (Ringing, Canceled),
+            (InProgress, Completed),
+        ];
+        for from in CallStatus::ALL {
+            for to in CallStatus::ALL {
+                let expected = if from == to {
+                    Transition::Duplicate
+                } else if from.is_terminal() {
+                    Transition::AlreadyEnded
+                } else if legal.contains(&(from, to)) {
+                    Transition::Apply
+                } else if (from, to) == (Ringing, Queued)
+                    || (from, to) == (InProgress, Queued)
+                    || (from, to) == (InProgress, Ringing)
+                {
+                    Transition::Stale
+                } else {
+                    Transition::Illegal
+                };
+                assert_eq!(transition(from, to), expected, "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn answered_calls_cannot_become_busy_or_unanswered() {
+        for to in [Busy, NoAnswer, Failed, Canceled] {
+            assert_eq!(transition(InProgress, to), Transition::Illegal, "{to}");
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_are_final_and_late_callbacks_are_noops() {
+        for from in [Completed, Busy, Failed, NoAnswer, Canceled] {
+            for to in CallStatus::ALL {
+                assert!(transition(from, to).is_noop(), "{from} -> {to}");
+            }
+        }
+        assert!(transition(InProgress, Ringing).is_noop());
+        assert!(!transition(InProgress, Busy).is_noop());
+    }
+
+    #[test]
+    fn carrier_spellings_parse() {
+        assert_eq!("in-progress".parse(), Ok(InProgress));
+        assert_eq!("IN_PROGRESS".parse(), Ok(InProgress));
+        assert_eq!(" no-answer ".parse(), Ok(NoAnswer));
+        assert_eq!("cancelled".parse(), Ok(Canceled));
+        assert_eq!("initiated".parse(), Ok(Queued));
+        assert!("teleported".parse::<CallStatus>().is_err());
+        for s in CallStatus::ALL {
+            assert_eq!(s.as_str().parse(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn controls_are_allowed_only_in_their_states() {
+        let idle = CallFlags::default();
+        assert_eq!(
+            control(Ringing, idle, Control::Answer),
+            Ok(ControlEffect::Status(InProgress))
+        );
+        assert_eq!(
+            control(Queued, idle, Control::Answer),
+            Err(ControlRefused::NotRinging)
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::Answer),
+            Err(ControlRefused::NotRinging)
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::Hangup),
+            Ok(ControlEffect::Status(Completed))
+        );
+        assert_eq!(
+            control(Ringing, idle, Control::Hangup),
+            Ok(ControlEffect::Status(Canceled))
+        );
+        assert_eq!(
+            control(Queued, idle, Control::Hangup),
+            Ok(ControlEffect::Status(Canceled))
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::Transfer),
+            Ok(ControlEffect::Transfer)
+        );
+        assert_eq!(
+            control(Ringing, idle, Control::Transfer),
+            Err(ControlRefused::NotInProgress)
+        );
+        let held = CallFlags {
+            on_hold: true,
+            ..idle
+        };
+        assert_eq!(
+            control(InProgress, idle, Control::Hold),
+            Ok(ControlEffect::Flags(held))
+        );
+        assert_eq!(
+            control(InProgress, held, Control::Hold),
+            Err(ControlRefused::AlreadyOnHold)
+        );
+        assert_eq!(
+            control(InProgress, held, Control::Unhold),
+            Ok(ControlEffect::Flags(idle))
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::Unhold),
+            Err(ControlRefused::NotOnHold)
+        );
+        assert_eq!(
+            control(Ringing, idle, Control::Hold),
+            Err(ControlRefused::NotInProgress)
+        );
+        assert_eq!(
+            control(Ringing, held, Control::Hold),
+            Err(ControlRefused::NotInProgress)
+        );
+        let rec = CallFlags {
+            recording: true,
+            ..idle
+        };
+        assert_eq!(
+            control(InProgress, idle, Control::Record),
+            Ok(ControlEffect::Flags(rec))
+        );
+        assert_eq!(
+            control(InProgress, rec, Control::Record),
+            Err(ControlRefused::AlreadyRecording)
+        );
+        assert_eq!(
+            control(InProgress, rec, Control::StopRecording),
+            Ok(ControlEffect::Flags(idle))
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::StopRecording),
+            Err(ControlRefused::NotRecording)
+        );
+        let muted = CallFlags {
+            muted: true,
+            ..idle
+        };
+        assert_eq!(
+            control(InProgress, idle, Control::Mute),
+            Ok(ControlEffect::Flags(muted))
+        );
+        assert_eq!(
+            control(InProgress, muted, Control::Unmute),
+            Ok(ControlEffect::Flags(idle))
+        );
+        assert_eq!(
+            control(InProgress, idle, Control::Unmute),
+            Err(ControlRefused::NotMuted)
+        );
+        assert_eq!(
+            control(InProgress, muted, Control::Mute),
+            Err(ControlRefused::AlreadyMuted)
+        );
+        for ended in [Completed, Busy, Failed, NoAnswer, Canceled] {
+            for c in Control::ALL {
+                assert_eq!(
+                    control(ended, idle, c),
+                    Err(ControlRefused::Ended),
+                    "{c:?} on {ended}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Operations endpoints on the Socket.IO port: liveness, readiness, metrics.
+
+use std::{sync::OnceLock, time::Duration};
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use switchboard_core::redis::redis;
+
+use crate::state::RealtimeState;
+
+/// Buckets (seconds) fine enough for the < 50 ms per-event goal.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0,
+];
+
+/// The process-wide Prometheus recorder, installed once. The realtime
+/// crate does not depend on the API's; when both run in one process the
+/// first to install wins and the other's handle renders only its own view.
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Liveness: the process is up.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: PostgreSQL and Redis answer and the relay is subscribed
+/// (before that, events would be silently missed).
+pub async fn ready(State(state): State<RealtimeState>) -> Response {
+    let limit = Duration::from_secs(2);
+    let postgres = async {
+        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(state.db())).await {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "unreachable",
+            Err(_) => "timeout",
+        }
+    };
+    let redis_check = async {
+        let ping = async {
+            let mut conn = state.redis().get().await.map_err(|_| ())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|_| ())
+        };
+        match tokio::time::timeout(limit, ping).await {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(())) => "unreachable",
+            Err(_) => "timeout",
+        }
+    };
+    let (postgres, redis) = tokio::join!(postgres, redis_check);
+    let relay = if state.relay_subscribed() {
+        "ok"
+    } else {
+        "not_subscribed"
+    };
+    let is_ready = postgres == "ok" && redis == "ok" && relay == "ok";
+    let body = json!({
+        "status": if is_ready { "ready" } else { "not_ready" },
+        "checks": {"postgres": postgres, "redis": redis, "relay": relay},
+    });
+    let status = if is_ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+pub async fn metrics(State(state): State<RealtimeState>) -> Response {
+    let count = state.local_sockets().len();
+    metrics::gauge!("realtime_connected_sockets").set(count as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics().render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,173 @@
+//! Puts each call's (or message's) events back in `version` order.
+//!
+//! The API publishes after commit, from whichever request made the change,
+//! so two changes of one call can reach Redis in the opposite order. Every
+//! `call.*` / `message.*` event carries the entity's gapless `version`
+//! (1 = created, +1 per change). An event that continues its stream is
+//! delivered at once; one that leaves a gap is held for a short window
+//! waiting for the missing versions, then the held events are flushed in
+//! order anyway (an event that never comes must not block the stream).
+//! Events older than what was already delivered are dropped: delivering
+//! them would show a regression.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+/// Streams idle for this long are forgotten; a later event of the same
+/// entity then starts a new stream (delivered at once).
+const IDLE_EVICTION: Duration = Duration::from_secs(600);
+
+/// The reorder buffer. `T` is whatever is being delivered.
+#[derive(Debug)]
+pub struct Orderer<T> {
+    /// How long a gap may hold events back.
+    window: Duration,
+    streams: HashMap<String, Stream<T>>,
+    /// When idle streams were last evicted.
+    last_eviction: Instant,
+}
+
+#[derive(Debug)]
+struct Stream<T> {
+    /// The last version delivered.
+    last: i64,
+    /// Events waiting for a gap to fill, by version.
+    pending: BTreeMap<i64, T>,
+    /// When the held events are flushed regardless.
+    deadline: Option<Instant>,
+    touched: Instant,
+}
+
+impl<T> Orderer<T> {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            streams: HashMap::new(),
+            last_eviction: Instant::now(),
+        }
+    }
+
+    /// Accepts one event of stream `key` at `version` and returns what can
+    /// be delivered now, in order.
+    pub fn accept(&mut self, key: &str, version: i64, item: T, now: Instant) -> Vec<T> {
+        self.evict_idle(now);
+        let Some(stream) = self.streams.get_mut(key) else {
+            self.streams.insert(
+                key.to_string(),
+                Stream {
+                    last: version,
+                    pending: BTreeMap::new(),
+                    deadline: None,
+                    touched: now,
+                },
+            );
+            return vec![item];
+        };
+        stream.touched = now;
+        if version <= stream.last || stream.pending.contains_key(&version) {
+            metrics::counter!("realtime_events_dropped_total", "reason" => "stale").increment(1);
+            return Vec::new();
+        }
+        if version != stream.last + 1 {
+            stream.pending.insert(version, item);
+            stream.deadline.get_or_insert(now + self.window);
+            return Vec::new();
+        }
+        stream.last = version;
+        let mut ready = vec![item];
+        while let Some(next) = stream.pending.remove(&(stream.last + 1)) {
+            stream.last += 1;
+            ready.push(next);
+        }
+        if stream.pending.is_empty() {
+            stream.deadline = None;
+        }
+        ready
+    }
+
+    /// Releases, in order, everything held past its deadline.
+    pub fn flush_due(&mut self, now: Instant) -> Vec<T> {
+        let mut ready = Vec::new();
+        for stream in self.streams.values_mut() {
+            if stream.deadline.is_some_and(|d| d <= now) {
+                metrics::counter!("realtime_reorder_timeouts_total").increment(1);
+                let pending = std::mem::take(&mut stream.pending);
+                if let Some((&last, _)) = pending.last_key_value() {
+                    stream.last = last;
+                }
+                ready.extend(pending.into_values());
+                stream.deadline = None;
+            }
+        }
+        ready
+    }
+
+    /// The earliest deadline, for the caller's timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.streams.values().filter_map(|s| s.deadline).min()
+    }
+
+    fn evict_idle(&mut self, now: Instant) {
+        if now.duration_since(self.last_eviction) < Duration::from_secs(10) {
+            return;
+        }
+        self.last_eviction = now;
+        self.streams
+            .retain(|_, s| !s.pending.is_empty() || now.duration_since(s.touched) < IDLE_EVICTION);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_events_are_delivered_at_once() {
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        assert_eq!(o.accept("c", 1, 1, now), vec![1]);
+        assert_eq!(o.accept("c", 2, 2, now), vec![2]);
+        assert_eq!(o.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_gap_holds_later_events_until_it_fills() {
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        assert_eq!(o.accept("c", 1, 1, now), vec![1]);
+        assert!(o.accept("c", 4, 4, now).is_empty());
+        assert!(o.accept("c", 3, 3, now).is_empty());
+        assert!(o.next_deadline().is_some());
+        assert_eq!(o.accept("c", 2, 2, now), vec![2, 3, 4]);
+        assert_eq!(o.next_deadline(), None);
+        // Other streams are independent.
+        assert_eq!(o.accept("d", 7, 7, now), vec![7]);
+    }
+
+    #[test]
+    fn a_gap_that_never_fills_is_flushed_in_order_after_the_window() {
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        o.accept("c", 1, 1, now);
+        o.accept("c", 5, 5, now);
+        o.accept("c", 3, 3, now);
+        assert!(o.flush_due(now + Duration::from_millis(100)).is_empty());
+        assert_eq!(o.flush_due(now + Duration::from_millis(300)), vec![3, 5]);
+        // The missing one arriving late would be a regression: dropped.
+        assert!(o.accept("c", 2, 2, now).is_empty());
+        assert_eq!(o.accept("c", 6, 6, now), vec![6]);
+    }
+
+    #[test]
+    fn duplicates_are_dropped() {
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        o.accept("c", 1, 1, now);
+        assert!(o.accept("c", 1, 1, now).is_empty());
+        o.accept("c", 3, 3, now);
+        assert!(o.accept("c", 3, 3, now).is_empty());
+        assert_eq!(o.accept("c", 2, 2, now), vec![2, 3]);
+    }
+}

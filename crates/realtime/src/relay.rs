@@ -1,0 +1,296 @@
+//! The event relay and the presence upkeep tasks.
+//!
+//! [`run`] PSUBSCRIBEs to every tenant's event channel and emits each
+//! envelope, whole, to the local sockets of `tenant:{id}` (and `call:{id}`
+//! watchers) under the event name `type` with `:` for `.`. Every instance
+//! relays every event to its *own* sockets (`local()`), so N instances never
+//! deliver an event N times. Call and message events pass through the
+//! [`Orderer`] first, so one call's events reach sockets in `version` order.
+//!
+//! Presence follows calls: a `call.*` event with an agent moves that agent
+//! to busy (ringing, in-progress) or back (terminal statuses). Every
+//! instance sees the event; the store's atomic scripts let exactly one of
+//! them make (and publish) the change.
+//!
+//! [`heartbeats`] renews this instance's sockets; [`reaper`] offlines the
+//! agents whose sockets stopped being renewed (their instance died).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use socketioxide::{SocketIo, adapter::Adapter};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use switchboard_core::{
+    events::{EventType, events_pattern},
+    redis::redis,
+};
+
+use crate::{
+    ordering::Orderer,
+    state::{RealtimeState, call_room, tenant_room},
+};
+
+/// One envelope as received: the JSON to emit, and what routing needs.
+struct Incoming {
+    json: Value,
+    kind: EventType,
+    tenant_id: Uuid,
+    occurred_at: Option<DateTime<Utc>>,
+    /// `data.id` of call/message events.
+    subject: Option<Uuid>,
+}
+
+impl Incoming {
+    fn parse(payload: &[u8]) -> Option<Self> {
+        let json: Value = serde_json::from_slice(payload).ok()?;
+        let kind: EventType = serde_json::from_value(json.get("type")?.clone()).ok()?;
+        let tenant_id = json.get("tenant_id")?.as_str()?.parse().ok()?;
+        let occurred_at = json
+            .get("occurred_at")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let subject = json
+            .pointer("/data/id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
+        Some(Self {
+            json,
+            kind,
+            tenant_id,
+            occurred_at,
+            subject,
+        })
+    }
+
+    fn is_call(&self) -> bool {
+        matches!(
+            self.kind,
+            EventType::CallCreated | EventType::CallStatus | EventType::CallUpdated
+        )
+    }
+
+    fn is_message(&self) -> bool {
+        matches!(
+            self.kind,
+            EventType::MessageCreated | EventType::MessageStatus | EventType::MessageReceived
+        )
+    }
+
+    /// The ordering stream and version, for events that carry one.
+    fn stream(&self) -> Option<(String, i64)> {
+        let family = if self.is_call() {
+            "call"
+        } else if self.is_message() {
+            "message"
+        } else {
+            return None;
+        };
+        let version = self.json.pointer("/data/version")?.as_i64()?;
+        Some((format!("{family}:{}", self.subject?), version))
+    }
+}
+
+/// Subscribes and relays until `stop`, reconnecting after Redis failures.
+pub async fn run<A: Adapter>(
+    state: RealtimeState,
+    io: SocketIo<A>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (presence_tx, presence_rx) = mpsc::channel(4096);
+    let follower = tokio::spawn(follow_calls(state.clone(), presence_rx));
+    let mut orderer = Orderer::new(state.config().reorder_window);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let result = relay(&state, &io, &mut orderer, &presence_tx, &mut stop).await;
+        state.set_relay_subscribed(false);
+        // Whatever was held back goes out rather than being lost.
+        for incoming in orderer.flush_due(Instant::now() + Duration::from_secs(3600)) {
+            deliver(&io, &presence_tx, incoming).await;
+        }
+        match result {
+            Ok(()) => break,
+            Err(error) => {
+                metrics::counter!("redis_errors_total", "op" => "relay").increment(1);
+                tracing::warn!(%error, "event relay lost its subscription; reconnecting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = crate::stopped(&mut stop) => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    drop(presence_tx);
+    let _ = follower.await;
+}
+
+async fn relay<A: Adapter>(
+    state: &RealtimeState,
+    io: &SocketIo<A>,
+    orderer: &mut Orderer<Incoming>,
+    presence_tx: &mpsc::Sender<(Uuid, Uuid, Uuid, bool)>,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(state.settings().redis_url.expose_secret())?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.psubscribe(events_pattern(state.settings())).await?;
+    state.set_relay_subscribed(true);
+    tracing::info!("event relay subscribed");
+    let mut messages = pubsub.on_message();
+    loop {
+        let flush_at = orderer.next_deadline();
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else {
+                    anyhow::bail!("subscription closed");
+                };
+                let Some(incoming) = Incoming::parse(message.get_payload_bytes()) else {
+                    metrics::counter!("realtime_events_dropped_total", "reason" => "malformed").increment(1);
+                    tracing::warn!("ignoring a malformed event envelope");
+                    continue;
+                };
+                metrics::counter!("realtime_events_in_total", "type" => incoming.kind.as_str()).increment(1);
+                let ready = match incoming.stream() {
+                    Some((key, version)) => orderer.accept(&key, version, incoming, Instant::now()),
+                    None => vec![incoming],
+                };
+                for incoming in ready {
+                    deliver(io, presence_tx, incoming).await;
+                }
+            }
+            _ = sleep_until(flush_at) => {
+                for incoming in orderer.flush_due(Instant::now()) {
+                    deliver(io, presence_tx, incoming).await;
+                }
+            }
+            _ = crate::stopped(stop) => return Ok(()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn deliver<A: Adapter>(
+    io: &SocketIo<A>,
+    presence_tx: &mpsc::Sender<(Uuid, Uuid, Uuid, bool)>,
+    incoming: Incoming,
+) {
+    let event = incoming.kind.socket_event();
+    let tenant = tenant_room(incoming.tenant_id);
+    let operators = match (incoming.is_call(), incoming.subject) {
+        (true, Some(call_id)) => io.local().to([tenant, call_room(call_id)]),
+        _ => io.local().to(tenant),
+    };
+    if let Err(error) = operators.emit(&event, &incoming.json).await {
+        tracing::warn!(%error, event, "emit failed");
+    }
+    metrics::counter!("realtime_events_out_total", "type" => incoming.kind.as_str()).increment(1);
+    if let Some(at) = incoming.occurred_at {
+        let latency = (Utc::now() - at).to_std().unwrap_or_default();
+        metrics::histogram!("realtime_emit_latency_seconds", "type" => incoming.kind.as_str())
+            .record(latency.as_secs_f64());
+    }
+    if let Some(change) = call_presence(&incoming) {
+        // Full means presence is far behind; the reaper-style eventual truth
+        // (the next call event) is better than stalling every socket's feed.
+        if presence_tx.try_send(change).is_err() {
+            metrics::counter!("realtime_events_dropped_total", "reason" => "presence_backlog")
+                .increment(1);
+        }
+    }
+}
+
+/// `(tenant, agent, call, started)` for call events that move presence.
+fn call_presence(incoming: &Incoming) -> Option<(Uuid, Uuid, Uuid, bool)> {
+    if !incoming.is_call() {
+        return None;
+    }
+    let data = incoming.json.get("data")?;
+    let agent: Uuid = data.get("agent_id")?.as_str()?.parse().ok()?;
+    let started = match data.get("status")?.as_str()? {
+        "ringing" | "in-progress" => true,
+        "completed" | "busy" | "failed" | "no-answer" | "canceled" => false,
+        _ => return None,
+    };
+    Some((incoming.tenant_id, agent, incoming.subject?, started))
+}
+
+/// Applies call-driven presence changes one at a time, in event order.
+async fn follow_calls(state: RealtimeState, mut rx: mpsc::Receiver<(Uuid, Uuid, Uuid, bool)>) {
+    while let Some((tenant, agent, call, started)) = rx.recv().await {
+        let result = if started {
+            state.presence().call_started(tenant, agent, call).await
+        } else {
+            state.presence().call_ended(tenant, agent, call).await
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, %agent, %call, "presence did not follow the call");
+        }
+    }
+}
+
+/// Renews this instance's sockets until `stop`.
+pub async fn heartbeats(state: RealtimeState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config().heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::stopped(&mut stop) => return,
+        }
+        let sockets = state.local_sockets();
+        futures::stream::iter(sockets)
+            .for_each_concurrent(16, |(sid, identity)| {
+                let state = state.clone();
+                async move {
+                    if let Err(error) = state
+                        .presence()
+                        .heartbeat(identity.tenant_id, identity.agent_id, &sid)
+                        .await
+                    {
+                        metrics::counter!("redis_errors_total", "op" => "heartbeat").increment(1);
+                        tracing::warn!(%error, "presence heartbeat failed");
+                    }
+                }
+            })
+            .await;
+    }
+}
+
+/// Offlines agents whose sockets all expired, until `stop`. Every instance
+/// runs one; the store makes concurrent passes safe.
+pub async fn reaper(state: RealtimeState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config().heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::stopped(&mut stop) => return,
+        }
+        match state.presence().reap_expired().await {
+            Ok(reaped) if !reaped.is_empty() => {
+                metrics::counter!("realtime_presence_reaped_total").increment(reaped.len() as u64);
+                tracing::info!(
+                    count = reaped.len(),
+                    "agents offline after their sockets expired"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                metrics::counter!("redis_errors_total", "op" => "reap").increment(1);
+                tracing::warn!(%error, "presence reaper failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! The realtime server end to end: a real API and real realtime instances on
+//! port 0, real PostgreSQL and Redis, and Socket.IO clients speaking the
+//! wire protocol.
+
+mod support;
+
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use serde_json::{Value, json};
+use support::{
+    KillableServer, RealtimeServer, SioClient,
+    common::{PASSWORD, TestApp, spawn_app},
+    eventually,
+};
+use switchboard_core::{
+    auth::{Claims, TokenKeys},
+    events::{Envelope, EventPublisher, EventType},
+    presence::{PresenceStatus, PresenceStore},
+};
+use uuid::Uuid;
+
+fn publisher(app: &TestApp) -> EventPublisher {
+    let pool = switchboard_core::redis::pool(&app.settings).expect("redis pool");
+    EventPublisher::new(pool, app.settings.clone())
+}
+
+fn presence(app: &TestApp) -> PresenceStore {
+    let pool = switchboard_core::redis::pool(&app.settings).expect("redis pool");
+    PresenceStore::new(pool, app.settings.clone())
+}
+
+async fn insert_call(app: &TestApp, tenant_id: Uuid, agent_id: Option<Uuid>) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, agent_id)
+         VALUES ($1, $2, 'outbound', '+12025550100', '+12025550101', 'queued', $3)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(agent_id)
+    .execute(&app.db.pool)
+    .await
+    .expect("insert call");
+    id
+}
+
+fn call_event(
+    tenant_id: Uuid,
+    call_id: Uuid,
+    version: i64,
+    status: &str,
+    agent: Option<Uuid>,
+) -> Envelope {
+    Envelope::new(
+        tenant_id,
+        if version == 1 {
+            EventType::CallCreated
+        } else {
+            EventType::CallStatus
+        },
+        json!({
+            "id": call_id,
+            "tenant_id": tenant_id,
+            "direction": "outbound",
+            "status": status,
+            "agent_id": agent,
+            "version": version,
+        }),
+    )
+}
+
+fn is_presence_of(agent: Uuid, status: &'static str) -> impl Fn(&Value) -> bool {
+    move |event: &Value| {
+        event["data"]["agent_id"] == agent.to_string() && event["data"]["status"] == status
+    }
+}
+
+#[tokio::test]
+async fn a_valid_token_connects_and_bad_tokens_are_refused_with_a_reason() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+
+    let socket = SioClient::with_token(rt.addr, &app.a.token).await;
+    assert!(!socket.sid.is_empty());
+
+    let refused = |auth: Value| {
+        let addr = rt.addr;
+        async move {
+            let error = SioClient::connect(addr, auth).await.err().expect("refused");
+            error["message"].as_str().expect("a reason").to_string()
+        }
+    };
+    assert!(refused(json!({})).await.starts_with("token_missing"));
+    assert!(refused(Value::Null).await.starts_with("token_missing"));
+    assert!(
+        refused(json!({"token": "not.a.jwt"}))
+            .await
+            .starts_with("token_invalid")
+    );
+
+    let keys = TokenKeys::new(&app.settings);
+    let now = chrono::Utc::now().timestamp();
+    let (expired, _) = keys.encode(Claims {
+        sub: app.a.agent_id,
+        tid: app.a.id,
+        role: switchboard_core::auth::Role::Agent,
+        jti: Uuid::new_v4(),
+        iat: now - 7200,
+        exp: now - 3600,
+    });
+    assert!(
+        refused(json!({"token": expired}))
+            .await
+            .starts_with("token_expired")
+    );
+
+    let token = app.login(&app.a.agent_email, PASSWORD).await;
+    let response = app.post("/v1/auth/logout", &token, json!({})).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    assert!(
+        refused(json!({"token": token}))
+            .await
+            .starts_with("token_revoked")
+    );
+}
+
+#[tokio::test]
+async fn an_api_write_reaches_the_tenants_sockets_and_not_another_tenants() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let mut alpha = SioClient::with_token(rt.addr, &app.a.token).await;
+    let mut bravo = SioClient::with_token(rt.addr, &app.b.token).await;
+
+    let created = app
+        .create_customer(
+            &app.a.token,
+            json!({"name": "Ada Lovelace", "phone": "+12025550123"}),
+        )
+        .await;
+    let event = alpha
+        .next_event_where("customer:created", |e| e["data"]["id"] == created["id"])
+        .await;
+    assert_eq!(event["type"], "customer.created");
+    assert_eq!(event["tenant_id"], app.a.id.to_string());
+    assert!(event["id"].is_string() && event["occurred_at"].is_string());
+
+    // Bravo's own write is relayed after alpha's (one relay, in order), so
+    // once bravo sees it, anything of alpha's would already have arrived.
+    let theirs = app
+        .create_customer(
+            &app.b.token,
+            json!({"name": "Grace Hopper", "phone": "+12025550124"}),
+        )
+        .await;
+    bravo
+        .next_event_where("customer:created", |e| e["data"]["id"] == theirs["id"])
+        .await;
+    for (name, event) in bravo.received() {
+        assert_eq!(
+            event["tenant_id"],
+            app.b.id.to_string(),
+            "bravo received {name} of another tenant: {event}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn call_watch_only_accepts_calls_of_the_sockets_tenant() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let call = insert_call(&app, app.a.id, None).await;
+    let mut alpha = SioClient::with_token(rt.addr, &app.a.token).await;
+    let mut bravo = SioClient::with_token(rt.addr, &app.b.token).await;
+
+    let foreign = bravo
+        .emit_with_ack("call:watch", json!({"call_id": call}))
+        .await;
+    assert_eq!(foreign["error"]["code"], "not_found", "{foreign}");
+    let missing = alpha
+        .emit_with_ack("call:watch", json!({"call_id": Uuid::now_v7()}))
+        .await;
+    assert_eq!(missing["error"]["code"], "not_found", "{missing}");
+    let bad = alpha
+        .emit_with_ack("call:watch", json!({"call_id": "not-a-uuid"}))
+        .await;
+    assert_eq!(bad["error"]["code"], "invalid_payload", "{bad}");
+
+    let watched = alpha
+        .emit_with_ack("call:watch", json!({"call_id": call}))
+        .await;
+    assert_eq!(watched["ok"], true, "{watched}");
+    assert_eq!(watched["call_id"], call.to_string());
+
+    let events = publisher(&app);
+    events
+        .publish(&call_event(app.a.id, call, 1, "queued", None))
+        .await
+        .unwrap();
+    let event = alpha.next_event("call:created").await;
+    assert_eq!(event["data"]["id"], call.to_string());
+    // Delivered once, even though the socket is in both the tenant and the call room.
+    events
+        .publish(&call_event(app.a.id, call, 2, "ringing", None))
+        .await
+        .unwrap();
+    alpha.next_event("call:status").await;
+    let created: Vec<_> = alpha
+        .received()
+        .into_iter()
+        .filter(|(name, _)| name == "call:created")
+        .collect();
+    assert!(created.is_empty(), "duplicate delivery: {created:?}");
+
+    let unwatched = alpha
+        .emit_with_ack("call:unwatch", json!({"call_id": call}))
+        .await;
+    assert_eq!(unwatched["ok"], true, "{unwatched}");
+
+    // The other tenant saw none of it.
+    bravo
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert!(
+        bravo
+            .received()
+            .iter()
+            .all(|(name, _)| !name.starts_with("call:")),
+        "bravo received another tenant's call events"
+    );
+}
+
+#[tokio::test]
+async fn one_calls_events_reach_sockets_in_version_order_under_concurrent_publishing() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let mut socket = SioClient::with_token(rt.addr, &app.a.token).await;
+    let events = publisher(&app);
+    let calls = [Uuid::now_v7(), Uuid::now_v7()];
+    const VERSIONS: i64 = 40;
+
+    for call in calls {
+        events
+            .publish(&call_event(app.a.id, call, 1, "queued", None))
+            .await
+            .unwrap();
+    }
+    // Versions 2..=40 of both calls, shuffled, published from 8 tasks at once.
+    let mut rest: Vec<(Uuid, i64)> = calls
+        .iter()
+        .flat_map(|c| (2..=VERSIONS).map(move |v| (*c, v)))
+        .collect();
+    rest.shuffle(&mut rand::rng());
+    let chunks: Vec<Vec<(Uuid, i64)>> = rest.chunks(10).map(<[_]>::to_vec).collect();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let events = events.clone();
+            let tenant = app.a.id;
+            tokio::spawn(async move {
+                for (call, version) in chunk {
+                    events
+                        .publish(&call_event(tenant, call, version, "ringing", None))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    // Wait for all 80 events, then read them in arrival order.
+    let mut arrived = Vec::new();
+    for _ in 0..400 {
+        arrived = socket
+            .received()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("call:"))
+            .collect();
+        if arrived.len() >= calls.len() * VERSIONS as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for call in calls {
+        let versions: Vec<i64> = arrived
+            .iter()
+            .filter(|(_, e)| e["data"]["id"] == call.to_string())
+            .map(|(_, e)| e["data"]["version"].as_i64().expect("version"))
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=VERSIONS).collect::<Vec<_>>(),
+            "call {call} delivered out of order or incompletely"
+        );
+    }
+}
+
+#[tokio::test]
+async fn presence_set_on_one_instance_is_seen_by_a_socket_on_another() {
+    let app = spawn_app().await;
+    let instance_a = RealtimeServer::start(app.settings.clone()).await;
+    let instance_b = RealtimeServer::start(app.settings.clone()).await;
+    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
+    let mut observer = SioClient::with_token(instance_a.addr, &admin_token).await;
+    let mut outsider = SioClient::with_token(instance_a.addr, &app.b.token).await;
+
+    let mut agent = SioClient::with_token(instance_b.addr, &app.a.token).await;
+    observer
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "available"),
+        )
+        .await;
+    let ack = agent
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["presence"]["status"], "away");
+    assert_eq!(ack["changed"], true);
+    let event = observer
+        .next_event_where("presence:changed", is_presence_of(app.a.agent_id, "away"))
+        .await;
+    assert_eq!(event["type"], "presence.changed");
+    assert_eq!(event["tenant_id"], app.a.id.to_string());
+
+    // Setting the same status again changes nothing and publishes nothing.
+    let again = agent
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert_eq!(again["changed"], false, "{again}");
+
+    let stored = presence(&app)
+        .get(app.a.id, app.a.agent_id)
+        .await
+        .unwrap()
+        .expect("presence stored");
+    assert_eq!(stored.status, PresenceStatus::Away);
+
+    // Another tenant's socket on the same instance heard none of it.
+    outsider
+        .emit_with_ack("presence:set", json!({"status": "busy"}))
+        .await;
+    outsider
+        .next_event_where("presence:changed", is_presence_of(app.b.agent_id, "busy"))
+        .await;
+    assert!(
+        outsider
+            .received()
+            .iter()
+            .all(|(_, e)| e["tenant_id"] == app.b.id.to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_agent_goes_offline_only_when_the_last_tab_closes() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let store = presence(&app);
+    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
+    let mut observer = SioClient::with_token(rt.addr, &admin_token).await;
+
+    let tab_1 = SioClient::with_token(rt.addr, &app.a.token).await;
+    let tab_2 = SioClient::with_token(rt.addr, &app.a.token).await;
+    observer
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "available"),
+        )
+        .await;
+    assert_eq!(
+        store.live_sockets(app.a.id, app.a.agent_id).await.unwrap(),
+        2
+    );
+
+    tab_1.close();
+    eventually("the first tab's disconnect is processed", || async {
+        store.live_sockets(app.a.id, app.a.agent_id).await.unwrap() == 1
+    })
+    .await;
+    let still = store.get(app.a.id, app.a.agent_id).await.unwrap().unwrap();
+    assert_eq!(still.status, PresenceStatus::Available);
+
+    tab_2.close();
+    observer
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "offline"),
+        )
+        .await;
+    let offline_events = observer
+        .received()
+        .into_iter()
+        .filter(|(_, e)| is_presence_of(app.a.agent_id, "offline")(e))
+        .count();
+    assert_eq!(offline_events, 0, "offline published more than once");
+}
+
+#[tokio::test]
+async fn agents_of_a_killed_instance_go_offline_after_their_heartbeats_expire() {
+    let app = spawn_app().await;
+    let doomed = KillableServer::start(app.settings.clone()).await;
+    let survivor = RealtimeServer::start(app.settings.clone()).await;
+    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
+    let mut observer = SioClient::with_token(survivor.addr, &admin_token).await;
+
+    let _agent = SioClient::with_token(doomed.addr, &app.a.token).await;
+    observer
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "available"),
+        )
+        .await;
+
+    // No disconnect handler runs: only the expiry of the heartbeats can
+    // tell the survivor that the agent is gone.
+    doomed.kill();
+    let event = observer
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "offline"),
+        )
+        .await;
+    assert_eq!(event["tenant_id"], app.a.id.to_string());
+    let stored = presence(&app)
+        .get(app.a.id, app.a.agent_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, PresenceStatus::Offline);
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_client_events_get_error_acks_and_break_nothing() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let mut socket = SioClient::with_token(rt.addr, &app.a.token).await;
+    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
+    let mut bystander = SioClient::with_token(rt.addr, &admin_token).await;
+
+    for (payload, code) in [
+        (r#"["presence:set","away"]"#, "invalid_payload"),
+        (
+            r#"["presence:set",{"status":"sleeping"}]"#,
+            "invalid_payload",
+        ),
+        (
+            r#"["presence:set",{"status":"away","extra":1}]"#,
+            "invalid_payload",
+        ),
+        (r#"["presence:set"]"#, "invalid_payload"),
+        (r#"["presence:set",null]"#, "invalid_payload"),
+        (r#"["presence:set",[1,2,3]]"#, "invalid_payload"),
+        (r#"["call:watch",{}]"#, "invalid_payload"),
+        (r#"["call:watch",42]"#, "invalid_payload"),
+        (r#"["call:unwatch",{"call_id":7}]"#, "invalid_payload"),
+        (r#"["no:such:event",{"x":1}]"#, "unknown_event"),
+        (r#"["",{}]"#, "unknown_event"),
+    ] {
+        let ack = socket.ack_raw(payload).await;
+        assert_eq!(ack["error"]["code"], code, "{payload} → {ack}");
+        assert!(ack["error"]["message"].is_string(), "{ack}");
+    }
+    // Without an ack id there is nothing to answer, and nothing breaks.
+    socket.emit("no:such:event", json!(1));
+    socket.emit("presence:set", json!("garbage"));
+    let ack = socket
+        .emit_with_ack("presence:set", json!({"status": "busy"}))
+        .await;
+    assert_eq!(ack["ok"], true, "the socket still works: {ack}");
+
+    // A frame that is not Socket.IO at all may cost the sender its
+    // connection, never anyone else's.
+    socket.send_raw("42[this is not json");
+    socket.send_raw("\u{0}\u{1}garbage");
+    let ack = bystander
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let fresh = SioClient::with_token(rt.addr, &app.a.token).await;
+    assert!(!fresh.sid.is_empty());
+}
+
+#[tokio::test]
+async fn call_status_events_make_the_agent_busy_and_available_again() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let mut agent = SioClient::with_token(rt.addr, &app.a.token).await;
+    agent
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "available"),
+        )
+        .await;
+    let call = Uuid::now_v7();
+    let events = publisher(&app);
+    let me = Some(app.a.agent_id);
+    events
+        .publish(&call_event(app.a.id, call, 1, "queued", me))
+        .await
+        .unwrap();
+    events
+        .publish(&call_event(app.a.id, call, 2, "ringing", me))
+        .await
+        .unwrap();
+    agent
+        .next_event_where("presence:changed", is_presence_of(app.a.agent_id, "busy"))
+        .await;
+    events
+        .publish(&call_event(app.a.id, call, 3, "in-progress", me))
+        .await
+        .unwrap();
+    events
+        .publish(&call_event(app.a.id, call, 4, "completed", me))
+        .await
+        .unwrap();
+    agent
+        .next_event_where(
+            "presence:changed",
+            is_presence_of(app.a.agent_id, "available"),
+        )
+        .await;
+    let statuses: Vec<String> = agent
+        .received()
+        .into_iter()
+        .filter(|(name, _)| name == "call:status")
+        .map(|(_, e)| e["data"]["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(statuses, ["ringing", "in-progress", "completed"]);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_disconnects_clients_and_takes_their_agents_offline() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let addr = rt.addr;
+    let socket = SioClient::with_token(addr, &app.a.token).await;
+    let store = presence(&app);
+    eventually("the agent is available", || async {
+        store
+            .get(app.a.id, app.a.agent_id)
+            .await
+            .unwrap()
+            .is_some_and(|p| p.status == PresenceStatus::Available)
+    })
+    .await;
+
+    rt.stop().await.expect("clean shutdown");
+    socket.wait_closed().await;
+    let stored = store.get(app.a.id, app.a.agent_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, PresenceStatus::Offline);
+    // Nothing is accepted any more.
+    assert!(reqwest::get(format!("http://{addr}/health")).await.is_err());
+}
