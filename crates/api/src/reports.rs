@@ -9,7 +9,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::calls::CallStatus;
+use switchboard_core::calls::{CallStatus, Direction};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -331,9 +331,12 @@ pub struct CallRecordsQuery {
     pub from: Option<DateTime<Utc>>,
     /// End (exclusive, RFC 3339). Default: now.
     pub to: Option<DateTime<Utc>>,
-    pub status: Option<String>,
+    /// Only calls in this status.
+    #[param(value_type = Option<String>)]
+    pub status: Option<CallStatus>,
     /// `outbound` or `inbound`.
-    pub direction: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub direction: Option<Direction>,
     pub agent_id: Option<Uuid>,
     pub customer_id: Option<Uuid>,
     /// Only calls with at least this much talk time.
@@ -382,29 +385,6 @@ pub async fn call_records(
     )?;
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<CallStatus>()
-                .map(CallStatus::as_str)
-                .map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("unknown call status {s:?}"))
-                        .with_field("status")
-                })
-        })
-        .transpose()?;
-    let direction = match query.direction.as_deref() {
-        None => None,
-        Some(d @ ("outbound" | "inbound")) => Some(d),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "direction must be outbound or inbound",
-            )
-            .with_field("direction"));
-        }
-    };
     let rows: Vec<CallRecord> = sqlx::query_as(
         "SELECT id AS call_id, direction, from_number AS \"from\", to_number AS \"to\", status, agent_id,
                 customer_id, created_at AS started_at, answered_at, ended_at,
@@ -424,8 +404,8 @@ pub async fn call_records(
     .bind(from)
     .bind(to)
     .bind(after)
-    .bind(status)
-    .bind(direction)
+    .bind(query.status.map(CallStatus::as_str))
+    .bind(query.direction.map(Direction::as_str))
     .bind(query.agent_id)
     .bind(query.customer_id)
     .bind(query.min_talk_seconds.map(|s| i32::try_from(s).unwrap_or(i32::MAX)))

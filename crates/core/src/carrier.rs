@@ -10,6 +10,12 @@ use sha1::Sha1;
 
 type HmacSha1 = Hmac<Sha1>;
 
+/// A fresh carrier id in the carrier's shape: a two-letter prefix (`CA`
+/// calls, `SM` messages, `RE` recordings) and 32 lowercase hex digits.
+pub fn new_sid(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The header carriers put the signature in.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
@@ -93,6 +99,14 @@ mod tests {
             sign("acme-carrier-token", url, &status),
             "q2NZ5Uwu5kBfr+Tb42yy8XR72Uw="
         );
+    }
+
+    #[test]
+    fn sids_have_the_carriers_shape() {
+        let sid = new_sid("SM");
+        assert_eq!(sid.len(), 34);
+        assert!(sid.starts_with("SM") && sid[2..].chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(sid, new_sid("SM"));
     }
 
     #[test]

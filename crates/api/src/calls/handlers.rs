@@ -7,7 +7,8 @@ use axum::{
 };
 use chrono::Utc;
 use switchboard_core::{
-    calls::{CallFlags, CallStatus, Control, ControlEffect, Transition, control},
+    calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, Transition, control},
+    carrier::new_sid,
     events::{Envelope, EventType},
     ids::new_id,
     jobs::CarrierSim,
@@ -16,7 +17,7 @@ use switchboard_core::{
 use uuid::Uuid;
 
 use super::{
-    CALL_COLUMNS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall, carrier_sid,
+    CALL_COLUMNS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall,
     lifecycle::{self, StatusUpdate, lock_call, record_event, status_of},
 };
 use crate::{
@@ -99,7 +100,7 @@ pub async fn originate_call(
     .bind(principal.tenant_id)
     .bind(&from)
     .bind(&to)
-    .bind(carrier_sid("CA"))
+    .bind(new_sid("CA"))
     .bind(customer_id)
     .bind(principal.agent_id())
     .fetch_one(&mut *tx)
@@ -150,29 +151,6 @@ pub async fn list_calls(
 ) -> ApiResult<Json<Page<Call>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<CallStatus>()
-                .map(CallStatus::as_str)
-                .map_err(|_| {
-                    ApiError::bad_request("invalid_query", format!("unknown call status {s:?}"))
-                        .with_field("status")
-                })
-        })
-        .transpose()?;
-    let direction = match query.direction.as_deref() {
-        None => None,
-        Some(d @ ("outbound" | "inbound")) => Some(d),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "direction must be outbound or inbound",
-            )
-            .with_field("direction"));
-        }
-    };
     let region = &state.settings.default_region;
     let from = query
         .from
@@ -200,8 +178,8 @@ pub async fn list_calls(
     )))
     .bind(principal.tenant_id)
     .bind(after)
-    .bind(status)
-    .bind(direction)
+    .bind(query.status.map(CallStatus::as_str))
+    .bind(query.direction.map(Direction::as_str))
     .bind(query.agent_id)
     .bind(query.customer_id)
     .bind(from)

@@ -7,6 +7,7 @@ pub(crate) mod lifecycle;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchboard_core::calls::{CallStatus, Direction};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -107,10 +108,12 @@ pub struct ControlRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListCallsQuery {
-    /// Only calls in this status.
-    pub status: Option<String>,
+    /// Only calls in this status (`queued`, `ringing`, `in-progress`, ...).
+    #[param(value_type = Option<String>)]
+    pub status: Option<CallStatus>,
     /// `outbound` or `inbound`.
-    pub direction: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub direction: Option<Direction>,
     pub agent_id: Option<Uuid>,
     pub customer_id: Option<Uuid>,
     /// Only calls from this number (any common format).
@@ -125,9 +128,4 @@ pub struct ListCallsQuery {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
-}
-
-/// A fresh carrier id with the carrier's prefix (`CA` calls, `SM` messages).
-pub(crate) fn carrier_sid(prefix: &str) -> String {
-    format!("{prefix}{}", Uuid::new_v4().simple())
 }

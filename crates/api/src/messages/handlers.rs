@@ -15,10 +15,7 @@ use switchboard_core::{
 };
 use uuid::Uuid;
 
-use super::{
-    ListMessagesQuery, MESSAGE_COLUMNS, Message, SendMessage, new_message_sid,
-    parse_direction_filter, parse_status_filter, validate_body,
-};
+use super::{ListMessagesQuery, MESSAGE_COLUMNS, Message, SendMessage, validate_body};
 use crate::{
     auth::Principal,
     customers::parse_phone,
@@ -121,7 +118,7 @@ pub async fn send_message(
     .bind(&body)
     .bind(i16::try_from(segmentation.segments).unwrap_or(i16::MAX))
     .bind(segmentation.encoding.as_str())
-    .bind(new_message_sid())
+    .bind(switchboard_core::carrier::new_sid("SM"))
     .bind(customer.as_ref().map(|c| c.id))
     .bind(req.template_id)
     .bind(principal.agent_id())
@@ -278,16 +275,6 @@ pub async fn list_messages(
 ) -> ApiResult<Json<Page<Message>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
-    let status = query
-        .status
-        .as_deref()
-        .map(parse_status_filter)
-        .transpose()?;
-    let direction = query
-        .direction
-        .as_deref()
-        .map(parse_direction_filter)
-        .transpose()?;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {
         return Err(
@@ -307,11 +294,11 @@ pub async fn list_messages(
             .push_bind(q.to_string())
             .push(")");
     }
-    if let Some(status) = status {
+    if let Some(status) = query.status {
         sql.push(" AND status = ").push_bind(status.as_str());
     }
-    if let Some(direction) = direction {
-        sql.push(" AND direction = ").push_bind(direction);
+    if let Some(direction) = query.direction {
+        sql.push(" AND direction = ").push_bind(direction.as_str());
     }
     if let Some(customer_id) = query.customer_id {
         sql.push(" AND customer_id = ").push_bind(customer_id);

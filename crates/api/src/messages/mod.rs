@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::sms::MessageStatus;
+use switchboard_core::{calls::Direction, sms::MessageStatus};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -105,39 +105,16 @@ pub struct ListMessagesQuery {
     pub q: Option<String>,
     /// One of `queued`, `sending`, `sent`, `delivered`, `undelivered`,
     /// `failed`, `received`.
-    pub status: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub status: Option<MessageStatus>,
     pub customer_id: Option<Uuid>,
     /// `outbound` or `inbound`.
-    pub direction: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub direction: Option<Direction>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
-}
-
-/// Parses a status filter: only the API's own names are accepted.
-pub(crate) fn parse_status_filter(status: &str) -> Result<MessageStatus, ApiError> {
-    MessageStatus::ALL
-        .into_iter()
-        .find(|s| s.as_str() == status)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "status must be one of queued, sending, sent, delivered, undelivered, failed, received",
-            )
-            .with_field("status")
-        })
-}
-
-pub(crate) fn parse_direction_filter(direction: &str) -> Result<&'static str, ApiError> {
-    match direction {
-        "outbound" => Ok("outbound"),
-        "inbound" => Ok("inbound"),
-        _ => Err(
-            ApiError::bad_request("invalid_query", "direction must be outbound or inbound")
-                .with_field("direction"),
-        ),
-    }
 }
 
 /// Checks a message body's length (in characters, as the database does).
@@ -151,38 +128,9 @@ pub(crate) fn validate_body(body: &str, field: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A new carrier MessageSid: `SM` and 32 lowercase hex digits, Twilio's shape.
-pub(crate) fn new_message_sid() -> String {
-    format!("SM{}", Uuid::new_v4().simple())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_filters_accept_only_the_api_vocabulary() {
-        assert_eq!(
-            parse_status_filter("delivered").unwrap(),
-            MessageStatus::Delivered
-        );
-        for bad in ["accepted", "Delivered", "", "lost"] {
-            assert!(parse_status_filter(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn message_sids_look_like_the_carriers() {
-        let sid = new_message_sid();
-        assert_eq!(sid.len(), 34);
-        assert!(sid.starts_with("SM"));
-        assert!(
-            sid[2..]
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        );
-        assert_ne!(sid, new_message_sid());
-    }
 
     #[test]
     fn bodies_are_counted_in_characters() {
