@@ -1,6 +1,6 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::State,
@@ -8,7 +8,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use deadpool_redis::redis;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -22,31 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(metrics))
 }
 
-/// Latency buckets (seconds) fine enough to tell 1 ms from 2 ms, since the
-/// goals are stated in single-digit milliseconds.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
-];
-
-/// The process-wide Prometheus recorder (installed once; every service in
-/// the process, and every test server, shares it).
-pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (e.g. by an embedding
-            // program); ours still renders what is recorded through it.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
+/// The process-wide Prometheus recorder (shared with the other services).
+pub use switchboard_core::telemetry::prometheus;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

@@ -15,6 +15,7 @@
 //! - [`jobs`]: job payloads and the apalis queues they travel on;
 //! - [`presence`]: agent presence in Redis (tabs, heartbeats, routing);
 //! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;
+//! - [`telemetry`]: the process's Prometheus recorder;
 //! - [`ids`]: time-ordered identifiers.
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod presence;
 pub mod redis;
 pub mod settings;
 pub mod sms;
+pub mod telemetry;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;

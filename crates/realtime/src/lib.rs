@@ -95,7 +95,11 @@ pub async fn serve_on(
     let (stop_tx, stop_rx) = watch::channel(false);
     let tasks = [
         tokio::spawn(relay::run(state.clone(), io.clone(), stop_rx.clone())),
-        tokio::spawn(relay::heartbeats(state.clone(), stop_rx.clone())),
+        tokio::spawn(relay::heartbeats(
+            state.clone(),
+            io.clone(),
+            stop_rx.clone(),
+        )),
         tokio::spawn(relay::reaper(state.clone(), stop_rx.clone())),
     ];
 

@@ -1,6 +1,6 @@
 //! Operations endpoints on the Socket.IO port: liveness, readiness, metrics.
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json,
@@ -8,35 +8,12 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use switchboard_core::redis::redis;
 
 use crate::state::RealtimeState;
 
-/// Buckets (seconds) fine enough for the < 50 ms per-event goal.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
-];
-
-/// The process-wide Prometheus recorder, installed once. The realtime
-/// crate does not depend on the API's; when both run in one process the
-/// first to install wins and the other's handle renders only its own view.
-pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
+pub use switchboard_core::telemetry::prometheus;
 
 /// Liveness: the process is up.
 pub async fn health() -> Json<serde_json::Value> {

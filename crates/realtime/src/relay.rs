@@ -240,8 +240,19 @@ async fn follow_calls(state: RealtimeState, mut rx: mpsc::Receiver<(Uuid, Uuid, 
     }
 }
 
-/// Renews this instance's sockets until `stop`.
-pub async fn heartbeats(state: RealtimeState, mut stop: watch::Receiver<bool>) {
+/// Admitted sockets get this long to appear in the namespace before a
+/// heartbeat round treats them as gone (admission happens just before).
+const ADMISSION_GRACE: Duration = Duration::from_secs(5);
+
+/// Renews this instance's sockets until `stop`. A socket that was admitted
+/// but never made it into the namespace (its connect ack could not be sent,
+/// so no disconnect handler will ever run) is dropped here instead of being
+/// kept alive by heartbeats forever.
+pub async fn heartbeats<A: Adapter>(
+    state: RealtimeState,
+    io: SocketIo<A>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(state.config().heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -249,16 +260,30 @@ pub async fn heartbeats(state: RealtimeState, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = crate::stopped(&mut stop) => return,
         }
-        let sockets = state.local_sockets();
+        let sockets = state.local_sockets_since();
         futures::stream::iter(sockets)
-            .for_each_concurrent(16, |(sid, identity)| {
-                let state = state.clone();
+            .for_each_concurrent(16, |(sid, identity, admitted)| {
+                let (state, io) = (state.clone(), io.clone());
                 async move {
-                    if let Err(error) = state
-                        .presence()
-                        .heartbeat(identity.tenant_id, identity.agent_id, &sid)
-                        .await
-                    {
+                    let gone = admitted.elapsed() > ADMISSION_GRACE
+                        && sid
+                            .parse()
+                            .ok()
+                            .and_then(|sid| io.of("/")?.get_socket(sid))
+                            .is_none();
+                    let presence = state.presence();
+                    let result = if gone {
+                        state.untrack(&sid);
+                        presence
+                            .disconnect(identity.tenant_id, identity.agent_id, &sid)
+                            .await
+                            .map(|_| false)
+                    } else {
+                        presence
+                            .heartbeat(identity.tenant_id, identity.agent_id, &sid)
+                            .await
+                    };
+                    if let Err(error) = result {
                         metrics::counter!("redis_errors_total", "op" => "heartbeat").increment(1);
                         tracing::warn!(%error, "presence heartbeat failed");
                     }

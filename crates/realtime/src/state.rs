@@ -6,7 +6,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -94,9 +94,9 @@ struct Inner {
     /// Whether the relay is subscribed: until then events would be lost, so
     /// the instance is not ready.
     relay_subscribed: AtomicBool,
-    /// This instance's sockets (socket id → identity), for heartbeats and a
-    /// clean shutdown. A std mutex: never held across an await.
-    local: Mutex<HashMap<String, Identity>>,
+    /// This instance's sockets (socket id → identity, when admitted), for
+    /// heartbeats and a clean shutdown. A std mutex: never held across an await.
+    local: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 impl RealtimeState {
@@ -159,7 +159,7 @@ impl RealtimeState {
     pub(crate) fn track(&self, sid: String, identity: Identity) {
         let count = {
             let mut local = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
-            local.insert(sid, identity);
+            local.insert(sid, (identity, Instant::now()));
             local.len()
         };
         metrics::gauge!("realtime_connected_sockets").set(count as f64);
@@ -177,7 +177,16 @@ impl RealtimeState {
     /// A snapshot of this instance's sockets.
     pub fn local_sockets(&self) -> Vec<(String, Identity)> {
         let local = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
-        local.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        local.iter().map(|(k, (v, _))| (k.clone(), *v)).collect()
+    }
+
+    /// Like [`Self::local_sockets`], with when each socket was admitted.
+    pub(crate) fn local_sockets_since(&self) -> Vec<(String, Identity, Instant)> {
+        let local = self.0.local.lock().unwrap_or_else(|p| p.into_inner());
+        local
+            .iter()
+            .map(|(k, (v, at))| (k.clone(), *v, *at))
+            .collect()
     }
 
     pub(crate) async fn close(&self) {

@@ -554,3 +554,24 @@ async fn graceful_shutdown_disconnects_clients_and_takes_their_agents_offline() 
     // Nothing is accepted any more.
     assert!(reqwest::get(format!("http://{addr}/health")).await.is_err());
 }
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_lived_socket_and_its_agent_online() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let store = presence(&app);
+    let mut socket = SioClient::with_token(rt.addr, &app.a.token).await;
+    // Several socket TTLs (0.9 s) and past the admission grace (5 s): only
+    // heartbeats can keep the socket registered this long.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        store.live_sockets(app.a.id, app.a.agent_id).await.unwrap(),
+        1
+    );
+    let stored = store.get(app.a.id, app.a.agent_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, PresenceStatus::Available);
+    let ack = socket
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+}

@@ -77,23 +77,29 @@ pub(crate) async fn apply_locked(
             transition: decided,
         });
     }
+    // One statement updates the call and appends its history entry.
     let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE calls SET
-            status = $2,
-            ringing_at = CASE WHEN $2 = 'ringing' THEN coalesce(ringing_at, $3) ELSE ringing_at END,
-            answered_at = CASE WHEN $2 = 'in-progress' THEN coalesce(answered_at, $3) ELSE answered_at END,
-            ended_at = CASE WHEN $4 THEN coalesce(ended_at, $3) ELSE ended_at END,
-            duration_seconds = CASE
-                WHEN $2 = 'completed' THEN coalesce($5, greatest(0, floor(extract(epoch FROM ($3 - answered_at))))::int)
-                ELSE duration_seconds END,
-            agent_id = coalesce($6, agent_id),
-            on_hold = on_hold AND NOT $4,
-            muted = muted AND NOT $4,
-            recording = recording AND NOT $4,
-            version = version + 1,
-            updated_at = now()
-         WHERE id = $1
-         RETURNING {CALL_COLUMNS}"
+        "WITH updated AS (
+            UPDATE calls SET
+                status = $2,
+                ringing_at = CASE WHEN $2 = 'ringing' THEN coalesce(ringing_at, $3) ELSE ringing_at END,
+                answered_at = CASE WHEN $2 = 'in-progress' THEN coalesce(answered_at, $3) ELSE answered_at END,
+                ended_at = CASE WHEN $4 THEN coalesce(ended_at, $3) ELSE ended_at END,
+                duration_seconds = CASE
+                    WHEN $2 = 'completed' THEN coalesce($5, greatest(0, floor(extract(epoch FROM ($3 - answered_at))))::int)
+                    ELSE duration_seconds END,
+                agent_id = coalesce($6, agent_id),
+                on_hold = on_hold AND NOT $4,
+                muted = muted AND NOT $4,
+                recording = recording AND NOT $4,
+                version = version + 1,
+                updated_at = now()
+            WHERE id = $1
+            RETURNING *),
+         history AS (
+            INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
+            SELECT tenant_id, id, 'status', $7, $2, $8, $9, $3 FROM updated)
+         SELECT {CALL_COLUMNS} FROM updated"
     )))
     .bind(current.id)
     .bind(update.to.as_str())
@@ -101,18 +107,10 @@ pub(crate) async fn apply_locked(
     .bind(update.to.is_terminal())
     .bind(update.duration)
     .bind(update.agent_id)
+    .bind(from.as_str())
+    .bind(&update.data)
+    .bind(update.source)
     .fetch_one(&mut *tx)
-    .await?;
-    record_event(
-        tx,
-        &call,
-        "status",
-        Some(from.as_str()),
-        Some(update.to.as_str()),
-        &update.data,
-        update.source,
-        update.at,
-    )
     .await?;
     Ok(Outcome {
         call,
@@ -203,21 +201,4 @@ pub(crate) async fn follow_presence(state: &AppState, call: &Call) {
         metrics::counter!("redis_errors_total", "op" => "presence").increment(1);
         tracing::warn!(call_id = %call.id, %error, "presence not updated");
     }
-}
-
-/// Applies a status in its own transaction and handles the aftermath.
-pub(crate) async fn apply_status(
-    state: &AppState,
-    tenant_id: Uuid,
-    call_id: Uuid,
-    update: StatusUpdate,
-) -> ApiResult<Outcome> {
-    let mut tx = state.db.begin().await?;
-    let current = lock_call(&mut tx, tenant_id, call_id).await?;
-    let outcome = apply_locked(&mut tx, current, &update).await?;
-    if outcome.transition == Transition::Apply {
-        tx.commit().await?;
-    }
-    after_status_commit(state, &outcome, update.source).await;
-    Ok(outcome)
 }

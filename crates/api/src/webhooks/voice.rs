@@ -39,6 +39,14 @@ async fn call_by_sid(state: &AppState, sid: &str) -> ApiResult<(Uuid, Uuid, Opti
         .ok_or_else(|| ApiError::not_found("call"))
 }
 
+/// A call locked for update, with its tenant's carrier auth token.
+#[derive(sqlx::FromRow)]
+struct LockedCall {
+    #[sqlx(flatten)]
+    call: Call,
+    carrier_auth_token: String,
+}
+
 /// The carrier's `Timestamp` (RFC 2822, as Twilio sends it), else now.
 fn carrier_time(form: &CarrierForm) -> ApiResult<DateTime<Utc>> {
     match form.get("Timestamp") {
@@ -101,8 +109,22 @@ pub async fn voice_status(
 ) -> ApiResult<Json<WebhookAck>> {
     let sid = form.require("CallSid")?;
     let raw_status = form.require("CallStatus")?;
-    let (call_id, tenant_id, _) = call_by_sid(&state, sid).await?;
-    form.verify(&tenant_token(&state, tenant_id).await?)?;
+    // Find, lock and authenticate in one statement: the carrier storm's hot path.
+    let mut tx = state.db.begin().await?;
+    let found: Option<LockedCall> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CALL_COLUMNS},
+                (SELECT carrier_auth_token FROM tenants t WHERE t.id = calls.tenant_id) AS carrier_auth_token
+         FROM calls WHERE carrier_sid = $1 FOR UPDATE"
+    )))
+    .bind(sid)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let LockedCall {
+        call,
+        carrier_auth_token,
+    } = found.ok_or_else(|| ApiError::not_found("call"))?;
+    form.verify(&carrier_auth_token)?;
+    let call_id = call.id;
     let to: CallStatus = raw_status.parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_parameter",
@@ -118,7 +140,11 @@ pub async fn voice_status(
         agent_id: None,
         data: serde_json::json!({ "carrier_status": raw_status }),
     };
-    let outcome = lifecycle::apply_status(&state, tenant_id, call_id, update).await?;
+    let outcome = lifecycle::apply_locked(&mut tx, call, &update).await?;
+    if outcome.transition == Transition::Apply {
+        tx.commit().await?;
+    }
+    lifecycle::after_status_commit(&state, &outcome, "carrier").await;
     if outcome.transition == Transition::Illegal {
         tracing::warn!(%call_id, from = %outcome.call.status, to = %to, "carrier reported an impossible transition; ignored");
     }
