@@ -138,6 +138,17 @@ pub enum Transition {
 }
 
 impl Transition {
+    /// The outcome's name in webhook answers and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Apply => "applied",
+            Transition::Duplicate => "duplicate",
+            Transition::Stale => "stale",
+            Transition::AlreadyEnded => "already_ended",
+            Transition::Illegal => "ignored",
+        }
+    }
+
     /// Whether the report is acknowledged without change (carriers get 200).
     pub fn is_noop(self) -> bool {
         matches!(

@@ -150,13 +150,7 @@ pub(crate) async fn record_event(
 /// After an applied status commits: publish `call.status`, keep the agent's
 /// presence in step with the call, count it.
 pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, source: &'static str) {
-    let result = match outcome.transition {
-        Transition::Apply => "applied",
-        Transition::Duplicate => "duplicate",
-        Transition::Stale => "stale",
-        Transition::AlreadyEnded => "already_ended",
-        Transition::Illegal => "illegal",
-    };
+    let result = outcome.transition.as_str();
     metrics::counter!(
         "call_transitions_total",
         "to" => outcome.call.status.clone(),

@@ -114,13 +114,7 @@ pub async fn sms_status(
         .parse()
         .map_err(|()| ApiError::internal(anyhow::anyhow!("stored message status {current:?}")))?;
     let transition = message_transition(current, status);
-    let result = match transition {
-        Transition::Apply => "applied",
-        Transition::Duplicate => "duplicate",
-        Transition::Stale => "stale",
-        Transition::AlreadyEnded => "already_ended",
-        Transition::Illegal => "ignored",
-    };
+    let result = transition.as_str();
     metrics::counter!("message_transitions_total", "to" => status.as_str(), "result" => result)
         .increment(1);
     if transition != Transition::Apply {

@@ -79,16 +79,6 @@ fn seconds_param(form: &CarrierForm, name: &'static str) -> ApiResult<Option<i32
         .transpose()
 }
 
-fn ack_result(transition: Transition) -> &'static str {
-    match transition {
-        Transition::Apply => "applied",
-        Transition::Duplicate => "duplicate",
-        Transition::Stale => "stale",
-        Transition::AlreadyEnded => "already_ended",
-        Transition::Illegal => "ignored",
-    }
-}
-
 /// The carrier reports a call's status (`CallSid`, `CallStatus`, optional
 /// `CallDuration` and `Timestamp`). Late and duplicate reports are
 /// acknowledged and change nothing.
@@ -150,7 +140,7 @@ pub async fn voice_status(
     }
     Ok(Json(WebhookAck {
         call_id: Some(call_id),
-        ..WebhookAck::result(ack_result(outcome.transition))
+        ..WebhookAck::result(outcome.transition.as_str())
     }))
 }
 
