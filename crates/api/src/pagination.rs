@@ -72,6 +72,11 @@ pub fn decode_time_cursor(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>,
     }
     let micros = i64::from_be_bytes(bytes[..8].try_into().map_err(|_| invalid_cursor())?);
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid_cursor)?;
+    // Cursors we issue hold real row times; anything PostgreSQL could not
+    // even represent was forged.
+    if !(1..=9999).contains(&chrono::Datelike::year(&at)) {
+        return Err(invalid_cursor());
+    }
     let id = Uuid::from_slice(&bytes[8..]).map_err(|_| invalid_cursor())?;
     Ok(Some((at, id)))
 }
@@ -119,6 +124,8 @@ mod tests {
 
     #[test]
     fn foreign_cursors_are_refused() {
+        let ancient = DateTime::from_timestamp(-200_000_000_000, 0).unwrap();
+        assert!(decode_time_cursor(Some(&encode_time_cursor(ancient, Uuid::nil()))).is_err());
         assert!(decode_id_cursor(Some("not base64!")).is_err());
         assert!(decode_id_cursor(Some("AAAA")).is_err());
         assert!(decode_time_cursor(Some(&encode_id_cursor(Uuid::now_v7()))).is_err());

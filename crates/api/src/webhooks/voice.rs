@@ -163,6 +163,11 @@ pub async fn voice_incoming(
 ) -> ApiResult<Json<WebhookAck>> {
     let sid = form.require("CallSid")?.to_string();
     let from_raw = form.require("From")?.to_string();
+    if from_raw.chars().count() > 64 {
+        return Err(
+            ApiError::bad_request("invalid_parameter", "From is too long").with_field("From"),
+        );
+    }
     let to_raw = form.require("To")?;
     let to = E164::parse_strict(to_raw).map(String::from).map_err(|_| {
         ApiError::bad_request("invalid_parameter", "To must be an E.164 number").with_field("To")
