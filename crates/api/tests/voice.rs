@@ -354,6 +354,22 @@ async fn webhooks_with_bad_signatures_unknown_sids_or_bad_input_change_nothing()
         "invalid_parameter",
     )
     .await;
+    let long_from = "9".repeat(65);
+    expect_error(
+        app.carrier_post(
+            INCOMING,
+            &token,
+            &[
+                ("CallSid", "CAx"),
+                ("From", long_from.as_str()),
+                ("To", "+12025550100"),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+    )
+    .await;
 
     let after: Value = json_of(
         app.get(
