@@ -79,6 +79,7 @@ pub async fn serve_on(
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
+        .max_buffer_size(config.socket_buffer)
         .with_state(state.clone())
         .with_adapter::<RedisAdapter<_>>(adapter)
         .build_layer();

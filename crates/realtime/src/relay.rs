@@ -193,6 +193,13 @@ async fn deliver<A: Adapter>(
         _ => io.local().to(tenant),
     };
     if let Err(error) = operators.emit(&event, &incoming.json).await {
+        // Each failed socket (its buffer full, or closing) loses this event.
+        let lost = match &error {
+            socketioxide::BroadcastError::Socket(failed) => failed.len(),
+            _ => 1,
+        };
+        metrics::counter!("realtime_events_dropped_total", "reason" => "emit_failed")
+            .increment(lost as u64);
         tracing::warn!(%error, event, "emit failed");
     }
     metrics::counter!("realtime_events_out_total", "type" => incoming.kind.as_str()).increment(1);

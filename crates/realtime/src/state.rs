@@ -36,6 +36,9 @@ pub struct RealtimeConfig {
     pub ping_timeout: Duration,
     /// The longest a graceful shutdown waits for connections to finish.
     pub drain_timeout: Duration,
+    /// Packets queued per socket before emits to it are dropped: bursts
+    /// (a campaign, a carrier storm) must fit, or events are lost.
+    pub socket_buffer: usize,
 }
 
 impl Default for RealtimeConfig {
@@ -47,6 +50,7 @@ impl Default for RealtimeConfig {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(10),
+            socket_buffer: 4096,
         }
     }
 }
