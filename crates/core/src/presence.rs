@@ -323,6 +323,15 @@ impl PresenceStore {
         invocation
     }
 
+    /// Runs one script on a pooled connection, returned as soon as it answers.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: &mut redis::Cmd,
+    ) -> Result<T, PresenceError> {
+        let mut conn = self.redis.get().await?;
+        Ok(cmd.query_async(&mut conn).await?)
+    }
+
     fn expiry_ms(&self) -> i64 {
         let ttl = i64::try_from(self.socket_ttl.as_millis()).unwrap_or(i64::MAX / 2);
         Utc::now().timestamp_millis().saturating_add(ttl)
@@ -359,28 +368,23 @@ impl PresenceStore {
         agent: Uuid,
         status: PresenceStatus,
     ) -> Result<PresenceChange, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let json: String = self
-            .invocation(&SET)
-            .arg(tenant.to_string())
-            .arg(agent.to_string())
-            .arg(status.as_str())
-            .query_async(&mut conn)
+            .run(
+                self.invocation(&SET)
+                    .arg(tenant.to_string())
+                    .arg(agent.to_string())
+                    .arg(status.as_str()),
+            )
             .await?;
-        drop(conn);
         self.outcome(tenant, agent, &json).await
     }
 
     /// Atomically picks the longest-idle available agent and makes them
     /// busy, so two simultaneous inbound calls never get the same agent.
     pub async fn claim_longest_idle(&self, tenant: Uuid) -> Result<Option<Uuid>, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let json: String = self
-            .invocation(&CLAIM)
-            .arg(tenant.to_string())
-            .query_async(&mut conn)
+            .run(self.invocation(&CLAIM).arg(tenant.to_string()))
             .await?;
-        drop(conn);
         if json.is_empty() {
             return Ok(None);
         }
@@ -420,17 +424,16 @@ impl PresenceStore {
         socket_id: &str,
         mode: &str,
     ) -> Result<PresenceChange, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let json: String = self
-            .invocation(&CONNECT)
-            .arg(tenant.to_string())
-            .arg(agent.to_string())
-            .arg(socket_id)
-            .arg(self.expiry_ms())
-            .arg(mode)
-            .query_async(&mut conn)
+            .run(
+                self.invocation(&CONNECT)
+                    .arg(tenant.to_string())
+                    .arg(agent.to_string())
+                    .arg(socket_id)
+                    .arg(self.expiry_ms())
+                    .arg(mode),
+            )
             .await?;
-        drop(conn);
         self.outcome(tenant, agent, &json).await
     }
 
@@ -442,15 +445,14 @@ impl PresenceStore {
         agent: Uuid,
         socket_id: &str,
     ) -> Result<bool, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let (last, json): (i64, String) = self
-            .invocation(&DISCONNECT)
-            .arg(tenant.to_string())
-            .arg(agent.to_string())
-            .arg(socket_id)
-            .query_async(&mut conn)
+            .run(
+                self.invocation(&DISCONNECT)
+                    .arg(tenant.to_string())
+                    .arg(agent.to_string())
+                    .arg(socket_id),
+            )
             .await?;
-        drop(conn);
         self.outcome(tenant, agent, &json).await?;
         Ok(last == 1)
     }
@@ -470,13 +472,7 @@ impl PresenceStore {
     /// returns the agents that went offline because of it, as
     /// `(tenant, presence)`. Safe to run from every instance at once.
     pub async fn reap_expired(&self) -> Result<Vec<(Uuid, AgentPresence)>, PresenceError> {
-        let mut conn = self.redis.get().await?;
-        let flat: Vec<String> = self
-            .invocation(&REAP)
-            .arg(REAP_BATCH)
-            .query_async(&mut conn)
-            .await?;
-        drop(conn);
+        let flat: Vec<String> = self.run(self.invocation(&REAP).arg(REAP_BATCH)).await?;
         let mut offline = Vec::with_capacity(flat.len() / 2);
         for pair in flat.chunks_exact(2) {
             let Ok(tenant) = pair[0].parse::<Uuid>() else {
@@ -497,16 +493,15 @@ impl PresenceStore {
         agent: Uuid,
         call: Uuid,
     ) -> Result<PresenceChange, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let json: String = self
-            .invocation(&CALL_STARTED)
-            .arg(tenant.to_string())
-            .arg(agent.to_string())
-            .arg(call.to_string())
-            .arg(CALLS_TTL_SECS)
-            .query_async(&mut conn)
+            .run(
+                self.invocation(&CALL_STARTED)
+                    .arg(tenant.to_string())
+                    .arg(agent.to_string())
+                    .arg(call.to_string())
+                    .arg(CALLS_TTL_SECS),
+            )
             .await?;
-        drop(conn);
         self.outcome(tenant, agent, &json).await
     }
 
@@ -518,15 +513,14 @@ impl PresenceStore {
         agent: Uuid,
         call: Uuid,
     ) -> Result<PresenceChange, PresenceError> {
-        let mut conn = self.redis.get().await?;
         let json: String = self
-            .invocation(&CALL_ENDED)
-            .arg(tenant.to_string())
-            .arg(agent.to_string())
-            .arg(call.to_string())
-            .query_async(&mut conn)
+            .run(
+                self.invocation(&CALL_ENDED)
+                    .arg(tenant.to_string())
+                    .arg(agent.to_string())
+                    .arg(call.to_string()),
+            )
             .await?;
-        drop(conn);
         self.outcome(tenant, agent, &json).await
     }
 

@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{CarrierForm, WebhookAck, tenant_for_number, tenant_token, xml_escape};
+use super::{CarrierForm, WebhookAck, tenant_for_number, xml_escape};
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
     extract::Json,
@@ -88,13 +88,20 @@ pub async fn sms_status(
     form: CarrierForm,
 ) -> ApiResult<Json<WebhookAck>> {
     let sid = form.require("MessageSid")?;
-    let (message_id, tenant_id): (Uuid, Uuid) =
-        sqlx::query_as("SELECT id, tenant_id FROM messages WHERE carrier_sid = $1")
-            .bind(sid)
-            .fetch_optional(&state.db)
-            .await?
-            .ok_or_else(|| ApiError::not_found("message"))?;
-    form.verify(&tenant_token(&state, tenant_id).await?)?;
+    // Find, lock and authenticate in one statement, as for call receipts:
+    // the row lock serialises concurrent receipts for this message.
+    let mut tx = state.db.begin().await?;
+    let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, tenant_id, status,
+                (SELECT carrier_auth_token FROM tenants t WHERE t.id = messages.tenant_id)
+         FROM messages WHERE carrier_sid = $1 FOR UPDATE",
+    )
+    .bind(sid)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (message_id, tenant_id, current, carrier_auth_token) =
+        found.ok_or_else(|| ApiError::not_found("message"))?;
+    form.verify(&carrier_auth_token)?;
     let status: MessageStatus = form.require("MessageStatus")?.parse().map_err(|()| {
         ApiError::bad_request("invalid_parameter", "MessageStatus is not a known status")
             .with_field("MessageStatus")
@@ -102,14 +109,6 @@ pub async fn sms_status(
     let error_code = form
         .get("ErrorCode")
         .map(|c| c.chars().take(64).collect::<String>());
-
-    let mut tx = state.db.begin().await?;
-    // The row lock serialises concurrent receipts for this message.
-    let current: String =
-        sqlx::query_scalar("SELECT status FROM messages WHERE id = $1 FOR UPDATE")
-            .bind(message_id)
-            .fetch_one(&mut *tx)
-            .await?;
     let current: MessageStatus = current
         .parse()
         .map_err(|()| ApiError::internal(anyhow::anyhow!("stored message status {current:?}")))?;
