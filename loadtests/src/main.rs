@@ -1,5 +1,36 @@
-//! Placeholder: the Goose load suite lands with its own issue.
-fn main() {
-    eprintln!("switchboard-load: not yet available (the load suite lands with its own issue)");
-    std::process::exit(2);
+//! `switchboard-load`: parses arguments and runs the job (see the library).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard_load::{cli::Cli, run, stack};
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("switchboard-load: {e}");
+            return ExitCode::from(run::EXIT_ERROR);
+        }
+    };
+    if std::env::args().nth(1).as_deref() == Some(stack::STACK_SUBCOMMAND) {
+        return match runtime.block_on(stack::run_child()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchboard-load stack: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { run::EXIT_USAGE } else { 0 });
+        }
+    };
+    ExitCode::from(runtime.block_on(run::run(cli)))
 }

@@ -1,0 +1,136 @@
+//! The command line (a fixed contract: the nightly workflow and docker
+//! compose call it).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::profile::{Profile, Scenario, Tier};
+
+/// Switchboard's load suite. With no arguments: the main job (prepare the
+/// database, start the stack, verify it, run the 30-user agent workday for
+/// under three minutes, report, judge).
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-load", version)]
+pub struct Cli {
+    /// Load profile [default: average, the 30-user main job].
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Threshold tier: the seeds' targets or our goals.
+    #[arg(long, value_enum, default_value = "goal")]
+    pub tier: Tier,
+    /// Scenarios to run, comma separated, or `all` [default: the profile's].
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// The API of an already running stack (no stack is started).
+    #[arg(long, requires = "realtime")]
+    pub host: Option<String>,
+    /// Its Socket.IO server.
+    #[arg(long, requires = "host")]
+    pub realtime: Option<String>,
+    /// Its worker's /health and /metrics.
+    #[arg(long, requires = "host")]
+    pub worker: Option<String>,
+    /// Compare with this baseline; exit 4 on regression.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Add this run to this baseline file.
+    #[arg(long)]
+    pub save_baseline: Option<PathBuf>,
+    /// Where reports go [default: target/loadtest/<run-id>].
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+    /// Demo data volume when this suite seeds: `default` (10 000 customers,
+    /// 100 000 calls) or `large` (100 000 customers, 1 000 000 calls; the
+    /// reporting goal's size). Seeding is skipped when data exists.
+    #[arg(long, value_enum, default_value = "default")]
+    pub seed_size: SeedSize,
+    /// With --host: whether that stack's carrier is `external`
+    /// (this suite then plays the carrier everywhere).
+    #[arg(long)]
+    pub external_carrier: bool,
+    /// Development only: measure without the verification pass (the
+    /// summary marks the run unverified and the exit code is 1).
+    #[arg(long, hide = true)]
+    pub no_verify: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedSize {
+    Small,
+    Default,
+    Large,
+}
+
+impl Cli {
+    pub fn profile(&self) -> Profile {
+        self.profile.unwrap_or(Profile::Average)
+    }
+
+    pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
+        if self.scenarios.is_empty() {
+            return Ok(self.profile().default_scenarios());
+        }
+        if self.scenarios.iter().any(|s| s.trim() == "all") {
+            return Ok(Scenario::ALL.to_vec());
+        }
+        let mut out: Vec<Scenario> = self
+            .scenarios
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?;
+        out.dedup();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_arguments_is_the_main_job() {
+        let cli = Cli::try_parse_from(["switchboard-load"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.profile(), Profile::Average);
+        assert_eq!(cli.tier, Tier::Goal);
+        assert_eq!(cli.scenarios(), Ok(vec![Scenario::Workday]));
+    }
+
+    #[test]
+    fn the_contract_parses() {
+        let cli = Cli::try_parse_from([
+            "switchboard-load",
+            "--profile",
+            "nightly",
+            "--tier",
+            "seed",
+            "--scenarios",
+            "storm,reporting",
+            "--host",
+            "http://127.0.0.1:8080",
+            "--realtime",
+            "http://127.0.0.1:8081",
+            "--worker",
+            "http://127.0.0.1:8082",
+            "--baseline",
+            "b.json",
+            "--save-baseline",
+            "c.json",
+            "--report-dir",
+            "out",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cli.scenarios(),
+            Ok(vec![Scenario::Storm, Scenario::Reporting])
+        );
+        assert!(Cli::try_parse_from(["switchboard-load", "--profile", "nope"]).is_err());
+        assert!(
+            Cli::try_parse_from(["switchboard-load", "--scenarios", "nope"])
+                .map(|c| c.scenarios().is_err())
+                .unwrap_or(false)
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! Scenarios, profiles and the load shape each profile gives each scenario.
+//!
+//! A [`Shape`] is a Goose test plan (users ramped up, held, ramped down)
+//! and, for rate-targeted scenarios, the total rate the users share.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde::Serialize;
+
+use crate::stack::Carrier;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    Workday,
+    Voice,
+    Sms,
+    Database,
+    Fanout,
+    Storm,
+    Reporting,
+    Queues,
+    Health,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 9] = [
+        Scenario::Workday,
+        Scenario::Voice,
+        Scenario::Sms,
+        Scenario::Database,
+        Scenario::Fanout,
+        Scenario::Storm,
+        Scenario::Reporting,
+        Scenario::Queues,
+        Scenario::Health,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Workday => "workday",
+            Scenario::Voice => "voice",
+            Scenario::Sms => "sms",
+            Scenario::Database => "database",
+            Scenario::Fanout => "fanout",
+            Scenario::Storm => "storm",
+            Scenario::Reporting => "reporting",
+            Scenario::Queues => "queues",
+            Scenario::Health => "health",
+        }
+    }
+
+    /// Who plays the carrier in a stack this suite starts for the scenario:
+    /// the storm and the voice scenario send the carrier's callbacks
+    /// themselves (and time them); everything else uses the simulator.
+    pub fn carrier(self) -> Carrier {
+        match self {
+            Scenario::Storm | Scenario::Voice => Carrier::External,
+            _ => Carrier::Simulated,
+        }
+    }
+
+    /// Whether it needs the worker (SMS delivery, campaigns, the simulator).
+    pub fn needs_worker(self) -> bool {
+        matches!(self, Scenario::Sms | Scenario::Queues | Scenario::Workday)
+    }
+
+    /// Whether its users follow a schedule (open model) rather than think
+    /// times (closed model).
+    pub fn paced(self) -> bool {
+        matches!(
+            self,
+            Scenario::Storm
+                | Scenario::Reporting
+                | Scenario::Health
+                | Scenario::Fanout
+                | Scenario::Sms
+        )
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown scenario {s:?} (expected one of {})",
+                    Scenario::ALL.map(Scenario::name).join(", ")
+                )
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Smoke,
+    Baseline,
+    Average,
+    Stress,
+    Spike,
+    Soak,
+    Breakpoint,
+    Nightly,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Smoke => "smoke",
+            Profile::Baseline => "baseline",
+            Profile::Average => "average",
+            Profile::Stress => "stress",
+            Profile::Spike => "spike",
+            Profile::Soak => "soak",
+            Profile::Breakpoint => "breakpoint",
+            Profile::Nightly => "nightly",
+        }
+    }
+
+    /// The scenarios a profile runs when `--scenarios` is not given.
+    pub fn default_scenarios(self) -> Vec<Scenario> {
+        match self {
+            Profile::Nightly => Scenario::ALL.to_vec(),
+            _ => vec![Scenario::Workday],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The seeds' own targets.
+    Seed,
+    /// Ours: what this stack should reach on a 2-core machine.
+    Goal,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Seed => "seed",
+            Tier::Goal => "goal",
+        }
+    }
+}
+
+/// A load shape for one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shape {
+    /// Users held in the steady phase.
+    pub users: usize,
+    pub ramp: Duration,
+    pub steady: Duration,
+    pub down: Duration,
+    /// For paced scenarios: operations per second shared by `users`.
+    pub rate: Option<f64>,
+    /// A whole Goose test plan, when the profile is not ramp/hold/down (spike).
+    pub plan: Option<String>,
+    /// Scenario-specific size: fan-out subscribers, campaign recipients.
+    pub size: usize,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+impl Shape {
+    /// The Goose `--test-plan`.
+    pub fn test_plan(&self) -> String {
+        self.plan.clone().unwrap_or_else(|| {
+            format!(
+                "{u},{};{u},{};0,{}",
+                secs(self.ramp),
+                secs(self.steady),
+                secs(self.down),
+                u = self.users
+            )
+        })
+    }
+
+    /// The steady window in whole seconds since the attack started, leaving
+    /// out one second at each edge (users still starting, stopping).
+    pub fn steady_window(&self) -> (u64, u64) {
+        let from = self.ramp.as_secs() + 1;
+        let to = (self.ramp + self.steady).as_secs().saturating_sub(1);
+        (from, to.max(from + 1))
+    }
+
+    pub fn total(&self) -> Duration {
+        self.ramp + self.steady + self.down
+    }
+
+    /// The same shape with `factor` times the users and rate (breakpoint steps).
+    pub fn scaled(&self, factor: f64) -> Shape {
+        Shape {
+            users: ((self.users as f64 * factor).ceil() as usize).max(1),
+            rate: self.rate.map(|r| r * factor),
+            size: self.size,
+            plan: None,
+            ..self.clone()
+        }
+    }
+}
+
+fn s(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The shape `profile` gives `scenario` under `tier` (rate targets are the
+/// tier's: the seeds' 500 call updates/s, or our 5 000).
+pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
+    let goal = tier == Tier::Goal;
+    // Nominal ("average") users, rate and size per scenario.
+    let (users, rate, size): (usize, Option<f64>, usize) = match scenario {
+        Scenario::Workday => (30, None, 0),
+        Scenario::Voice => (15, None, 0),
+        // 100 messages a minute over 20 conversations.
+        Scenario::Sms => (20, Some(100.0 / 60.0), 0),
+        Scenario::Database => (50, None, 0),
+        // Publishers; `size` subscribers.
+        Scenario::Fanout => (10, Some(if goal { 150.0 } else { 500.0 }), 200),
+        Scenario::Storm => (
+            if goal { 96 } else { 32 },
+            Some(if goal { 5_000.0 } else { 500.0 }),
+            0,
+        ),
+        Scenario::Reporting => (
+            if goal { 48 } else { 16 },
+            Some(if goal { 1_000.0 } else { 100.0 }),
+            0,
+        ),
+        // Campaign recipients; users poll its progress.
+        Scenario::Queues => (1, None, if goal { 20_000 } else { 2_000 }),
+        Scenario::Health => (
+            if goal { 64 } else { 16 },
+            Some(if goal { 20_000.0 } else { 1_000.0 }),
+            0,
+        ),
+    };
+    let base = Shape {
+        users,
+        ramp: s(if scenario == Scenario::Workday { 20 } else { 5 }),
+        steady: s(match scenario {
+            Scenario::Workday => 120,
+            Scenario::Health => 30,
+            _ => 60,
+        }),
+        down: s(if scenario == Scenario::Workday { 10 } else { 2 }),
+        rate,
+        plan: None,
+        size,
+    };
+    match profile {
+        Profile::Average | Profile::Nightly | Profile::Breakpoint => base,
+        Profile::Smoke => Shape {
+            users: (users / 6).clamp(1, 5),
+            ramp: s(2),
+            steady: s(8),
+            down: s(1),
+            rate: rate.map(|r| (r / 20.0).max(2.0)),
+            plan: None,
+            size: (size / 20).max(if size > 0 { 20 } else { 0 }),
+        },
+        // Seed 000's scenario 1 (1 m ramp, 5 m steady, 1 m down); rate
+        // scenarios hold their target for 3 minutes (seed 001).
+        Profile::Baseline => Shape {
+            ramp: s(if scenario == Scenario::Workday {
+                60
+            } else {
+                30
+            }),
+            steady: s(if scenario == Scenario::Workday {
+                300
+            } else {
+                180
+            }),
+            down: s(if scenario == Scenario::Workday {
+                60
+            } else {
+                10
+            }),
+            ..base
+        },
+        // Beyond capacity: five times the users and twice the rate.
+        Profile::Stress => Shape {
+            users: users * if rate.is_some() { 2 } else { 5 },
+            ramp: s(120),
+            steady: s(300),
+            down: s(60),
+            rate: rate.map(|r| r * 2.0),
+            ..base
+        },
+        // Seed 002: 1 → 100 → 1; here nominal → 10× → nominal, then watch
+        // the recovery.
+        Profile::Spike => {
+            let peak = users * 10;
+            Shape {
+                plan: Some(format!(
+                    "{users},10s;{users},30s;{peak},10s;{peak},60s;{users},10s;{users},60s;0,5s"
+                )),
+                ramp: s(10),
+                steady: s(170),
+                down: s(5),
+                ..base
+            }
+        }
+        // Seed 002's soak: an hour at nominal load.
+        Profile::Soak => Shape {
+            steady: s(3_600),
+            ..base
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_job_fits_in_three_minutes() {
+        let shape = shape(Scenario::Workday, Profile::Average, Tier::Goal);
+        assert_eq!(shape.users, 30);
+        assert!(shape.total() < Duration::from_secs(180));
+        assert_eq!(shape.test_plan(), "30,20s;30,120s;0,10s");
+    }
+
+    #[test]
+    fn nightly_stays_under_fifteen_minutes_of_load() {
+        let total: Duration = Scenario::ALL
+            .iter()
+            .map(|sc| shape(*sc, Profile::Nightly, Tier::Goal).total())
+            .sum();
+        assert!(total < Duration::from_secs(12 * 60), "{total:?}");
+    }
+
+    #[test]
+    fn smoke_is_seconds() {
+        for sc in Scenario::ALL {
+            assert!(shape(sc, Profile::Smoke, Tier::Seed).total() <= Duration::from_secs(12));
+        }
+    }
+
+    #[test]
+    fn scenario_names_round_trip() {
+        for sc in Scenario::ALL {
+            assert_eq!(sc.name().parse::<Scenario>(), Ok(sc));
+        }
+        assert!("nope".parse::<Scenario>().is_err());
+    }
+}

@@ -1,0 +1,261 @@
+//! The suite's own summary: printed, and written next to Goose's reports as
+//! `summary.json` and `summary.md`.
+
+use std::{fmt::Write as _, path::Path};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{baseline::Comparison, results::ScenarioResult};
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub cpu: String,
+    pub kernel: String,
+    pub load_average_before: String,
+    pub load_average_after: String,
+}
+
+impl Machine {
+    pub fn describe(&self) -> String {
+        format!(
+            "{} cores ({}), {:.0} GiB, Linux {}; load generator on the same machine; load average before {} / after {}",
+            self.cores,
+            self.cpu,
+            self.memory_gib,
+            self.kernel,
+            self.load_average_before,
+            self.load_average_after
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub profile: String,
+    pub tier: String,
+    pub started: String,
+    pub finished: String,
+    pub machine: Machine,
+    pub preparation: Option<String>,
+    /// Measured with `--no-verify` (development only).
+    pub unverified: bool,
+    pub scenarios: Vec<ScenarioResult>,
+    pub baseline: Option<String>,
+    pub comparisons: Vec<Comparison>,
+    pub exit_code: u8,
+    pub verdict: String,
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+pub fn machine(load_before: String) -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    Machine {
+        cores: std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1),
+        memory_gib: mem_kib / 1024.0 / 1024.0,
+        cpu,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        load_average_before: load_before,
+        load_average_after: load_average(),
+    }
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        None => "no samples".into(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// The summary as Markdown (also what the console shows).
+pub fn markdown(summary: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Load run {} — profile `{}`, tier `{}`: {}",
+        summary.run_id, summary.profile, summary.tier, summary.verdict
+    );
+    let _ = writeln!(out, "\nMachine: {}.", summary.machine.describe());
+    if summary.unverified {
+        let _ = writeln!(out, "\n**Unverified run (--no-verify): not a result.**");
+    }
+    for r in &summary.scenarios {
+        let _ = writeln!(out, "\n## {} — {}\n", r.scenario, r.implements);
+        let _ = writeln!(
+            out,
+            "Plan `{}`{}, carrier `{}`, {:.0} s.{}",
+            r.test_plan,
+            r.target_rate
+                .map(|t| format!(", target {t:.1} ops/s"))
+                .unwrap_or_default(),
+            r.carrier,
+            r.duration_s,
+            r.setup
+                .as_ref()
+                .map(|s| format!(" Setup: {s}."))
+                .unwrap_or_default()
+        );
+        if let Some(v) = &r.verification {
+            let _ = writeln!(
+                out,
+                "\nVerification: {}",
+                if v.passed { "passed" } else { "FAILED" }
+            );
+            for c in &v.checks {
+                let _ = writeln!(
+                    out,
+                    "- {} {}: {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+        }
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "\n**Error:** {e}");
+        }
+        if !r.rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| kind | transaction | count | rps | p50 ms | p95 ms | p99 ms | max ms | errors |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            for row in r.rows.iter().chain(r.kinds.iter()) {
+                let name = if row.name == "all" {
+                    format!("**all {}**", row.kind)
+                } else {
+                    row.name.clone()
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} ({:.2} %) |",
+                    row.kind,
+                    name,
+                    row.count,
+                    row.rps,
+                    ms(row.p50_ms),
+                    ms(row.p95_ms),
+                    ms(row.p99_ms),
+                    ms(row.max_ms),
+                    row.fails,
+                    row.error_pct()
+                );
+            }
+        }
+        if !r.extras.is_empty() {
+            let extras: Vec<String> = r
+                .extras
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", num(Some(*v))))
+                .collect();
+            let _ = writeln!(out, "\nAlso measured: {}.", extras.join(", "));
+        }
+        if let Some(res) = &r.resources {
+            let _ = writeln!(
+                out,
+                "\nStack (child process): CPU {:.2} cores on average ({:.1} CPU-s over {:.0} s), peak RSS {:.0} MiB during the run ({:.0} MiB since start).",
+                res.cpu_cores,
+                res.cpu_seconds,
+                res.window_seconds,
+                res.peak_rss_mib,
+                res.lifetime_peak_rss_mib
+            );
+        }
+        if !r.thresholds.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n| threshold ({} tier) | observed | verdict |",
+                summary.tier
+            );
+            let _ = writeln!(out, "|---|---:|---|");
+            for t in &r.thresholds {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    t.rule,
+                    num(t.observed),
+                    if t.passed { "pass" } else { "**FAIL**" }
+                );
+            }
+        }
+    }
+    if let Some(b) = &summary.baseline {
+        let _ = writeln!(out, "\n## Against the baseline `{b}`\n");
+        let _ = writeln!(
+            out,
+            "| scenario | metric | baseline | now | limit | verdict |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
+        for c in &summary.comparisons {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                c.scenario,
+                c.metric,
+                num(Some(c.reference)),
+                num(Some(c.now)),
+                num(Some(c.limit)),
+                if c.regressed { "**REGRESSED**" } else { "ok" }
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nCoordinated omission: paced scenarios (`SCHED` rows) time each operation from its \
+         intended start on a fixed schedule, so a stall counts against every operation it \
+         delays; closed-model scenarios (think times) report service time as a user sees it. \
+         See the README's \"Load suite\"."
+    );
+    let _ = writeln!(
+        out,
+        "\nExit code {}: {}.",
+        summary.exit_code, summary.verdict
+    );
+    out
+}
+
+pub fn write(summary: &Summary, markdown: &str, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(summary)? + "\n",
+    )?;
+    std::fs::write(dir.join("summary.md"), markdown)?;
+    Ok(())
+}

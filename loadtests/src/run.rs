@@ -1,0 +1,670 @@
+//! The job: prepare, then for each scenario start a stack (unless one is
+//! given), verify it, set up, attack with Goose, collect, judge; then the
+//! summary, the reports, the baseline, and the exit code.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use goose::{GooseError, config::GooseConfiguration, prelude::*};
+
+use crate::{
+    baseline::Baseline,
+    cli::{Cli, SeedSize},
+    context::{self, RunContext},
+    profile::{Profile, Scenario, Shape, shape},
+    report::{self, Summary},
+    results::ScenarioResult,
+    scenarios,
+    stack::{Carrier, Endpoints, Stack},
+    thresholds,
+    verify::verify,
+};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_BREACH: u8 = 3;
+pub const EXIT_REGRESSION: u8 = 4;
+
+/// What a seed of the given size writes.
+fn seed_params(size: SeedSize) -> switchboard::seed::SeedParams {
+    let base = switchboard::seed::SeedParams::default();
+    match size {
+        SeedSize::Small => switchboard::seed::SeedParams {
+            customers: 1_000,
+            calls: 5_000,
+            messages: 5_000,
+            voicemails: 200,
+            ..base
+        },
+        SeedSize::Default => base,
+        SeedSize::Large => switchboard::seed::SeedParams {
+            customers: 100_000,
+            calls: 1_000_000,
+            messages: 200_000,
+            voicemails: 10_000,
+            ..base
+        },
+    }
+}
+
+/// Creates, migrates and seeds the database the spawned stacks will use.
+async fn prepare(size: SeedSize) -> anyhow::Result<String> {
+    let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
+    let started = Instant::now();
+    let pool = switchboard_core::db::migrate(&settings)
+        .await
+        .context("creating/migrating the database (is PostgreSQL running? see DATABASE_URL)")?;
+    let report = switchboard::seed::run(&pool, &settings, &seed_params(size), false, false)
+        .await
+        .context("seeding the demo data")?;
+    pool.close().await;
+    Ok(match report.rows {
+        Some(rows) => format!(
+            "database migrated and seeded: {rows} rows in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+        None => "database migrated; demo data already present".to_string(),
+    })
+}
+
+/// What seed section each scenario implements.
+pub fn implements(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Workday => {
+            "seed 000 §Scenario 1 Concurrent User Load (30 users; 20/30/40/10 mix)"
+        }
+        Scenario::Voice => "seed 000 §Scenario 2 Voice Call Load (15 concurrent calls)",
+        Scenario::Sms => "seed 000 §Scenario 3 SMS Messaging Load (100/min, 20 conversations)",
+        Scenario::Database => "seed 000 §Scenario 4 Database Performance (50 concurrent)",
+        Scenario::Fanout => {
+            "seed 001 §3 Redis Pub/Sub Throughput (200 subscribers) + seed 000 §Scenario 5 Socket.io Scaling"
+        }
+        Scenario::Storm => "seed 001 §1 Call State Updates (500/s)",
+        Scenario::Reporting => "seed 001 §2 Reporting Endpoints (100 QPS)",
+        Scenario::Queues => "seed 003 Queue Metrics + seed 002 Queue Metrics",
+        Scenario::Health => "seed 002 §1 API Health Check (1 000+ RPS)",
+    }
+}
+
+fn carrier_speed(scenario: Scenario) -> f64 {
+    if let Some(speed) = std::env::var("SWITCHBOARD_CARRIER_SPEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return speed;
+    }
+    // Queues: "no simulated delay" (the goal row); elsewhere calls
+    // and messages progress twenty times faster than real telephony.
+    if scenario == Scenario::Queues {
+        1_000.0
+    } else {
+        20.0
+    }
+}
+
+/// Everything one scenario run needs to know.
+struct Plan<'a> {
+    cli: &'a Cli,
+    scenario: Scenario,
+    shape: Shape,
+    dir: PathBuf,
+    verify: bool,
+}
+
+/// Runs one scenario end to end. Errors become the result's `error`.
+async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
+    let mut result = ScenarioResult {
+        scenario: plan.scenario.name().to_string(),
+        implements: implements(plan.scenario).to_string(),
+        test_plan: plan.shape.test_plan(),
+        target_rate: plan.shape.rate,
+        ..Default::default()
+    };
+    let stack = if plan.cli.host.is_some() {
+        None
+    } else {
+        println!(
+            "  starting the stack (carrier {}) ...",
+            plan.scenario.carrier().as_str()
+        );
+        match Stack::spawn(
+            plan.scenario.carrier(),
+            carrier_speed(plan.scenario),
+            &plan.dir.join("stack.log"),
+        )
+        .await
+        {
+            Ok(stack) => Some(stack),
+            Err(e) => {
+                result.error = Some(format!("the stack did not start: {e:#}"));
+                return result;
+            }
+        }
+    };
+    let endpoints = match &stack {
+        Some(stack) => stack.endpoints.clone(),
+        None => given_endpoints(plan.cli).await,
+    };
+    result.carrier = endpoints.carrier.as_str().to_string();
+    if endpoints.worker.is_none() {
+        println!(
+            "  note: no worker answers (its /health): SMS delivery and queues cannot be measured"
+        );
+    }
+    let outcome = measure(&plan, &endpoints, stack.as_ref(), &mut result).await;
+    if let Err(e) = outcome {
+        result.error = Some(format!("{e:#}"));
+    }
+    if let Some(stack) = stack
+        && let Err(e) = stack.stop().await
+    {
+        eprintln!("  stopping the stack: {e:#}");
+    }
+    thresholds::judge(&mut result, plan.scenario, plan.cli.tier, plan.shape.users);
+    result
+}
+
+async fn given_endpoints(cli: &Cli) -> Endpoints {
+    let api = cli
+        .host
+        .clone()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let mut worker = cli
+        .worker
+        .clone()
+        .map(|w| w.trim_end_matches('/').to_string());
+    if let Some(w) = worker.clone() {
+        let healthy = match context::client() {
+            Ok(http) => http
+                .get(format!("{w}/health"))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        if !healthy {
+            worker = None;
+        }
+    }
+    Endpoints {
+        public_url: std::env::var("SWITCHBOARD_PUBLIC_URL").unwrap_or_else(|_| api.clone()),
+        api,
+        realtime: cli
+            .realtime
+            .clone()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string(),
+        worker,
+        carrier: if cli.external_carrier {
+            Carrier::External
+        } else {
+            Carrier::Simulated
+        },
+    }
+}
+
+async fn measure(
+    plan: &Plan<'_>,
+    endpoints: &Endpoints,
+    stack: Option<&Stack>,
+    result: &mut ScenarioResult,
+) -> anyhow::Result<()> {
+    let tenants = context::tenants(&endpoints.api)
+        .await
+        .context("reading the demo tenants from the API")?;
+    if plan.verify {
+        let verification = verify(endpoints, &tenants[0]).await;
+        for check in &verification.checks {
+            println!(
+                "  verify {} {} ({} ms): {}",
+                if check.passed { "PASS" } else { "FAIL" },
+                check.name,
+                check.millis,
+                check.detail
+            );
+        }
+        let passed = verification.passed;
+        result.verification = Some(verification);
+        if !passed && !plan.cli.no_verify {
+            anyhow::bail!("verification failed: the target is not measured");
+        }
+    }
+    let ctx = Arc::new(RunContext {
+        endpoints: endpoints.clone(),
+        tenants,
+        shape: plan.shape.clone(),
+        started: Instant::now(),
+        extra: RwLock::new(None),
+        throughput: Default::default(),
+        samples: Default::default(),
+    });
+    result.setup = match plan.scenario {
+        Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
+        Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
+        _ => None,
+    };
+    if let Some(setup) = &result.setup {
+        println!("  setup: {setup}");
+    }
+    // The attack's clock starts now (pacing and steady windows use it).
+    let ctx = Arc::new(RunContext {
+        started: Instant::now(),
+        endpoints: ctx.endpoints.clone(),
+        tenants: ctx.tenants.clone(),
+        shape: ctx.shape.clone(),
+        extra: RwLock::new(ctx.extra.read().unwrap_or_else(|p| p.into_inner()).clone()),
+        throughput: Default::default(),
+        samples: Default::default(),
+    });
+    context::install(ctx.clone());
+    let window = stack.map(Stack::window);
+    println!(
+        "  attacking: plan {} {}",
+        plan.shape.test_plan(),
+        plan.shape
+            .rate
+            .map(|r| format!("at {r:.1} ops/s"))
+            .unwrap_or_default()
+    );
+    let metrics = attack(plan).await;
+    if let (Some(stack), Some(window)) = (stack, &window) {
+        result.resources = Some(stack.resources(window));
+    }
+    collect(plan, &ctx, result);
+    let metrics = metrics?;
+    result.absorb(&metrics);
+    result.reports = ["report.html", "report.json", "report.md"]
+        .iter()
+        .map(|f| plan.dir.join(f).display().to_string())
+        .collect();
+    Ok(())
+}
+
+/// Scenario extras gathered after the attack.
+fn collect(plan: &Plan<'_>, ctx: &RunContext, result: &mut ScenarioResult) {
+    if plan.scenario.paced() {
+        let (from, to) = plan.shape.steady_window();
+        if let Some((mean, min)) = ctx.throughput.steady(from, to) {
+            result.extras.insert("rate.achieved".into(), mean);
+            result.extras.insert("rate.min_second".into(), min);
+        }
+        result
+            .extras
+            .insert("rate.completed".into(), ctx.throughput.total() as f64);
+    }
+    if let Some(fanout) = ctx.extra::<scenarios::fanout::Fanout>() {
+        fanout.stop();
+        let published = fanout.published.load(std::sync::atomic::Ordering::Relaxed);
+        let delivered = fanout.delivered.load(std::sync::atomic::Ordering::Relaxed);
+        let expected = published * fanout.subscribers as u64;
+        let seconds = plan.shape.total().as_secs_f64();
+        result
+            .extras
+            .insert("fanout.published".into(), published as f64);
+        result
+            .extras
+            .insert("fanout.delivered".into(), delivered as f64);
+        result.extras.insert(
+            "fanout.delivery_pct".into(),
+            100.0 * delivered as f64 / expected.max(1) as f64,
+        );
+        result
+            .extras
+            .insert("fanout.deliveries_per_s".into(), delivered as f64 / seconds);
+        if let Some(d) = fanout.deliveries.summary() {
+            result.extras.insert("fanout.p50_ms".into(), d.p50_ms);
+            result.extras.insert("fanout.p95_ms".into(), d.p95_ms);
+            result.extras.insert("fanout.p99_ms".into(), d.p99_ms);
+            result.extras.insert("fanout.max_ms".into(), d.max_ms);
+        }
+    }
+    if let Some(queues) = ctx.extra::<scenarios::queues::QueueStats>() {
+        if let Some(summary) = queues
+            .summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            for key in [
+                "delivered_per_s",
+                "success_pct",
+                "job_wait_p95_ms",
+                "job_processing_p95_ms",
+                "jobs_failed",
+                "jobs_retried",
+                "queue_depth_max",
+                "recipients",
+                "delivered",
+            ] {
+                if let Some(v) = summary[key].as_f64() {
+                    result.extras.insert(format!("queue.{key}"), v);
+                }
+            }
+            let recipients = summary["recipients"].as_f64().unwrap_or(0.0);
+            let finals = summary["final"].as_f64().unwrap_or(0.0);
+            result
+                .extras
+                .insert("queue.lost".into(), (recipients - finals).max(0.0));
+        }
+        if let Some(d) = queues.deliveries.summary() {
+            result
+                .extras
+                .insert("queue.accept_to_delivered_p50_ms".into(), d.p50_ms);
+            result
+                .extras
+                .insert("queue.accept_to_delivered_p95_ms".into(), d.p95_ms);
+            result
+                .extras
+                .insert("queue.accept_to_delivered_p99_ms".into(), d.p99_ms);
+        }
+    }
+}
+
+/// The Goose attack for one scenario.
+async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
+    std::fs::create_dir_all(&plan.dir)?;
+    let file = |name: &str| plan.dir.join(name).display().to_string();
+    let host = context::current().endpoints.api.clone();
+    let mut args: Vec<String> = vec![
+        "switchboard-load".into(),
+        "--host".into(),
+        host,
+        "--report-file".into(),
+        file("report.html"),
+        "--report-file".into(),
+        file("report.json"),
+        "--report-file".into(),
+        file("report.md"),
+        "--no-print-metrics".into(),
+        "--quiet".into(),
+        "--timeout".into(),
+        "30".into(),
+    ];
+    if plan.scenario == Scenario::Queues {
+        args.extend(["--users", "1", "--iterations", "1"].map(String::from));
+    } else {
+        args.extend(["--test-plan".to_string(), plan.shape.test_plan()]);
+    }
+    let config = GooseConfiguration::try_parse_from_args(&args)?;
+    let scenario = match plan.scenario {
+        Scenario::Workday => scenarios::workday::scenario(&plan.shape),
+        Scenario::Voice => scenarios::voice::scenario(&plan.shape),
+        Scenario::Sms => scenarios::sms::scenario(&plan.shape),
+        Scenario::Database => scenarios::database::scenario(&plan.shape),
+        Scenario::Fanout => scenarios::fanout::scenario(&plan.shape),
+        Scenario::Storm => scenarios::storm::scenario(&plan.shape),
+        Scenario::Reporting => scenarios::reporting::scenario(&plan.shape),
+        Scenario::Queues => scenarios::queues::scenario(&plan.shape),
+        Scenario::Health => scenarios::health::scenario(&plan.shape),
+    };
+    goose::reset_killswitch();
+    let outcome = GooseAttack::initialize_with_config(config)?
+        .register_scenario(scenario)
+        .execute()
+        .await;
+    match outcome {
+        Ok(metrics) => Ok(metrics),
+        Err(GooseError::ThresholdsFailed { metrics, .. }) => Ok(*metrics.0),
+        Err(e) => Err(anyhow::anyhow!("the Goose attack failed: {e}")),
+    }
+}
+
+trait ParseArgs: Sized {
+    fn try_parse_from_args(args: &[String]) -> anyhow::Result<Self>;
+}
+
+impl ParseArgs for GooseConfiguration {
+    fn try_parse_from_args(args: &[String]) -> anyhow::Result<Self> {
+        use clap::Parser;
+        GooseConfiguration::try_parse_from(args).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Breakpoint: the nominal shape scaled up step by step (30 s each) until a
+/// threshold breaks; reports the last step that held and the first that
+/// broke.
+async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult {
+    const FACTORS: [f64; 8] = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0];
+    let nominal = shape(scenario, Profile::Average, cli.tier);
+    let mut last_pass: Option<(f64, ScenarioResult)> = None;
+    for (i, factor) in FACTORS.iter().enumerate() {
+        let mut step = nominal.scaled(*factor);
+        step.ramp = Duration::from_secs(5);
+        step.steady = Duration::from_secs(30);
+        step.down = Duration::from_secs(2);
+        println!(
+            "  breakpoint step {}: ×{factor} ({} users{})",
+            i + 1,
+            step.users,
+            step.rate
+                .map(|r| format!(", {r:.0} ops/s"))
+                .unwrap_or_default()
+        );
+        let mut result = run_scenario(Plan {
+            cli,
+            scenario,
+            shape: step.clone(),
+            dir: dir.join(format!("step-{}", i + 1)),
+            verify: i == 0,
+        })
+        .await;
+        if !result.passed() {
+            let failed: Vec<String> = result
+                .thresholds
+                .iter()
+                .filter(|t| !t.passed)
+                .map(|t| format!("{} (observed {:?})", t.rule, t.observed))
+                .chain(result.error.clone())
+                .collect();
+            result
+                .extras
+                .insert("breakpoint.broke_at_factor".into(), *factor);
+            result
+                .extras
+                .insert("breakpoint.broke_at_users".into(), step.users as f64);
+            if let Some(rate) = step.rate {
+                result
+                    .extras
+                    .insert("breakpoint.broke_at_rate".into(), rate);
+            }
+            if let Some((f, _)) = &last_pass {
+                result
+                    .extras
+                    .insert("breakpoint.last_pass_factor".into(), *f);
+            }
+            result.setup = Some(format!(
+                "broke at ×{factor} ({} users{}): {}",
+                step.users,
+                step.rate
+                    .map(|r| format!(", {r:.0} ops/s"))
+                    .unwrap_or_default(),
+                failed.join("; ")
+            ));
+            result.rebuild_metrics();
+            // A breakpoint run finds the break: that is its result, not a breach.
+            result.thresholds.iter_mut().for_each(|t| t.passed = true);
+            if i == 0 {
+                // Broken at nominal load: that is a breach after all.
+                thresholds::judge(&mut result, scenario, cli.tier, step.users);
+            }
+            return result;
+        }
+        last_pass = Some((*factor, result));
+    }
+    let (factor, mut result) = last_pass.unwrap_or_default();
+    result.setup = Some(format!("no threshold broke up to ×{factor}"));
+    result
+        .extras
+        .insert("breakpoint.last_pass_factor".into(), factor);
+    result.rebuild_metrics();
+    result
+}
+
+/// The whole job; returns the exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let scenarios = match cli.scenarios() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("switchboard-load: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let profile = cli.profile();
+    let run_id = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        profile.name()
+    );
+    let report_dir = cli
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/loadtest").join(&run_id));
+    if let Err(e) = std::fs::create_dir_all(&report_dir) {
+        eprintln!("switchboard-load: creating {}: {e}", report_dir.display());
+        return EXIT_ERROR;
+    }
+    let started = chrono::Utc::now();
+    let load_before = report::load_average();
+    println!(
+        "switchboard-load: profile {}, tier {}, scenarios {}; reports in {}",
+        profile.name(),
+        cli.tier.name(),
+        scenarios
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        report_dir.display()
+    );
+    let mut preparation = None;
+    if cli.host.is_none() {
+        let size = if profile == Profile::Smoke && cli.seed_size == SeedSize::Default {
+            SeedSize::Small
+        } else {
+            cli.seed_size
+        };
+        match prepare(size).await {
+            Ok(done) => {
+                println!("{done}");
+                preparation = Some(done);
+            }
+            Err(e) => {
+                eprintln!("switchboard-load: {e:#}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let dir = if scenarios.len() > 1 {
+            report_dir.join(scenario.name())
+        } else {
+            report_dir.clone()
+        };
+        println!("\n== {} ({})", scenario, implements(*scenario));
+        let result = if profile == Profile::Breakpoint {
+            breakpoint(&cli, *scenario, &dir).await
+        } else {
+            run_scenario(Plan {
+                cli: &cli,
+                scenario: *scenario,
+                shape: shape(*scenario, profile, cli.tier),
+                dir,
+                verify: i == 0 || cli.host.is_none(),
+            })
+            .await
+        };
+        if let Some(error) = &result.error {
+            println!("  ERROR: {error}");
+        }
+        results.push(result);
+    }
+    let mut summary = Summary {
+        run_id,
+        profile: profile.name().to_string(),
+        tier: cli.tier.name().to_string(),
+        started: started.to_rfc3339(),
+        finished: chrono::Utc::now().to_rfc3339(),
+        machine: report::machine(load_before),
+        preparation,
+        unverified: cli.no_verify,
+        scenarios: results,
+        baseline: None,
+        comparisons: Vec::new(),
+        exit_code: 0,
+        verdict: String::new(),
+    };
+    if let Some(path) = &cli.baseline {
+        match Baseline::load(path) {
+            Ok(baseline) => {
+                summary.baseline = Some(path.display().to_string());
+                summary.comparisons = baseline.compare(&summary.scenarios);
+            }
+            Err(e) => {
+                eprintln!("switchboard-load: {e:#}");
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let errored = cli.no_verify
+        || summary
+            .scenarios
+            .iter()
+            .any(|r| r.error.is_some() || r.verification.as_ref().is_some_and(|v| !v.passed));
+    let regressed = summary.comparisons.iter().any(|c| c.regressed);
+    let breached = summary
+        .scenarios
+        .iter()
+        .any(|r| r.thresholds.iter().any(|t| !t.passed));
+    let (code, verdict) = if errored {
+        (
+            EXIT_ERROR,
+            "ERROR (a scenario failed to run or its target failed verification)",
+        )
+    } else if regressed {
+        (EXIT_REGRESSION, "REGRESSION against the baseline")
+    } else if breached {
+        (EXIT_BREACH, "THRESHOLD BREACH")
+    } else {
+        (EXIT_OK, "PASS")
+    };
+    summary.exit_code = code;
+    summary.verdict = verdict.to_string();
+    if let Some(path) = &cli.save_baseline {
+        if errored {
+            eprintln!("switchboard-load: not saving a baseline from a run that failed");
+        } else {
+            match Baseline::save(
+                path,
+                &summary.scenarios,
+                &summary.profile,
+                &summary.tier,
+                &summary.machine.describe(),
+            ) {
+                Ok(b) => println!(
+                    "baseline saved to {} ({} run(s) stored)",
+                    path.display(),
+                    b.saved.len()
+                ),
+                Err(e) => eprintln!("switchboard-load: {e:#}"),
+            }
+        }
+    }
+    let text = report::markdown(&summary);
+    println!("\n{text}");
+    if let Err(e) = report::write(&summary, &text, &report_dir) {
+        eprintln!("switchboard-load: writing the summary: {e:#}");
+        return EXIT_ERROR;
+    }
+    println!("reports: {}", report_dir.display());
+    code
+}

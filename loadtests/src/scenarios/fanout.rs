@@ -1,0 +1,153 @@
+//! Realtime fan-out (seed 001 §3 "Redis Pub/Sub Throughput": 200 WebSocket
+//! subscribers, publishers at 500 msg/s, delivery > 95 %, p95 < 100 ms; and
+//! seed 000, scenario 5 "Socket.io Scaling"). Subscribers are plain
+//! Socket.IO connections opened before the attack; publishers are Goose
+//! users writing through the API (a customer note, which every socket of
+//! the tenant receives) at a target rate. Each note carries its send time;
+//! every subscriber times every delivery, so the figures are API write →
+//! socket receipt across all sockets, and the delivery ratio is exact.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+use serde_json::json;
+
+use super::{agent, log_in, next_tick, record_scheduled};
+use crate::{
+    context::{Call, RunContext, current, epoch_instant, epoch_micros, login, pick},
+    measure::Samples,
+    sio::subscribe_raw,
+};
+
+/// Subscribers whose deliveries are also handed to Goose (as custom
+/// requests): all of them would mean 30 000 records a second.
+const SAMPLED: usize = 10;
+
+pub struct Fanout {
+    pub subscribers: usize,
+    pub published: AtomicU64,
+    pub delivered: AtomicU64,
+    pub deliveries: Samples,
+    sampled: Mutex<Vec<Duration>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Fanout {
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub fn scenario(_shape: &crate::profile::Shape) -> goose::goose::Scenario {
+    scenario!("fanout")
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(transaction!(publish).set_name("publish"))
+}
+
+/// Opens the subscribers (tenant acme's agents, several sockets each).
+pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let http = crate::context::client()?;
+    let tenant = ctx.tenant(0);
+    let mut tokens = Vec::new();
+    for email in &tenant.agents {
+        tokens.push(login(&http, &ctx.endpoints.api, email).await?);
+    }
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let fanout = Arc::new(Fanout {
+        subscribers: ctx.shape.size,
+        published: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        deliveries: Samples::default(),
+        sampled: Mutex::new(Vec::new()),
+        stop,
+    });
+    for i in 0..ctx.shape.size {
+        let collector = fanout.clone();
+        let sampled = i < SAMPLED;
+        let sink: crate::sio::FrameSink = Arc::new(move |frame: &str, at: Instant| {
+            let Some(rest) = frame.split("lt:").nth(1) else {
+                return;
+            };
+            let micros: u64 = rest
+                .split(':')
+                .nth(1)
+                .and_then(|s| {
+                    s.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|d| d.parse().ok())
+                })
+                .unwrap_or(0);
+            let latency = at.saturating_duration_since(epoch_instant(micros));
+            collector.delivered.fetch_add(1, Ordering::Relaxed);
+            collector.deliveries.record(latency);
+            if sampled {
+                collector
+                    .sampled
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(latency);
+            }
+        });
+        subscribe_raw(
+            &ctx.endpoints.realtime,
+            &tokens[i % tokens.len()],
+            sink,
+            stop_rx.clone(),
+        )
+        .await?;
+    }
+    ctx.set_extra(fanout);
+    Ok(format!(
+        "{} subscribers connected in {:.1} s",
+        ctx.shape.size,
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// Publishers are tenant acme's agents (the subscribers' tenant).
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    user.weighted_users_index *= 2;
+    let result = log_in(user, false).await;
+    user.weighted_users_index /= 2;
+    result
+}
+
+async fn publish(user: &mut GooseUser) -> TransactionResult {
+    let intended = next_tick(user).await;
+    let me = agent(user)?;
+    let ctx = current();
+    let fanout = ctx
+        .extra::<Fanout>()
+        .ok_or_else(|| crate::context::fail("no subscribers"))?;
+    let (customer, _) = pick(&ctx.tenant(0).customers).clone();
+    let seq = fanout.published.fetch_add(1, Ordering::Relaxed);
+    let body = json!({ "body": format!("lt:{seq}:{}", epoch_micros()) });
+    let path = format!("/v1/customers/{customer}/notes");
+    let ok = Call::post(&path, "POST /v1/customers/{id}/notes", &me.token, &body)
+        .expect(201)
+        .send(user)
+        .await
+        .is_ok();
+    record_scheduled(user, "publish (from schedule)", intended, ok).await?;
+    let sampled: Vec<Duration> =
+        std::mem::take(&mut *fanout.sampled.lock().unwrap_or_else(|p| p.into_inner()));
+    for latency in sampled {
+        user.record_custom_request_duration(
+            "SIO",
+            "api→socket fan-out (10 sampled sockets)",
+            latency,
+            true,
+            None,
+            None,
+        )
+        .await?;
+    }
+    Ok(())
+}

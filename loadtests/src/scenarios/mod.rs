@@ -1,0 +1,221 @@
+//! The scenarios, one module each, mapped to the seed sections they
+//! implement (see the README's "Load suite"). Each module exposes
+//! `scenario(shape)` building its Goose scenario, and may have `setup`
+//! (before the attack) and `collect` (after it) hooks.
+
+pub mod database;
+pub mod fanout;
+pub mod health;
+pub mod queues;
+pub mod reporting;
+pub mod sms;
+pub mod storm;
+pub mod voice;
+pub mod workday;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::{
+    context::{Call, Pacer, current, fail},
+    sio::{Event, SioClient},
+};
+
+/// How long a user waits for an event its action should cause.
+pub const EVENT_WAIT: Duration = Duration::from_secs(15);
+
+/// A logged-in agent: each Goose user is one.
+#[derive(Clone)]
+pub struct Agent {
+    pub token: String,
+    pub email: String,
+    pub tenant: usize,
+    pub socket: Option<Arc<Mutex<SioClient>>>,
+    pub pacer: Option<Pacer>,
+}
+
+/// The agent a Goose user plays: users alternate tenants, then take the
+/// tenant's agents in turn (agent01, agent02, ...).
+fn identity(user: &GooseUser) -> (usize, String) {
+    let ctx = current();
+    let index = user.weighted_users_index;
+    let tenant = index % ctx.tenants.len();
+    let agents = &ctx.tenant(tenant).agents;
+    (
+        tenant,
+        agents[(index / ctx.tenants.len()) % agents.len()].clone(),
+    )
+}
+
+/// Logs the user in (measured) and stores its session.
+pub async fn log_in(user: &mut GooseUser, with_socket: bool) -> TransactionResult {
+    let (tenant, email) = identity(user);
+    let body = json!({ "email": email, "password": crate::context::PASSWORD });
+    let (_, answer) = Call {
+        token: None,
+        ..Call::post("/v1/auth/login", "POST /v1/auth/login", "", &body)
+    }
+    .send(user)
+    .await?;
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or_else(|| fail("login answered no access_token"))?
+        .to_string();
+    let socket = if with_socket {
+        Some(Arc::new(Mutex::new(connect_socket(user, &token).await?)))
+    } else {
+        None
+    };
+    user.set_session_data(Agent {
+        token,
+        email,
+        tenant,
+        socket,
+        pacer: None,
+    });
+    Ok(())
+}
+
+/// Opens a socket, recording the connect time as `SIO connect`.
+pub async fn connect_socket(
+    user: &mut GooseUser,
+    token: &str,
+) -> Result<SioClient, Box<TransactionError>> {
+    let realtime = current().endpoints.realtime.clone();
+    let started = Instant::now();
+    match SioClient::connect(&realtime, token).await {
+        Ok(socket) => {
+            user.record_custom_request_duration(
+                "SIO",
+                "connect",
+                started.elapsed(),
+                true,
+                None,
+                None,
+            )
+            .await?;
+            Ok(socket)
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            user.record_custom_request_duration(
+                "SIO",
+                "connect",
+                started.elapsed(),
+                false,
+                None,
+                Some(&message),
+            )
+            .await?;
+            Err(fail(message))
+        }
+    }
+}
+
+pub fn agent(user: &GooseUser) -> Result<Agent, Box<TransactionError>> {
+    user.get_session_data::<Agent>()
+        .cloned()
+        .ok_or_else(|| fail("the user is not logged in"))
+}
+
+/// Waits on the user's socket for `name` about resource `id` (and, if
+/// given, in `status`), and records the time since `since` under
+/// `method name` (e.g. `SIO api→socket call:created`).
+pub async fn await_event(
+    user: &mut GooseUser,
+    agent: &Agent,
+    name: &str,
+    id: &str,
+    status: Option<&str>,
+    since: Instant,
+    metric: (&str, &str),
+) -> Result<Event, Box<TransactionError>> {
+    let socket = agent
+        .socket
+        .clone()
+        .ok_or_else(|| fail("the user has no socket"))?;
+    let result = socket
+        .lock()
+        .await
+        .wait_for(name, EVENT_WAIT, |e: &Value| {
+            e["data"]["id"].as_str() == Some(id)
+                && status.is_none_or(|s| e["data"]["status"].as_str() == Some(s))
+        })
+        .await;
+    match result {
+        Ok(event) => {
+            let took = event.at.saturating_duration_since(since);
+            user.record_custom_request_duration(metric.0, metric.1, took, true, None, None)
+                .await?;
+            Ok(event)
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            user.record_custom_request_duration(
+                metric.0,
+                metric.1,
+                since.elapsed(),
+                false,
+                None,
+                Some(&message),
+            )
+            .await?;
+            Err(fail(message))
+        }
+    }
+}
+
+/// The id field of a JSON answer.
+pub fn id_of(value: &Value) -> Result<String, Box<TransactionError>> {
+    value["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| fail(format!("no id in {value:.200}")))
+}
+
+/// Waits for the user's next scheduled start (paced scenarios); the
+/// returned instant is the intended start, from which latency counts.
+pub async fn next_tick(user: &mut GooseUser) -> Instant {
+    let ctx = current();
+    let rate = ctx.shape.rate.unwrap_or(1.0);
+    let (users, index) = (ctx.shape.users, user.weighted_users_index);
+    let mut pacer = user
+        .get_session_data::<Agent>()
+        .and_then(|a| a.pacer.clone())
+        .or_else(|| user.get_session_data::<Pacer>().cloned())
+        .unwrap_or_else(|| Pacer::new(rate, users, index));
+    let intended = pacer.tick().await;
+    if let Some(agent) = user.get_session_data_mut::<Agent>() {
+        agent.pacer = Some(pacer);
+    } else {
+        user.set_session_data(pacer);
+    }
+    intended
+}
+
+/// Records a scheduled operation's latency from its intended start (the
+/// coordinated-omission-corrected figure) and counts it toward throughput.
+pub async fn record_scheduled(
+    user: &mut GooseUser,
+    name: &str,
+    intended: Instant,
+    ok: bool,
+) -> TransactionResult {
+    let ctx = current();
+    if ok {
+        ctx.throughput.record(ctx.started);
+    }
+    user.record_custom_request_duration("SCHED", name, intended.elapsed(), ok, None, None)
+        .await
+}
+
+/// A random pause (talk time, reading time) inside a transaction.
+pub async fn pause(min_ms: u64, max_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(rand::random_range(min_ms..=max_ms))).await;
+}

@@ -1,0 +1,199 @@
+//! Queues (seed 003 "Queue Metrics": processing p95 < 1 s, wait p95 < 30 s,
+//! success > 95 %; seed 002 "Queue Metrics": depth, processing rate, failed
+//! jobs). Bulk campaigns of thousands of recipients through `campaign.expand`
+//! and `sms.send`, with the simulator's delivery receipts (the stack runs
+//! the simulator with no delay worth the name): accept → delivered per
+//! message (seen on a socket), the whole campaign's throughput, and the
+//! worker's own job wait and processing histograms and queue depth, scraped
+//! from its `/metrics` before and after.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+use serde_json::{Value, json};
+
+use super::{agent, id_of, log_in};
+use crate::{
+    context::{Call, current, fail},
+    measure::{Samples, parse_histogram, parse_value},
+    profile::Shape,
+    sio::SioClient,
+};
+
+/// What the queue scenario measured beyond Goose's own rows.
+#[derive(Default)]
+pub struct QueueStats {
+    pub deliveries: Samples,
+    pub summary: std::sync::Mutex<Option<Value>>,
+}
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    scenario!("queues")
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(transaction!(campaigns).set_name("campaigns"))
+}
+
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, false).await
+}
+
+async fn scrape(http: &reqwest::Client, worker: &str) -> String {
+    match http.get(format!("{worker}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// One campaign per tenant (at most 10 000 explicit recipients each),
+/// sent at once and followed until every message is final.
+async fn campaigns(user: &mut GooseUser) -> TransactionResult {
+    let ctx = current();
+    let Some(worker) = ctx.endpoints.worker.clone() else {
+        return Err(fail(
+            "worker not available: no worker answered /health, so no queue runs",
+        ));
+    };
+    let stats = ctx
+        .extra::<QueueStats>()
+        .unwrap_or_else(|| Arc::new(QueueStats::default()));
+    ctx.set_extra(stats.clone());
+    let me = agent(user)?;
+    let http = crate::context::client().map_err(fail)?;
+    let before = scrape(&http, &worker).await;
+    let total = ctx.shape.size;
+    let per_tenant = total.div_ceil(ctx.tenants.len()).min(10_000);
+    let mut sockets = Vec::new();
+    let mut accepted = Vec::new();
+    let started = Instant::now();
+    for (t, tenant) in ctx.tenants.iter().enumerate() {
+        let token = crate::context::login(&http, &ctx.endpoints.api, &tenant.admin)
+            .await
+            .map_err(fail)?;
+        sockets.push(
+            SioClient::connect(&ctx.endpoints.realtime, &token)
+                .await
+                .map_err(fail)?,
+        );
+        let Some(template) = tenant.template else {
+            return Err(fail("no template"));
+        };
+        let phones: Vec<String> = (0..per_tenant)
+            .map(|i| switchboard::seed::customer_phone(5_000_000 + (t * 100_000 + i) as u64))
+            .collect();
+        let body = json!({
+            "name": format!("load queues {}", uuid::Uuid::now_v7()),
+            "template_id": template,
+            "variables": { "first_name": "there" },
+            "recipients": { "phone_numbers": phones },
+        });
+        let (_, campaign) = Call::post("/v1/campaigns", "POST /v1/campaigns", &token, &body)
+            .expect(201)
+            .send(user)
+            .await?;
+        accepted.push((id_of(&campaign)?, token, Instant::now()));
+    }
+    let _ = me;
+    // Per-message accept → delivered, from the sockets, while polling progress.
+    let mut depth_max = 0.0f64;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut remaining: Vec<usize> = vec![per_tenant; accepted.len()];
+    let mut delivered_total = 0u64;
+    let mut final_total = 0u64;
+    loop {
+        for (i, socket) in sockets.iter_mut().enumerate() {
+            while let Ok(event) = socket
+                .wait_for("message:status", Duration::from_millis(1), |e| {
+                    e["data"]["campaign_id"].as_str() == Some(accepted[i].0.as_str())
+                        && matches!(
+                            e["data"]["status"].as_str(),
+                            Some("delivered" | "undelivered" | "failed")
+                        )
+                })
+                .await
+            {
+                if event.data["data"]["status"].as_str() == Some("delivered") {
+                    delivered_total += 1;
+                    stats
+                        .deliveries
+                        .record(event.at.saturating_duration_since(accepted[i].2));
+                }
+                final_total += 1;
+                remaining[i] = remaining[i].saturating_sub(1);
+            }
+        }
+        let metrics = scrape(&http, &worker).await;
+        if let Some(depth) = parse_value(&metrics, "jobs_queue_depth", "") {
+            depth_max = depth_max.max(depth);
+        }
+        if remaining.iter().all(|r| *r == 0) || Instant::now() > deadline {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut progress = Vec::new();
+    for (id, token, _) in &accepted {
+        let path = format!("/v1/campaigns/{id}");
+        let (_, p) = Call::get(&path, "GET /v1/campaigns/{id}", token)
+            .send(user)
+            .await?;
+        progress.push(p["progress"].clone());
+    }
+    let after = scrape(&http, &worker).await;
+    let wait = parse_histogram(&after, "job_wait_seconds", "queue=\"sms.send\"").since(
+        &parse_histogram(&before, "job_wait_seconds", "queue=\"sms.send\""),
+    );
+    let run = parse_histogram(&after, "job_duration_seconds", "queue=\"sms.send\"").since(
+        &parse_histogram(&before, "job_duration_seconds", "queue=\"sms.send\""),
+    );
+    let counter = |name: &str| {
+        parse_value(&after, name, "").unwrap_or(0.0) - parse_value(&before, name, "").unwrap_or(0.0)
+    };
+    let (done, failed) = (counter("jobs_done_total"), counter("jobs_failed_total"));
+    let summary = json!({
+        "recipients": per_tenant * accepted.len(),
+        "delivered": delivered_total,
+        "final": final_total,
+        "seconds": elapsed.as_secs_f64(),
+        "delivered_per_s": delivered_total as f64 / elapsed.as_secs_f64(),
+        "success_pct": 100.0 * delivered_total as f64 / (per_tenant * accepted.len()).max(1) as f64,
+        "job_wait_p95_ms": wait.quantile(0.95).map(|s| s * 1e3),
+        "job_processing_p95_ms": run.quantile(0.95).map(|s| s * 1e3),
+        "jobs_done": done,
+        "jobs_failed": failed,
+        "jobs_retried": counter("jobs_retried_total"),
+        "queue_depth_max": depth_max,
+        "progress": progress,
+    });
+    *stats.summary.lock().unwrap_or_else(|p| p.into_inner()) = Some(summary);
+    for latency in stats.deliveries.sampled(2_000) {
+        user.record_custom_request_duration(
+            "QUEUE",
+            "campaign sms accept→delivered (sampled)",
+            latency,
+            true,
+            None,
+            None,
+        )
+        .await?;
+    }
+    user.record_custom_request_duration(
+        "QUEUE",
+        "campaigns accept→all final",
+        elapsed,
+        remaining.iter().all(|r| *r == 0),
+        None,
+        None,
+    )
+    .await?;
+    if remaining.iter().any(|r| *r > 0) {
+        return Err(fail(format!(
+            "{} messages not final after {:.0} s",
+            remaining.iter().sum::<usize>(),
+            elapsed.as_secs_f64()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Call-state updates, the carrier storm (seed 001 §1 "Call State Updates":
+//! 500 updates/s, p95 < 300 ms, p99 < 500 ms): signed `voice/status`
+//! callbacks — ringing → in-progress → completed for each call — at a
+//! target rate, against a stack in `SWITCHBOARD_CARRIER=external` mode (no
+//! simulator competes). The calls are created through the API before the
+//! attack; the attack is the callbacks alone, paced (open model), each
+//! timed from its intended send time.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use anyhow::Context as _;
+use futures::{StreamExt, stream};
+use goose::prelude::*;
+use serde_json::{Value, json};
+
+use super::record_scheduled;
+use crate::{
+    context::{Call, Pacer, RunContext, client, current, fail, login, signed_form},
+    profile::Shape,
+};
+
+/// A call ready for its callbacks.
+#[derive(Debug, Clone)]
+struct PoolCall {
+    sid: String,
+    from: String,
+    to: String,
+    tenant: usize,
+}
+
+#[derive(Default)]
+struct Pool {
+    calls: Mutex<Vec<PoolCall>>,
+}
+
+#[derive(Clone)]
+struct StormUser {
+    pacer: Pacer,
+    call: Option<(PoolCall, usize)>,
+}
+
+const STATUSES: [&str; 3] = ["ringing", "in-progress", "completed"];
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    scenario!("storm").register_transaction(transaction!(callback).set_name("status callback"))
+}
+
+/// How many calls the attack needs: three callbacks each, with 10 % spare.
+pub fn calls_needed(shape: &Shape) -> usize {
+    let rate = shape.rate.unwrap_or(1.0);
+    let seconds = shape.total().as_secs_f64();
+    ((rate * seconds / 3.0) * 1.1).ceil() as usize + shape.users
+}
+
+/// Creates the calls through the API (64 at a time), out of band.
+pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+    let needed = calls_needed(&ctx.shape);
+    let started = Instant::now();
+    let http = client()?;
+    let api = ctx.endpoints.api.clone();
+    let mut tokens = Vec::new();
+    for (t, tenant) in ctx.tenants.iter().enumerate() {
+        for email in tenant.agents.iter().take(4) {
+            tokens.push((t, login(&http, &api, email).await?));
+        }
+    }
+    let results: Vec<anyhow::Result<PoolCall>> = stream::iter(0..needed)
+        .map(|i| {
+            let (tenant, token) = tokens[i % tokens.len()].clone();
+            let (http, api) = (http.clone(), api.clone());
+            let to = ctx.tenant(tenant).customers[i % ctx.tenant(tenant).customers.len()]
+                .1
+                .clone();
+            async move {
+                let call: Value = http
+                    .post(format!("{api}/v1/calls"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "to": to }))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                Ok(PoolCall {
+                    sid: call["carrier_sid"]
+                        .as_str()
+                        .context("carrier_sid")?
+                        .to_string(),
+                    from: call["from"].as_str().unwrap_or_default().to_string(),
+                    to,
+                    tenant,
+                })
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let calls: Vec<PoolCall> = results.into_iter().collect::<anyhow::Result<_>>()?;
+    let pool = Pool {
+        calls: Mutex::new(calls),
+    };
+    ctx.set_extra(Arc::new(pool));
+    Ok(format!(
+        "created {needed} calls in {:.1} s for the storm",
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+async fn callback(user: &mut GooseUser) -> TransactionResult {
+    let ctx = current();
+    let mut state = user
+        .get_session_data::<StormUser>()
+        .cloned()
+        .unwrap_or_else(|| StormUser {
+            pacer: Pacer::new(
+                ctx.shape.rate.unwrap_or(1.0),
+                ctx.shape.users,
+                user.weighted_users_index,
+            ),
+            call: None,
+        });
+    let intended = state.pacer.tick().await;
+    let (call, step) = match state.call.take() {
+        Some(current) => current,
+        None => {
+            let pool = ctx
+                .extra::<Pool>()
+                .ok_or_else(|| fail("the storm's call pool is missing"))?;
+            let next = pool.calls.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            (next.ok_or_else(|| fail("the call pool is exhausted"))?, 0)
+        }
+    };
+    let tenant = ctx.tenant(call.tenant);
+    let mut params = vec![
+        ("CallSid", call.sid.clone()),
+        ("CallStatus", STATUSES[step].to_string()),
+        ("From", call.from.clone()),
+        ("To", call.to.clone()),
+    ];
+    if step == 2 {
+        params.push(("CallDuration", rand::random_range(30..300).to_string()));
+    }
+    let form = signed_form(
+        &ctx.endpoints.public_url,
+        "/webhooks/carrier/voice/status",
+        tenant.carrier_token,
+        &params,
+    );
+    let ok = Call::webhook(
+        "/webhooks/carrier/voice/status",
+        "POST /webhooks/carrier/voice/status",
+        form,
+    )
+    .send(user)
+    .await
+    .is_ok();
+    if step + 1 < STATUSES.len() {
+        state.call = Some((call, step + 1));
+    }
+    user.set_session_data(state);
+    record_scheduled(user, "voice/status callback (from schedule)", intended, ok).await
+}

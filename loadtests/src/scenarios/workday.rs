@@ -1,0 +1,330 @@
+//! The agent workday (seed 000, scenario 1 "Concurrent User Load"): 30
+//! agents, each logged in with a Socket.IO connection of its own, doing
+//! login/logout 20 %, voice 30 %, SMS 40 %, voicemail 10 %, with think
+//! times between actions. Every user times the events its own actions
+//! cause on its own socket (API write → socket receipt).
+
+use std::time::{Duration, Instant};
+
+use goose::prelude::*;
+use serde_json::json;
+
+use super::{Agent, agent, await_event, connect_socket, id_of, log_in, pause};
+use crate::{
+    context::{Call, current, fail, pick, signed_form, sms_body},
+    profile::Shape,
+    verify::plays_carrier,
+};
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    scenario!("workday")
+        .set_wait_time(Duration::from_millis(500), Duration::from_millis(2_500))
+        .unwrap_or_else(|_| unreachable!("a valid wait time"))
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(
+            transaction!(login_logout)
+                .set_name("login/logout")
+                .set_weight(20)
+                .unwrap_or_else(|_| unreachable!()),
+        )
+        .register_transaction(
+            transaction!(voice_call)
+                .set_name("voice call")
+                .set_weight(30)
+                .unwrap_or_else(|_| unreachable!()),
+        )
+        .register_transaction(
+            transaction!(sms)
+                .set_name("sms")
+                .set_weight(40)
+                .unwrap_or_else(|_| unreachable!()),
+        )
+        .register_transaction(
+            transaction!(voicemail)
+                .set_name("voicemail")
+                .set_weight(10)
+                .unwrap_or_else(|_| unreachable!()),
+        )
+        .register_transaction(transaction!(on_stop).set_name("log out").set_on_stop())
+}
+
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, true).await
+}
+
+async fn on_stop(user: &mut GooseUser) -> TransactionResult {
+    if let Ok(agent) = agent(user) {
+        Call::post(
+            "/v1/auth/logout",
+            "POST /v1/auth/logout",
+            &agent.token,
+            &json!({}),
+        )
+        .expect(204)
+        .send(user)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Log out, log back in (a new socket with the new token), read `/v1/me`.
+async fn login_logout(user: &mut GooseUser) -> TransactionResult {
+    let old = agent(user)?;
+    Call::post(
+        "/v1/auth/logout",
+        "POST /v1/auth/logout",
+        &old.token,
+        &json!({}),
+    )
+    .expect(204)
+    .send(user)
+    .await?;
+    if let Some(socket) = &old.socket {
+        socket.lock().await.close();
+    }
+    let body = json!({ "email": old.email, "password": crate::context::PASSWORD });
+    let (_, answer) = Call {
+        token: None,
+        ..Call::post("/v1/auth/login", "POST /v1/auth/login", "", &body)
+    }
+    .send(user)
+    .await?;
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or_else(|| fail("login answered no access_token"))?
+        .to_string();
+    let socket = connect_socket(user, &token).await?;
+    Call::get("/v1/me", "GET /v1/me", &token).send(user).await?;
+    user.set_session_data(Agent {
+        token,
+        socket: Some(std::sync::Arc::new(tokio::sync::Mutex::new(socket))),
+        ..old
+    });
+    Ok(())
+}
+
+/// Screen-pop, originate, the carrier answers, hold/unhold, record, talk,
+/// read the customer's timeline, hang up.
+pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    let ctx = current();
+    let tenant = ctx.tenant(me.tenant).clone();
+    let (customer_id, phone) = pick(&tenant.customers).clone();
+    let lookup = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
+    Call::get(&lookup, "GET /v1/customers?phone=", &me.token)
+        .send(user)
+        .await?;
+    let body = json!({ "to": phone, "customer_id": customer_id });
+    let started = Instant::now();
+    let (_, call) = Call::post("/v1/calls", "POST /v1/calls", &me.token, &body)
+        .expect(201)
+        .send(user)
+        .await?;
+    let id = id_of(&call)?;
+    let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
+    await_event(
+        user,
+        &me,
+        "call:created",
+        &id,
+        None,
+        started,
+        ("SIO", "api→socket call:created"),
+    )
+    .await?;
+    if plays_carrier(&ctx.endpoints) {
+        // The suite is the carrier: it knows when each callback left, so
+        // it times webhook → socket exactly.
+        for status in ["ringing", "in-progress"] {
+            pause(100, 600).await;
+            let form = signed_form(
+                &ctx.endpoints.public_url,
+                "/webhooks/carrier/voice/status",
+                tenant.carrier_token,
+                &[
+                    ("CallSid", sid.clone()),
+                    ("CallStatus", status.to_string()),
+                    ("From", tenant.numbers[0].clone()),
+                    ("To", phone.clone()),
+                ],
+            );
+            let sent = Instant::now();
+            Call::webhook(
+                "/webhooks/carrier/voice/status",
+                "POST /webhooks/carrier/voice/status",
+                form,
+            )
+            .send(user)
+            .await?;
+            await_event(
+                user,
+                &me,
+                "call:status",
+                &id,
+                Some(status),
+                sent,
+                ("SIO", "webhook→socket call:status"),
+            )
+            .await?;
+        }
+    } else {
+        // The simulator rings and answers after its (scaled) delays: a flow
+        // time, not a latency.
+        let answered = await_event(
+            user,
+            &me,
+            "call:status",
+            &id,
+            Some("in-progress"),
+            started,
+            ("FLOW", "originate→answered (simulated carrier)"),
+        )
+        .await;
+        if answered.is_err() {
+            return Ok(());
+        }
+    }
+    for control in ["hold", "unhold", "record"] {
+        pause(200, 800).await;
+        let path = format!("/v1/calls/{id}/{control}");
+        let name = format!("POST /v1/calls/{{id}}/{control}");
+        let sent = Instant::now();
+        match Call::post(&path, &name, &me.token, &json!({}))
+            .send(user)
+            .await
+        {
+            Ok(_) => {}
+            // The simulated callee may hang up first: not the API's fault.
+            Err(_) if !plays_carrier(&ctx.endpoints) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        await_event(
+            user,
+            &me,
+            "call:updated",
+            &id,
+            None,
+            sent,
+            ("SIO", "api→socket call:updated"),
+        )
+        .await?;
+    }
+    let timeline = format!("/v1/customers/{customer_id}/timeline?limit=20");
+    Call::get(&timeline, "GET /v1/customers/{id}/timeline", &me.token)
+        .send(user)
+        .await?;
+    pause(500, 2_000).await;
+    let path = format!("/v1/calls/{id}/hangup");
+    let sent = Instant::now();
+    match Call::post(&path, "POST /v1/calls/{id}/hangup", &me.token, &json!({}))
+        .send(user)
+        .await
+    {
+        Ok(_) => {}
+        Err(_) if !plays_carrier(&ctx.endpoints) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    await_event(
+        user,
+        &me,
+        "call:status",
+        &id,
+        Some("completed"),
+        sent,
+        ("SIO", "api→socket call:status"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Read the conversation, send a message (a template one time in four),
+/// see it on the socket, and with a worker follow it to `delivered`.
+pub async fn sms(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    let ctx = current();
+    let tenant = ctx.tenant(me.tenant).clone();
+    let (customer_id, phone) = pick(&tenant.customers).clone();
+    let history = format!("/v1/messages?customer_id={customer_id}&limit=20");
+    Call::get(&history, "GET /v1/messages?customer_id=", &me.token)
+        .send(user)
+        .await?;
+    let body = match tenant.template {
+        Some(template) if rand::random_range(0..4) == 0 => {
+            json!({ "to": phone, "template_id": template, "customer_id": customer_id })
+        }
+        _ => json!({ "to": phone, "body": sms_body(), "customer_id": customer_id }),
+    };
+    let started = Instant::now();
+    let (_, message) = match Call::post("/v1/messages", "POST /v1/messages", &me.token, &body)
+        .expect(201)
+        .send(user)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => {
+            // A customer who texted STOP is refused with 422: correct, not a failure.
+            if format!("{e:?}").contains("recipient_opted_out") {
+                return Ok(());
+            }
+            return Err(e);
+        }
+    };
+    let id = id_of(&message)?;
+    await_event(
+        user,
+        &me,
+        "message:created",
+        &id,
+        None,
+        started,
+        ("SIO", "api→socket message:created"),
+    )
+    .await?;
+    if ctx.endpoints.worker.is_some() && !plays_carrier(&ctx.endpoints) {
+        await_event(
+            user,
+            &me,
+            "message:status",
+            &id,
+            Some("delivered"),
+            started,
+            ("QUEUE", "sms accept→delivered"),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// List unheard voicemail, open one, mark it listened.
+pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    let (_, list) = Call::get(
+        "/v1/voicemails?unlistened=true&limit=20",
+        "GET /v1/voicemails?unlistened=true",
+        &me.token,
+    )
+    .send(user)
+    .await?;
+    let Some(first) = list["data"]
+        .as_array()
+        .and_then(|d| (!d.is_empty()).then(|| d[rand::random_range(0..d.len())].clone()))
+    else {
+        return Ok(());
+    };
+    let id = id_of(&first)?;
+    let path = format!("/v1/voicemails/{id}");
+    Call::get(&path, "GET /v1/voicemails/{id}", &me.token)
+        .send(user)
+        .await?;
+    pause(300, 1_500).await;
+    let path = format!("/v1/voicemails/{id}/listened");
+    Call::post(
+        &path,
+        "POST /v1/voicemails/{id}/listened",
+        &me.token,
+        &json!({}),
+    )
+    .send(user)
+    .await?;
+    Ok(())
+}

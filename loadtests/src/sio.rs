@@ -1,0 +1,294 @@
+//! A small Socket.IO v5 client over Engine.IO 4's websocket transport, for
+//! measuring: every event is stamped with the [`Instant`] its frame arrived,
+//! so latencies do not include the time a transaction took to look at it.
+//!
+//! The protocol, as the realtime tests' client speaks it: `GET
+//! /socket.io/?EIO=4&transport=websocket`, the server's open packet `0{...}`,
+//! our namespace connect `40{auth}`, answered by `40{"sid"}` (accepted) or
+//! `44{...}` (refused). A client may emit only after that answer. Events are
+//! `42["name",data]`, acks `43<id>[data]`; the server pings `2`, we answer `3`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow, bail};
+use futures::{SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+type Acks = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// One received event: its name, payload and arrival time.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: String,
+    pub data: Value,
+    pub at: Instant,
+}
+
+/// What a raw-frame consumer is handed: the frame's text and arrival time.
+/// The fan-out subscribers use it to avoid parsing JSON 30 000 times a second.
+pub type FrameSink = Arc<dyn Fn(&str, Instant) + Send + Sync>;
+
+pub struct SioClient {
+    out: mpsc::UnboundedSender<Message>,
+    events: mpsc::UnboundedReceiver<Event>,
+    acks: Acks,
+    next_ack: u64,
+}
+
+/// The websocket URL of a realtime base URL (`http://host:port`).
+pub fn socket_url(realtime: &str) -> String {
+    let base = realtime.trim_end_matches('/');
+    let base = base
+        .strip_prefix("http://")
+        .map(|rest| format!("ws://{rest}"))
+        .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
+        .unwrap_or_else(|| base.to_string());
+    format!("{base}/socket.io/?EIO=4&transport=websocket")
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the websocket and completes the namespace connect; returns the
+/// split halves ready for use.
+async fn handshake(
+    realtime: &str,
+    token: &str,
+) -> anyhow::Result<(
+    futures::stream::SplitSink<WsStream, Message>,
+    futures::stream::SplitStream<WsStream>,
+)> {
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(socket_url(realtime)),
+    )
+    .await
+    .map_err(|_| anyhow!("websocket handshake timed out"))?
+    .context("websocket handshake")?;
+    let (mut sink, mut stream) = ws.split();
+    let open = next_text(&mut stream)
+        .await
+        .ok_or_else(|| anyhow!("closed before the open packet"))?;
+    if !open.starts_with('0') {
+        bail!("expected an Engine.IO open packet, got {open:.80}");
+    }
+    sink.send(Message::text(format!("40{}", json!({ "token": token }))))
+        .await
+        .context("sending the namespace connect")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let text = tokio::time::timeout(remaining, next_text(&mut stream))
+            .await
+            .map_err(|_| anyhow!("no namespace connect answer"))?
+            .ok_or_else(|| anyhow!("closed before the connect answer"))?;
+        if text == "2" {
+            sink.send(Message::text("3")).await.context("pong")?;
+        } else if text.starts_with("40") {
+            return Ok((sink, stream));
+        } else if let Some(body) = text.strip_prefix("44") {
+            bail!("connect refused: {body:.200}");
+        } else {
+            bail!("unexpected packet before the connect ack: {text:.80}");
+        }
+    }
+}
+
+impl SioClient {
+    /// Connects with a JWT and waits for the namespace connect ack.
+    pub async fn connect(realtime: &str, token: &str) -> anyhow::Result<SioClient> {
+        let (mut sink, mut stream) = handshake(realtime, token).await?;
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let acks: Acks = Arc::default();
+        tokio::spawn(async move {
+            while let Some(message) = out_rx.recv().await {
+                let is_close = matches!(message, Message::Close(_));
+                if sink.send(message).await.is_err() || is_close {
+                    break;
+                }
+            }
+        });
+        let (pong, reader_acks) = (out.clone(), acks.clone());
+        tokio::spawn(async move {
+            while let Some(text) = next_text(&mut stream).await {
+                let at = Instant::now();
+                if text == "2" {
+                    let _ = pong.send(Message::text("3"));
+                } else if let Some(rest) = text.strip_prefix("42") {
+                    let (_, array) = split_id(rest);
+                    if let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(array)
+                        && let Some(Value::String(name)) = items.first().cloned()
+                    {
+                        let data = if items.len() > 1 {
+                            items.swap_remove(1)
+                        } else {
+                            Value::Null
+                        };
+                        if events_tx.send(Event { name, data, at }).is_err() {
+                            break;
+                        }
+                    }
+                } else if let Some(rest) = text.strip_prefix("43") {
+                    let (id, array) = split_id(rest);
+                    let data = match serde_json::from_str::<Value>(array) {
+                        Ok(Value::Array(mut items)) if !items.is_empty() => items.swap_remove(0),
+                        _ => Value::Null,
+                    };
+                    let waiter = id.and_then(|id| {
+                        reader_acks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id)
+                    });
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(data);
+                    }
+                } else if text.starts_with("41") || text.starts_with('1') {
+                    break;
+                }
+            }
+        });
+        Ok(SioClient {
+            out,
+            events,
+            acks,
+            next_ack: 1,
+        })
+    }
+
+    /// Emits and waits for the server's ack.
+    pub async fn emit_with_ack(&mut self, event: &str, data: Value) -> anyhow::Result<Value> {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        let (tx, rx) = oneshot::channel();
+        self.acks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let _ = self
+            .out
+            .send(Message::text(format!("42{id}{}", json!([event, data]))));
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .map_err(|_| anyhow!("no ack for {event}"))?
+            .map_err(|_| anyhow!("connection closed before the ack for {event}"))
+    }
+
+    /// Waits for the first event named `name` whose payload satisfies
+    /// `matches`, discarding everything else received meanwhile: every
+    /// socket hears its whole tenant, and a user waits only for what its own
+    /// actions cause, one at a time.
+    pub async fn wait_for(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+        matches: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Event> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .map_err(|_| anyhow!("no {name} event within {timeout:?}"))?
+                .ok_or_else(|| anyhow!("socket closed while waiting for {name}"))?;
+            if event.name == name && matches(&event.data) {
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Drops everything received so far.
+    pub fn clear(&mut self) {
+        while self.events.try_recv().is_ok() {}
+    }
+
+    /// Closes the websocket, like a browser tab closing.
+    pub fn close(&self) {
+        let _ = self.out.send(Message::Close(None));
+    }
+}
+
+impl Drop for SioClient {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A receive-only socket that hands every raw frame to `sink` (the fan-out
+/// subscribers). Returns once connected; the reader runs until the server
+/// closes the socket or `stop` fires.
+pub async fn subscribe_raw(
+    realtime: &str,
+    token: &str,
+    sink: FrameSink,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (mut ws_sink, mut stream) = handshake(realtime, token).await?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                text = next_text(&mut stream) => {
+                    let Some(text) = text else { break };
+                    if text == "2" {
+                        if ws_sink.send(Message::text("3")).await.is_err() {
+                            break;
+                        }
+                    } else if text.starts_with("42") {
+                        sink(&text, Instant::now());
+                    }
+                }
+                _ = stop.changed() => {
+                    let _ = ws_sink.send(Message::Close(None)).await;
+                    break;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Splits an optional numeric ack id off the front of a packet body.
+fn split_id(rest: &str) -> (Option<u64>, &str) {
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    if digits == 0 {
+        (None, rest)
+    } else {
+        (rest[..digits].parse().ok(), &rest[digits..])
+    }
+}
+
+async fn next_text<S>(stream: &mut S) -> Option<String>
+where
+    S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_urls_follow_the_scheme() {
+        assert_eq!(
+            socket_url("http://127.0.0.1:8081/"),
+            "ws://127.0.0.1:8081/socket.io/?EIO=4&transport=websocket"
+        );
+        assert_eq!(
+            socket_url("https://rt.example"),
+            "wss://rt.example/socket.io/?EIO=4&transport=websocket"
+        );
+    }
+}

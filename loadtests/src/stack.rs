@@ -1,0 +1,338 @@
+//! The stack under test as a child process, so its CPU time and memory are
+//! its own and can be read from `/proc/<pid>`.
+//!
+//! The parent re-executes its own binary as `switchboard-load __stack`,
+//! which runs the same library code as `switchboard all` (api + realtime +
+//! worker). The child is put in its own process group, so a Ctrl-C at the
+//! terminal stops the load (Goose handles it) but not the stack mid-run; it
+//! stops on SIGTERM, or when its stdin closes because the parent died.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio::{
+    io::AsyncReadExt,
+    process::{Child, Command},
+};
+
+/// The hidden subcommand that runs the stack.
+pub const STACK_SUBCOMMAND: &str = "__stack";
+
+/// Who plays the phone network in a spawned stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Carrier {
+    Simulated,
+    External,
+}
+
+impl Carrier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::Simulated => "simulated",
+            Carrier::External => "external",
+        }
+    }
+}
+
+/// Where the services answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    pub api: String,
+    pub realtime: String,
+    /// `None` when no worker answers (its issue has not landed, or the
+    /// target stack runs without one).
+    pub worker: Option<String>,
+    /// The URL carrier signatures are computed over (the API's
+    /// `SWITCHBOARD_PUBLIC_URL`).
+    pub public_url: String,
+    pub carrier: Carrier,
+}
+
+/// A running child stack and its resource sampler.
+pub struct Stack {
+    child: Child,
+    pid: u32,
+    pub endpoints: Endpoints,
+    sampler: Arc<Sampler>,
+    stop_sampling: Arc<AtomicBool>,
+}
+
+/// CPU and memory of the child, sampled every 200 ms.
+#[derive(Default)]
+struct Sampler {
+    peak_rss_kib: AtomicU64,
+    window_peak_rss_kib: AtomicU64,
+}
+
+/// What the stack used during a measurement window.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// Average CPU over the window, in cores (1.0 = one core busy).
+    pub cpu_cores: f64,
+    /// CPU seconds (user + system) spent in the window.
+    pub cpu_seconds: f64,
+    /// Highest resident set size seen in the window, MiB.
+    pub peak_rss_mib: f64,
+    /// Highest resident set size since the stack started (VmHWM), MiB.
+    pub lifetime_peak_rss_mib: f64,
+    pub window_seconds: f64,
+}
+
+/// A measurement window opened with [`Stack::window`].
+pub struct Window {
+    started: Instant,
+    cpu_ticks: u64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Stack {
+    /// Starts the stack with `carrier` and waits until every service is ready.
+    /// The child inherits the environment (`DATABASE_URL`, `REDIS_URL`,
+    /// `SWITCHBOARD_FAULT_LATENCY_MS`, ...); its logs go to `log`.
+    pub async fn spawn(carrier: Carrier, speed: f64, log: &Path) -> anyhow::Result<Stack> {
+        let (api, realtime, worker) = (free_port()?, free_port()?, free_port()?);
+        let exe = std::env::current_exe().context("locating the load suite's executable")?;
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let public_url = format!("http://127.0.0.1:{api}");
+        let mut command = Command::new(exe);
+        command
+            .arg(STACK_SUBCOMMAND)
+            .env("SWITCHBOARD_API_ADDR", format!("127.0.0.1:{api}"))
+            .env("SWITCHBOARD_REALTIME_ADDR", format!("127.0.0.1:{realtime}"))
+            .env("SWITCHBOARD_WORKER_ADDR", format!("127.0.0.1:{worker}"))
+            .env("SWITCHBOARD_PUBLIC_URL", &public_url)
+            .env("SWITCHBOARD_CARRIER", carrier.as_str())
+            .env("SWITCHBOARD_CARRIER_SPEED", speed.to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("SWITCHBOARD_LOAD_STACK_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::piped())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = command.spawn().context("starting the stack")?;
+        let pid = child.id().context("the stack exited at once")?;
+        let mut stack = Stack {
+            child,
+            pid,
+            endpoints: Endpoints {
+                api: public_url.clone(),
+                realtime: format!("http://127.0.0.1:{realtime}"),
+                worker: Some(format!("http://127.0.0.1:{worker}")),
+                public_url,
+                carrier,
+            },
+            sampler: Arc::default(),
+            stop_sampling: Arc::new(AtomicBool::new(false)),
+        };
+        stack.wait_ready(log).await?;
+        stack.start_sampler();
+        Ok(stack)
+    }
+
+    async fn wait_ready(&mut self, log: &Path) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let targets = [
+            format!("{}/ready", self.endpoints.api),
+            format!("{}/ready", self.endpoints.realtime),
+        ];
+        for url in targets {
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    let tail = std::fs::read_to_string(log).unwrap_or_default();
+                    let tail: String = tail
+                        .lines()
+                        .rev()
+                        .take(15)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    bail!("the stack exited ({status}) before it was ready:\n{tail}");
+                }
+                if let Ok(response) = http.get(&url).send().await
+                    && response.status().is_success()
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{url} was not ready within 60 s (log: {})", log.display());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        // The worker is optional until its issue lands: give it a moment.
+        let worker = self.endpoints.worker.clone().unwrap_or_default();
+        let mut worker_ok = false;
+        for _ in 0..30 {
+            if let Ok(response) = http.get(format!("{worker}/health")).send().await
+                && response.status().is_success()
+            {
+                worker_ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !worker_ok {
+            self.endpoints.worker = None;
+        }
+        Ok(())
+    }
+
+    fn start_sampler(&self) {
+        let (pid, sampler, stop) = (self.pid, self.sampler.clone(), self.stop_sampling.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(rss) = status_kib(pid, "VmRSS:") {
+                    sampler.peak_rss_kib.fetch_max(rss, Ordering::Relaxed);
+                    sampler
+                        .window_peak_rss_kib
+                        .fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Opens a measurement window (CPU and peak memory are read from here).
+    pub fn window(&self) -> Window {
+        self.sampler.window_peak_rss_kib.store(
+            status_kib(self.pid, "VmRSS:").unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Window {
+            started: Instant::now(),
+            cpu_ticks: cpu_ticks(self.pid).unwrap_or(0),
+        }
+    }
+
+    /// What the stack used since `window` opened.
+    pub fn resources(&self, window: &Window) -> Resources {
+        let seconds = window.started.elapsed().as_secs_f64();
+        let ticks = cpu_ticks(self.pid)
+            .unwrap_or(window.cpu_ticks)
+            .saturating_sub(window.cpu_ticks);
+        // USER_HZ is 100 on every Linux architecture the kernel exports to userspace.
+        let cpu_seconds = ticks as f64 / 100.0;
+        Resources {
+            cpu_cores: cpu_seconds / seconds.max(1e-9),
+            cpu_seconds,
+            peak_rss_mib: self.sampler.window_peak_rss_kib.load(Ordering::Relaxed) as f64 / 1024.0,
+            lifetime_peak_rss_mib: status_kib(self.pid, "VmHWM:")
+                .unwrap_or_else(|| self.sampler.peak_rss_kib.load(Ordering::Relaxed))
+                as f64
+                / 1024.0,
+            window_seconds: seconds,
+        }
+    }
+
+    /// SIGTERM, then up to 20 s for a graceful drain, then SIGKILL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_sampling.store(true, Ordering::Relaxed);
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        match tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                eprintln!("the stack did not stop within 20 s; killing it");
+                self.child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// user + system time of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name (which may hold spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the full line: 12 and 13 here.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The child's side: run api + realtime (+ worker) until SIGTERM or until
+/// stdin closes (the parent is gone).
+pub async fn run_child() -> anyhow::Result<()> {
+    let settings = Arc::new(switchboard_core::Settings::from_env()?);
+    switchboard::init_tracing(&settings);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let parent_gone = async {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = [0u8; 64];
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        };
+        tokio::select! {
+            () = switchboard::shutdown_signal() => {},
+            () = parent_gone => {},
+        }
+        let _ = stop_tx.send(true);
+    });
+    let shutdown = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::try_join!(
+        switchboard_api::serve(settings.clone(), shutdown()),
+        switchboard_realtime::serve(settings.clone(), shutdown()),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_cpu_and_memory() {
+        let pid = std::process::id();
+        assert!(cpu_ticks(pid).is_some());
+        assert!(status_kib(pid, "VmRSS:").unwrap_or(0) > 0);
+    }
+}

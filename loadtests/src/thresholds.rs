@@ -1,0 +1,330 @@
+//! Pass/fail rules in two tiers: `seed` (the seeds' own targets, cited) and
+//! `goal` (ours, from the load-suite issue, for this 2-core machine with the
+//! load generator co-located). A rule names a metric of the scenario's flat
+//! metric map (see [`crate::results`]); a metric with no samples fails.
+
+use crate::{
+    profile::{Scenario, Tier},
+    results::{ScenarioResult, ThresholdOutcome},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Le,
+    Lt,
+    Ge,
+    Gt,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub metric: &'static str,
+    pub op: Op,
+    pub limit: f64,
+    /// Where the number comes from.
+    pub source: &'static str,
+}
+
+const fn rule(metric: &'static str, op: Op, limit: f64, source: &'static str) -> Rule {
+    Rule {
+        metric,
+        op,
+        limit,
+        source,
+    }
+}
+
+use Op::{Ge, Gt, Le, Lt};
+
+/// The rules of `scenario` in `tier`. `users` sizes per-user limits.
+pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
+    let mut r = match (scenario, tier) {
+        (Scenario::Workday, Tier::Seed) => vec![
+            rule("http.p99_ms", Lt, 2_000.0, "seed 000 §1: responses < 2 s"),
+            rule("http.error_pct", Lt, 1.0, "seed 000 §1: error rate < 1 %"),
+            rule(
+                "all SIO.p95_ms",
+                Lt,
+                50.0,
+                "seed 000: WebSocket event time < 50 ms",
+            ),
+        ],
+        (Scenario::Workday | Scenario::Voice, Tier::Goal) => vec![
+            rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
+            rule("http.p99_ms", Le, 100.0, "goal: p99 ≤ 100 ms"),
+            rule("http.errors", Le, 0.0, "goal: 0 errors"),
+            rule("all SIO.errors", Le, 0.0, "goal: 0 errors (events)"),
+        ],
+        (Scenario::Voice, Tier::Seed) => vec![
+            rule(
+                "http.p95_ms",
+                Lt,
+                1_000.0,
+                "seed 000: API response time < 1 s",
+            ),
+            rule(
+                "http.error_pct",
+                Lt,
+                1.0,
+                "seed 000 §2: all calls initiated (errors < 1 %)",
+            ),
+            rule(
+                "all SIO.p95_ms",
+                Lt,
+                50.0,
+                "seed 000: WebSocket event time < 50 ms",
+            ),
+        ],
+        (Scenario::Sms, Tier::Seed) => vec![
+            rule(
+                "HTTP POST /v1/messages.p95_ms",
+                Lt,
+                5_000.0,
+                "seed 000 §3: messages sent within 5 s",
+            ),
+            rule(
+                "QUEUE sms accept→delivered.p95_ms",
+                Lt,
+                5_000.0,
+                "seed 000 §3: delivery confirmations received",
+            ),
+            rule("http.error_pct", Lt, 1.0, "seed 000: API error rate < 1 %"),
+        ],
+        (Scenario::Sms, Tier::Goal) => vec![
+            rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
+            rule("http.errors", Le, 0.0, "goal: 0 errors"),
+            rule(
+                "QUEUE sms accept→delivered.p95_ms",
+                Le,
+                1_000.0,
+                "goal (queues): p95 ≤ 1 s",
+            ),
+        ],
+        (Scenario::Database, Tier::Seed) => vec![
+            rule(
+                "http.p95_ms",
+                Lt,
+                100.0,
+                "seed 000 §4: query response time < 100 ms",
+            ),
+            rule(
+                "http.error_pct",
+                Lt,
+                0.1,
+                "seed 000: database error rate < 0.1 %",
+            ),
+        ],
+        (Scenario::Database, Tier::Goal) => vec![
+            rule(
+                "http.p95_ms",
+                Le,
+                50.0,
+                "ours (no row in the issue): p95 ≤ 50 ms",
+            ),
+            rule("http.p99_ms", Le, 100.0, "ours: p99 ≤ 100 ms"),
+            rule("http.errors", Le, 0.0, "ours: 0 errors"),
+        ],
+        (Scenario::Fanout, Tier::Seed) => vec![
+            rule(
+                "fanout.delivery_pct",
+                Gt,
+                95.0,
+                "seed 001 §3: delivery rate > 95 %",
+            ),
+            rule(
+                "rate.achieved",
+                Ge,
+                500.0 * 0.95,
+                "seed 001 §3: 500 msg/s (within 5 %)",
+            ),
+            rule("fanout.p50_ms", Lt, 50.0, "seed 001 §3: p50 < 50 ms"),
+            rule("fanout.p95_ms", Lt, 100.0, "seed 001 §3: p95 < 100 ms"),
+            rule("fanout.p99_ms", Lt, 200.0, "seed 001 §3: p99 < 200 ms"),
+        ],
+        (Scenario::Fanout, Tier::Goal) => vec![
+            rule(
+                "fanout.deliveries_per_s",
+                Ge,
+                30_000.0,
+                "goal: ≥ 30 000 events/s delivered",
+            ),
+            rule("fanout.p99_ms", Le, 25.0, "goal: API→socket p99 ≤ 25 ms"),
+            rule("fanout.delivery_pct", Ge, 100.0, "goal: nothing lost"),
+        ],
+        (Scenario::Storm, Tier::Seed) => vec![
+            rule(
+                "rate.achieved",
+                Ge,
+                500.0 * 0.95,
+                "seed 001 §1: 500 updates/s (within 5 %)",
+            ),
+            rule(
+                "all SCHED.error_pct",
+                Lt,
+                5.0,
+                "seed 001 §1: success > 95 %",
+            ),
+            rule("all SCHED.p95_ms", Lt, 300.0, "seed 001 §1: p95 < 300 ms"),
+            rule("all SCHED.p99_ms", Lt, 500.0, "seed 001 §1: p99 < 500 ms"),
+        ],
+        (Scenario::Storm, Tier::Goal) => vec![
+            rule("rate.achieved", Ge, 5_000.0, "goal: ≥ 5 000 accepted/s"),
+            rule("all SCHED.p99_ms", Le, 50.0, "goal: p99 ≤ 50 ms"),
+            rule("all SCHED.errors", Le, 0.0, "goal: 0 errors"),
+        ],
+        (Scenario::Reporting, Tier::Seed) => vec![
+            rule(
+                "rate.achieved",
+                Ge,
+                100.0 * 0.95,
+                "seed 001 §2: 100 QPS (within 5 %)",
+            ),
+            rule(
+                "all SCHED.error_pct",
+                Lt,
+                2.0,
+                "seed 001 §2: success > 98 %",
+            ),
+            rule("all SCHED.p50_ms", Lt, 150.0, "seed 001 §2: p50 < 150 ms"),
+            rule("all SCHED.p95_ms", Lt, 300.0, "seed 001 §2: p95 < 300 ms"),
+            rule("all SCHED.p99_ms", Lt, 500.0, "seed 001 §2: p99 < 500 ms"),
+        ],
+        (Scenario::Reporting, Tier::Goal) => vec![
+            rule("rate.achieved", Ge, 1_000.0, "goal: ≥ 1 000 QPS"),
+            rule("all SCHED.p95_ms", Le, 50.0, "goal: p95 ≤ 50 ms"),
+        ],
+        (Scenario::Queues, Tier::Seed) => vec![
+            rule(
+                "queue.job_processing_p95_ms",
+                Lt,
+                1_000.0,
+                "seed 003: processing p95 < 1 s",
+            ),
+            rule(
+                "queue.job_wait_p95_ms",
+                Lt,
+                30_000.0,
+                "seed 003: wait p95 < 30 s",
+            ),
+            rule("queue.success_pct", Gt, 95.0, "seed 003: success > 95 %"),
+        ],
+        (Scenario::Queues, Tier::Goal) => vec![
+            rule(
+                "queue.delivered_per_s",
+                Ge,
+                3_000.0,
+                "goal: ≥ 3 000 SMS/s accept→delivered",
+            ),
+            rule(
+                "queue.accept_to_delivered_p95_ms",
+                Le,
+                1_000.0,
+                "goal: p95 ≤ 1 s",
+            ),
+            rule("queue.lost", Le, 0.0, "goal: nothing lost"),
+        ],
+        (Scenario::Health, Tier::Seed) => vec![
+            rule(
+                "rate.achieved",
+                Ge,
+                1_000.0 * 0.95,
+                "seed 002 §1: 1 000+ RPS (within 5 %)",
+            ),
+            rule("all SCHED.p95_ms", Lt, 50.0, "seed 002 §1: p95 < 50 ms"),
+            rule(
+                "all SCHED.error_pct",
+                Lt,
+                0.1,
+                "seed 002 §1: errors < 0.1 %",
+            ),
+        ],
+        (Scenario::Health, Tier::Goal) => {
+            vec![rule("rate.achieved", Ge, 20_000.0, "goal: ≥ 20 000 RPS")]
+        }
+    };
+    // Memory: the seed allows 512 MB per user; our goal is 200 MB in total
+    // for the 30-user workday.
+    match tier {
+        Tier::Seed => r.push(Rule {
+            metric: "stack.peak_rss_mib",
+            op: Lt,
+            limit: 512.0 * users.max(1) as f64,
+            source: "seed 000: memory < 512 MB per user",
+        }),
+        Tier::Goal if scenario == Scenario::Workday => r.push(rule(
+            "stack.peak_rss_mib",
+            Le,
+            200.0,
+            "goal: stack memory ≤ 200 MB total",
+        )),
+        Tier::Goal => {}
+    }
+    r
+}
+
+fn passes(op: Op, observed: f64, limit: f64) -> bool {
+    match op {
+        Le => observed <= limit,
+        Lt => observed < limit,
+        Ge => observed >= limit,
+        Gt => observed > limit,
+    }
+}
+
+fn symbol(op: Op) -> &'static str {
+    match op {
+        Le => "≤",
+        Lt => "<",
+        Ge => "≥",
+        Gt => ">",
+    }
+}
+
+/// Judges every rule; the outcomes go into the result.
+pub fn judge(result: &mut ScenarioResult, scenario: Scenario, tier: Tier, users: usize) {
+    result.thresholds = rules(scenario, tier, users)
+        .into_iter()
+        .filter(|rule| {
+            // Without a stack of ours there are no resource figures to judge.
+            !(rule.metric.starts_with("stack.") && result.resources.is_none())
+        })
+        .map(|rule| {
+            let observed = result.metrics.get(rule.metric).copied();
+            ThresholdOutcome {
+                rule: format!(
+                    "{} {} {} ({})",
+                    rule.metric,
+                    symbol(rule.op),
+                    rule.limit,
+                    rule.source
+                ),
+                metric: rule.metric.to_string(),
+                observed,
+                passed: observed.is_some_and(|v| passes(rule.op, v, rule.limit)),
+            }
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_rules_in_both_tiers() {
+        for sc in Scenario::ALL {
+            assert!(!rules(sc, Tier::Seed, 30).is_empty(), "{sc}");
+            assert!(!rules(sc, Tier::Goal, 30).is_empty(), "{sc}");
+        }
+    }
+
+    #[test]
+    fn a_missing_metric_fails_its_rule() {
+        let mut result = ScenarioResult::default();
+        judge(&mut result, Scenario::Health, Tier::Goal, 1);
+        assert!(!result.thresholds[0].passed);
+        result.metrics.insert("rate.achieved".into(), 25_000.0);
+        judge(&mut result, Scenario::Health, Tier::Goal, 1);
+        assert!(result.thresholds[0].passed);
+    }
+}
