@@ -16,6 +16,7 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod customers;
+pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -67,6 +68,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(voicemails::router())
         .merge(reports::router())
         .merge(webhooks::router())
+        .merge(endpoints::router())
 }
 
 /// The OpenAPI document for every route.

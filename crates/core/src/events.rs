@@ -7,7 +7,7 @@
 //! never loses data.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use deadpool_redis::redis::AsyncCommands;
+use deadpool_redis::redis;
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
@@ -132,7 +132,18 @@ pub fn events_pattern(settings: &Settings) -> String {
     settings.redis_key("events:*")
 }
 
-/// Publishes envelopes on Redis pub/sub.
+/// The Redis stream every envelope is also appended to: the durable feed the
+/// worker reads (with a consumer group) to deliver tenant webhooks, so an
+/// event published while no worker runs is still delivered later.
+pub fn events_stream(settings: &Settings) -> String {
+    settings.redis_key("events:stream")
+}
+
+/// How many envelopes the stream keeps (approximately) for late readers.
+pub const EVENTS_STREAM_MAXLEN: usize = 200_000;
+
+/// Publishes envelopes on Redis pub/sub (live consumers) and appends them to
+/// the events stream (durable consumers), in one round trip.
 #[derive(Clone)]
 pub struct EventPublisher {
     redis: deadpool_redis::Pool,
@@ -147,8 +158,21 @@ impl EventPublisher {
     pub async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
         let payload = serde_json::to_string(envelope)?;
         let mut conn = self.redis.get().await?;
-        let _: i64 = conn
-            .publish(events_channel(&self.settings, envelope.tenant_id), payload)
+        let _: () = redis::pipe()
+            .cmd("PUBLISH")
+            .arg(events_channel(&self.settings, envelope.tenant_id))
+            .arg(&payload)
+            .ignore()
+            .cmd("XADD")
+            .arg(events_stream(&self.settings))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(EVENTS_STREAM_MAXLEN)
+            .arg("*")
+            .arg("event")
+            .arg(&payload)
+            .ignore()
+            .query_async(&mut *conn)
             .await?;
         metrics::counter!("events_published_total", "type" => envelope.kind.as_str()).increment(1);
         Ok(())

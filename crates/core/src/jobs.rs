@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use apalis_core::backend::TaskSink;
+use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
 use apalis_redis::{Config, ConnectionManager, RedisStorage};
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::sync::OnceCell;
@@ -91,9 +92,42 @@ impl Job for CarrierSim {
     const QUEUE: &'static str = "carrier.sim";
 }
 
+/// What travels on a queue: the job plus what the worker needs to time and
+/// retry it. `attempt` starts at 1; a retry is pushed as a new task with the
+/// next attempt, so a queue never holds two live copies of one try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+pub struct Queued<T> {
+    pub job: T,
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// When the job became due (pushed, or its retry delay ended): queue
+    /// wait is measured from here.
+    pub due_at: DateTime<Utc>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl<T> Queued<T> {
+    pub fn new(job: T) -> Self {
+        Self {
+            job,
+            attempt: 1,
+            due_at: Utc::now(),
+        }
+    }
+}
+
 /// The storage for `T`'s queue, namespaced by the deployment's Redis prefix.
-pub fn storage<T: Job>(conn: ConnectionManager, settings: &Settings) -> RedisStorage<T> {
-    RedisStorage::new(conn).with_config(Config::default().queue(queue_name::<T>(settings)))
+pub fn storage<T: Job>(conn: ConnectionManager, settings: &Settings) -> RedisStorage<Queued<T>> {
+    RedisStorage::new(conn).with_config(storage_config::<T>(settings))
+}
+
+/// The apalis-redis configuration for `T`'s queue (worker and pusher alike).
+pub fn storage_config<T: Job>(settings: &Settings) -> Config {
+    Config::default().queue(queue_name::<T>(settings))
 }
 
 /// The full queue name for `T` (`{prefix}:queue:{name}`).
@@ -140,11 +174,54 @@ impl JobQueues {
 
     /// Pushes one job.
     pub async fn push<T: Job>(&self, job: T) -> Result<(), PushError> {
+        self.push_queued(Queued::new(job), None).await
+    }
+
+    /// Pushes many jobs of one type in one batch, each due after its delay
+    /// in whole seconds (0 = now).
+    pub async fn push_many<T: Job>(&self, jobs: Vec<(T, u64)>) -> Result<(), PushError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
         let mut storage = storage::<T>(self.conn().await?, &self.settings);
-        storage.push(job).await.map_err(|e| PushError::Push {
-            queue: T::QUEUE,
-            message: e.to_string(),
-        })
+        let now = Utc::now();
+        let tasks = jobs.into_iter().map(move |(job, seconds)| {
+            let queued = Queued {
+                job,
+                attempt: 1,
+                due_at: now + chrono::Duration::seconds(seconds as i64),
+            };
+            let task = TaskBuilder::new(queued);
+            if seconds == 0 {
+                task.build()
+            } else {
+                task.run_in_seconds(seconds).build()
+            }
+        });
+        storage
+            .push_all(futures::stream::iter(tasks))
+            .await
+            .map_err(|e| push_error::<T>(e))
+    }
+
+    /// Pushes a job (new or a retry), optionally due only after `delay`.
+    /// apalis-redis schedules in whole seconds, so delays round up.
+    pub async fn push_queued<T: Job>(
+        &self,
+        mut queued: Queued<T>,
+        delay: Option<std::time::Duration>,
+    ) -> Result<(), PushError> {
+        let mut storage = storage::<T>(self.conn().await?, &self.settings);
+        match delay {
+            Some(delay) if !delay.is_zero() => {
+                let seconds = delay.as_millis().div_ceil(1000) as u64;
+                queued.due_at = Utc::now() + chrono::Duration::seconds(seconds as i64);
+                let task = TaskBuilder::new(queued).run_in_seconds(seconds).build();
+                storage.push_task(task).await
+            }
+            _ => storage.push(queued).await,
+        }
+        .map_err(|e| push_error::<T>(e))
     }
 
     /// Pushes a job after its record committed. A failure is logged and
@@ -158,6 +235,13 @@ impl JobQueues {
         } else {
             metrics::counter!("jobs_pushed_total", "queue" => T::QUEUE).increment(1);
         }
+    }
+}
+
+fn push_error<T: Job>(error: impl std::fmt::Display) -> PushError {
+    PushError::Push {
+        queue: T::QUEUE,
+        message: error.to_string(),
     }
 }
 

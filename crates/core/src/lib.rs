@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod phone;
 pub mod presence;
 pub mod redis;
+pub mod search;
 pub mod settings;
 pub mod sms;
 pub mod telemetry;

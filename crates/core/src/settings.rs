@@ -82,6 +82,24 @@ pub struct Settings {
     /// suite's regression detection). Zero in normal operation.
     pub fault_latency: Duration,
     pub log_json: bool,
+    /// Worker: jobs one worker process runs at once, per queue.
+    pub worker_concurrency: usize,
+    /// Worker: attempts before a transiently failing job is dead-lettered.
+    pub job_max_attempts: u32,
+    /// Worker: the first retry's delay; each retry doubles it (capped at 5 min).
+    pub job_retry_base: Duration,
+    /// Worker: longest one job may run before it counts as a transient failure.
+    pub job_timeout: Duration,
+    /// Carrier simulator: random seed for outcomes and timings.
+    pub sim_seed: u64,
+    /// Carrier simulator: inbound calls/texts per minute it places to the
+    /// tenants' numbers (0 = none); keeps a demo stack alive.
+    pub sim_inbound_calls_per_minute: f64,
+    pub sim_inbound_sms_per_minute: f64,
+    /// Sweeper: a record waiting this long without progress is re-driven.
+    pub sweep_after: Duration,
+    /// How often the worker sweeps, rolls reports up and trims queues.
+    pub maintenance_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +231,35 @@ impl Settings {
                 0u64,
             )?),
             log_json: matches!(get("SWITCHBOARD_LOG_FORMAT").as_deref(), Some("json")),
+            worker_concurrency: parse(&get, "SWITCHBOARD_WORKER_CONCURRENCY", 64usize)?,
+            job_max_attempts: parse(&get, "SWITCHBOARD_JOB_MAX_ATTEMPTS", 6u32)?,
+            job_retry_base: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_JOB_RETRY_BASE_MS",
+                1_000u64,
+            )?),
+            job_timeout: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_JOB_TIMEOUT_MS",
+                30_000u64,
+            )?),
+            sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
+            sim_inbound_calls_per_minute: parse(
+                &get,
+                "SWITCHBOARD_SIM_INBOUND_CALLS_PER_MIN",
+                0.0f64,
+            )?,
+            sim_inbound_sms_per_minute: parse(&get, "SWITCHBOARD_SIM_INBOUND_SMS_PER_MIN", 0.0f64)?,
+            sweep_after: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_SWEEP_AFTER_MS",
+                120_000u64,
+            )?),
+            maintenance_interval: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
+                15_000u64,
+            )?),
         };
         if settings.jwt_secret.expose_secret().len() < 16 {
             return Err(invalid(
@@ -225,6 +272,26 @@ impl Settings {
                 "SWITCHBOARD_JWT_TTL_SECS",
                 "must be positive".into(),
             ));
+        }
+        if settings.worker_concurrency == 0 || settings.job_max_attempts == 0 {
+            return Err(invalid(
+                "SWITCHBOARD_WORKER_CONCURRENCY / SWITCHBOARD_JOB_MAX_ATTEMPTS",
+                "must be positive".into(),
+            ));
+        }
+        for (name, rate) in [
+            (
+                "SWITCHBOARD_SIM_INBOUND_CALLS_PER_MIN",
+                settings.sim_inbound_calls_per_minute,
+            ),
+            (
+                "SWITCHBOARD_SIM_INBOUND_SMS_PER_MIN",
+                settings.sim_inbound_sms_per_minute,
+            ),
+        ] {
+            if !(rate.is_finite() && rate >= 0.0) {
+                return Err(invalid(name, "must be a number ≥ 0".into()));
+            }
         }
         if settings.db_max_connections == 0 || settings.redis_pool_size == 0 {
             return Err(invalid("pool size", "must be positive".into()));

@@ -5,11 +5,60 @@
 //!
 //! - [`seed`]: deterministic demo data;
 //! - [`shutdown_signal`]: SIGTERM / Ctrl-C as a future, for graceful shutdown;
-//! - [`init_tracing`]: logs as text or JSON, filtered by `RUST_LOG`.
+//! - [`init_tracing`]: logs as text or JSON, filtered by `RUST_LOG`;
+//! - [`run_all`]: api, realtime and worker in one process.
 
 pub mod seed;
 
+use std::{future::Future, sync::Arc};
+
+use futures::FutureExt;
 use switchboard_core::Settings;
+
+/// Runs the API, the realtime server and the worker in this process, each
+/// on its own address, until `shutdown` resolves; then stops all three
+/// gracefully. Fails as soon as one of them fails (the others are stopped).
+pub async fn run_all(
+    settings: Arc<Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    settings.ensure_production_safe()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        .boxed()
+    };
+    let mut api = tokio::spawn(switchboard_api::serve(settings.clone(), signal()));
+    let mut realtime = tokio::spawn(switchboard_realtime::serve(settings.clone(), signal()));
+    let mut worker = tokio::spawn(switchboard_worker::serve(settings.clone(), signal()));
+    let first = tokio::select! {
+        () = shutdown => None,
+        r = &mut api => Some(("api", r)),
+        r = &mut realtime => Some(("realtime", r)),
+        r = &mut worker => Some(("worker", r)),
+    };
+    let _ = stop.send(true);
+    let failure = match first {
+        Some((name, Ok(Ok(())))) => Some(anyhow::anyhow!("{name} stopped unexpectedly")),
+        Some((name, Ok(Err(error)))) => Some(error.context(format!("{name} failed"))),
+        Some((name, Err(join))) => Some(anyhow::anyhow!("{name} panicked: {join}")),
+        None => None,
+    };
+    for (name, task) in [("api", api), ("realtime", realtime), ("worker", worker)] {
+        if task.is_finished() && failure.is_some() {
+            continue;
+        }
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(service = name, %error, "stopped with an error"),
+            Err(join) => tracing::warn!(service = name, %join, "panicked while stopping"),
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
 
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

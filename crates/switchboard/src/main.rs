@@ -33,6 +33,37 @@ enum Command {
     Migrate,
     /// Load deterministic demo data (refused in production).
     Seed(SeedArgs),
+    /// Inspect and manage the job queues.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Jobs that failed permanently or ran out of attempts.
+    #[command(subcommand, name = "dead-letter")]
+    DeadLetter(DeadLetterCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List dead jobs, oldest first (JSON lines with --json).
+    List {
+        /// Only this queue (e.g. sms.send, webhook.deliver).
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead jobs back on their queues as fresh first attempts.
+    Retry {
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this dead job.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -87,16 +118,10 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCo
     match command {
         Command::Api => switchboard_api::serve(settings, shutdown_signal()).await?,
         Command::Realtime => switchboard_realtime::serve(settings, shutdown_signal()).await?,
-        Command::Worker | Command::All => {
-            let name = match command {
-                Command::Worker => "worker",
-                _ => "all",
-            };
-            eprintln!(
-                "switchboard {name}: not yet available in this build (its issue has not landed); \
-                 `switchboard api` serves the HTTP API"
-            );
-            return Ok(ExitCode::from(2));
+        Command::Worker => switchboard_worker::serve(settings, shutdown_signal()).await?,
+        Command::All => switchboard::run_all(settings, shutdown_signal()).await?,
+        Command::Jobs(JobsCommand::DeadLetter(command)) => {
+            return dead_letter(command, &settings).await;
         }
         Command::Migrate => {
             let pool = switchboard_core::db::migrate(&settings).await?;
@@ -106,6 +131,56 @@ async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCo
             println!("database ready: {applied} migrations applied");
         }
         Command::Seed(args) => run_seed(args, &settings).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dead_letter(
+    command: DeadLetterCommand,
+    settings: &Arc<Settings>,
+) -> anyhow::Result<ExitCode> {
+    use switchboard_worker::deadletter;
+    let redis = switchboard_core::redis::pool(settings)?;
+    let known = |queue: &Option<String>| match queue {
+        Some(q) if !deadletter::QUEUES.contains(&q.as_str()) => Err(anyhow::anyhow!(
+            "unknown queue {q:?}; queues: {}",
+            deadletter::QUEUES.join(", ")
+        )),
+        _ => Ok(()),
+    };
+    match command {
+        DeadLetterCommand::List { queue, json } => {
+            known(&queue)?;
+            let dead = deadletter::list(&redis, settings, queue.as_deref()).await?;
+            for job in &dead {
+                if json {
+                    println!("{}", serde_json::to_string(job)?);
+                } else {
+                    println!(
+                        "{}  {:<20} {}  attempts {}  {}: {}\n    {}",
+                        job.failed_at.format("%Y-%m-%d %H:%M:%S"),
+                        job.queue,
+                        job.id,
+                        job.attempts,
+                        job.kind,
+                        job.error,
+                        job.job
+                    );
+                }
+            }
+            if !json {
+                println!("{} dead job(s)", dead.len());
+            }
+        }
+        DeadLetterCommand::Retry { queue, id } => {
+            known(&queue)?;
+            let queues = switchboard_core::jobs::JobQueues::new(settings.clone());
+            let count = deadletter::retry(&redis, &queues, settings, queue.as_deref(), id).await?;
+            println!("re-queued {count} dead job(s)");
+            if count == 0 && id.is_some() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

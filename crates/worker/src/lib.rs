@@ -1,1 +1,140 @@
-//! Placeholder: filled by its own issue.
+//! # switchboard-worker
+//!
+//! The queue workers (apalis 1.0 over apalis-redis) and the carrier
+//! simulator. [`serve`] runs, until shutdown:
+//!
+//! - one apalis `Monitor` with a worker per queue (`sms.send`,
+//!   `campaign.expand`, `voicemail.transcribe`, `recording.process`,
+//!   `webhook.deliver`, `carrier.sim`), each running up to
+//!   `SWITCHBOARD_WORKER_CONCURRENCY` jobs at once with a timeout, retries
+//!   with exponential backoff and a dead-letter list ([`runner`],
+//!   [`deadletter`]);
+//! - the event feed that turns events into tenant webhook deliveries ([`feed`]);
+//! - periodic maintenance: the sweeper, campaign progress, queue gauges
+//!   ([`maintenance`]);
+//! - the simulator's inbound traffic, when configured ([`simulator`]);
+//! - `/health`, `/ready`, `/metrics` on `SWITCHBOARD_WORKER_ADDR`.
+//!
+//! Shutdown stops taking new jobs and lets running ones finish (up to 30 s);
+//! anything cut short is picked up again by the next worker.
+
+pub mod context;
+pub mod deadletter;
+pub mod error;
+pub mod feed;
+pub mod jobs;
+pub mod maintenance;
+mod ops;
+pub mod runner;
+pub mod simulator;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
+use secrecy::ExposeSecret;
+use switchboard_core::{
+    Settings,
+    jobs::{
+        CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe,
+        WebhookDeliver, storage_config,
+    },
+};
+use tokio::{net::TcpListener, sync::watch};
+
+pub use context::Ctx;
+
+/// How often idle workers look for new jobs (apalis-redis heartbeat), and
+/// how many missed beats make a worker dead (its jobs are handed to others).
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+const MISSED_HEARTBEATS: usize = 50;
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The factory for a queue's worker: a unique name per process (so a
+/// restarted process never mistakes a dead one's in-flight jobs for its
+/// own), the queue's storage, the shared context, concurrency and parallel
+/// execution. (A macro because the worker's type cannot be named.)
+macro_rules! queue_worker {
+    ($job:ty, $ctx:expr, $conn:expr) => {{
+        let ctx = $ctx.clone();
+        let conn = $conn.clone();
+        move |_restarts: usize| {
+            let config = storage_config::<$job>(&ctx.settings)
+                .batch_size(ctx.settings.worker_concurrency)
+                .heartbeat_interval(POLL_INTERVAL)
+                .missed_heartbeats(MISSED_HEARTBEATS);
+            let storage = apalis_redis::RedisStorage::new(conn.clone()).with_config(config);
+            WorkerBuilder::new(format!("{}@{}", <$job as Job>::QUEUE, ctx.instance))
+                .backend(storage)
+                .data(ctx.clone())
+                .concurrency(ctx.settings.worker_concurrency)
+                .parallelize(tokio::spawn)
+                .build(runner::run::<$job>)
+        }
+    }};
+}
+
+/// Binds `SWITCHBOARD_WORKER_ADDR` and runs until `shutdown` resolves.
+pub async fn serve(
+    settings: Arc<Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    settings.ensure_production_safe()?;
+    let listener = TcpListener::bind(settings.worker_addr).await?;
+    serve_on(listener, settings, shutdown).await
+}
+
+/// Runs the worker with its ops endpoints on `listener`.
+pub async fn serve_on(
+    listener: TcpListener,
+    settings: Arc<Settings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ctx = Ctx::new(settings.clone()).await?;
+    let conn = apalis_redis::connect(settings.redis_url.expose_secret()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    };
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        instance = %ctx.instance,
+        carrier = ?settings.carrier,
+        concurrency = settings.worker_concurrency,
+        "worker listening"
+    );
+
+    let ops = tokio::spawn({
+        let app = ops::router(ctx.clone());
+        let stopped = stopped();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    });
+    let feed = tokio::spawn(feed::run(ctx.clone(), stopped()));
+    let maintenance = tokio::spawn(maintenance::run(ctx.clone(), stopped()));
+    let inbound = tokio::spawn(simulator::run_inbound(ctx.clone(), stopped()));
+
+    let monitor = Monitor::new()
+        .register(queue_worker!(SmsSend, ctx, conn))
+        .register(queue_worker!(CampaignExpand, ctx, conn))
+        .register(queue_worker!(VoicemailTranscribe, ctx, conn))
+        .register(queue_worker!(RecordingProcess, ctx, conn))
+        .register(queue_worker!(WebhookDeliver, ctx, conn))
+        .register(queue_worker!(CarrierSim, ctx, conn))
+        .shutdown_timeout(SHUTDOWN_GRACE);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("worker stopping: finishing running jobs");
+        let _ = stop_tx.send(true);
+        Ok(())
+    };
+    let result = monitor.run_with_signal(signal).await;
+    let _ = tokio::join!(ops, feed, maintenance, inbound);
+    result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
+}

@@ -8,6 +8,7 @@ use axum::{
 use switchboard_core::{
     events::{Envelope, EventType},
     ids::new_id,
+    search::search_pattern,
 };
 use uuid::Uuid;
 
@@ -88,25 +89,6 @@ pub async fn list_customers(
     Ok(Json(pagination::page(rows, limit, |c| {
         pagination::encode_id_cursor(c.id)
     })))
-}
-
-/// The `LIKE` pattern for a search term: lower-cased, wildcards escaped, and
-/// phone-looking input reduced to its digits (`(202) 555-01` finds
-/// `+1202555010x`).
-pub(crate) fn search_pattern(q: &str) -> String {
-    let looks_like_phone = q.chars().any(|c| c.is_ascii_digit())
-        && q.chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-    let term: String = if looks_like_phone {
-        q.chars().filter(char::is_ascii_digit).collect()
-    } else {
-        q.to_lowercase()
-    };
-    let escaped = term
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
 }
 
 /// Creates a customer. Honours `Idempotency-Key`.
@@ -340,17 +322,4 @@ pub async fn add_note(
         ))
         .await;
     Ok((StatusCode::CREATED, Json(note)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::search_pattern;
-
-    #[test]
-    fn search_patterns_escape_wildcards_and_reduce_phone_input_to_digits() {
-        assert_eq!(search_pattern("Ada"), "%ada%");
-        assert_eq!(search_pattern("50%_off"), "%50\\%\\_off%");
-        assert_eq!(search_pattern("(202) 555-01"), "%20255501%");
-        assert_eq!(search_pattern("+1 202"), "%1202%");
-    }
 }

@@ -1,0 +1,259 @@
+//! A whole stack for worker tests: a fresh database, a private Redis
+//! prefix, the API on port 0 (its public URL is what the simulator signs
+//! for), and the worker — in this process, or as a real `switchboard worker`
+//! child process that a test can SIGKILL.
+
+#![allow(dead_code)]
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use reqwest::{Client, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use switchboard_core::{Settings, auth, testing::TestDatabase};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct Stack {
+    pub db: TestDatabase,
+    pub settings: Arc<Settings>,
+    pub client: Client,
+    pub base: String,
+    pub tenant_id: Uuid,
+    pub api_key: String,
+    api_stop: Option<oneshot::Sender<()>>,
+    worker_stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for stop in [self.api_stop.take(), self.worker_stop.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Fast simulated telephony and short sweeps, so lifecycles finish in seconds.
+pub fn fast(settings: &mut Settings) {
+    settings.carrier_speed = 200.0;
+    settings.job_retry_base = Duration::from_millis(500);
+    settings.sweep_after = Duration::from_secs(3);
+    settings.maintenance_interval = Duration::from_millis(500);
+}
+
+impl Stack {
+    /// API and an in-process worker.
+    pub async fn start(configure: impl FnOnce(&mut Settings)) -> Stack {
+        let mut stack = Stack::api_only(configure).await;
+        stack.start_worker().await;
+        stack
+    }
+
+    /// Only the API (start a worker later).
+    pub async fn api_only(configure: impl FnOnce(&mut Settings)) -> Stack {
+        let db = TestDatabase::new().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut settings = (*db.settings()).clone();
+        fast(&mut settings);
+        settings.public_url = format!("http://{addr}");
+        configure(&mut settings);
+        let settings = Arc::new(settings);
+        let state = switchboard_api::state(settings.clone())
+            .await
+            .expect("api state");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(switchboard_api::serve_on(listener, state, async move {
+            let _ = rx.await;
+        }));
+
+        let tenant_id = Uuid::now_v7();
+        sqlx::query("INSERT INTO tenants (id, slug, name, carrier_auth_token, sms_rate_per_second) VALUES ($1, 'acme', 'Acme', 'acme-carrier-token', 1000)")
+            .bind(tenant_id)
+            .execute(&db.pool)
+            .await
+            .expect("tenant");
+        sqlx::query("INSERT INTO phone_numbers (number, tenant_id, is_default) VALUES ('+12025550100', $1, true)")
+            .bind(tenant_id)
+            .execute(&db.pool)
+            .await
+            .expect("number");
+        let api_key = auth::generate_api_key();
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role) VALUES ($1, $2, 'test', $3, $4, 'admin')")
+            .bind(Uuid::now_v7())
+            .bind(tenant_id)
+            .bind(auth::api_key_display_prefix(&api_key))
+            .bind(auth::hash_api_key(&api_key))
+            .execute(&db.pool)
+            .await
+            .expect("api key");
+        Stack {
+            db,
+            settings,
+            client: Client::new(),
+            base: format!("http://{addr}"),
+            tenant_id,
+            api_key,
+            api_stop: Some(tx),
+            worker_stop: None,
+        }
+    }
+
+    pub async fn start_worker(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (tx, rx) = oneshot::channel::<()>();
+        let settings = self.settings.clone();
+        tokio::spawn(async move {
+            if let Err(error) = switchboard_worker::serve_on(listener, settings, async move {
+                let _ = rx.await;
+            })
+            .await
+            {
+                panic!("worker failed: {error:#}");
+            }
+        });
+        self.worker_stop = Some(tx);
+    }
+
+    /// `switchboard worker` as a child process with this stack's settings.
+    pub fn spawn_worker_process(&self) -> Child {
+        self.command(&["worker"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn switchboard worker")
+    }
+
+    /// Runs `switchboard <args>` against this stack; returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().expect("run switchboard");
+        assert!(output.status.success(), "switchboard {args:?}: {output:?}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let s = &self.settings;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(args)
+            .env("DATABASE_URL", s.database_url.expose_secret())
+            .env("REDIS_URL", s.redis_url.expose_secret())
+            .env("SWITCHBOARD_REDIS_PREFIX", &s.redis_prefix)
+            .env("SWITCHBOARD_PUBLIC_URL", &s.public_url)
+            .env("SWITCHBOARD_WORKER_ADDR", "127.0.0.1:0")
+            .env("SWITCHBOARD_CARRIER_SPEED", s.carrier_speed.to_string())
+            .env(
+                "SWITCHBOARD_SWEEP_AFTER_MS",
+                s.sweep_after.as_millis().to_string(),
+            )
+            .env(
+                "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
+                s.maintenance_interval.as_millis().to_string(),
+            )
+            .env(
+                "SWITCHBOARD_JOB_RETRY_BASE_MS",
+                s.job_retry_base.as_millis().to_string(),
+            )
+            .env("SWITCHBOARD_DB_MAX_CONNECTIONS", "10")
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    /// Polls `path` until `done` holds for its body (or panics after `limit`).
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let body = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {path}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn originate(&self, to: &str) -> Value {
+        let (status, call) = self.post("/v1/calls", json!({"to": to})).await;
+        assert_eq!(status, StatusCode::CREATED, "{call}");
+        call
+    }
+
+    pub async fn send_sms(&self, to: &str, body: &str) -> Value {
+        let (status, message) = self
+            .post("/v1/messages", json!({"to": to, "body": body}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{message}");
+        message
+    }
+
+    /// Waits until a database query returns true.
+    pub async fn wait_until_sql(&self, sql: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let done: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_one(&self.db.pool)
+                .await
+                .expect("query");
+            if done {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for: {sql}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+pub fn is_terminal_message(status: &str) -> bool {
+    matches!(status, "delivered" | "undelivered" | "failed")
+}

@@ -1,0 +1,456 @@
+//! The worker end to end: real PostgreSQL, Redis, API and worker servers,
+//! the carrier simulator calling the API's signed webhooks over HTTP.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::{Stack, is_terminal_message};
+use tokio::sync::Mutex;
+
+const LIFECYCLE: Duration = Duration::from_secs(30);
+
+async fn events(stack: &Stack, call_id: &str) -> Vec<String> {
+    let body = stack.get(&format!("/v1/calls/{call_id}/events")).await;
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "status")
+        .map(|e| e["to_status"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_outbound_call_runs_its_whole_lifecycle_by_itself() {
+    let stack = Stack::start(|_| {}).await;
+    let call = stack.originate("+12025550904").await;
+    assert_eq!(call["status"], "queued");
+    let id = call["id"].as_str().unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/calls/{id}"), LIFECYCLE, |c| {
+            c["status"] == "completed"
+        })
+        .await;
+    assert_eq!(done["duration_seconds"], 30, "{done}");
+    assert!(done["answered_at"].is_string());
+    let history = events(&stack, id).await;
+    assert_eq!(
+        history,
+        ["queued", "ringing", "in-progress", "completed"],
+        "{history:?}"
+    );
+}
+
+#[tokio::test]
+async fn magic_numbers_give_their_outcomes() {
+    let stack = Stack::start(|_| {}).await;
+    let mut calls = Vec::new();
+    for (to, outcome) in [
+        ("+12025550901", "busy"),
+        ("+12025550902", "no-answer"),
+        ("+12025550903", "failed"),
+    ] {
+        calls.push((
+            stack.originate(to).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            outcome,
+        ));
+    }
+    let mut messages = Vec::new();
+    for (to, outcome, code) in [
+        ("+12025550905", "undelivered", Some("30003")),
+        ("+12025550906", "failed", Some("30006")),
+        ("+12025550907", "delivered", None),
+    ] {
+        let id = stack.send_sms(to, "magic").await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        messages.push((id, outcome, code));
+    }
+    for (id, outcome) in calls {
+        let call = stack
+            .wait_for(&format!("/v1/calls/{id}"), LIFECYCLE, |c| {
+                !matches!(
+                    c["status"].as_str(),
+                    Some("queued" | "ringing" | "in-progress")
+                )
+            })
+            .await;
+        assert_eq!(call["status"], outcome, "{call}");
+        assert!(call["answered_at"].is_null());
+        assert_eq!(events(&stack, &id).await, ["queued", "ringing", outcome]);
+    }
+    for (id, outcome, code) in messages {
+        let message = stack
+            .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+                is_terminal_message(m["status"].as_str().unwrap_or_default())
+            })
+            .await;
+        assert_eq!(message["status"], outcome, "{message}");
+        assert_eq!(message["error_code"].as_str(), code, "{message}");
+    }
+}
+
+#[tokio::test]
+async fn an_sms_is_sent_once_and_delivered_by_itself() {
+    let stack = Stack::start(|_| {}).await;
+    let message = stack.send_sms("+12025550907", "Your table is ready").await;
+    let id = message["id"].as_str().unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(done["carrier_sid"], format!("SM{}", id.replace('-', "")));
+    assert!(done["sent_at"].is_string() && done["delivered_at"].is_string());
+    // queued(1) → sending(2) → sent(3) → delivered(4): each step exactly once.
+    assert_eq!(done["version"], 4, "{done}");
+}
+
+#[tokio::test]
+async fn a_number_that_opts_out_before_the_send_is_not_texted() {
+    let mut stack = Stack::api_only(|_| {}).await;
+    let message = stack.send_sms("+12025550907", "Last chance!").await;
+    // STOP arrives after the message was accepted but before the worker runs.
+    sqlx::query(
+        "INSERT INTO opt_outs (tenant_id, phone, keyword) VALUES ($1, '+12025550907', 'STOP')",
+    )
+    .bind(stack.tenant_id)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    stack.start_worker().await;
+    let id = message["id"].as_str().unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] != "queued"
+        })
+        .await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error_code"], "21610");
+    assert!(done["carrier_sid"].is_null(), "never handed to the carrier");
+}
+
+/// A webhook receiver that answers 500 to the first `failures` requests.
+struct Receiver {
+    url: String,
+    hits: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+async fn receiver(failures: usize) -> Receiver {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let app = Router::new().route(
+        "/hook",
+        post({
+            let hits = hits.clone();
+            let received = received.clone();
+            move |headers: HeaderMap, body: Bytes| async move {
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                received.lock().await.push((headers, body));
+                if n < failures {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver {
+        url,
+        hits,
+        received,
+    }
+}
+
+fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
+    let Some((t, v1)) = header
+        .split_once(',')
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+    else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&hex::decode(v1).unwrap_or_default())
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_tenant_webhook_gets_signed_events_and_retries_after_500s() {
+    let stack = Stack::start(|_| {}).await;
+    let hook = receiver(2).await;
+    let (status, endpoint) = stack
+        .post(
+            "/v1/webhooks",
+            json!({"url": hook.url, "event_types": ["customer.created"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+    let (status, customer) = stack
+        .post(
+            "/v1/customers",
+            json!({"name": "Grace Hopper", "phone": "+12025550177"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{customer}");
+    // An event type it did not subscribe to is not delivered.
+    stack.send_sms("+12025550907", "not for the hook").await;
+
+    let deadline = tokio::time::Instant::now() + LIFECYCLE;
+    while hook.hits.load(Ordering::SeqCst) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} deliveries",
+            hook.hits.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let received = hook.received.lock().await;
+    assert_eq!(
+        received.len(),
+        3,
+        "two failures, one success, nothing after"
+    );
+    for (headers, body) in received.iter() {
+        let event: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(event["type"], "customer.created");
+        assert_eq!(event["data"]["id"], customer["id"]);
+        assert_eq!(headers["switchboard-event-type"], "customer.created");
+        assert_eq!(
+            headers["switchboard-event-id"],
+            event["id"].as_str().unwrap()
+        );
+        let signature = headers["switchboard-signature"].to_str().unwrap();
+        assert!(
+            verify(&secret, signature, body),
+            "signature {signature} verifies"
+        );
+        assert!(!verify("whsec_wrong", signature, body));
+    }
+}
+
+#[tokio::test]
+async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
+    let stack = Stack::start(|s| s.job_max_attempts = 2).await;
+    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
+
+    // Transient, out of attempts: an endpoint that keeps failing.
+    let hook = receiver(usize::MAX).await;
+    stack
+        .post(
+            "/v1/webhooks",
+            json!({"url": hook.url, "event_types": ["customer.created"]}),
+        )
+        .await;
+    stack.post("/v1/customers", json!({"name": "Ada"})).await;
+    // Permanent: a campaign for a tenant with no number to send from.
+    sqlx::query("DELETE FROM phone_numbers")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    let (status, template) = stack
+        .post("/v1/templates", json!({"name": "t", "body": "Hello"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    let (status, campaign) = stack
+        .post("/v1/campaigns", json!({"name": "c", "template_id": template["id"], "recipients": {"phone_numbers": ["+12025550907"]}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+
+    let deadline = tokio::time::Instant::now() + LIFECYCLE;
+    let dead = loop {
+        let dead = switchboard_worker::deadletter::list(&redis, &stack.settings, None)
+            .await
+            .unwrap();
+        if dead.len() >= 2 {
+            break dead;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead letters: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let webhook = dead.iter().find(|d| d.queue == "webhook.deliver").unwrap();
+    assert_eq!(
+        (webhook.kind.as_str(), webhook.attempts),
+        ("transient", 2),
+        "{webhook:?}"
+    );
+    assert_eq!(
+        hook.hits.load(Ordering::SeqCst),
+        2,
+        "no attempt after the last one"
+    );
+    let expand = dead.iter().find(|d| d.queue == "campaign.expand").unwrap();
+    assert_eq!(
+        (expand.kind.as_str(), expand.attempts),
+        ("permanent", 1),
+        "not retried"
+    );
+    assert!(expand.error.contains("no number"), "{}", expand.error);
+
+    // Fix the cause, re-drive the campaign only.
+    sqlx::query("INSERT INTO phone_numbers (number, tenant_id, is_default) VALUES ('+12025550100', $1, true)")
+        .bind(stack.tenant_id)
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    // Inspect and re-drive with the CLI, as an operator would.
+    let listed = stack.cli(&["jobs", "dead-letter", "list", "--json"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let out = stack.cli(&["jobs", "dead-letter", "retry", "--queue", "campaign.expand"]);
+    assert!(out.contains("re-queued 1 dead job"), "{out}");
+    let id = campaign["id"].as_str().unwrap();
+    stack
+        .wait_for(&format!("/v1/campaigns/{id}"), LIFECYCLE, |c| {
+            c["status"] == "completed"
+        })
+        .await;
+    let left = switchboard_worker::deadletter::list(&redis, &stack.settings, None)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "only the webhook is still dead: {left:?}");
+}
+
+/// Creates a template and a campaign to `numbers`; returns the campaign id.
+async fn campaign(stack: &Stack, numbers: &[String]) -> String {
+    let (status, template) = stack
+        .post("/v1/templates", json!({"name": format!("promo {}", numbers.len()), "body": "Spring sale: 20% off until Sunday."}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    let (status, campaign) = stack
+        .post("/v1/campaigns", json!({"name": "Spring", "template_id": template["id"], "recipients": {"phone_numbers": numbers}}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    campaign["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_campaign_with_opted_out_recipients_ends_with_exact_counts() {
+    let stack = Stack::start(|_| {}).await;
+    let numbers: Vec<String> = (0..300)
+        .map(|i| format!("+1202555{:04}", 3000 + i))
+        .collect();
+    for number in numbers.iter().step_by(12) {
+        sqlx::query("INSERT INTO opt_outs (tenant_id, phone, keyword) VALUES ($1, $2, 'STOP')")
+            .bind(stack.tenant_id)
+            .bind(number)
+            .execute(&stack.db.pool)
+            .await
+            .unwrap();
+    }
+    let id = campaign(&stack, &numbers).await;
+    let done = stack
+        .wait_for(
+            &format!("/v1/campaigns/{id}"),
+            Duration::from_secs(60),
+            |c| c["status"] == "completed",
+        )
+        .await;
+    assert_eq!(done["total_recipients"], 300, "{done}");
+    assert_eq!(done["opted_out_count"], 25, "{done}");
+    let by_status: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM messages WHERE campaign_id = $1::uuid GROUP BY status",
+    )
+    .bind(&id)
+    .fetch_all(&stack.db.pool)
+    .await
+    .unwrap();
+    let total: i64 = by_status.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 275, "{by_status:?}");
+    assert!(
+        by_status.iter().all(|(s, _)| is_terminal_message(s)),
+        "{by_status:?}"
+    );
+    let opted_out_texted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages m JOIN opt_outs o ON o.phone = m.to_number WHERE m.campaign_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(opted_out_texted, 0);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
+    let stack = Stack::api_only(|_| {}).await;
+    // 200 messages/s: the 1 000 sends take about five seconds.
+    sqlx::query("UPDATE tenants SET sms_rate_per_second = 200")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    let numbers: Vec<String> = (0..1000).map(|i| format!("+1202556{:04}", i)).collect();
+    let mut worker = stack.spawn_worker_process();
+    let id = campaign(&stack, &numbers).await;
+    // Kill it once part of the campaign has gone out.
+    stack
+        .wait_until_sql(
+            &format!("SELECT count(*) >= 150 FROM messages WHERE campaign_id = '{id}' AND status <> 'queued'"),
+            Duration::from_secs(60),
+        )
+        .await;
+    worker.kill().unwrap(); // SIGKILL
+    worker.wait().unwrap();
+    let sent_before: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE campaign_id = $1::uuid AND status <> 'queued'",
+    )
+    .bind(&id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        sent_before < 1000,
+        "killed mid-campaign ({sent_before} handed over)"
+    );
+
+    let mut worker = stack.spawn_worker_process();
+    stack
+        .wait_until_sql(
+            &format!(
+                "SELECT count(*) = 1000 FROM messages WHERE campaign_id = '{id}'
+                 AND status IN ('delivered', 'undelivered', 'failed')"
+            ),
+            Duration::from_secs(120),
+        )
+        .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    // Exactly once: every message went queued → sending → sent → final,
+    // one step each (the version counts applied changes), one carrier SID each.
+    let (messages, exact, sids): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE version = 4), count(DISTINCT carrier_sid)
+         FROM messages WHERE campaign_id = $1::uuid",
+    )
+    .bind(&id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((messages, exact, sids), (1000, 1000, 1000));
+}

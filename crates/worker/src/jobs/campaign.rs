@@ -1,0 +1,340 @@
+//! `campaign.expand`: resolves a campaign's audience into messages.
+//!
+//! In one transaction it resolves the recipients (explicit customers,
+//! explicit numbers, a customer search), drops duplicates and opted-out
+//! numbers (counted), renders the template per recipient, inserts every
+//! message, and marks the campaign `running`. The unique (campaign, number)
+//! index makes a re-run insert nothing twice. After commit it pushes the
+//! `sms.send` jobs, spread over time so the tenant's carrier send rate
+//! (`tenants.sms_rate_per_second`) is honoured: message *i* is due
+//! ⌊i / rate⌋ seconds after the expansion. A queued campaign message's
+//! `updated_at` is set to the time it is due, so the sweeper only re-drives
+//! messages whose turn has passed.
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use switchboard_core::{
+    events::{Envelope, EventType},
+    ids::new_id,
+    jobs::{CampaignExpand, SmsSend},
+    search::search_pattern,
+    sms::segment,
+    templates::{Variables, customer_variables, render},
+};
+use uuid::Uuid;
+
+use crate::{
+    context::Ctx,
+    error::{JobError, JobResult},
+    runner::Handler,
+};
+
+/// The stored audience (as the API normalised it).
+#[derive(Debug, Default, Deserialize)]
+struct Audience {
+    #[serde(default)]
+    customer_ids: Vec<Uuid>,
+    #[serde(default)]
+    phone_numbers: Vec<String>,
+    customer_query: Option<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Recipient {
+    phone: String,
+    customer_id: Option<Uuid>,
+    name: Option<String>,
+    email: Option<String>,
+    company: Option<String>,
+}
+
+/// Error code on a campaign message whose template needs a value the
+/// recipient does not have.
+pub const MISSING_VARIABLES_ERROR: &str = "template_variables_missing";
+
+impl Handler for CampaignExpand {
+    async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
+        let mut tx = ctx.db.begin().await?;
+        let campaign: Option<(String, serde_json::Value, serde_json::Value, String, i32)> =
+            sqlx::query_as(
+                "SELECT c.status, c.audience, c.variables, t.body, tn.sms_rate_per_second
+                 FROM campaigns c
+                 JOIN templates t ON t.tenant_id = c.tenant_id AND t.id = c.template_id
+                 JOIN tenants tn ON tn.id = c.tenant_id
+                 WHERE c.tenant_id = $1 AND c.id = $2
+                 FOR UPDATE OF c",
+            )
+            .bind(self.tenant_id)
+            .bind(self.campaign_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((status, audience, variables, template, rate)) = campaign else {
+            return Ok(());
+        };
+        if status != "pending" {
+            // Expanded already (this is a retry or a sweeper re-drive): make
+            // sure every message whose turn came has its job, then stop.
+            tx.rollback().await?;
+            return push_due_sends(ctx, self, rate).await;
+        }
+        let audience: Audience = serde_json::from_value(audience)
+            .map_err(|e| JobError::permanent(anyhow::anyhow!("stored audience: {e}")))?;
+        let shared: Variables = serde_json::from_value(variables)
+            .map_err(|e| JobError::permanent(anyhow::anyhow!("stored variables: {e}")))?;
+
+        let recipients = resolve(&mut tx, self.tenant_id, &audience).await?;
+        let opted_out: HashSet<String> = sqlx::query_scalar(
+            "SELECT phone FROM opt_outs WHERE tenant_id = $1 AND phone = ANY($2)",
+        )
+        .bind(self.tenant_id)
+        .bind(
+            recipients
+                .iter()
+                .map(|r| r.phone.clone())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+        let from: Option<String> = sqlx::query_scalar(
+            "SELECT number FROM phone_numbers WHERE tenant_id = $1 ORDER BY is_default DESC, number LIMIT 1",
+        )
+        .bind(self.tenant_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let from = from.ok_or_else(|| {
+            JobError::permanent(anyhow::anyhow!("the tenant has no number to send from"))
+        })?;
+
+        let now = Utc::now();
+        let rate = rate.max(1) as i64;
+        let mut rows = Rows::default();
+        for recipient in recipients.iter().filter(|r| !opted_out.contains(&r.phone)) {
+            let mut vars = shared.clone();
+            if let Some(name) = &recipient.name {
+                for (k, v) in customer_variables(
+                    name,
+                    recipient.email.as_deref(),
+                    Some(&recipient.phone),
+                    recipient.company.as_deref(),
+                ) {
+                    vars.entry(k).or_insert(v);
+                }
+            }
+            let (body, status, error) = match render(&template, &vars) {
+                Ok(body) => (body, "queued", None),
+                Err(_) => (template.clone(), "failed", Some(MISSING_VARIABLES_ERROR)),
+            };
+            let seg = segment(&body);
+            let due = now + chrono::Duration::seconds(rows.ids.len() as i64 / rate);
+            rows.ids.push(new_id());
+            rows.to.push(recipient.phone.clone());
+            rows.bodies.push(body);
+            rows.segments.push(seg.segments as i16);
+            rows.encodings.push(seg.encoding.as_str().to_string());
+            rows.customers.push(recipient.customer_id);
+            rows.statuses.push(status);
+            rows.errors.push(error);
+            rows.due.push(due);
+        }
+        sqlx::query(
+            "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status,
+                                   segments, encoding, error_code, customer_id, campaign_id,
+                                   template_id, created_at, updated_at)
+             SELECT r.id, $1, 'outbound', $2, r.to_number, r.body, r.status, r.segments, r.encoding,
+                    r.error_code, r.customer_id, $3, c.template_id, now(), r.due
+             FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int2[], $9::text[],
+                         $10::text[], $11::uuid[], $12::timestamptz[])
+                  AS r(id, to_number, body, status, segments, encoding, error_code, customer_id, due)
+             CROSS JOIN (SELECT template_id FROM campaigns WHERE id = $3) c
+             ON CONFLICT (campaign_id, to_number) WHERE campaign_id IS NOT NULL DO NOTHING",
+        )
+        .bind(self.tenant_id)
+        .bind(&from)
+        .bind(self.campaign_id)
+        .bind(&rows.ids)
+        .bind(&rows.to)
+        .bind(&rows.bodies)
+        .bind(&rows.statuses)
+        .bind(&rows.segments)
+        .bind(&rows.encodings)
+        .bind(&rows.errors)
+        .bind(&rows.customers)
+        .bind(&rows.due)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE campaigns SET status = 'running', started_at = now(),
+                    total_recipients = $3, opted_out_count = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant_id)
+        .bind(self.campaign_id)
+        .bind(recipients.len() as i32)
+        .bind(opted_out.len() as i32)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        metrics::counter!("campaign_messages_created_total").increment(rows.ids.len() as u64);
+        tracing::info!(
+            campaign_id = %self.campaign_id,
+            recipients = recipients.len(),
+            opted_out = opted_out.len(),
+            "campaign expanded"
+        );
+        publish_progress(ctx, self.tenant_id, self.campaign_id).await?;
+        push_due_sends(ctx, self, rate as i32).await
+    }
+}
+
+#[derive(Default)]
+struct Rows {
+    ids: Vec<Uuid>,
+    to: Vec<String>,
+    bodies: Vec<String>,
+    statuses: Vec<&'static str>,
+    segments: Vec<i16>,
+    encodings: Vec<String>,
+    errors: Vec<Option<&'static str>>,
+    customers: Vec<Option<Uuid>>,
+    due: Vec<DateTime<Utc>>,
+}
+
+/// The distinct recipient numbers, first source wins: explicit customers,
+/// then explicit numbers (linked to the customer who has that number), then
+/// the search. Customers without a phone cannot be texted and are left out.
+async fn resolve(
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    audience: &Audience,
+) -> Result<Vec<Recipient>, sqlx::Error> {
+    let mut all: Vec<Recipient> = sqlx::query_as(
+        "SELECT phone, id AS customer_id, name, email, company FROM customers
+         WHERE tenant_id = $1 AND id = ANY($2) AND phone IS NOT NULL
+         ORDER BY array_position($2, id)",
+    )
+    .bind(tenant_id)
+    .bind(&audience.customer_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    all.extend(
+        sqlx::query_as::<_, Recipient>(
+            "SELECT n.phone, c.id AS customer_id, c.name, c.email, c.company
+             FROM unnest($2::text[]) WITH ORDINALITY AS n(phone, ord)
+             LEFT JOIN customers c ON c.tenant_id = $1 AND c.phone = n.phone
+             ORDER BY n.ord",
+        )
+        .bind(tenant_id)
+        .bind(&audience.phone_numbers)
+        .fetch_all(&mut *tx)
+        .await?,
+    );
+    if let Some(q) = audience.customer_query.as_deref() {
+        all.extend(
+            sqlx::query_as::<_, Recipient>(
+                "SELECT phone, id AS customer_id, name, email, company FROM customers
+                 WHERE tenant_id = $1 AND search_text LIKE $2 AND phone IS NOT NULL
+                 ORDER BY id",
+            )
+            .bind(tenant_id)
+            .bind(search_pattern(q))
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+    }
+    let mut seen = HashSet::new();
+    all.retain(|r| seen.insert(r.phone.clone()));
+    Ok(all)
+}
+
+/// Pushes `sms.send` for the campaign's queued messages, each due at its
+/// paced time (a message whose time has passed is due now).
+async fn push_due_sends(ctx: &Ctx, job: &CampaignExpand, rate: i32) -> JobResult {
+    let queued: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, updated_at FROM messages
+         WHERE campaign_id = $1 AND status = 'queued' ORDER BY updated_at, id",
+    )
+    .bind(job.campaign_id)
+    .fetch_all(&ctx.db)
+    .await?;
+    let now = Utc::now();
+    let jobs: Vec<(SmsSend, u64)> = queued
+        .into_iter()
+        .map(|(message_id, due)| {
+            let delay = (due - now).num_seconds().max(0) as u64;
+            (
+                SmsSend {
+                    tenant_id: job.tenant_id,
+                    message_id,
+                },
+                delay,
+            )
+        })
+        .collect();
+    tracing::debug!(campaign_id = %job.campaign_id, jobs = jobs.len(), rate, "pushing campaign sends");
+    for chunk in jobs.chunks(2_000) {
+        ctx.queues.push_many(chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Counts a campaign's messages by status, completes it when none is still
+/// on its way, and publishes `campaign.progress`. Returns whether it completed.
+pub async fn publish_progress(
+    ctx: &Ctx,
+    tenant_id: Uuid,
+    campaign_id: Uuid,
+) -> Result<bool, JobError> {
+    let progress: serde_json::Value = sqlx::query_scalar(
+        "SELECT jsonb_object_agg(status, n) FROM (
+             SELECT status, count(*) AS n FROM messages WHERE campaign_id = $1 GROUP BY status
+         ) s",
+    )
+    .bind(campaign_id)
+    .fetch_one(&ctx.db)
+    .await
+    .map(|v: Option<serde_json::Value>| v.unwrap_or_else(|| serde_json::json!({})))?;
+    let in_flight = ["queued", "sending", "sent"]
+        .iter()
+        .any(|s| progress.get(s).and_then(|n| n.as_i64()).unwrap_or(0) > 0);
+    let campaign: Option<(String, i32, i32)> = if in_flight {
+        sqlx::query_as(
+            "SELECT status, total_recipients, opted_out_count FROM campaigns WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .fetch_optional(&ctx.db)
+        .await?
+    } else {
+        sqlx::query_as(
+            "UPDATE campaigns SET status = 'completed', completed_at = COALESCE(completed_at, now())
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('running', 'completed')
+             RETURNING status, total_recipients, opted_out_count",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .fetch_optional(&ctx.db)
+        .await?
+    };
+    let Some((status, total, opted_out)) = campaign else {
+        return Ok(false);
+    };
+    ctx.events
+        .publish_after_commit(Envelope::new(
+            tenant_id,
+            EventType::CampaignProgress,
+            serde_json::json!({
+                "campaign_id": campaign_id,
+                "status": status,
+                "total_recipients": total,
+                "opted_out_count": opted_out,
+                "messages": progress,
+            }),
+        ))
+        .await;
+    Ok(status == "completed")
+}

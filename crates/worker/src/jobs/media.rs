@@ -1,0 +1,149 @@
+//! `voicemail.transcribe` and `recording.process`: a deterministic stand-in
+//! for a speech-to-text service and a media pipeline. Each takes time in
+//! proportion to the audio's length (scaled by the carrier speed factor),
+//! produces the same result for the same recording every time, updates the
+//! record and publishes an event. Both are idempotent: a finished record is
+//! left alone.
+
+use std::{sync::Arc, time::Duration};
+
+use rand::{Rng, SeedableRng, seq::IndexedRandom};
+use rand_chacha::ChaCha8Rng;
+use switchboard_core::{
+    events::{Envelope, EventType},
+    jobs::{RecordingProcess, VoicemailTranscribe},
+};
+use uuid::Uuid;
+
+use crate::{context::Ctx, error::JobResult, runner::Handler};
+
+const PHRASES: [&str; 12] = [
+    "Hi, this is a message about my recent order.",
+    "Could you call me back when you get a chance?",
+    "I have a question about my last invoice.",
+    "The delivery arrived but one item was missing.",
+    "I'd like to change my appointment to next week.",
+    "Please update the email address on my account.",
+    "Thanks for your help earlier, everything works now.",
+    "I'm calling to follow up on the quote you sent.",
+    "My number is the one I'm calling from.",
+    "It's not urgent, any time tomorrow is fine.",
+    "I was charged twice and would like a refund.",
+    "Let me know if you need anything else from me.",
+];
+
+/// Processing time for `seconds` of audio: about a tenth of real time, at
+/// most 20 s, divided by the speed factor.
+fn processing_time(ctx: &Ctx, seconds: i32) -> Duration {
+    let real = (f64::from(seconds.max(1)) * 0.1).min(20.0);
+    Duration::from_secs_f64(real / ctx.settings.carrier_speed)
+}
+
+/// The transcript of a recording: the same id always gives the same text.
+pub fn transcript(id: Uuid, seconds: i32) -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(id.as_u64_pair().1);
+    let sentences = (seconds / 10).clamp(1, 6) as usize;
+    (0..sentences)
+        .map(|_| *PHRASES.choose(&mut rng).unwrap_or(&PHRASES[0]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Handler for VoicemailTranscribe {
+    async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
+        let claimed: Option<i32> = sqlx::query_scalar(
+            "UPDATE voicemails SET transcription_status = 'processing'
+             WHERE tenant_id = $1 AND id = $2 AND transcription_status IN ('pending', 'processing')
+             RETURNING duration_seconds",
+        )
+        .bind(self.tenant_id)
+        .bind(self.voicemail_id)
+        .fetch_optional(&ctx.db)
+        .await?;
+        let Some(seconds) = claimed else {
+            return Ok(());
+        };
+        tokio::time::sleep(processing_time(ctx, seconds)).await;
+        let text = transcript(self.voicemail_id, seconds);
+        let voicemail: Option<serde_json::Value> = sqlx::query_scalar(
+            "UPDATE voicemails SET transcription_status = 'completed', transcription = $3
+             WHERE tenant_id = $1 AND id = $2 AND transcription_status = 'processing'
+             RETURNING jsonb_build_object('id', id, 'tenant_id', tenant_id, 'call_id', call_id,
+                 'customer_id', customer_id, 'from', from_number, 'to', to_number,
+                 'duration_seconds', duration_seconds, 'transcription_status', transcription_status,
+                 'transcription', transcription, 'listened', listened_at IS NOT NULL,
+                 'created_at', created_at)",
+        )
+        .bind(self.tenant_id)
+        .bind(self.voicemail_id)
+        .bind(&text)
+        .fetch_optional(&ctx.db)
+        .await?;
+        if let Some(voicemail) = voicemail {
+            metrics::counter!("voicemails_transcribed_total").increment(1);
+            ctx.events
+                .publish_after_commit(Envelope::new(
+                    self.tenant_id,
+                    EventType::VoicemailTranscribed,
+                    &voicemail,
+                ))
+                .await;
+        }
+        Ok(())
+    }
+}
+
+impl Handler for RecordingProcess {
+    async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
+        let claimed: Option<i32> = sqlx::query_scalar(
+            "UPDATE recordings SET status = 'processing'
+             WHERE tenant_id = $1 AND id = $2 AND status IN ('pending', 'processing')
+             RETURNING duration_seconds",
+        )
+        .bind(self.tenant_id)
+        .bind(self.recording_id)
+        .fetch_optional(&ctx.db)
+        .await?;
+        let Some(seconds) = claimed else {
+            return Ok(());
+        };
+        // Encoding work: a fraction of the audio's length.
+        let jitter = rand::rng().random_range(0.9..1.1);
+        tokio::time::sleep(processing_time(ctx, seconds).mul_f64(jitter * 0.5)).await;
+        let recording: Option<serde_json::Value> = sqlx::query_scalar(
+            "UPDATE recordings SET status = 'ready', processed_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = 'processing'
+             RETURNING jsonb_build_object('call_id', call_id, 'recording', jsonb_build_object(
+                 'id', id, 'status', status, 'url', url, 'duration_seconds', duration_seconds,
+                 'processed_at', processed_at))",
+        )
+        .bind(self.tenant_id)
+        .bind(self.recording_id)
+        .fetch_optional(&ctx.db)
+        .await?;
+        if let Some(recording) = recording {
+            metrics::counter!("recordings_processed_total").increment(1);
+            ctx.events
+                .publish_after_commit(Envelope::new(
+                    self.tenant_id,
+                    EventType::CallUpdated,
+                    &recording,
+                ))
+                .await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_are_deterministic_and_scale_with_length() {
+        let id = Uuid::from_u128(7);
+        assert_eq!(transcript(id, 30), transcript(id, 30));
+        assert!(transcript(id, 60).len() > transcript(id, 5).len());
+        assert_ne!(transcript(id, 30), transcript(Uuid::from_u128(8), 30));
+    }
+}

@@ -1,0 +1,336 @@
+//! Periodic work, run by one worker at a time (a Redis lease):
+//!
+//! - the **sweeper**: records left waiting without a live job (the push
+//!   failed, or a worker died before handing work on) are re-driven —
+//!   queued outbound messages whose send time has passed, messages stuck in
+//!   `sending` (simulated carrier), outbound calls the simulator stopped
+//!   playing, campaigns never expanded, voicemails and recordings never
+//!   processed. Every handler is idempotent, so a re-drive of something that
+//!   was merely slow is harmless;
+//! - campaign progress: running campaigns publish `campaign.progress` and
+//!   complete when no message is still on its way;
+//! - queue gauges (depth, scheduled, dead letters) and apalis-redis cleanup
+//!   of finished tasks;
+//! - expired idempotency keys (24 h) are deleted.
+
+use std::sync::Arc;
+
+use apalis_core::backend::Vacuum;
+use switchboard_core::{
+    jobs::{
+        CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe,
+        WebhookDeliver, storage, storage_config,
+    },
+    redis::redis::{self, AsyncCommands},
+    settings::CarrierMode,
+};
+use uuid::Uuid;
+
+use crate::{context::Ctx, deadletter, jobs::campaign};
+
+/// How many stuck records one sweep re-drives per kind.
+const SWEEP_BATCH: i64 = 5_000;
+
+pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(ctx.settings.maintenance_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = queue_gauges(&ctx).await {
+            tracing::warn!(%error, "queue gauges");
+        }
+        match lease(&ctx).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "maintenance lease");
+                continue;
+            }
+        }
+        if let Err(error) = sweep(&ctx).await {
+            tracing::warn!(%error, "sweep failed");
+        }
+        if let Err(error) = campaigns(&ctx).await {
+            tracing::warn!(%error, "campaign progress failed");
+        }
+        if let Err(error) = housekeeping(&ctx).await {
+            tracing::warn!(%error, "housekeeping failed");
+        }
+    }
+}
+
+/// Takes the maintenance lease for one interval; false if another worker has it.
+async fn lease(ctx: &Ctx) -> anyhow::Result<bool> {
+    let mut conn = ctx.redis.get().await?;
+    let millis = ctx.settings.maintenance_interval.as_millis().max(1000) as u64;
+    let taken: Option<String> = redis::cmd("SET")
+        .arg(ctx.settings.redis_key("lock:maintenance"))
+        .arg(&ctx.instance)
+        .arg("NX")
+        .arg("PX")
+        .arg(millis.saturating_sub(100))
+        .query_async(&mut *conn)
+        .await?;
+    Ok(taken.is_some())
+}
+
+/// Re-drives what is stuck; returns how many jobs it pushed.
+pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
+    let after = ctx.settings.sweep_after.as_secs_f64();
+    let mut pushed = 0;
+
+    let messages: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM messages
+         WHERE status = 'queued' AND direction = 'outbound'
+           AND updated_at < now() - make_interval(secs => $1)
+         ORDER BY updated_at LIMIT $2",
+    )
+    .bind(after)
+    .bind(SWEEP_BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    pushed += messages.len();
+    ctx.queues
+        .push_many(
+            messages
+                .into_iter()
+                .map(|(tenant_id, message_id)| {
+                    (
+                        SmsSend {
+                            tenant_id,
+                            message_id,
+                        },
+                        0,
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+
+    if ctx.settings.carrier == CarrierMode::Simulated {
+        let sending: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, id FROM messages
+             WHERE status IN ('sending', 'sent') AND direction = 'outbound'
+               AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind(after)
+        .bind(SWEEP_BATCH)
+        .fetch_all(&ctx.db)
+        .await?;
+        pushed += sending.len();
+        ctx.queues
+            .push_many(
+                sending
+                    .into_iter()
+                    .map(|(tenant_id, message_id)| {
+                        (
+                            CarrierSim::OutboundSms {
+                                tenant_id,
+                                message_id,
+                            },
+                            0,
+                        )
+                    })
+                    .collect(),
+            )
+            .await?;
+        // A call can legitimately talk for 30 minutes of simulated time.
+        let call_after = after.max(1_800.0 / ctx.settings.carrier_speed);
+        let calls: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT tenant_id, id FROM calls
+             WHERE status IN ('queued', 'ringing', 'in-progress') AND direction = 'outbound'
+               AND updated_at < now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2",
+        )
+        .bind(call_after)
+        .bind(SWEEP_BATCH)
+        .fetch_all(&ctx.db)
+        .await?;
+        pushed += calls.len();
+        ctx.queues
+            .push_many(
+                calls
+                    .into_iter()
+                    .map(|(tenant_id, call_id)| {
+                        (CarrierSim::OutboundCall { tenant_id, call_id }, 0)
+                    })
+                    .collect(),
+            )
+            .await?;
+    }
+
+    let campaigns: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM campaigns
+         WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+         LIMIT $2",
+    )
+    .bind(after)
+    .bind(SWEEP_BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    pushed += campaigns.len();
+    ctx.queues
+        .push_many(
+            campaigns
+                .into_iter()
+                .map(|(tenant_id, campaign_id)| {
+                    (
+                        CampaignExpand {
+                            tenant_id,
+                            campaign_id,
+                        },
+                        0,
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+
+    let voicemails: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM voicemails
+         WHERE transcription_status IN ('pending', 'processing')
+           AND created_at < now() - make_interval(secs => $1)
+         LIMIT $2",
+    )
+    .bind(after)
+    .bind(SWEEP_BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    pushed += voicemails.len();
+    ctx.queues
+        .push_many(
+            voicemails
+                .into_iter()
+                .map(|(tenant_id, voicemail_id)| {
+                    (
+                        VoicemailTranscribe {
+                            tenant_id,
+                            voicemail_id,
+                        },
+                        0,
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+
+    let recordings: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM recordings
+         WHERE status IN ('pending', 'processing')
+           AND created_at < now() - make_interval(secs => $1)
+         LIMIT $2",
+    )
+    .bind(after)
+    .bind(SWEEP_BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    pushed += recordings.len();
+    ctx.queues
+        .push_many(
+            recordings
+                .into_iter()
+                .map(|(tenant_id, recording_id)| {
+                    (
+                        RecordingProcess {
+                            tenant_id,
+                            recording_id,
+                        },
+                        0,
+                    )
+                })
+                .collect(),
+        )
+        .await?;
+
+    if pushed > 0 {
+        metrics::counter!("sweeper_redriven_total").increment(pushed as u64);
+        tracing::info!(pushed, "sweeper re-drove stuck records");
+    }
+    Ok(pushed)
+}
+
+async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
+    let running: Vec<(Uuid, Uuid)> =
+        sqlx::query_as("SELECT tenant_id, id FROM campaigns WHERE status = 'running'")
+            .fetch_all(&ctx.db)
+            .await?;
+    for (tenant_id, campaign_id) in running {
+        campaign::publish_progress(ctx, tenant_id, campaign_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(())
+}
+
+async fn housekeeping(ctx: &Ctx) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+        .execute(&ctx.db)
+        .await?;
+    let conn = apalis_redis::connect(secrecy::ExposeSecret::expose_secret(
+        &ctx.settings.redis_url,
+    ))
+    .await?;
+    vacuum::<SmsSend>(ctx, conn.clone()).await?;
+    vacuum::<CampaignExpand>(ctx, conn.clone()).await?;
+    vacuum::<VoicemailTranscribe>(ctx, conn.clone()).await?;
+    vacuum::<RecordingProcess>(ctx, conn.clone()).await?;
+    vacuum::<WebhookDeliver>(ctx, conn.clone()).await?;
+    vacuum::<CarrierSim>(ctx, conn).await?;
+    Ok(())
+}
+
+/// Drops finished tasks' payloads and the done-set apalis-redis keeps.
+async fn vacuum<T: Job>(ctx: &Ctx, conn: apalis_redis::ConnectionManager) -> anyhow::Result<()> {
+    let mut store = storage::<T>(conn, &ctx.settings);
+    let removed = store.vacuum().await?;
+    let done = storage_config::<T>(&ctx.settings).done_jobs_set();
+    let _: () = store.get_connection().unlink(done).await?;
+    tracing::debug!(queue = T::QUEUE, removed, "vacuumed finished tasks");
+    Ok(())
+}
+
+/// Publishes per-queue depth (waiting now), scheduled (retries and paced
+/// sends not yet due) and dead-letter gauges.
+pub async fn queue_gauges(ctx: &Ctx) -> anyhow::Result<()> {
+    let mut conn = ctx.redis.get().await?;
+    for (queue, config) in [
+        (SmsSend::QUEUE, storage_config::<SmsSend>(&ctx.settings)),
+        (
+            CampaignExpand::QUEUE,
+            storage_config::<CampaignExpand>(&ctx.settings),
+        ),
+        (
+            VoicemailTranscribe::QUEUE,
+            storage_config::<VoicemailTranscribe>(&ctx.settings),
+        ),
+        (
+            RecordingProcess::QUEUE,
+            storage_config::<RecordingProcess>(&ctx.settings),
+        ),
+        (
+            WebhookDeliver::QUEUE,
+            storage_config::<WebhookDeliver>(&ctx.settings),
+        ),
+        (
+            CarrierSim::QUEUE,
+            storage_config::<CarrierSim>(&ctx.settings),
+        ),
+    ] {
+        let (depth, scheduled): (u64, u64) = redis::pipe()
+            .llen(config.active_jobs_list())
+            .zcard(config.scheduled_jobs_set())
+            .query_async(&mut *conn)
+            .await?;
+        metrics::gauge!("jobs_queue_depth", "queue" => queue).set(depth as f64);
+        metrics::gauge!("jobs_scheduled", "queue" => queue).set(scheduled as f64);
+    }
+    for (queue, depth) in deadletter::depths(&mut conn, &ctx.settings).await? {
+        metrics::gauge!("jobs_dead_letter_depth", "queue" => queue).set(depth as f64);
+    }
+    Ok(())
+}
