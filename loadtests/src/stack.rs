@@ -294,7 +294,7 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The child's side: run api + realtime (+ worker) until SIGTERM or until
+/// The child's side: `switchboard::run_all` (api + realtime + worker) until SIGTERM or until
 /// stdin closes (the parent is gone).
 pub async fn run_child() -> anyhow::Result<()> {
     let settings = Arc::new(switchboard_core::Settings::from_env()?);
@@ -312,16 +312,11 @@ pub async fn run_child() -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     });
-    let shutdown = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    tokio::try_join!(
-        switchboard_api::serve(settings.clone(), shutdown()),
-        switchboard_realtime::serve(settings.clone(), shutdown()),
-    )?;
+    switchboard::run_all(settings, async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    })
+    .await?;
     Ok(())
 }
 

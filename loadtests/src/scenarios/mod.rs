@@ -171,6 +171,64 @@ pub async fn await_event(
     }
 }
 
+/// Waits for the first `name` event about `id` whose status is one of
+/// `finals`; records the time since `since` under `metric` only when that
+/// status is `wanted` (a busy callee or an undelivered SMS is the carrier's
+/// outcome, not a latency). Returns the status seen.
+#[allow(clippy::too_many_arguments)]
+pub async fn await_final(
+    user: &mut GooseUser,
+    agent: &Agent,
+    name: &str,
+    id: &str,
+    finals: &[&str],
+    wanted: &str,
+    since: Instant,
+    metric: (&str, &str),
+) -> Result<String, Box<TransactionError>> {
+    let socket = agent
+        .socket
+        .clone()
+        .ok_or_else(|| fail("the user has no socket"))?;
+    let result = socket
+        .lock()
+        .await
+        .wait_for(name, EVENT_WAIT, |e: &Value| {
+            e["data"]["id"].as_str() == Some(id)
+                && e["data"]["status"]
+                    .as_str()
+                    .is_some_and(|s| finals.contains(&s))
+        })
+        .await;
+    match result {
+        Ok(event) => {
+            let status = event.data["data"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if status == wanted {
+                let took = event.at.saturating_duration_since(since);
+                user.record_custom_request_duration(metric.0, metric.1, took, true, None, None)
+                    .await?;
+            }
+            Ok(status)
+        }
+        Err(e) => {
+            let message = format!("{e:#}");
+            user.record_custom_request_duration(
+                metric.0,
+                metric.1,
+                since.elapsed(),
+                false,
+                None,
+                Some(&message),
+            )
+            .await?;
+            Err(fail(message))
+        }
+    }
+}
+
 /// The id field of a JSON answer.
 pub fn id_of(value: &Value) -> Result<String, Box<TransactionError>> {
     value["id"]

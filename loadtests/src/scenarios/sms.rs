@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{agent, await_event, id_of, log_in, next_tick, record_scheduled};
+use super::{agent, await_event, await_final, id_of, log_in, next_tick, record_scheduled};
 use crate::{
     context::{Call, current, fail, pick, signed_form, sms_body},
     profile::Shape,
@@ -172,12 +172,13 @@ async fn exchange(user: &mut GooseUser) -> TransactionResult {
     if ctx.endpoints.worker.is_none() {
         return Err(fail("worker not available: nothing delivers SMS"));
     }
-    await_event(
+    await_final(
         user,
         &me,
         "message:status",
         &id,
-        Some("delivered"),
+        &["delivered", "undelivered", "failed"],
+        "delivered",
         started,
         ("QUEUE", "sms accept→delivered"),
     )

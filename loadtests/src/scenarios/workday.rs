@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{Agent, agent, await_event, connect_socket, id_of, log_in, pause};
+use super::{Agent, agent, await_event, await_final, connect_socket, id_of, log_in, pause};
 use crate::{
     context::{Call, current, fail, pick, signed_form, sms_body},
     profile::Shape,
@@ -169,18 +169,26 @@ pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
         }
     } else {
         // The simulator rings and answers after its (scaled) delays: a flow
-        // time, not a latency.
-        let answered = await_event(
+        // time, not a latency. A busy or unanswered callee ends the call.
+        let status = await_final(
             user,
             &me,
             "call:status",
             &id,
-            Some("in-progress"),
+            &[
+                "in-progress",
+                "busy",
+                "no-answer",
+                "failed",
+                "canceled",
+                "completed",
+            ],
+            "in-progress",
             started,
             ("FLOW", "originate→answered (simulated carrier)"),
         )
-        .await;
-        if answered.is_err() {
+        .await?;
+        if status != "in-progress" {
             return Ok(());
         }
     }
@@ -189,14 +197,13 @@ pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
         let path = format!("/v1/calls/{id}/{control}");
         let name = format!("POST /v1/calls/{{id}}/{control}");
         let sent = Instant::now();
-        match Call::post(&path, &name, &me.token, &json!({}))
+        // The simulated callee may hang up first: a 409 is then the right answer.
+        let (status, _) = Call::post(&path, &name, &me.token, &json!({}))
+            .tolerate(409)
             .send(user)
-            .await
-        {
-            Ok(_) => {}
-            // The simulated callee may hang up first: not the API's fault.
-            Err(_) if !plays_carrier(&ctx.endpoints) => return Ok(()),
-            Err(e) => return Err(e),
+            .await?;
+        if status == 409 {
+            return Ok(());
         }
         await_event(
             user,
@@ -216,13 +223,12 @@ pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
     pause(500, 2_000).await;
     let path = format!("/v1/calls/{id}/hangup");
     let sent = Instant::now();
-    match Call::post(&path, "POST /v1/calls/{id}/hangup", &me.token, &json!({}))
+    let (status, _) = Call::post(&path, "POST /v1/calls/{id}/hangup", &me.token, &json!({}))
+        .tolerate(409)
         .send(user)
-        .await
-    {
-        Ok(_) => {}
-        Err(_) if !plays_carrier(&ctx.endpoints) => return Ok(()),
-        Err(e) => return Err(e),
+        .await?;
+    if status == 409 {
+        return Ok(());
     }
     await_event(
         user,
@@ -281,12 +287,13 @@ pub async fn sms(user: &mut GooseUser) -> TransactionResult {
     )
     .await?;
     if ctx.endpoints.worker.is_some() && !plays_carrier(&ctx.endpoints) {
-        await_event(
+        await_final(
             user,
             &me,
             "message:status",
             &id,
-            Some("delivered"),
+            &["delivered", "undelivered", "failed"],
+            "delivered",
             started,
             ("QUEUE", "sms accept→delivered"),
         )
