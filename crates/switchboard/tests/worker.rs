@@ -454,3 +454,160 @@ async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
     .unwrap();
     assert_eq!((messages, exact, sids), (1000, 1000, 1000));
 }
+
+#[tokio::test]
+async fn voicemails_are_transcribed_and_recordings_processed() {
+    let stack = Stack::start(|_| {}).await;
+    // Nobody is available: the inbound call goes to voicemail.
+    let ack = stack
+        .carrier(
+            "/webhooks/carrier/voice/incoming",
+            &[
+                ("CallSid", "CAvm1"),
+                ("From", "+12025550188"),
+                ("To", "+12025550100"),
+                ("CallStatus", "ringing"),
+            ],
+        )
+        .await;
+    assert_eq!(ack["action"], "voicemail", "{ack}");
+    stack
+        .carrier(
+            "/webhooks/carrier/voice/recording",
+            &[
+                ("CallSid", "CAvm1"),
+                ("RecordingSid", "RE1"),
+                ("RecordingUrl", "https://media.example/RE1"),
+                ("RecordingDuration", "40"),
+            ],
+        )
+        .await;
+    let list = stack.get("/v1/voicemails").await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    let voicemail = stack
+        .wait_for(&format!("/v1/voicemails/{id}"), LIFECYCLE, |v| {
+            v["transcription_status"] == "completed"
+        })
+        .await;
+    let expected = switchboard_worker::jobs::media::transcript(id.parse().unwrap(), 40);
+    assert_eq!(voicemail["transcription"], expected.as_str());
+
+    // A recording of an answered outbound call is processed.
+    let call = stack.originate("+12025550904").await;
+    let id = call["id"].as_str().unwrap();
+    let call = stack
+        .wait_for(&format!("/v1/calls/{id}"), LIFECYCLE, |c| {
+            c["status"] == "completed"
+        })
+        .await;
+    stack
+        .carrier(
+            "/webhooks/carrier/voice/recording",
+            &[
+                ("CallSid", call["carrier_sid"].as_str().unwrap()),
+                ("RecordingSid", "RE2"),
+                ("RecordingUrl", "https://media.example/RE2"),
+                ("RecordingDuration", "30"),
+            ],
+        )
+        .await;
+    stack
+        .wait_until_sql(
+            "SELECT count(*) = 1 FROM recordings WHERE recording_sid = 'RE2' AND status = 'ready' AND processed_at IS NOT NULL",
+            LIFECYCLE,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
+    let stack = Stack::start(|_| {}).await;
+    // A message committed but whose sms.send push never happened (Redis was down).
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, updated_at)
+         VALUES (gen_random_uuid(), $1, 'outbound', '+12025550100', '+12025550907', 'lost', 'queued', 1, 'GSM-7', now() - interval '1 hour')
+         RETURNING id",
+    )
+    .bind(stack.tenant_id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] == "delivered"
+        })
+        .await;
+    assert_eq!(done["version"], 4, "{done}");
+}
+
+#[tokio::test]
+async fn the_simulator_places_inbound_calls_and_texts_when_asked() {
+    let stack = Stack::start(|s| {
+        s.sim_inbound_calls_per_minute = 600.0;
+        s.sim_inbound_sms_per_minute = 600.0;
+    })
+    .await;
+    stack
+        .wait_until_sql(
+            "SELECT (SELECT count(*) FROM calls WHERE direction = 'inbound' AND status = 'completed') >= 3
+                AND (SELECT count(*) FROM messages WHERE direction = 'inbound' AND status = 'received') >= 3",
+            LIFECYCLE,
+        )
+        .await;
+    // Nobody is logged in, so every call went to voicemail and left a recording.
+    stack
+        .wait_until_sql(
+            "SELECT count(*) >= 1 FROM voicemails WHERE transcription_status = 'completed'",
+            LIFECYCLE,
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_backlog_of_many_thousand_due_jobs_does_not_wedge_a_queue() {
+    use switchboard_core::{
+        jobs::{JobQueues, SmsSend, storage_config},
+        redis::redis::AsyncCommands,
+    };
+    let mut stack = Stack::api_only(|_| {}).await;
+    // 9 000 jobs became due while no worker ran (more than apalis-redis can
+    // promote in one fetch). They name no message, so each is a quick no-op.
+    let queues = JobQueues::new(stack.settings.clone());
+    let jobs: Vec<(SmsSend, u64)> = (0..9_000)
+        .map(|_| {
+            let job = SmsSend {
+                tenant_id: stack.tenant_id,
+                message_id: uuid::Uuid::new_v4(),
+            };
+            (job, 0)
+        })
+        .collect();
+    for chunk in jobs.chunks(3_000) {
+        queues.push_many(chunk.to_vec()).await.unwrap();
+    }
+    stack.start_worker().await;
+    let config = storage_config::<SmsSend>(&stack.settings);
+    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
+    let deadline = tokio::time::Instant::now() + LIFECYCLE;
+    loop {
+        let mut conn = redis.get().await.unwrap();
+        let scheduled: u64 = conn.zcard(config.scheduled_jobs_set()).await.unwrap();
+        let active: u64 = conn.llen(config.active_jobs_list()).await.unwrap();
+        if scheduled + active == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "queue stuck: {scheduled} scheduled, {active} waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And it still works afterwards.
+    let message = stack.send_sms("+12025550907", "after the backlog").await;
+    let id = message["id"].as_str().unwrap();
+    stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] == "delivered"
+        })
+        .await;
+}

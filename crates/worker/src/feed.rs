@@ -25,6 +25,9 @@ use crate::context::Ctx;
 const GROUP: &str = "webhooks";
 const BATCH: usize = 500;
 const CLAIM_IDLE: Duration = Duration::from_secs(30);
+/// How long one read waits for new entries. Stays under the Redis client's
+/// response timeout (500 ms), which would otherwise end every idle read in an error.
+const BLOCK_MS: u64 = 200;
 /// How long a tenant's webhook list is cached.
 const HOOKS_TTL: Duration = Duration::from_secs(5);
 
@@ -79,7 +82,7 @@ async fn create_group(ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
-/// New entries (blocking up to a second), or — when `claim` — entries other
+/// New entries (blocking up to [`BLOCK_MS`]), or — when `claim` — entries other
 /// consumers took and never acknowledged.
 async fn read(ctx: &Ctx, claim: bool) -> anyhow::Result<Vec<(String, String)>> {
     let mut conn = ctx.redis.get().await?;
@@ -108,7 +111,7 @@ async fn read(ctx: &Ctx, claim: bool) -> anyhow::Result<Vec<(String, String)>> {
             .arg("COUNT")
             .arg(BATCH)
             .arg("BLOCK")
-            .arg(1000)
+            .arg(BLOCK_MS)
             .arg("STREAMS")
             .arg(&stream)
             .arg(">")

@@ -25,6 +25,7 @@ pub mod feed;
 pub mod jobs;
 pub mod maintenance;
 mod ops;
+pub mod promote;
 pub mod runner;
 pub mod simulator;
 
@@ -116,8 +117,23 @@ pub async fn serve_on(
                 .await
         }
     });
+    // Whatever became due while no worker ran is promoted in safe chunks
+    // before any worker fetches (see `promote`).
+    let configs = vec![
+        storage_config::<SmsSend>(&settings),
+        storage_config::<CampaignExpand>(&settings),
+        storage_config::<VoicemailTranscribe>(&settings),
+        storage_config::<RecordingProcess>(&settings),
+        storage_config::<WebhookDeliver>(&settings),
+        storage_config::<CarrierSim>(&settings),
+    ];
+    let backlog = promote::drain(&mut conn.clone(), &configs).await?;
+    if backlog > 0 {
+        tracing::info!(backlog, "promoted jobs that became due while no worker ran");
+    }
+    let promoter = tokio::spawn(promote::run(conn.clone(), configs, stopped()));
     let feed = tokio::spawn(feed::run(ctx.clone(), stopped()));
-    let maintenance = tokio::spawn(maintenance::run(ctx.clone(), stopped()));
+    let maintenance = tokio::spawn(maintenance::run(ctx.clone(), conn.clone(), stopped()));
     let inbound = tokio::spawn(simulator::run_inbound(ctx.clone(), stopped()));
 
     let monitor = Monitor::new()
@@ -127,6 +143,16 @@ pub async fn serve_on(
         .register(queue_worker!(RecordingProcess, ctx, conn))
         .register(queue_worker!(WebhookDeliver, ctx, conn))
         .register(queue_worker!(CarrierSim, ctx, conn))
+        // A worker stops when its backend fails (Redis went away): start it
+        // again, pausing a little longer each time so an outage is not a
+        // busy loop. The pause blocks only the monitor's own poll.
+        .should_restart(|worker, error| {
+            let restarts = worker.restarts();
+            tracing::warn!(worker = worker.name(), restarts, %error, "queue worker failed; restarting");
+            metrics::counter!("jobs_worker_restarts_total").increment(1);
+            std::thread::sleep(Duration::from_millis(100 * (restarts as u64).min(20)));
+            true
+        })
         .shutdown_timeout(SHUTDOWN_GRACE);
     let signal = async move {
         shutdown.await;
@@ -135,6 +161,6 @@ pub async fn serve_on(
         Ok(())
     };
     let result = monitor.run_with_signal(signal).await;
-    let _ = tokio::join!(ops, feed, maintenance, inbound);
+    let _ = tokio::join!(ops, promoter, feed, maintenance, inbound);
     result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
 }

@@ -30,8 +30,15 @@ use crate::{context::Ctx, deadletter, jobs::campaign};
 
 /// How many stuck records one sweep re-drives per kind.
 const SWEEP_BATCH: i64 = 5_000;
+/// Records older than this are history, not work: the sweeper leaves them
+/// (a seeded database holds months of calls and messages in every status).
+const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
-pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    conn: apalis_redis::ConnectionManager,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(ctx.settings.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,7 +64,7 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>)
         if let Err(error) = campaigns(&ctx).await {
             tracing::warn!(%error, "campaign progress failed");
         }
-        if let Err(error) = housekeeping(&ctx).await {
+        if let Err(error) = housekeeping(&ctx, &conn).await {
             tracing::warn!(%error, "housekeeping failed");
         }
     }
@@ -87,10 +94,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         "SELECT tenant_id, id FROM messages
          WHERE status = 'queued' AND direction = 'outbound'
            AND updated_at < now() - make_interval(secs => $1)
+           AND updated_at > now() - make_interval(secs => $3)
          ORDER BY updated_at LIMIT $2",
     )
     .bind(after)
     .bind(SWEEP_BATCH)
+    .bind(SWEEP_WINDOW_SECS)
     .fetch_all(&ctx.db)
     .await?;
     pushed += messages.len();
@@ -116,10 +125,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             "SELECT tenant_id, id FROM messages
              WHERE status IN ('sending', 'sent') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
+               AND updated_at > now() - make_interval(secs => $3)
              ORDER BY updated_at LIMIT $2",
         )
         .bind(after)
         .bind(SWEEP_BATCH)
+        .bind(SWEEP_WINDOW_SECS)
         .fetch_all(&ctx.db)
         .await?;
         pushed += sending.len();
@@ -145,10 +156,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             "SELECT tenant_id, id FROM calls
              WHERE status IN ('queued', 'ringing', 'in-progress') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
+               AND updated_at > now() - make_interval(secs => $3)
              ORDER BY updated_at LIMIT $2",
         )
         .bind(call_after)
         .bind(SWEEP_BATCH)
+        .bind(SWEEP_WINDOW_SECS)
         .fetch_all(&ctx.db)
         .await?;
         pushed += calls.len();
@@ -167,10 +180,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     let campaigns: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT tenant_id, id FROM campaigns
          WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+           AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
     )
     .bind(after)
     .bind(SWEEP_BATCH)
+    .bind(SWEEP_WINDOW_SECS)
     .fetch_all(&ctx.db)
     .await?;
     pushed += campaigns.len();
@@ -195,10 +210,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         "SELECT tenant_id, id FROM voicemails
          WHERE transcription_status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
+           AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
     )
     .bind(after)
     .bind(SWEEP_BATCH)
+    .bind(SWEEP_WINDOW_SECS)
     .fetch_all(&ctx.db)
     .await?;
     pushed += voicemails.len();
@@ -223,10 +240,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         "SELECT tenant_id, id FROM recordings
          WHERE status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
+           AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
     )
     .bind(after)
     .bind(SWEEP_BATCH)
+    .bind(SWEEP_WINDOW_SECS)
     .fetch_all(&ctx.db)
     .await?;
     pushed += recordings.len();
@@ -267,20 +286,16 @@ async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn housekeeping(ctx: &Ctx) -> anyhow::Result<()> {
+async fn housekeeping(ctx: &Ctx, conn: &apalis_redis::ConnectionManager) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
         .execute(&ctx.db)
         .await?;
-    let conn = apalis_redis::connect(secrecy::ExposeSecret::expose_secret(
-        &ctx.settings.redis_url,
-    ))
-    .await?;
     vacuum::<SmsSend>(ctx, conn.clone()).await?;
     vacuum::<CampaignExpand>(ctx, conn.clone()).await?;
     vacuum::<VoicemailTranscribe>(ctx, conn.clone()).await?;
     vacuum::<RecordingProcess>(ctx, conn.clone()).await?;
     vacuum::<WebhookDeliver>(ctx, conn.clone()).await?;
-    vacuum::<CarrierSim>(ctx, conn).await?;
+    vacuum::<CarrierSim>(ctx, conn.clone()).await?;
     Ok(())
 }
 

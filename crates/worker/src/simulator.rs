@@ -478,18 +478,19 @@ async fn inbound_call(ctx: &Ctx, seed: u64) -> Result<(), JobError> {
         _ => 45,
     };
     let pause = |d: Duration| tokio::time::sleep(d.div_f64(ctx.settings.carrier_speed));
+    // Answered: by the agent it was routed to, or by voicemail.
+    pause(script.ring.min(Duration::from_secs(4))).await;
+    post(
+        ctx,
+        tenant_id,
+        "/webhooks/carrier/voice/status",
+        &with("in-progress", &[]),
+    )
+    .await?;
     if ack.action.as_deref() == Some("connect") {
-        pause(script.ring.min(Duration::from_secs(4))).await;
-        post(
-            ctx,
-            tenant_id,
-            "/webhooks/carrier/voice/status",
-            &with("in-progress", &[]),
-        )
-        .await?;
         pause(Duration::from_secs(u64::from(talk))).await;
     } else {
-        // Voicemail: the caller talks, then the recording arrives.
+        // The caller leaves a message, then the recording arrives.
         let seconds = (talk / 4).clamp(5, 120);
         pause(Duration::from_secs(u64::from(seconds))).await;
         let recording = [

@@ -257,3 +257,29 @@ impl Stack {
 pub fn is_terminal_message(status: &str) -> bool {
     matches!(status, "delivered" | "undelivered" | "failed")
 }
+
+impl Stack {
+    /// POSTs a carrier callback signed as the tenant's carrier signs it.
+    pub async fn carrier(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let url = format!("{}{path}", self.settings.public_url);
+        let owned: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signature = switchboard_core::carrier::sign("acme-carrier-token", &url, &owned);
+        let response = self
+            .client
+            .post(&url)
+            .header(switchboard_core::carrier::SIGNATURE_HEADER, signature)
+            .form(&owned)
+            .send()
+            .await
+            .expect("carrier callback");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("ack")
+    }
+}

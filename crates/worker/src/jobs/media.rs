@@ -70,9 +70,11 @@ impl Handler for VoicemailTranscribe {
              WHERE tenant_id = $1 AND id = $2 AND transcription_status = 'processing'
              RETURNING jsonb_build_object('id', id, 'tenant_id', tenant_id, 'call_id', call_id,
                  'customer_id', customer_id, 'from', from_number, 'to', to_number,
-                 'duration_seconds', duration_seconds, 'transcription_status', transcription_status,
-                 'transcription', transcription, 'listened', listened_at IS NOT NULL,
-                 'created_at', created_at)",
+                 'recording_url', recording_url, 'duration_seconds', duration_seconds,
+                 'transcription_status', transcription_status, 'transcription', transcription,
+                 'listened', listened_at IS NOT NULL,
+                 'listened_at', to_char(listened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                 'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
         )
         .bind(self.tenant_id)
         .bind(self.voicemail_id)
