@@ -1,13 +1,10 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
-use std::time::Duration;
-
 use axum::{
     extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use deadpool_redis::redis;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -58,32 +55,11 @@ pub struct Checks {
     (status = 503, body = Readiness, description = "A dependency does not answer"),
 ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let limit = Duration::from_secs(2);
-    let postgres = async {
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.db)).await {
-            Ok(Ok(_)) => "ok".to_string(),
-            Ok(Err(_)) => "unreachable".to_string(),
-            Err(_) => "timeout".to_string(),
-        }
-    };
-    let redis = async {
-        let ping = async {
-            let mut conn = state.redis.get().await.map_err(|_| ())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|_| ())
-        };
-        match tokio::time::timeout(limit, ping).await {
-            Ok(Ok(_)) => "ok".to_string(),
-            Ok(Err(())) => {
-                metrics::counter!("redis_errors_total", "op" => "ping").increment(1);
-                "unreachable".to_string()
-            }
-            Err(_) => "timeout".to_string(),
-        }
-    };
-    let (postgres, redis) = tokio::join!(postgres, redis);
+    let (postgres, redis) = tokio::join!(
+        switchboard_core::health::postgres(&state.db),
+        switchboard_core::health::redis(&state.redis)
+    );
+    let (postgres, redis) = (postgres.to_string(), redis.to_string());
     let is_ready = postgres == "ok" && redis == "ok";
     let failing: Vec<String> = [("postgres", &postgres), ("redis", &redis)]
         .iter()

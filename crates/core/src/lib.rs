@@ -23,6 +23,7 @@ pub mod calls;
 pub mod carrier;
 pub mod db;
 pub mod events;
+pub mod health;
 pub mod ids;
 pub mod jobs;
 pub mod phone;

@@ -1,7 +1,5 @@
 //! Operations endpoints on the Socket.IO port: liveness, readiness, metrics.
 
-use std::time::Duration;
-
 use axum::{
     Json,
     extract::State,
@@ -9,7 +7,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use switchboard_core::redis::redis;
 
 use crate::state::RealtimeState;
 
@@ -23,29 +20,10 @@ pub async fn health() -> Json<serde_json::Value> {
 /// Readiness: PostgreSQL and Redis answer and the relay is subscribed
 /// (before that, events would be silently missed).
 pub async fn ready(State(state): State<RealtimeState>) -> Response {
-    let limit = Duration::from_secs(2);
-    let postgres = async {
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(state.db())).await {
-            Ok(Ok(_)) => "ok",
-            Ok(Err(_)) => "unreachable",
-            Err(_) => "timeout",
-        }
-    };
-    let redis_check = async {
-        let ping = async {
-            let mut conn = state.redis().get().await.map_err(|_| ())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|_| ())
-        };
-        match tokio::time::timeout(limit, ping).await {
-            Ok(Ok(_)) => "ok",
-            Ok(Err(())) => "unreachable",
-            Err(_) => "timeout",
-        }
-    };
-    let (postgres, redis) = tokio::join!(postgres, redis_check);
+    let (postgres, redis) = tokio::join!(
+        switchboard_core::health::postgres(state.db()),
+        switchboard_core::health::redis(state.redis())
+    );
     let relay = if state.relay_subscribed() {
         "ok"
     } else {

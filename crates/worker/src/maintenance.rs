@@ -85,192 +85,120 @@ async fn lease(ctx: &Ctx) -> anyhow::Result<bool> {
     Ok(taken.is_some())
 }
 
-/// Re-drives what is stuck; returns how many jobs it pushed.
+/// Re-drives what is stuck; returns how many jobs it pushed. Each query
+/// selects `(tenant_id, id)` of records idle for longer than `$1` seconds
+/// but less than `$3` (the sweep window), at most `$2`.
 pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     let after = ctx.settings.sweep_after.as_secs_f64();
-    let mut pushed = 0;
-
-    let messages: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let mut pushed = redrive(
+        ctx,
         "SELECT tenant_id, id FROM messages
          WHERE status = 'queued' AND direction = 'outbound'
            AND updated_at < now() - make_interval(secs => $1)
            AND updated_at > now() - make_interval(secs => $3)
          ORDER BY updated_at LIMIT $2",
+        after,
+        |tenant_id, message_id| SmsSend {
+            tenant_id,
+            message_id,
+        },
     )
-    .bind(after)
-    .bind(SWEEP_BATCH)
-    .bind(SWEEP_WINDOW_SECS)
-    .fetch_all(&ctx.db)
     .await?;
-    pushed += messages.len();
-    ctx.queues
-        .push_many(
-            messages
-                .into_iter()
-                .map(|(tenant_id, message_id)| {
-                    (
-                        SmsSend {
-                            tenant_id,
-                            message_id,
-                        },
-                        0,
-                    )
-                })
-                .collect(),
-        )
-        .await?;
-
     if ctx.settings.carrier == CarrierMode::Simulated {
-        let sending: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        pushed += redrive(
+            ctx,
             "SELECT tenant_id, id FROM messages
              WHERE status IN ('sending', 'sent') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
                AND updated_at > now() - make_interval(secs => $3)
              ORDER BY updated_at LIMIT $2",
+            after,
+            |tenant_id, message_id| CarrierSim::OutboundSms {
+                tenant_id,
+                message_id,
+            },
         )
-        .bind(after)
-        .bind(SWEEP_BATCH)
-        .bind(SWEEP_WINDOW_SECS)
-        .fetch_all(&ctx.db)
         .await?;
-        pushed += sending.len();
-        ctx.queues
-            .push_many(
-                sending
-                    .into_iter()
-                    .map(|(tenant_id, message_id)| {
-                        (
-                            CarrierSim::OutboundSms {
-                                tenant_id,
-                                message_id,
-                            },
-                            0,
-                        )
-                    })
-                    .collect(),
-            )
-            .await?;
         // A call can legitimately talk for 30 minutes of simulated time.
-        let call_after = after.max(1_800.0 / ctx.settings.carrier_speed);
-        let calls: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        pushed += redrive(
+            ctx,
             "SELECT tenant_id, id FROM calls
              WHERE status IN ('queued', 'ringing', 'in-progress') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
                AND updated_at > now() - make_interval(secs => $3)
              ORDER BY updated_at LIMIT $2",
+            after.max(1_800.0 / ctx.settings.carrier_speed),
+            |tenant_id, call_id| CarrierSim::OutboundCall { tenant_id, call_id },
         )
-        .bind(call_after)
-        .bind(SWEEP_BATCH)
-        .bind(SWEEP_WINDOW_SECS)
-        .fetch_all(&ctx.db)
         .await?;
-        pushed += calls.len();
-        ctx.queues
-            .push_many(
-                calls
-                    .into_iter()
-                    .map(|(tenant_id, call_id)| {
-                        (CarrierSim::OutboundCall { tenant_id, call_id }, 0)
-                    })
-                    .collect(),
-            )
-            .await?;
     }
-
-    let campaigns: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    pushed += redrive(
+        ctx,
         "SELECT tenant_id, id FROM campaigns
-         WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
+         WHERE status = 'pending'
+           AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
+        after,
+        |tenant_id, campaign_id| CampaignExpand {
+            tenant_id,
+            campaign_id,
+        },
     )
-    .bind(after)
-    .bind(SWEEP_BATCH)
-    .bind(SWEEP_WINDOW_SECS)
-    .fetch_all(&ctx.db)
     .await?;
-    pushed += campaigns.len();
-    ctx.queues
-        .push_many(
-            campaigns
-                .into_iter()
-                .map(|(tenant_id, campaign_id)| {
-                    (
-                        CampaignExpand {
-                            tenant_id,
-                            campaign_id,
-                        },
-                        0,
-                    )
-                })
-                .collect(),
-        )
-        .await?;
-
-    let voicemails: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    pushed += redrive(
+        ctx,
         "SELECT tenant_id, id FROM voicemails
          WHERE transcription_status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
+        after,
+        |tenant_id, voicemail_id| VoicemailTranscribe {
+            tenant_id,
+            voicemail_id,
+        },
     )
-    .bind(after)
-    .bind(SWEEP_BATCH)
-    .bind(SWEEP_WINDOW_SECS)
-    .fetch_all(&ctx.db)
     .await?;
-    pushed += voicemails.len();
-    ctx.queues
-        .push_many(
-            voicemails
-                .into_iter()
-                .map(|(tenant_id, voicemail_id)| {
-                    (
-                        VoicemailTranscribe {
-                            tenant_id,
-                            voicemail_id,
-                        },
-                        0,
-                    )
-                })
-                .collect(),
-        )
-        .await?;
-
-    let recordings: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    pushed += redrive(
+        ctx,
         "SELECT tenant_id, id FROM recordings
          WHERE status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
          LIMIT $2",
+        after,
+        |tenant_id, recording_id| RecordingProcess {
+            tenant_id,
+            recording_id,
+        },
     )
-    .bind(after)
-    .bind(SWEEP_BATCH)
-    .bind(SWEEP_WINDOW_SECS)
-    .fetch_all(&ctx.db)
     .await?;
-    pushed += recordings.len();
-    ctx.queues
-        .push_many(
-            recordings
-                .into_iter()
-                .map(|(tenant_id, recording_id)| {
-                    (
-                        RecordingProcess {
-                            tenant_id,
-                            recording_id,
-                        },
-                        0,
-                    )
-                })
-                .collect(),
-        )
-        .await?;
-
     if pushed > 0 {
         metrics::counter!("sweeper_redriven_total").increment(pushed as u64);
         tracing::info!(pushed, "sweeper re-drove stuck records");
     }
     Ok(pushed)
+}
+
+/// Runs one sweep query and pushes a `T` for every record it finds.
+async fn redrive<T: Job>(
+    ctx: &Ctx,
+    sql: &'static str,
+    idle_secs: f64,
+    job: impl Fn(Uuid, Uuid) -> T,
+) -> anyhow::Result<usize> {
+    let stuck: Vec<(Uuid, Uuid)> = sqlx::query_as(sql)
+        .bind(idle_secs)
+        .bind(SWEEP_BATCH)
+        .bind(SWEEP_WINDOW_SECS)
+        .fetch_all(&ctx.db)
+        .await?;
+    let count = stuck.len();
+    ctx.queues
+        .push_many(stuck.into_iter().map(|(t, id)| (job(t, id), 0)).collect())
+        .await?;
+    Ok(count)
 }
 
 async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {

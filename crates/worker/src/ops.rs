@@ -1,6 +1,6 @@
 //! `/health`, `/ready` and `/metrics` on the worker's port.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use axum::{
     Json, Router,
@@ -10,7 +10,6 @@ use axum::{
     routing::get,
 };
 use serde_json::json;
-use switchboard_core::redis::redis;
 
 use crate::{context::Ctx, maintenance};
 
@@ -26,31 +25,12 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when PostgreSQL and Redis answer within 2 s.
+/// Ready when PostgreSQL and Redis answer (see `switchboard_core::health`).
 async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
-    let limit = Duration::from_secs(2);
-    let postgres = async {
-        match tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&ctx.db)).await {
-            Ok(Ok(_)) => "ok",
-            Ok(Err(_)) => "unreachable",
-            Err(_) => "timeout",
-        }
-    };
-    let redis_check = async {
-        let ping = async {
-            let mut conn = ctx.redis.get().await.map_err(|_| ())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|_| ())
-        };
-        match tokio::time::timeout(limit, ping).await {
-            Ok(Ok(_)) => "ok",
-            Ok(Err(())) => "unreachable",
-            Err(_) => "timeout",
-        }
-    };
-    let (postgres, redis) = tokio::join!(postgres, redis_check);
+    let (postgres, redis) = tokio::join!(
+        switchboard_core::health::postgres(&ctx.db),
+        switchboard_core::health::redis(&ctx.redis)
+    );
     let is_ready = postgres == "ok" && redis == "ok";
     let body = json!({
         "status": if is_ready { "ready" } else { "not_ready" },
