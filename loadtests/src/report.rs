@@ -189,12 +189,14 @@ pub fn markdown(summary: &Summary) -> String {
         if let Some(res) = &r.resources {
             let _ = writeln!(
                 out,
-                "\nStack (child process): CPU {:.2} cores on average ({:.1} CPU-s over {:.0} s), peak RSS {:.0} MiB during the run ({:.0} MiB since start).",
+                "\nStack (child process: api + realtime + worker): CPU {:.2} cores on average ({:.1} CPU-s over {:.0} s), peak RSS {:.0} MiB during the run ({:.0} MiB since start). Whole machine (PostgreSQL, Redis, the load generator and anything else running): {:.2} of {} cores busy.",
                 res.cpu_cores,
                 res.cpu_seconds,
                 res.window_seconds,
                 res.peak_rss_mib,
-                res.lifetime_peak_rss_mib
+                res.lifetime_peak_rss_mib,
+                res.machine_cpu_cores,
+                summary.machine.cores
             );
         }
         if !r.thresholds.is_empty() {

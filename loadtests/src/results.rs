@@ -156,6 +156,7 @@ impl ScenarioResult {
         }
         if let Some(r) = &self.resources {
             m.insert("stack.cpu_cores".into(), r.cpu_cores);
+            m.insert("machine.cpu_cores".into(), r.machine_cpu_cores);
             m.insert("stack.peak_rss_mib".into(), r.peak_rss_mib);
             m.insert(
                 "stack.lifetime_peak_rss_mib".into(),

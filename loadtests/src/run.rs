@@ -388,9 +388,8 @@ async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
         "--report-file".into(),
         file("report.md"),
         "--no-print-metrics".into(),
-        // No controllers: several suites may run on one machine.
+        // No telnet controller: several suites may run on one machine.
         "--no-telnet".into(),
-        "--no-websocket".into(),
         "--quiet".into(),
         "--timeout".into(),
         "30".into(),

@@ -87,12 +87,16 @@ pub struct Resources {
     /// Highest resident set size since the stack started (VmHWM), MiB.
     pub lifetime_peak_rss_mib: f64,
     pub window_seconds: f64,
+    /// The whole machine's CPU use over the window (PostgreSQL, Redis and
+    /// the load generator included), in cores: saturation shows here.
+    pub machine_cpu_cores: f64,
 }
 
 /// A measurement window opened with [`Stack::window`].
 pub struct Window {
     started: Instant,
     cpu_ticks: u64,
+    machine_busy_ticks: u64,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -231,6 +235,7 @@ impl Stack {
         Window {
             started: Instant::now(),
             cpu_ticks: cpu_ticks(self.pid).unwrap_or(0),
+            machine_busy_ticks: machine_busy_ticks().unwrap_or(0),
         }
     }
 
@@ -251,6 +256,11 @@ impl Stack {
                 as f64
                 / 1024.0,
             window_seconds: seconds,
+            machine_cpu_cores: machine_busy_ticks()
+                .unwrap_or(window.machine_busy_ticks)
+                .saturating_sub(window.machine_busy_ticks) as f64
+                / 100.0
+                / seconds.max(1e-9),
         }
     }
 
@@ -281,6 +291,19 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the full line: 12 and 13 here.
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Busy (non-idle, non-iowait) clock ticks of all CPUs, from `/proc/stat`.
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = cpu
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = fields.iter().take(8).sum();
+    Some(total - fields.get(3)? - fields.get(4)?)
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
@@ -329,5 +352,6 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_ticks(pid).is_some());
         assert!(status_kib(pid, "VmRSS:").unwrap_or(0) > 0);
+        assert!(machine_busy_ticks().is_some());
     }
 }

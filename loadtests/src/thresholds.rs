@@ -48,6 +48,12 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
                 50.0,
                 "seed 000: WebSocket event time < 50 ms",
             ),
+            rule(
+                "all QUEUE.error_pct",
+                Lt,
+                1.0,
+                "seed 000 §3: delivery confirmations received",
+            ),
         ],
         (Scenario::Workday | Scenario::Voice, Tier::Goal) => vec![
             rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
@@ -251,12 +257,20 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
             limit: 512.0 * users.max(1) as f64,
             source: "seed 000: memory < 512 MB per user",
         }),
-        Tier::Goal if scenario == Scenario::Workday => r.push(rule(
-            "stack.peak_rss_mib",
-            Le,
-            200.0,
-            "goal: stack memory ≤ 200 MB total",
-        )),
+        Tier::Goal if scenario == Scenario::Workday => {
+            r.push(rule(
+                "all QUEUE.errors",
+                Le,
+                0.0,
+                "goal: 0 errors (every SMS reaches a final status)",
+            ));
+            r.push(rule(
+                "stack.peak_rss_mib",
+                Le,
+                200.0,
+                "goal: stack memory ≤ 200 MB total",
+            ));
+        }
         Tier::Goal => {}
     }
     r
