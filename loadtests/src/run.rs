@@ -279,6 +279,10 @@ async fn measure(
             .unwrap_or_default()
     );
     let metrics = attack(plan).await;
+    if goose::is_killswitch_triggered() {
+        // Ctrl-C: Goose stopped early and returns what it had. Not a result.
+        anyhow::bail!("the run was interrupted (Ctrl-C): its figures are not a result");
+    }
     if let (Some(stack), Some(window)) = (stack, &window) {
         result.resources = Some(stack.resources(window));
     }
