@@ -46,9 +46,13 @@ use tokio::{net::TcpListener, sync::watch};
 pub use context::Ctx;
 
 /// How often idle workers look for new jobs (apalis-redis heartbeat), and
-/// how many missed beats make a worker dead (its jobs are handed to others).
+/// how many missed beats make a worker dead (its jobs are handed to others):
+/// 30 s, so a worker starved of CPU for a while is not declared dead while
+/// it still runs its jobs (apalis-redis then fails its acknowledgements and
+/// restarts it). Work a really dead worker held is re-driven sooner by the
+/// sweeper (`SWITCHBOARD_SWEEP_AFTER_MS`).
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-const MISSED_HEARTBEATS: usize = 50;
+const MISSED_HEARTBEATS: usize = 300;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The factory for a queue's worker: a unique name per process (so a
