@@ -55,26 +55,35 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const MISSED_HEARTBEATS: usize = 300;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// The factory for a queue's worker: a unique name per process (so a
-/// restarted process never mistakes a dead one's in-flight jobs for its
-/// own), the queue's storage, the shared context, concurrency and parallel
-/// execution. (A macro because the worker's type cannot be named.)
+/// The factory for a queue's worker: the queue's storage, the shared
+/// context, concurrency and parallel execution, and a name unique to this
+/// process *and* this start. apalis-redis re-enqueues a registering worker's
+/// in-flight tasks when it looks expired; were a restarted worker to keep
+/// its name, it would re-enqueue the tasks its previous run is still
+/// executing, fail their acknowledgements and restart again, without end.
+/// Under a new name, the previous run's unacknowledged tasks are handed out
+/// again once its heartbeats expire (handlers are idempotent). (A macro
+/// because the worker's type cannot be named.)
 macro_rules! queue_worker {
     ($job:ty, $ctx:expr, $conn:expr) => {{
         let ctx = $ctx.clone();
         let conn = $conn.clone();
-        move |_restarts: usize| {
+        move |restarts: usize| {
             let config = storage_config::<$job>(&ctx.settings)
                 .batch_size(ctx.settings.worker_concurrency)
                 .heartbeat_interval(POLL_INTERVAL)
                 .missed_heartbeats(MISSED_HEARTBEATS);
             let storage = apalis_redis::RedisStorage::new(conn.clone()).with_config(config);
-            WorkerBuilder::new(format!("{}@{}", <$job as Job>::QUEUE, ctx.instance))
-                .backend(storage)
-                .data(ctx.clone())
-                .concurrency(ctx.settings.worker_concurrency)
-                .parallelize(tokio::spawn)
-                .build(runner::run::<$job>)
+            WorkerBuilder::new(format!(
+                "{}@{}#{restarts}",
+                <$job as Job>::QUEUE,
+                ctx.instance
+            ))
+            .backend(storage)
+            .data(ctx.clone())
+            .concurrency(ctx.settings.worker_concurrency)
+            .parallelize(tokio::spawn)
+            .build(runner::run::<$job>)
         }
     }};
 }
@@ -147,14 +156,16 @@ pub async fn serve_on(
         .register(queue_worker!(RecordingProcess, ctx, conn))
         .register(queue_worker!(WebhookDeliver, ctx, conn))
         .register(queue_worker!(CarrierSim, ctx, conn))
-        // A worker stops when its backend fails (Redis went away): start it
-        // again, pausing a little longer each time so an outage is not a
-        // busy loop. The pause blocks only the monitor's own poll.
+        // A worker stops when its backend fails (Redis went away, a script
+        // timed out): start it again. Repeated failures pause a little (at
+        // most 50 ms, blocking only this poll) so an outage is not a busy loop.
         .should_restart(|worker, error| {
             let restarts = worker.restarts();
             tracing::warn!(worker = worker.name(), restarts, %error, "queue worker failed; restarting");
             metrics::counter!("jobs_worker_restarts_total").increment(1);
-            std::thread::sleep(Duration::from_millis(100 * (restarts as u64).min(20)));
+            if restarts > 3 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             true
         })
         .shutdown_timeout(SHUTDOWN_GRACE);
