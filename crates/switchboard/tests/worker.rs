@@ -611,3 +611,38 @@ async fn a_backlog_of_many_thousand_due_jobs_does_not_wedge_a_queue() {
         })
         .await;
 }
+
+#[tokio::test]
+async fn an_undecodable_job_is_dead_lettered_and_the_queue_keeps_working() {
+    use apalis_core::backend::TaskSink;
+    use switchboard_core::jobs::{SmsSend, storage_config};
+    let mut stack = Stack::api_only(|_| {}).await;
+    // A payload from another version: the bare job, without the envelope.
+    let conn = apalis_redis::connect(secrecy::ExposeSecret::expose_secret(
+        &stack.settings.redis_url,
+    ))
+    .await
+    .unwrap();
+    let mut raw = apalis_redis::RedisStorage::<Value>::new(conn)
+        .with_config(storage_config::<SmsSend>(&stack.settings));
+    raw.push(json!({"tenant_id": stack.tenant_id, "message_id": uuid::Uuid::new_v4()}))
+        .await
+        .unwrap();
+    stack.start_worker().await;
+    let message = stack.send_sms("+12025550907", "still flowing").await;
+    let id = message["id"].as_str().unwrap();
+    stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] == "delivered"
+        })
+        .await;
+    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
+    let dead = switchboard_worker::deadletter::list(&redis, &stack.settings, Some("sms.send"))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].kind, "permanent");
+    assert!(dead[0].error.contains("undecodable"), "{}", dead[0].error);
+    // The bare job is kept, so a re-drive can run it.
+    assert_eq!(dead[0].job["tenant_id"], json!(stack.tenant_id));
+}

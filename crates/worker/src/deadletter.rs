@@ -49,11 +49,30 @@ pub(crate) async fn record<T: Job>(
     queued: &Queued<T>,
     error: &JobError,
 ) -> anyhow::Result<()> {
+    record_raw(
+        ctx,
+        T::QUEUE,
+        serde_json::to_value(&queued.job)?,
+        queued.attempt,
+        error,
+    )
+    .await
+}
+
+/// Records a dead job given as JSON (also a payload the worker could not
+/// decode: re-driving it tries to read it as the queue's job again).
+pub(crate) async fn record_raw(
+    ctx: &Ctx,
+    queue: &str,
+    job: serde_json::Value,
+    attempts: u32,
+    error: &JobError,
+) -> anyhow::Result<()> {
     let entry = DeadJob {
         id: switchboard_core::ids::new_id(),
-        queue: T::QUEUE.to_string(),
-        job: serde_json::to_value(&queued.job)?,
-        attempts: queued.attempt,
+        queue: queue.to_string(),
+        job,
+        attempts,
         kind: error.kind().to_string(),
         error: error.to_string(),
         failed_at: Utc::now(),
@@ -61,7 +80,7 @@ pub(crate) async fn record<T: Job>(
     let mut conn = ctx.redis.get().await?;
     let _: () = conn
         .hset(
-            key(&ctx.settings, T::QUEUE),
+            key(&ctx.settings, queue),
             entry.id.to_string(),
             serde_json::to_string(&entry)?,
         )

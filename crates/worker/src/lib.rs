@@ -73,7 +73,10 @@ macro_rules! queue_worker {
                 .batch_size(ctx.settings.worker_concurrency)
                 .heartbeat_interval(POLL_INTERVAL)
                 .missed_heartbeats(MISSED_HEARTBEATS);
-            let storage = apalis_redis::RedisStorage::new(conn.clone()).with_config(config);
+            // Read as plain JSON: `runner::run` decodes (and dead-letters
+            // what it cannot).
+            let storage = apalis_redis::RedisStorage::<serde_json::Value>::new(conn.clone())
+                .with_config(config);
             WorkerBuilder::new(format!(
                 "{}@{}#{restarts}",
                 <$job as Job>::QUEUE,

@@ -32,13 +32,31 @@ pub trait Handler: Job + Clone + std::fmt::Debug {
     fn handle(&self, ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send;
 }
 
-/// The apalis handler for every queue.
+/// The apalis handler for every queue. Tasks arrive as plain JSON and are
+/// decoded here: a payload that is not a `Queued<T>` (written by another
+/// version, or by hand) is dead-lettered instead of failing apalis's own
+/// decoding, which would stop the queue's worker on every fetch of it.
 pub async fn run<T: Handler>(
-    queued: Queued<T>,
+    raw: serde_json::Value,
     ctx: Data<Arc<Ctx>>,
 ) -> Result<(), apalis_core::error::BoxDynError> {
     let ctx: Arc<Ctx> = (*ctx).clone();
     let queue = T::QUEUE;
+    let queued: Queued<T> = match serde_json::from_value(raw.clone()) {
+        Ok(queued) => queued,
+        Err(error) => {
+            let error = JobError::permanent(anyhow::anyhow!("undecodable {queue} job: {error}"));
+            tracing::error!(queue, %error, "job dead-lettered");
+            metrics::counter!("jobs_failed_total", "queue" => queue, "kind" => "undecodable")
+                .increment(1);
+            // A legacy payload is often the bare job: keep that, so a
+            // re-drive can read it.
+            let job = raw.get("job").cloned().unwrap_or(raw);
+            deadletter::record_raw(&ctx, queue, job, 1, &error).await?;
+            metrics::counter!("jobs_dead_lettered_total", "queue" => queue).increment(1);
+            return Ok(());
+        }
+    };
     let waited = (Utc::now() - queued.due_at).to_std().unwrap_or_default();
     metrics::histogram!("job_wait_seconds", "queue" => queue).record(waited.as_secs_f64());
     let in_flight = metrics::gauge!("jobs_in_flight", "queue" => queue);
