@@ -13,6 +13,8 @@
 #
 # Environment (all optional):
 #   PROFILE           load profile (default nightly)
+#   TIER              threshold tier: seed (default: the seeds' own numbers,
+#                     which this machine class meets) or goal (ours)
 #   BASELINE_CLASS    baseline file loadtests/baselines/<class>.json
 #                     (default local-<cores>core; CI sets github-ubuntu-latest-4core)
 #   RECORD_BASELINE   true: --save-baseline to that file instead of comparing
@@ -34,6 +36,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROFILE=${PROFILE:-nightly}
+TIER=${TIER:-seed}
 CARGO_PROFILE=${CARGO_PROFILE:-release}
 BASELINE_CLASS=${BASELINE_CLASS:-local-$(nproc)core}
 RECORD_BASELINE=${RECORD_BASELINE:-false}
@@ -65,7 +68,7 @@ if [ ! -x "$load_bin" ]; then
   exit 1
 fi
 
-args=(--profile "$PROFILE" --report-dir "$report_dir")
+args=(--profile "$PROFILE" --tier "$TIER" --report-dir "$report_dir")
 baseline_note=
 if [ "$RECORD_BASELINE" = true ]; then
   mkdir -p "$(dirname "$baseline_file")"
