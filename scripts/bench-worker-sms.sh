@@ -28,7 +28,13 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB" >/
 "$BIN" seed --customers 100 --calls 0 --messages 0 --voicemails 0 --quiet >/dev/null
 psql -q -h 127.0.0.1 -U postgres -d $DB -c "UPDATE tenants SET sms_rate_per_second = 1000000" >/dev/null
 "$BIN" all & STACK=$!
-trap 'kill $STACK 2>/dev/null; wait $STACK 2>/dev/null || true' EXIT
+cleanup() {
+  kill $STACK 2>/dev/null
+  wait $STACK 2>/dev/null || true
+  # Leave no queue keys behind in Redis.
+  redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
+}
+trap cleanup EXIT
 for _ in $(seq 100); do curl -sf localhost:18182/ready >/dev/null && curl -sf localhost:18180/ready >/dev/null && break; sleep 0.2; done
 # A second seed changes nothing and prints the credentials again.
 KEY=$("$BIN" seed --quiet 2>/dev/null | awk '/API key/ {print $3; exit}')
