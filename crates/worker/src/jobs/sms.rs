@@ -25,15 +25,21 @@ pub const OPTED_OUT_ERROR: &str = "21610";
 impl Handler for SmsSend {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
         let mut tx = ctx.db.begin().await?;
-        let current: Option<(String, String)> = sqlx::query_as(
-            "SELECT status, to_number FROM messages
-             WHERE tenant_id = $1 AND id = $2 AND direction = 'outbound' FOR UPDATE",
+        // The message, locked, and whether its number opted out since it
+        // was accepted: one round trip.
+        let current: Option<(String, bool)> = sqlx::query_as(
+            "SELECT m.status,
+                    EXISTS (SELECT 1 FROM opt_outs o
+                            WHERE o.tenant_id = m.tenant_id AND o.phone = m.to_number)
+             FROM messages m
+             WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound'
+             FOR UPDATE OF m",
         )
         .bind(self.tenant_id)
         .bind(self.message_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((status, to)) = current else {
+        let Some((status, opted_out)) = current else {
             // Deleted with its tenant, or never committed: nothing to send.
             return Ok(());
         };
@@ -41,13 +47,6 @@ impl Handler for SmsSend {
             metrics::counter!("sms_send_skipped_total", "status" => status).increment(1);
             return Ok(());
         }
-        let opted_out: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM opt_outs WHERE tenant_id = $1 AND phone = $2)",
-        )
-        .bind(self.tenant_id)
-        .bind(&to)
-        .fetch_one(&mut *tx)
-        .await?;
         let (status, error_code, sid) = if opted_out {
             ("failed", Some(OPTED_OUT_ERROR), None)
         } else {
