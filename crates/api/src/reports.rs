@@ -1,15 +1,21 @@
 //! Reports: summary buckets, call detail records and per-agent statistics.
 //!
-//! Each report is one SQL statement over the covering indexes
-//! (`calls_report_idx`, `messages_tenant_created_idx`,
-//! `voicemails_tenant_created_idx`), so PostgreSQL answers from index-only
-//! scans of the requested range. Time ranges are half-open `[from, to)`,
-//! in UTC; buckets are aligned to UTC hours or days.
+//! The summary and the agents report read the hourly rollups the worker
+//! keeps (`switchboard_core::reports`) for whole hours that can no longer
+//! change, and aggregate the rest — the live tail, and a partial first hour
+//! — from the covering indexes (`calls_report_idx`,
+//! `messages_tenant_created_idx`, `voicemails_tenant_created_idx`). Talk-time
+//! percentiles are exact either way. Call detail records are read from
+//! `calls` directly. Time ranges are half-open `[from, to)`, in UTC; buckets
+//! are aligned to UTC hours or days.
 
 use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::calls::{CallStatus, Direction};
+use switchboard_core::{
+    calls::{CallStatus, Direction},
+    reports::{self, HourStats},
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -73,7 +79,7 @@ pub struct SummaryQuery {
 }
 
 /// Calls in a bucket.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct CallStats {
     pub total: i64,
     pub inbound: i64,
@@ -88,7 +94,6 @@ pub struct CallStats {
     /// Calls that were answered.
     pub answered: i64,
     /// answered / total (0 when there were no calls).
-    #[sqlx(default)]
     pub answer_rate: f64,
     /// Talk time of completed calls.
     pub talk_seconds_total: i64,
@@ -98,7 +103,7 @@ pub struct CallStats {
 }
 
 /// Messages in a bucket.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct MessageStats {
     pub total: i64,
     pub inbound: i64,
@@ -118,6 +123,7 @@ pub struct SummaryBucket {
     pub start: DateTime<Utc>,
     pub calls: CallStats,
     pub messages: MessageStats,
+    /// Voicemails left (and not deleted since).
     pub voicemails: i64,
 }
 
@@ -130,50 +136,6 @@ pub struct Summary {
     pub buckets: Vec<SummaryBucket>,
     /// The whole range.
     pub totals: SummaryBucket,
-}
-
-/// The calls aggregate, shared by the per-bucket and whole-range queries.
-const CALL_AGGREGATES: &str = "
-    count(*) AS total,
-    count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-    count(*) FILTER (WHERE direction = 'outbound') AS outbound,
-    count(*) FILTER (WHERE status = 'completed') AS completed,
-    count(*) FILTER (WHERE status = 'busy') AS busy,
-    count(*) FILTER (WHERE status = 'no-answer') AS no_answer,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'canceled') AS canceled,
-    count(*) FILTER (WHERE status IN ('queued', 'ringing', 'in-progress')) AS live,
-    count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,
-    coalesce(sum(duration_seconds) FILTER (WHERE status = 'completed'), 0)::bigint AS talk_seconds_total,
-    (avg(duration_seconds) FILTER (WHERE status = 'completed'))::float8 AS talk_seconds_avg,
-    (percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_seconds) FILTER (WHERE status = 'completed'))::float8 AS talk_seconds_p50,
-    (percentile_cont(0.9) WITHIN GROUP (ORDER BY duration_seconds) FILTER (WHERE status = 'completed'))::float8 AS talk_seconds_p90";
-
-const MESSAGE_AGGREGATES: &str = "
-    count(*) AS total,
-    count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-    count(*) FILTER (WHERE direction = 'outbound') AS outbound,
-    count(*) FILTER (WHERE status = 'queued') AS queued,
-    count(*) FILTER (WHERE status = 'sending') AS sending,
-    count(*) FILTER (WHERE status = 'sent') AS sent,
-    count(*) FILTER (WHERE status = 'delivered') AS delivered,
-    count(*) FILTER (WHERE status = 'undelivered') AS undelivered,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'received') AS received";
-
-#[derive(sqlx::FromRow)]
-struct BucketRow {
-    /// NULL for the whole-range row of the grouping sets.
-    start: Option<DateTime<Utc>>,
-    #[sqlx(flatten)]
-    calls: CallStats,
-}
-
-#[derive(sqlx::FromRow)]
-struct MessageBucketRow {
-    start: DateTime<Utc>,
-    #[sqlx(flatten)]
-    messages: MessageStats,
 }
 
 /// Calls, messages and voicemails per hour or day.
@@ -199,128 +161,91 @@ pub async fn summary(
             );
         }
     };
-    let (default, max) = if granularity == "hour" {
+    let hourly = granularity == "hour";
+    let step = if hourly {
+        Duration::hours(1)
+    } else {
+        Duration::days(1)
+    };
+    let bucket_of: fn(DateTime<Utc>) -> DateTime<Utc> = if hourly {
+        reports::floor_hour
+    } else {
+        reports::floor_day
+    };
+    let (default, max) = if hourly {
         (Duration::hours(24), Duration::days(MAX_HOURLY_DAYS))
     } else {
         (Duration::days(30), Duration::days(MAX_RANGE_DAYS))
     };
     let (from, to) = range(query.from, query.to, default, max)?;
-    let tenant = principal.tenant_id;
+    let hours = reports::hourly(&state.db, principal.tenant_id, from, to).await?;
 
-    // One scan gives every bucket and the whole-range row (start NULL).
-    let calls = sqlx::query_as::<_, BucketRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT date_trunc($4, created_at, 'UTC') AS start, {CALL_AGGREGATES}
-         FROM calls WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY GROUPING SETS ((date_trunc($4, created_at, 'UTC')), ()) ORDER BY 1 NULLS LAST"
-    )))
-    .bind(tenant)
-    .bind(from)
-    .bind(to)
-    .bind(granularity)
-    .fetch_all(&state.db);
-    let messages = sqlx::query_as::<_, MessageBucketRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT date_trunc($4, created_at, 'UTC') AS start, {MESSAGE_AGGREGATES}
-         FROM messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY 1 ORDER BY 1"
-    )))
-    .bind(tenant)
-    .bind(from)
-    .bind(to)
-    .bind(granularity)
-    .fetch_all(&state.db);
-    let voicemails = sqlx::query_as::<_, (DateTime<Utc>, i64)>(
-        "SELECT date_trunc($4, created_at, 'UTC'), count(*)
-         FROM voicemails WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-         GROUP BY 1 ORDER BY 1",
-    )
-    .bind(tenant)
-    .bind(from)
-    .bind(to)
-    .bind(granularity)
-    .fetch_all(&state.db);
-    // Three independent reads on three pooled connections.
-    let (mut calls, messages, voicemails) = tokio::try_join!(calls, messages, voicemails)?;
-    let mut call_totals = match calls.last() {
-        Some(row) if row.start.is_none() => calls.pop().map(|r| r.calls).unwrap_or_default(),
-        _ => CallStats::default(),
-    };
-
-    let step = if granularity == "hour" {
-        Duration::hours(1)
-    } else {
-        Duration::days(1)
-    };
+    let mut hours = hours.into_iter().peekable();
     let mut buckets = Vec::new();
-    let mut start = truncate(from, granularity);
-    let (mut calls, mut messages, mut voicemails) = (
-        calls.into_iter().peekable(),
-        messages.into_iter().peekable(),
-        voicemails.into_iter().peekable(),
-    );
-    let mut message_totals = MessageStats::default();
-    let mut voicemail_total = 0;
+    let mut start = bucket_of(from);
     while start < to {
-        let mut bucket = SummaryBucket {
-            start,
-            calls: CallStats::default(),
-            messages: MessageStats::default(),
-            voicemails: 0,
-        };
-        if calls.peek().is_some_and(|r| r.start == Some(start)) {
-            bucket.calls = calls.next().map(|r| r.calls).unwrap_or_default();
+        let end = start + step;
+        let mut in_bucket = Vec::new();
+        while let Some((_, hour)) = hours.next_if(|(at, _)| *at < end) {
+            in_bucket.push(hour);
         }
-        if messages.peek().is_some_and(|r| r.start == start) {
-            bucket.messages = messages.next().map(|r| r.messages).unwrap_or_default();
-        }
-        if voicemails.peek().is_some_and(|r| r.0 == start) {
-            bucket.voicemails = voicemails.next().map(|r| r.1).unwrap_or_default();
-        }
-        bucket.calls.answer_rate = rate(bucket.calls.answered, bucket.calls.total);
-        add_messages(&mut message_totals, &bucket.messages);
-        voicemail_total += bucket.voicemails;
-        buckets.push(bucket);
-        start += step;
+        buckets.push((start, HourStats::combine(&in_bucket)));
+        start = end;
     }
-    call_totals.answer_rate = rate(call_totals.answered, call_totals.total);
+    let totals = HourStats::combine(buckets.iter().map(|(_, stats)| stats));
+    let buckets = buckets
+        .iter()
+        .map(|(start, stats)| summary_bucket(*start, stats))
+        .collect();
     Ok(Json(Summary {
         from,
         to,
         granularity: granularity.to_string(),
-        totals: SummaryBucket {
-            start: from,
-            calls: call_totals,
-            messages: message_totals,
-            voicemails: voicemail_total,
-        },
+        totals: summary_bucket(from, &totals),
         buckets,
     }))
 }
 
-fn truncate(at: DateTime<Utc>, granularity: &str) -> DateTime<Utc> {
-    let secs = if granularity == "hour" { 3600 } else { 86_400 };
-    let t = at.timestamp();
-    DateTime::from_timestamp(t - t.rem_euclid(secs), 0).unwrap_or(at)
-}
-
-fn rate(part: i64, whole: i64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
+fn summary_bucket(start: DateTime<Utc>, stats: &HourStats) -> SummaryBucket {
+    let c = stats.calls;
+    let m = stats.messages;
+    SummaryBucket {
+        start,
+        calls: CallStats {
+            total: c.total,
+            inbound: c.inbound,
+            outbound: c.outbound,
+            completed: c.completed,
+            busy: c.busy,
+            no_answer: c.no_answer,
+            failed: c.failed,
+            canceled: c.canceled,
+            live: c.live,
+            answered: c.answered,
+            answer_rate: if c.total == 0 {
+                0.0
+            } else {
+                c.answered as f64 / c.total as f64
+            },
+            talk_seconds_total: stats.talk.sum(),
+            talk_seconds_avg: stats.talk.mean(),
+            talk_seconds_p50: stats.talk.percentile(0.5),
+            talk_seconds_p90: stats.talk.percentile(0.9),
+        },
+        messages: MessageStats {
+            total: m.total,
+            inbound: m.inbound,
+            outbound: m.outbound,
+            queued: m.queued,
+            sending: m.sending,
+            sent: m.sent,
+            delivered: m.delivered,
+            undelivered: m.undelivered,
+            failed: m.failed,
+            received: m.received,
+        },
+        voicemails: stats.voicemails,
     }
-}
-
-fn add_messages(total: &mut MessageStats, bucket: &MessageStats) {
-    total.total += bucket.total;
-    total.inbound += bucket.inbound;
-    total.outbound += bucket.outbound;
-    total.queued += bucket.queued;
-    total.sending += bucket.sending;
-    total.sent += bucket.sent;
-    total.delivered += bucket.delivered;
-    total.undelivered += bucket.undelivered;
-    total.failed += bucket.failed;
-    total.received += bucket.received;
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -471,29 +396,42 @@ pub async fn agent_stats(
         Duration::hours(24),
         Duration::days(MAX_RANGE_DAYS),
     )?;
-    let data: Vec<AgentStats> = sqlx::query_as(
-        "WITH per_agent AS (
-            SELECT agent_id,
-                   count(*) AS calls_handled,
-                   count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-                   count(*) FILTER (WHERE direction = 'outbound') AS outbound,
-                   count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,
-                   coalesce(sum(duration_seconds) FILTER (WHERE status = 'completed'), 0)::bigint AS talk_seconds_total,
-                   (avg(duration_seconds) FILTER (WHERE status = 'completed'))::float8 AS average_handle_seconds
-            FROM calls
-            WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 AND agent_id IS NOT NULL
-            GROUP BY agent_id)
+    let rolled = reports::rolled_through(&state.db, principal.tenant_id).await?;
+    let plan = reports::Plan::new(from, to, rolled);
+    // Rolled hours from `agent_rollups_hourly`, the rest live: the same
+    // per-hour aggregate the rollups were made from, over each live part.
+    let data: Vec<AgentStats> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH parts AS (
+            SELECT agent_id, calls_handled, inbound, outbound, answered, talk_calls, talk_seconds_sum
+            FROM agent_rollups_hourly WHERE tenant_id = $1 AND bucket >= $4 AND bucket < $5
+            UNION ALL
+            SELECT agent_id, calls_handled, inbound, outbound, answered, talk_calls, talk_seconds_sum
+            FROM ({live_head}) head
+            UNION ALL
+            SELECT agent_id, calls_handled, inbound, outbound, answered, talk_calls, talk_seconds_sum
+            FROM ({live_tail}) tail),
+         per_agent AS (
+            SELECT agent_id, sum(calls_handled)::bigint AS calls_handled,
+                   sum(inbound)::bigint AS inbound, sum(outbound)::bigint AS outbound,
+                   sum(answered)::bigint AS answered, sum(talk_calls)::bigint AS talk_calls,
+                   sum(talk_seconds_sum)::bigint AS talk_seconds_total
+            FROM parts GROUP BY agent_id)
          SELECT a.id AS agent_id, a.name, a.email,
                 coalesce(p.calls_handled, 0) AS calls_handled, coalesce(p.inbound, 0) AS inbound,
                 coalesce(p.outbound, 0) AS outbound, coalesce(p.answered, 0) AS answered,
-                coalesce(p.talk_seconds_total, 0) AS talk_seconds_total, p.average_handle_seconds
+                coalesce(p.talk_seconds_total, 0) AS talk_seconds_total,
+                (p.talk_seconds_total::float8 / nullif(p.talk_calls, 0)) AS average_handle_seconds
          FROM agents a LEFT JOIN per_agent p ON p.agent_id = a.id
          WHERE a.tenant_id = $1
          ORDER BY calls_handled DESC, a.email",
-    )
+        live_head = reports::AGENT_HOURLY_AGGREGATE.replace("$3", "$4"),
+        live_tail = reports::AGENT_HOURLY_AGGREGATE.replace("$2", "$5"),
+    )))
     .bind(principal.tenant_id)
-    .bind(from)
-    .bind(to)
+    .bind(plan.from)
+    .bind(plan.to)
+    .bind(plan.rolled.0)
+    .bind(plan.rolled.1)
     .fetch_all(&state.db)
     .await?;
     Ok(Json(AgentReport { from, to, data }))

@@ -138,13 +138,24 @@ pub async fn delete_voicemail(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let deleted = sqlx::query("DELETE FROM voicemails WHERE tenant_id = $1 AND id = $2")
-        .bind(principal.tenant_id)
-        .bind(id)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    // A voicemail whose hour is already in the report rollups leaves them too,
+    // so the summary counts what the live tail would.
+    let deleted: Option<bool> = sqlx::query_scalar(
+        "WITH gone AS (
+             DELETE FROM voicemails WHERE tenant_id = $1 AND id = $2 RETURNING created_at),
+         rolled AS (
+             UPDATE report_rollups_hourly r SET voicemails = r.voicemails - 1
+             FROM gone
+             WHERE r.tenant_id = $1 AND r.bucket = date_trunc('hour', gone.created_at, 'UTC')
+               AND r.voicemails > 0
+               AND r.bucket < (SELECT rolled_through FROM report_rollup_state WHERE tenant_id = $1))
+         SELECT true FROM gone",
+    )
+    .bind(principal.tenant_id)
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?;
+    if deleted.is_none() {
         return Err(ApiError::not_found("voicemail"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -14,6 +14,7 @@
 //! - [`events`]: the event envelope and its Redis publisher;
 //! - [`jobs`]: job payloads and the apalis queues they travel on;
 //! - [`presence`]: agent presence in Redis (tabs, heartbeats, routing);
+//! - [`reports`]: report aggregation and the hourly rollups behind it;
 //! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;
 //! - [`telemetry`]: the process's Prometheus recorder;
 //! - [`ids`]: time-ordered identifiers.
@@ -29,6 +30,7 @@ pub mod jobs;
 pub mod phone;
 pub mod presence;
 pub mod redis;
+pub mod reports;
 pub mod search;
 pub mod settings;
 pub mod sms;

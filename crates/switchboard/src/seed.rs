@@ -210,6 +210,12 @@ pub async fn run(
     // Sets the visibility map too, so reports get index-only scans at once
     // (autovacuum would, eventually).
     sqlx::query("VACUUM (ANALYZE)").execute(&mut *conn).await?;
+    drop(conn);
+    // The history is settled: roll it into the report rollups now rather
+    // than on the worker's first maintenance pass.
+    switchboard_core::reports::roll_up(pool, Utc::now())
+        .await
+        .context("rolling the seeded history into the report rollups")?;
     Ok(SeedReport {
         tenants,
         rows: Some(rows),
@@ -222,7 +228,8 @@ async fn reset_all(conn: &mut PgConnection) -> anyhow::Result<()> {
     sqlx::query(
         "TRUNCATE tenants, phone_numbers, agents, api_keys, customers, customer_notes, calls,
                   call_events, recordings, templates, campaigns, messages, opt_outs, voicemails,
-                  idempotency_keys, tenant_webhooks, call_rollups_hourly, seed_runs CASCADE",
+                  idempotency_keys, tenant_webhooks, report_rollup_state, report_rollups_hourly,
+                  agent_rollups_hourly, seed_runs CASCADE",
     )
     .execute(conn)
     .await

@@ -646,3 +646,36 @@ async fn an_undecodable_job_is_dead_lettered_and_the_queue_keeps_working() {
     // The bare job is kept, so a re-drive can run it.
     assert_eq!(dead[0].job["tenant_id"], json!(stack.tenant_id));
 }
+
+#[tokio::test]
+async fn the_worker_rolls_finished_hours_into_the_report_rollups() {
+    let stack = Stack::start(|_| {}).await;
+    // Yesterday's finished calls: the maintenance pass rolls their hour.
+    sqlx::query(
+        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, created_at, answered_at, ended_at, duration_seconds)
+         SELECT gen_random_uuid(), $1, 'outbound', '+12025550100', '+12025550907', 'completed',
+                date_trunc('hour', now()) - interval '1 day' + make_interval(mins => n),
+                date_trunc('hour', now()) - interval '1 day' + make_interval(mins => n),
+                date_trunc('hour', now()) - interval '1 day' + make_interval(mins => n, secs => 10 * n),
+                10 * n
+         FROM generate_series(1, 5) n",
+    )
+    .bind(stack.tenant_id)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    stack
+        .wait_until_sql(
+            "SELECT EXISTS (SELECT 1 FROM report_rollups_hourly
+                            WHERE bucket = date_trunc('hour', now()) - interval '1 day'
+                              AND calls_completed = 5
+                              AND talk = (SELECT string_agg(int4send(v) || int4send(1), ''::bytea ORDER BY v)
+                                          FROM generate_series(10, 50, 10) v))
+                AND (SELECT min(rolled_through) FROM report_rollup_state) >= date_trunc('hour', now()) - interval '1 hour'",
+            LIFECYCLE,
+        )
+        .await;
+    let day = stack.get("/v1/reports/summary?granularity=day").await;
+    assert_eq!(day["totals"]["calls"]["completed"], 5, "{day}");
+    assert_eq!(day["totals"]["calls"]["talk_seconds_p50"], 30.0);
+}

@@ -11,6 +11,8 @@
 //!   complete when no message is still on its way;
 //! - queue gauges (depth, scheduled, dead letters) and apalis-redis cleanup
 //!   of finished tasks;
+//! - report rollups: every tenant's hours that can no longer change are
+//!   rolled into the hourly report tables (`switchboard_core::reports`);
 //! - expired idempotency keys (24 h) are deleted.
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use switchboard_core::{
         WebhookDeliver, storage, storage_config,
     },
     redis::redis::{self, AsyncCommands},
+    reports,
     settings::CarrierMode,
 };
 use uuid::Uuid;
@@ -63,6 +66,9 @@ pub async fn run(
         }
         if let Err(error) = campaigns(&ctx).await {
             tracing::warn!(%error, "campaign progress failed");
+        }
+        if let Err(error) = rollups(&ctx).await {
+            tracing::warn!(%error, "report rollups failed");
         }
         if let Err(error) = housekeeping(&ctx, &conn).await {
             tracing::warn!(%error, "housekeeping failed");
@@ -212,6 +218,27 @@ async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     Ok(())
+}
+
+/// Rolls finished hours into the report rollups and reports how far behind
+/// the oldest tenant's rollups are.
+pub async fn rollups(ctx: &Ctx) -> anyhow::Result<reports::RollupRun> {
+    let started = std::time::Instant::now();
+    let now = chrono::Utc::now();
+    let run = reports::roll_up(&ctx.db, now).await?;
+    metrics::counter!("report_rollup_hours_total").increment(run.hours.unsigned_abs());
+    metrics::histogram!("report_rollup_duration_seconds").record(started.elapsed().as_secs_f64());
+    if let Some(oldest) = run.oldest {
+        metrics::gauge!("report_rollup_lag_seconds").set((now - oldest).as_seconds_f64());
+    }
+    if run.hours > 0 {
+        tracing::info!(
+            hours = run.hours,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "rolled report hours"
+        );
+    }
+    Ok(run)
 }
 
 async fn housekeeping(ctx: &Ctx, conn: &apalis_redis::ConnectionManager) -> anyhow::Result<()> {

@@ -129,16 +129,32 @@ pub async fn sms_status(
         status,
         MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered
     );
+    // A receipt can arrive after the message's hour was rolled into the
+    // report rollups (a `sent` message does not hold them back): move the
+    // message from its old status's count to the new one's there too.
+    // Statuses are column suffixes (`messages_sent`, `messages_delivered`…).
     let message: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE messages
-         SET status = $2,
-             sent_at = CASE WHEN $3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
-             delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
-             error_code = COALESCE($4, error_code),
-             version = version + 1,
-             updated_at = now()
-         WHERE id = $1
-         RETURNING {MESSAGE_COLUMNS}"
+        "WITH updated AS (
+             UPDATE messages
+             SET status = $2,
+                 sent_at = CASE WHEN $3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
+                 delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
+                 error_code = COALESCE($4, error_code),
+                 version = version + 1,
+                 updated_at = now()
+             WHERE id = $1
+             RETURNING {MESSAGE_COLUMNS}),
+         rolled AS (
+             UPDATE report_rollups_hourly r
+             SET messages_{old} = r.messages_{old} - 1, messages_{new} = r.messages_{new} + 1
+             FROM updated u
+             WHERE r.tenant_id = u.tenant_id
+               AND r.bucket = date_trunc('hour', u.created_at, 'UTC')
+               AND r.bucket < (SELECT rolled_through FROM report_rollup_state s
+                               WHERE s.tenant_id = u.tenant_id))
+         SELECT * FROM updated",
+        old = current.as_str(),
+        new = status.as_str(),
     )))
     .bind(message_id)
     .bind(status.as_str())
