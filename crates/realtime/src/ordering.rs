@@ -11,7 +11,7 @@
 //! them would show a regression.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
@@ -25,6 +25,11 @@ pub struct Orderer<T> {
     /// How long a gap may hold events back.
     window: Duration,
     streams: HashMap<String, Stream<T>>,
+    /// The streams holding events back (the only ones with a deadline):
+    /// deadlines are looked up among these, not among every stream seen in
+    /// the last ten minutes (tens of thousands under a callback storm, which
+    /// made each event cost a scan of all of them).
+    waiting: HashSet<String>,
     /// When idle streams were last evicted.
     last_eviction: Instant,
 }
@@ -45,6 +50,7 @@ impl<T> Orderer<T> {
         Self {
             window,
             streams: HashMap::new(),
+            waiting: HashSet::new(),
             last_eviction: Instant::now(),
         }
     }
@@ -72,7 +78,10 @@ impl<T> Orderer<T> {
         }
         if version != stream.last + 1 {
             stream.pending.insert(version, item);
-            stream.deadline.get_or_insert(now + self.window);
+            if stream.deadline.is_none() {
+                stream.deadline = Some(now + self.window);
+                self.waiting.insert(key.to_string());
+            }
             return Vec::new();
         }
         stream.last = version;
@@ -81,8 +90,8 @@ impl<T> Orderer<T> {
             stream.last += 1;
             ready.push(next);
         }
-        if stream.pending.is_empty() {
-            stream.deadline = None;
+        if stream.pending.is_empty() && stream.deadline.take().is_some() {
+            self.waiting.remove(key);
         }
         ready
     }
@@ -90,23 +99,32 @@ impl<T> Orderer<T> {
     /// Releases, in order, everything held past its deadline.
     pub fn flush_due(&mut self, now: Instant) -> Vec<T> {
         let mut ready = Vec::new();
-        for stream in self.streams.values_mut() {
-            if stream.deadline.is_some_and(|d| d <= now) {
-                metrics::counter!("realtime_reorder_timeouts_total").increment(1);
-                let pending = std::mem::take(&mut stream.pending);
-                if let Some((&last, _)) = pending.last_key_value() {
-                    stream.last = last;
-                }
-                ready.extend(pending.into_values());
-                stream.deadline = None;
+        let streams = &mut self.streams;
+        self.waiting.retain(|key| {
+            let Some(stream) = streams.get_mut(key) else {
+                return false;
+            };
+            if !stream.deadline.is_some_and(|d| d <= now) {
+                return true;
             }
-        }
+            metrics::counter!("realtime_reorder_timeouts_total").increment(1);
+            let pending = std::mem::take(&mut stream.pending);
+            if let Some((&last, _)) = pending.last_key_value() {
+                stream.last = last;
+            }
+            ready.extend(pending.into_values());
+            stream.deadline = None;
+            false
+        });
         ready
     }
 
     /// The earliest deadline, for the caller's timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.streams.values().filter_map(|s| s.deadline).min()
+        self.waiting
+            .iter()
+            .filter_map(|key| self.streams.get(key)?.deadline)
+            .min()
     }
 
     fn evict_idle(&mut self, now: Instant) {
@@ -158,6 +176,27 @@ mod tests {
         // The missing one arriving late would be a regression: dropped.
         assert!(o.accept("c", 2, 2, now).is_empty());
         assert_eq!(o.accept("c", 6, 6, now), vec![6]);
+    }
+
+    #[test]
+    fn only_streams_holding_events_back_have_deadlines() {
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        for call in 0..10_000 {
+            assert_eq!(o.accept(&format!("call:{call}"), 1, call, now), vec![call]);
+        }
+        assert_eq!(o.next_deadline(), None);
+        let later = now + Duration::from_millis(10);
+        assert!(o.accept("call:7", 3, 73, later).is_empty());
+        assert_eq!(o.next_deadline(), Some(later + Duration::from_millis(250)));
+        assert_eq!(o.accept("call:7", 2, 72, later), vec![72, 73]);
+        assert_eq!(o.next_deadline(), None);
+        assert!(o.flush_due(later + Duration::from_secs(1)).is_empty());
+        // A gap left open is flushed once, then nothing waits.
+        assert!(o.accept("call:8", 3, 83, later).is_empty());
+        assert_eq!(o.flush_due(later + Duration::from_secs(1)), vec![83]);
+        assert_eq!(o.next_deadline(), None);
+        assert_eq!(o.accept("call:8", 4, 84, later), vec![84]);
     }
 
     #[test]
