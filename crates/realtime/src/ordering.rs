@@ -104,7 +104,7 @@ impl<T> Orderer<T> {
             let Some(stream) = streams.get_mut(key) else {
                 return false;
             };
-            if !stream.deadline.is_some_and(|d| d <= now) {
+            if stream.deadline.is_none_or(|d| d > now) {
                 return true;
             }
             metrics::counter!("realtime_reorder_timeouts_total").increment(1);
