@@ -250,6 +250,7 @@ async fn measure(
         throughput: Default::default(),
         samples: Default::default(),
     });
+    let setup_started = chrono::Utc::now();
     result.setup = match plan.scenario {
         Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
         Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
@@ -285,6 +286,15 @@ async fn measure(
     }
     if let (Some(stack), Some(window)) = (stack, &window) {
         result.resources = Some(stack.resources(window));
+    }
+    if plan.scenario == Scenario::Storm && stack.is_some() {
+        // In a database this run owns: the calls the storm created but gave
+        // no final callback would otherwise be played by the next
+        // scenario's simulator (its sweeper re-drives live outbound calls).
+        match scenarios::storm::retire_unfinished(setup_started).await {
+            Ok(retired) => println!("  teardown: {retired} unfinished storm calls ended"),
+            Err(error) => eprintln!("  teardown: unfinished storm calls left live: {error:#}"),
+        }
     }
     collect(plan, &ctx, result);
     let metrics = metrics?;

@@ -163,3 +163,36 @@ async fn callback(user: &mut GooseUser) -> TransactionResult {
     user.set_session_data(state);
     record_scheduled(user, "voice/status callback (from schedule)", intended, ok).await
 }
+
+/// Ends the outbound calls created since `since` that are still live — the
+/// storm's spares and the calls its callbacks did not finish: canceled, or
+/// completed if answered — with a `system` history entry each, directly in
+/// the stack's database.
+pub async fn retire_unfinished(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<u64> {
+    let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
+    let db = switchboard_core::db::connect(&settings).await?;
+    let retired = sqlx::query(
+        "WITH ended AS (
+             UPDATE calls c
+             SET status = CASE WHEN live.status = 'in-progress' THEN 'completed' ELSE 'canceled' END,
+                 duration_seconds = CASE WHEN live.status = 'in-progress'
+                     THEN greatest(0, extract(epoch FROM now() - c.answered_at))::int END,
+                 ended_at = now(), updated_at = now(), version = version + 1
+             FROM (SELECT id, status FROM calls
+                   WHERE direction = 'outbound' AND created_at >= $1
+                     AND status IN ('queued', 'ringing', 'in-progress')
+                   FOR UPDATE) live
+             WHERE c.id = live.id
+             RETURNING c.tenant_id, c.id, live.status AS from_status, c.status AS to_status)
+         INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source)
+         SELECT tenant_id, id, 'status', from_status, to_status,
+                jsonb_build_object('reason', 'load-suite teardown'), 'system'
+         FROM ended",
+    )
+    .bind(since)
+    .execute(&db)
+    .await?
+    .rows_affected();
+    db.close().await;
+    Ok(retired)
+}
