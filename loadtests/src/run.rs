@@ -254,6 +254,7 @@ async fn measure(
     result.setup = match plan.scenario {
         Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
         Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
+        Scenario::Queues if stack.is_some() => Some(scenarios::queues::lift_rate_limit().await?),
         _ => None,
     };
     if let Some(setup) = &result.setup {
