@@ -183,6 +183,21 @@ pub struct Agent {
     pub tenant_id: Uuid,
 }
 
+/// Runs an argon2 check on a blocking thread, a bounded number at a time.
+async fn password_check<T: Send + 'static>(
+    state: &AppState,
+    check: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    let _permit = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    tokio::task::spawn_blocking(check)
+        .await
+        .map_err(ApiError::internal)
+}
+
 /// Exchanges an agent's email and password for an access token.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
@@ -208,14 +223,13 @@ pub async fn login(
     let params = state.settings.argon2;
     let password = req.password;
     let Some((agent_id, tenant_id, name, role, hash)) = row else {
-        tokio::task::spawn_blocking(move || verify_password_against_nothing(&password, params))
-            .await
-            .map_err(ApiError::internal)?;
+        password_check(&state, move || {
+            verify_password_against_nothing(&password, params)
+        })
+        .await?;
         return Err(invalid_credentials());
     };
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let ok = password_check(&state, move || verify_password(&password, &hash)).await?;
     if !ok {
         return Err(invalid_credentials());
     }

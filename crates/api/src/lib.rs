@@ -88,6 +88,9 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         jobs: JobQueues::new(settings.clone()),
         presence: PresenceStore::new(redis.clone(), settings.clone()),
         metrics: ops::prometheus(),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, usize::from),
+        )),
         db,
         redis,
         settings,
