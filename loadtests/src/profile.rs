@@ -152,10 +152,17 @@ impl Tier {
             Tier::Goal => "goal",
         }
     }
+
+    pub fn other(self) -> Tier {
+        match self {
+            Tier::Seed => Tier::Goal,
+            Tier::Goal => Tier::Seed,
+        }
+    }
 }
 
 /// A load shape for one scenario.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Shape {
     /// Users held in the steady phase.
     pub users: usize,

@@ -150,6 +150,12 @@ pub fn markdown(summary: &Summary) -> String {
         if let Some(e) = &r.error {
             let _ = writeln!(out, "\n**Error:** {e}");
         }
+        if !r.steps.is_empty() {
+            let _ = writeln!(out, "\nBreakpoint steps:\n");
+            for step in &r.steps {
+                let _ = writeln!(out, "- {step}");
+            }
+        }
         if !r.rows.is_empty() {
             let _ = writeln!(
                 out,
@@ -202,8 +208,13 @@ pub fn markdown(summary: &Summary) -> String {
         if !r.thresholds.is_empty() {
             let _ = writeln!(
                 out,
-                "\n| threshold ({} tier) | observed | verdict |",
-                summary.tier
+                "\n| threshold ({} tier{}) | observed | verdict |",
+                summary.tier,
+                if r.break_found {
+                    ", at the breakpoint step that broke: the break, not a breach"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(out, "|---|---:|---|");
             for t in &r.thresholds {
@@ -213,6 +224,23 @@ pub fn markdown(summary: &Summary) -> String {
                     t.rule,
                     num(t.observed),
                     if t.passed { "pass" } else { "**FAIL**" }
+                );
+            }
+        }
+        if let Some(other) = &r.other_tier {
+            let _ = writeln!(
+                out,
+                "\n| threshold ({} tier, same figures; informational, not the exit code) | observed | verdict |",
+                other.tier
+            );
+            let _ = writeln!(out, "|---|---:|---|");
+            for t in &other.thresholds {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    t.rule,
+                    num(t.observed),
+                    if t.passed { "pass" } else { "fail" }
                 );
             }
         }

@@ -58,6 +58,13 @@ pub struct ThresholdOutcome {
     pub passed: bool,
 }
 
+/// The other tier's verdicts on the same figures (informational).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OtherTier {
+    pub tier: String,
+    pub thresholds: Vec<ThresholdOutcome>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ScenarioResult {
     pub scenario: String,
@@ -77,6 +84,17 @@ pub struct ScenarioResult {
     pub resources: Option<Resources>,
     pub metrics: BTreeMap<String, f64>,
     pub thresholds: Vec<ThresholdOutcome>,
+    /// The other tier's rules on these figures, where the load was the
+    /// same under both tiers; never part of the verdict.
+    #[serde(default)]
+    pub other_tier: Option<OtherTier>,
+    /// A breakpoint step above nominal load that broke: its failed
+    /// thresholds say where the break is, and are not a breach.
+    #[serde(default)]
+    pub break_found: bool,
+    /// Breakpoint: one line per step run.
+    #[serde(default)]
+    pub steps: Vec<String>,
     pub error: Option<String>,
     pub reports: Vec<String>,
 }

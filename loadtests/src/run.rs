@@ -168,6 +168,13 @@ async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
     // A scenario that was not measured has nothing to judge: its error says why.
     if result.error.is_none() {
         thresholds::judge(&mut result, plan.scenario, plan.cli.tier, plan.shape.users);
+        thresholds::judge_other_tier(
+            &mut result,
+            plan.scenario,
+            plan.cli.profile(),
+            plan.cli.tier,
+            plan.shape.users,
+        );
     }
     result
 }
@@ -456,6 +463,11 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
     const FACTORS: [f64; 8] = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0];
     let nominal = shape(scenario, Profile::Average, cli.tier);
     let mut last_pass: Option<(f64, ScenarioResult)> = None;
+    // Where the other tier's rules (informational) first broke, and which.
+    let mut other_broke: Option<(f64, String)> = None;
+    // One line per step, kept in the result (the passing steps' own
+    // results are not).
+    let mut steps: Vec<String> = Vec::new();
     for (i, factor) in FACTORS.iter().enumerate() {
         let mut step = nominal.scaled(*factor);
         step.ramp = Duration::from_secs(5);
@@ -477,6 +489,21 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
             verify: i == 0,
         })
         .await;
+        let line = step_line(*factor, step.users, &result);
+        println!("    {line}");
+        steps.push(line);
+        if other_broke.is_none()
+            && let Some(other) = &result.other_tier
+            && other.thresholds.iter().any(|t| !t.passed)
+        {
+            let failed: Vec<String> = other
+                .thresholds
+                .iter()
+                .filter(|t| !t.passed)
+                .map(|t| format!("{} (observed {:?})", t.rule, t.observed))
+                .collect();
+            other_broke = Some((*factor, failed.join("; ")));
+        }
         if !result.passed() {
             let failed: Vec<String> = result
                 .thresholds
@@ -509,13 +536,13 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
                     .unwrap_or_default(),
                 failed.join("; ")
             ));
+            note_other_tier(&mut result, cli, &other_broke);
+            result.steps = steps;
             result.rebuild_metrics();
-            // A breakpoint run finds the break: that is its result, not a breach.
-            result.thresholds.iter_mut().for_each(|t| t.passed = true);
-            if i == 0 {
-                // Broken at nominal load: that is a breach after all.
-                thresholds::judge(&mut result, scenario, cli.tier, step.users);
-            }
+            // A breakpoint run finds the break: that is its result, not a
+            // breach, unless it broke at nominal load. The failed rules keep
+            // their verdicts, so the summary shows which ones broke.
+            result.break_found = i > 0;
             return result;
         }
         last_pass = Some((*factor, result));
@@ -525,8 +552,57 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
     result
         .extras
         .insert("breakpoint.last_pass_factor".into(), factor);
+    note_other_tier(&mut result, cli, &other_broke);
+    result.steps = steps;
     result.rebuild_metrics();
     result
+}
+
+/// A breakpoint step in one line: its load, the figures its thresholds
+/// read, and whether it held.
+fn step_line(factor: f64, users: usize, r: &ScenarioResult) -> String {
+    let v = |key: &str| {
+        r.metrics
+            .get(key)
+            .map(|v| format!("{v:.1}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    if let Some(error) = &r.error {
+        return format!("×{factor} ({users} users): not measured: {error}");
+    }
+    format!(
+        "×{factor} ({users} users): HTTP {} requests, p50/p95/p99 {}/{}/{} ms, {} errors; \
+         SIO p95 {} ms, {} errors; QUEUE p95 {} ms, {} errors; stack {} cores, peak RSS {} MiB; \
+         machine {} of its cores busy; {}",
+        v("http.count"),
+        v("http.p50_ms"),
+        v("http.p95_ms"),
+        v("http.p99_ms"),
+        v("http.errors"),
+        v("all SIO.p95_ms"),
+        v("all SIO.errors"),
+        v("all QUEUE.p95_ms"),
+        v("all QUEUE.errors"),
+        v("stack.cpu_cores"),
+        v("stack.peak_rss_mib"),
+        v("machine.cpu_cores"),
+        if r.passed() { "held" } else { "broke" }
+    )
+}
+
+/// Adds where the other tier's rules first broke to a breakpoint result.
+fn note_other_tier(result: &mut ScenarioResult, cli: &Cli, other_broke: &Option<(f64, String)>) {
+    let Some((factor, failed)) = other_broke else {
+        return;
+    };
+    let other = cli.tier.other().name();
+    result
+        .extras
+        .insert(format!("breakpoint.{other}_broke_at_factor"), *factor);
+    let setup = result.setup.take().unwrap_or_default();
+    result.setup = Some(format!(
+        "{setup}; the {other} tier's rules (informational) first broke at ×{factor}: {failed}"
+    ));
 }
 
 /// The whole job; returns the exit code.
@@ -644,7 +720,7 @@ pub async fn run(cli: Cli) -> u8 {
     let breached = summary
         .scenarios
         .iter()
-        .any(|r| r.thresholds.iter().any(|t| !t.passed));
+        .any(|r| !r.break_found && r.thresholds.iter().any(|t| !t.passed));
     let (code, verdict) = if errored {
         (
             EXIT_ERROR,
@@ -687,4 +763,21 @@ pub async fn run(cli: Cli) -> u8 {
     }
     println!("reports: {}", report_dir.display());
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_breakpoint_step_reads_as_one_line() {
+        let mut result = ScenarioResult::default();
+        result.metrics.insert("http.p95_ms".into(), 12.34);
+        let line = step_line(1.5, 45, &result);
+        assert!(line.starts_with("×1.5 (45 users): "), "{line}");
+        assert!(line.contains("p50/p95/p99 -/12.3/- ms"), "{line}");
+        assert!(line.ends_with("held"), "{line}");
+        result.error = Some("the stack did not start".into());
+        assert!(step_line(1.5, 45, &result).contains("not measured: the stack did not start"));
+    }
 }

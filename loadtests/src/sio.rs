@@ -55,15 +55,24 @@ pub fn socket_url(realtime: &str) -> String {
 type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens the websocket and completes the namespace connect; returns the
-/// split halves ready for use.
-async fn handshake(
-    realtime: &str,
-    token: &str,
-) -> anyhow::Result<(
+/// What [`handshake`] hands over: the split websocket, and the event
+/// frames (`42...`, with their arrival times) that came before the connect
+/// ack.
+type Connected = (
     futures::stream::SplitSink<WsStream, Message>,
     futures::stream::SplitStream<WsStream>,
-)> {
+    Vec<(String, Instant)>,
+);
+
+/// Opens the websocket and completes the namespace connect; returns the
+/// split halves ready for use.
+///
+/// The server may put the socket in its rooms before it writes the connect
+/// ack, so a room broadcast (another agent's `presence:changed`) can arrive
+/// first. The official client buffers such events until it is connected
+/// (socket.io-client's `receiveBuffer`); so does this one, instead of
+/// failing the connect.
+async fn handshake(realtime: &str, token: &str) -> anyhow::Result<Connected> {
     let (ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::connect_async(socket_url(realtime)),
@@ -82,6 +91,7 @@ async fn handshake(
         .await
         .context("sending the namespace connect")?;
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut early = Vec::new();
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let text = tokio::time::timeout(remaining, next_text(&mut stream))
@@ -91,9 +101,11 @@ async fn handshake(
         if text == "2" {
             sink.send(Message::text("3")).await.context("pong")?;
         } else if text.starts_with("40") {
-            return Ok((sink, stream));
+            return Ok((sink, stream, early));
         } else if let Some(body) = text.strip_prefix("44") {
             bail!("connect refused: {body:.200}");
+        } else if text.starts_with("42") {
+            early.push((text, Instant::now()));
         } else {
             bail!("unexpected packet before the connect ack: {text:.80}");
         }
@@ -103,9 +115,17 @@ async fn handshake(
 impl SioClient {
     /// Connects with a JWT and waits for the namespace connect ack.
     pub async fn connect(realtime: &str, token: &str) -> anyhow::Result<SioClient> {
-        let (mut sink, mut stream) = handshake(realtime, token).await?;
+        let (mut sink, mut stream, early) = handshake(realtime, token).await?;
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (events_tx, events) = mpsc::unbounded_channel();
+        for (text, at) in early {
+            if let Some(event) = text
+                .strip_prefix("42")
+                .and_then(|rest| parse_event(rest, at))
+            {
+                let _ = events_tx.send(event);
+            }
+        }
         let acks: Acks = Arc::default();
         tokio::spawn(async move {
             while let Some(message) = out_rx.recv().await {
@@ -122,18 +142,10 @@ impl SioClient {
                 if text == "2" {
                     let _ = pong.send(Message::text("3"));
                 } else if let Some(rest) = text.strip_prefix("42") {
-                    let (_, array) = split_id(rest);
-                    if let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(array)
-                        && let Some(Value::String(name)) = items.first().cloned()
+                    if let Some(event) = parse_event(rest, at)
+                        && events_tx.send(event).is_err()
                     {
-                        let data = if items.len() > 1 {
-                            items.swap_remove(1)
-                        } else {
-                            Value::Null
-                        };
-                        if events_tx.send(Event { name, data, at }).is_err() {
-                            break;
-                        }
+                        break;
                     }
                 } else if let Some(rest) = text.strip_prefix("43") {
                     let (id, array) = split_id(rest);
@@ -229,7 +241,10 @@ pub async fn subscribe_raw(
     sink: FrameSink,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let (mut ws_sink, mut stream) = handshake(realtime, token).await?;
+    let (mut ws_sink, mut stream, early) = handshake(realtime, token).await?;
+    for (text, at) in early {
+        sink(&text, at);
+    }
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -251,6 +266,23 @@ pub async fn subscribe_raw(
         }
     });
     Ok(())
+}
+
+/// An event packet's body (what follows `42`): `[id]["name",data]`.
+fn parse_event(rest: &str, at: Instant) -> Option<Event> {
+    let (_, array) = split_id(rest);
+    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(array) else {
+        return None;
+    };
+    let Some(Value::String(name)) = items.first().cloned() else {
+        return None;
+    };
+    let data = if items.len() > 1 {
+        items.swap_remove(1)
+    } else {
+        Value::Null
+    };
+    Some(Event { name, data, at })
 }
 
 /// Splits an optional numeric ack id off the front of a packet body.
@@ -279,6 +311,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_packets_parse_with_or_without_an_ack_id() {
+        let at = Instant::now();
+        let event = parse_event(r#"["presence:changed",{"data":{"status":"busy"}}]"#, at)
+            .unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!(event.name, "presence:changed");
+        assert_eq!(event.data["data"]["status"], "busy");
+        let event = parse_event(r#"7["call:status"]"#, at).unwrap_or_else(|| panic!("not parsed"));
+        assert_eq!(event.name, "call:status");
+        assert!(event.data.is_null());
+        assert!(parse_event("garbage", at).is_none());
+    }
 
     #[test]
     fn socket_urls_follow_the_scheme() {

@@ -4,8 +4,8 @@
 //! metric map (see [`crate::results`]); a metric with no samples fails.
 
 use crate::{
-    profile::{Scenario, Tier},
-    results::{ScenarioResult, ThresholdOutcome},
+    profile::{Profile, Scenario, Tier, shape},
+    results::{OtherTier, ScenarioResult, ThresholdOutcome},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,9 +294,14 @@ fn symbol(op: Op) -> &'static str {
     }
 }
 
-/// Judges every rule; the outcomes go into the result.
-pub fn judge(result: &mut ScenarioResult, scenario: Scenario, tier: Tier, users: usize) {
-    result.thresholds = rules(scenario, tier, users)
+/// Every rule of `tier` applied to the result's figures.
+pub fn evaluate(
+    result: &ScenarioResult,
+    scenario: Scenario,
+    tier: Tier,
+    users: usize,
+) -> Vec<ThresholdOutcome> {
+    rules(scenario, tier, users)
         .into_iter()
         .filter(|rule| {
             // Without a stack of ours there are no resource figures to judge.
@@ -317,7 +322,35 @@ pub fn judge(result: &mut ScenarioResult, scenario: Scenario, tier: Tier, users:
                 passed: observed.is_some_and(|v| passes(rule.op, v, rule.limit)),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Judges every rule; the outcomes go into the result.
+pub fn judge(result: &mut ScenarioResult, scenario: Scenario, tier: Tier, users: usize) {
+    result.thresholds = evaluate(result, scenario, tier, users);
+}
+
+/// The other tier's rules on the same figures, for information (they never
+/// set the exit code). Only where `profile` drives `scenario` identically in
+/// both tiers (the workday, voice, database, ...): a rate-targeted scenario
+/// runs another load under each tier, so the other tier's verdict needs a
+/// run of its own.
+pub fn judge_other_tier(
+    result: &mut ScenarioResult,
+    scenario: Scenario,
+    profile: Profile,
+    tier: Tier,
+    users: usize,
+) {
+    let other = tier.other();
+    result.other_tier = if shape(scenario, profile, tier) == shape(scenario, profile, other) {
+        Some(OtherTier {
+            tier: other.name().to_string(),
+            thresholds: evaluate(result, scenario, other, users),
+        })
+    } else {
+        None
+    };
 }
 
 #[cfg(test)]
@@ -340,5 +373,38 @@ mod tests {
         result.metrics.insert("rate.achieved".into(), 25_000.0);
         judge(&mut result, Scenario::Health, Tier::Goal, 1);
         assert!(result.thresholds[0].passed);
+    }
+
+    #[test]
+    fn the_other_tier_is_judged_only_under_the_same_load() {
+        let mut result = ScenarioResult::default();
+        result.metrics.insert("http.p95_ms".into(), 30.0);
+        judge_other_tier(
+            &mut result,
+            Scenario::Workday,
+            Profile::Stress,
+            Tier::Seed,
+            150,
+        );
+        let other = result
+            .other_tier
+            .clone()
+            .unwrap_or_else(|| panic!("no goal verdicts"));
+        assert_eq!(other.tier, "goal");
+        assert!(
+            other
+                .thresholds
+                .iter()
+                .any(|t| t.metric == "http.p95_ms" && !t.passed)
+        );
+        // The storm runs at 500/s under the seeds' tier and 5 000/s under ours.
+        judge_other_tier(
+            &mut result,
+            Scenario::Storm,
+            Profile::Average,
+            Tier::Seed,
+            32,
+        );
+        assert!(result.other_tier.is_none());
     }
 }

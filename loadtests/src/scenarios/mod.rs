@@ -118,10 +118,38 @@ pub async fn connect_socket(
     }
 }
 
+/// The user's agent; an error when it is not logged in (an empty token is
+/// a session [`log_out_locally`] ended).
 pub fn agent(user: &GooseUser) -> Result<Agent, Box<TransactionError>> {
     user.get_session_data::<Agent>()
+        .filter(|a| !a.token.is_empty())
         .cloned()
         .ok_or_else(|| fail("the user is not logged in"))
+}
+
+/// Forgets the user's token and socket once the server has revoked them,
+/// so a re-login that then fails leaves the user logged out (and logging
+/// in again at its next action, see [`session`]) rather than holding a
+/// revoked token that would turn every later request into a 401.
+pub fn log_out_locally(user: &mut GooseUser) {
+    if let Some(agent) = user.get_session_data_mut::<Agent>() {
+        agent.token.clear();
+        agent.socket = None;
+    }
+}
+
+/// The user's agent, logging in first if it is not logged in (its login at
+/// start, or a re-login, failed): an agent whose login failed tries again,
+/// as a person would, instead of idling through the run.
+pub async fn session(
+    user: &mut GooseUser,
+    with_socket: bool,
+) -> Result<Agent, Box<TransactionError>> {
+    if let Ok(agent) = agent(user) {
+        return Ok(agent);
+    }
+    log_in(user, with_socket).await?;
+    agent(user)
 }
 
 /// Waits on the user's socket for `name` about resource `id` (and, if

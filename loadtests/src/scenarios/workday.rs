@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{Agent, agent, await_event, await_final, connect_socket, id_of, log_in, pause};
+use super::{agent, await_event, await_final, id_of, log_in, log_out_locally, pause, session};
 use crate::{
-    context::{Call, current, fail, pick, signed_form, sms_body},
+    context::{Call, current, pick, signed_form, sms_body},
     profile::Shape,
     verify::plays_carrier,
 };
@@ -69,8 +69,8 @@ async fn on_stop(user: &mut GooseUser) -> TransactionResult {
 
 /// Log out, log back in (a new socket with the new token), read `/v1/me`.
 async fn login_logout(user: &mut GooseUser) -> TransactionResult {
-    let old = agent(user)?;
-    Call::post(
+    let old = session(user, true).await?;
+    let logout = Call::post(
         "/v1/auth/logout",
         "POST /v1/auth/logout",
         &old.token,
@@ -78,35 +78,45 @@ async fn login_logout(user: &mut GooseUser) -> TransactionResult {
     )
     .expect(204)
     .send(user)
-    .await?;
+    .await;
     if let Some(socket) = &old.socket {
         socket.lock().await.close();
     }
-    let body = json!({ "email": old.email, "password": crate::context::PASSWORD });
-    let (_, answer) = Call {
-        token: None,
-        ..Call::post("/v1/auth/login", "POST /v1/auth/login", "", &body)
-    }
-    .send(user)
-    .await?;
-    let token = answer["access_token"]
-        .as_str()
-        .ok_or_else(|| fail("login answered no access_token"))?
-        .to_string();
-    let socket = connect_socket(user, &token).await?;
-    Call::get("/v1/me", "GET /v1/me", &token).send(user).await?;
-    user.set_session_data(Agent {
-        token,
-        socket: Some(std::sync::Arc::new(tokio::sync::Mutex::new(socket))),
-        ..old
-    });
+    // Whatever the answer, the token is done with: a 500 can come after the
+    // revocation was stored, and keeping the token would turn every later
+    // request into a 401.
+    log_out_locally(user);
+    logout?;
+    log_in(user, true).await?;
+    let me = agent(user)?;
+    Call::get("/v1/me", "GET /v1/me", &me.token)
+        .send(user)
+        .await?;
     Ok(())
+}
+
+/// A 401 means the server no longer takes the user's token (revoked by a
+/// logout whose answer was lost, or expired): like an agent's browser, the
+/// user forgets it and logs in again at its next action (see [`session`])
+/// instead of sending it, refused, for the rest of the run.
+fn forget_refused_token(user: &mut GooseUser, result: TransactionResult) -> TransactionResult {
+    if let Err(error) = &result
+        && matches!(error.as_ref(), TransactionError::Custom(m) if m.contains(" answered 401"))
+    {
+        log_out_locally(user);
+    }
+    result
 }
 
 /// Screen-pop, originate, the carrier answers, hold/unhold, record, talk,
 /// read the customer's timeline, hang up.
 pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
-    let me = agent(user)?;
+    let result = voice_call_steps(user).await;
+    forget_refused_token(user, result)
+}
+
+async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
+    let me = session(user, true).await?;
     let ctx = current();
     let tenant = ctx.tenant(me.tenant).clone();
     let (customer_id, phone) = pick(&tenant.customers).clone();
@@ -246,7 +256,12 @@ pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
 /// Read the conversation, send a message (a template one time in four),
 /// see it on the socket, and with a worker follow it to `delivered`.
 pub async fn sms(user: &mut GooseUser) -> TransactionResult {
-    let me = agent(user)?;
+    let result = sms_steps(user).await;
+    forget_refused_token(user, result)
+}
+
+async fn sms_steps(user: &mut GooseUser) -> TransactionResult {
+    let me = session(user, true).await?;
     let ctx = current();
     let tenant = ctx.tenant(me.tenant).clone();
     let (customer_id, phone) = pick(&tenant.customers).clone();
@@ -304,7 +319,12 @@ pub async fn sms(user: &mut GooseUser) -> TransactionResult {
 
 /// List unheard voicemail, open one, mark it listened.
 pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
-    let me = agent(user)?;
+    let result = voicemail_steps(user).await;
+    forget_refused_token(user, result)
+}
+
+async fn voicemail_steps(user: &mut GooseUser) -> TransactionResult {
+    let me = session(user, true).await?;
     let (_, list) = Call::get(
         "/v1/voicemails?unlistened=true&limit=20",
         "GET /v1/voicemails?unlistened=true",
