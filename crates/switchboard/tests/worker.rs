@@ -679,3 +679,45 @@ async fn the_worker_rolls_finished_hours_into_the_report_rollups() {
     assert_eq!(day["totals"]["calls"]["completed"], 5, "{day}");
     assert_eq!(day["totals"]["calls"]["talk_seconds_p50"], 30.0);
 }
+
+#[tokio::test]
+async fn the_sweeper_does_not_pile_onto_a_backed_up_queue() {
+    use switchboard_core::{
+        jobs::{SmsSend, storage_config},
+        redis::redis,
+    };
+    let stack = Stack::api_only(|_| {}).await;
+    let ctx = switchboard_worker::Ctx::new(stack.settings.clone())
+        .await
+        .unwrap();
+    // A message whose sms.send push was lost an hour ago...
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, updated_at)
+         VALUES (gen_random_uuid(), $1, 'outbound', '+12025550100', '+12025550907', 'lost', 'queued', 1, 'GSM-7', now() - interval '1 hour')",
+    )
+    .bind(stack.tenant_id)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    // ...while sms.send already has a sweep's worth of jobs waiting (a
+    // stalled consumer): re-driving would only grow the pile.
+    let active = storage_config::<SmsSend>(&stack.settings).active_jobs_list();
+    let mut conn = ctx.redis.get().await.unwrap();
+    let waiting: Vec<String> = (0..5_000).map(|i| format!("waiting-{i}")).collect();
+    let _: () = redis::cmd("LPUSH")
+        .arg(&active)
+        .arg(&waiting)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let pushed = switchboard_worker::maintenance::sweep(&ctx).await.unwrap();
+    assert_eq!(pushed, 0, "a backed-up queue is left alone");
+    // Once the queue drains, the same sweep re-drives the message.
+    let _: () = redis::cmd("DEL")
+        .arg(&active)
+        .query_async(&mut *conn)
+        .await
+        .unwrap();
+    let pushed = switchboard_worker::maintenance::sweep(&ctx).await.unwrap();
+    assert_eq!(pushed, 1);
+}
