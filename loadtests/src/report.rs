@@ -5,7 +5,10 @@ use std::{fmt::Write as _, path::Path};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{baseline::Comparison, results::ScenarioResult};
+use crate::{
+    baseline::Comparison,
+    results::{ScenarioResult, ThresholdOutcome},
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Machine {
@@ -206,9 +209,8 @@ pub fn markdown(summary: &Summary) -> String {
             );
         }
         if !r.thresholds.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n| threshold ({} tier{}) | observed | verdict |",
+            let heading = format!(
+                "{} tier{}",
                 summary.tier,
                 if r.break_found {
                     ", at the breakpoint step that broke: the break, not a breach"
@@ -216,33 +218,14 @@ pub fn markdown(summary: &Summary) -> String {
                     ""
                 }
             );
-            let _ = writeln!(out, "|---|---:|---|");
-            for t in &r.thresholds {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} |",
-                    t.rule,
-                    num(t.observed),
-                    if t.passed { "pass" } else { "**FAIL**" }
-                );
-            }
+            threshold_table(&mut out, &heading, &r.thresholds, "**FAIL**");
         }
         if let Some(other) = &r.other_tier {
-            let _ = writeln!(
-                out,
-                "\n| threshold ({} tier, same figures; informational, not the exit code) | observed | verdict |",
+            let heading = format!(
+                "{} tier, same figures; informational, not the exit code",
                 other.tier
             );
-            let _ = writeln!(out, "|---|---:|---|");
-            for t in &other.thresholds {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} |",
-                    t.rule,
-                    num(t.observed),
-                    if t.passed { "pass" } else { "fail" }
-                );
-            }
+            threshold_table(&mut out, &heading, &other.thresholds, "fail");
         }
     }
     if let Some(b) = &summary.baseline {
@@ -288,4 +271,19 @@ pub fn write(summary: &Summary, markdown: &str, dir: &Path) -> anyhow::Result<()
     )?;
     std::fs::write(dir.join("summary.md"), markdown)?;
     Ok(())
+}
+
+/// A Markdown table of threshold verdicts under `| threshold (heading) |`.
+fn threshold_table(out: &mut String, heading: &str, rules: &[ThresholdOutcome], failed: &str) {
+    let _ = writeln!(out, "\n| threshold ({heading}) | observed | verdict |");
+    let _ = writeln!(out, "|---|---:|---|");
+    for t in rules {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            t.rule,
+            num(t.observed),
+            if t.passed { "pass" } else { failed }
+        );
+    }
 }

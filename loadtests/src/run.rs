@@ -261,8 +261,14 @@ async fn measure(
     result.setup = match plan.scenario {
         Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
         Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
-        Scenario::Queues if stack.is_some() => Some(scenarios::queues::lift_rate_limit().await?),
         _ => None,
+    };
+    let lifted = if plan.scenario == Scenario::Queues && stack.is_some() {
+        let (setup, lifted) = scenarios::queues::lift_rate_limit().await?;
+        result.setup = Some(setup);
+        Some(lifted)
+    } else {
+        None
     };
     if let Some(setup) = &result.setup {
         println!("  setup: {setup}");
@@ -288,6 +294,11 @@ async fn measure(
             .unwrap_or_default()
     );
     let metrics = attack(plan).await;
+    if let Some(lifted) = lifted
+        && let Err(error) = scenarios::queues::restore_rate_limits(lifted).await
+    {
+        eprintln!("  teardown: the tenants' SMS rates were not restored: {error:#}");
+    }
     if goose::is_killswitch_triggered() {
         // Ctrl-C: Goose stopped early and returns what it had. Not a result.
         anyhow::bail!("the run was interrupted (Ctrl-C): its figures are not a result");

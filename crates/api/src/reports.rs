@@ -424,8 +424,8 @@ pub async fn agent_stats(
          FROM agents a LEFT JOIN per_agent p ON p.agent_id = a.id
          WHERE a.tenant_id = $1
          ORDER BY calls_handled DESC, a.email",
-        live_head = reports::AGENT_HOURLY_AGGREGATE.replace("$3", "$4"),
-        live_tail = reports::AGENT_HOURLY_AGGREGATE.replace("$2", "$5"),
+        live_head = reports::agent_hourly_aggregate("$2", "$4"),
+        live_tail = reports::agent_hourly_aggregate("$5", "$3"),
     )))
     .bind(principal.tenant_id)
     .bind(plan.from)

@@ -322,18 +322,23 @@ SELECT bucket,
        coalesce(voicemails, 0) AS voicemails
 FROM c FULL JOIN m USING (bucket) FULL JOIN v USING (bucket) LEFT JOIN t USING (bucket)";
 
-/// Per agent and hour, as in `agent_rollups_hourly` (same parameters).
-pub const AGENT_HOURLY_AGGREGATE: &str = "
-SELECT date_trunc('hour', created_at, 'UTC') AS bucket, agent_id,
-       count(*) AS calls_handled,
-       count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-       count(*) FILTER (WHERE direction = 'outbound') AS outbound,
-       count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,
-       count(duration_seconds) FILTER (WHERE status = 'completed') AS talk_calls,
-       coalesce(sum(duration_seconds) FILTER (WHERE status = 'completed'), 0) AS talk_seconds_sum
-FROM calls
-WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 AND agent_id IS NOT NULL
-GROUP BY 1, 2";
+/// Tenant `$1`'s calls per agent and hour, created in `[from, to)` (SQL
+/// expressions, usually placeholders), columns as in `agent_rollups_hourly`.
+pub fn agent_hourly_aggregate(from: &str, to: &str) -> String {
+    format!(
+        "SELECT date_trunc('hour', created_at, 'UTC') AS bucket, agent_id,
+                count(*) AS calls_handled,
+                count(*) FILTER (WHERE direction = 'inbound') AS inbound,
+                count(*) FILTER (WHERE direction = 'outbound') AS outbound,
+                count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,
+                count(duration_seconds) FILTER (WHERE status = 'completed') AS talk_calls,
+                coalesce(sum(duration_seconds) FILTER (WHERE status = 'completed'), 0) AS talk_seconds_sum
+         FROM calls
+         WHERE tenant_id = $1 AND created_at >= {from} AND created_at < {to}
+           AND agent_id IS NOT NULL
+         GROUP BY 1, 2"
+    )
+}
 
 /// The hour `at` falls in.
 pub fn floor_hour(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -587,7 +592,8 @@ async fn roll_chunk(
                                            outbound, answered, talk_calls, talk_seconds_sum)
          SELECT $1, bucket, agent_id, calls_handled, inbound, outbound, answered, talk_calls,
                 talk_seconds_sum
-         FROM ({AGENT_HOURLY_AGGREGATE}) agents"
+         FROM ({agents}) agents",
+        agents = agent_hourly_aggregate("$2", "$3"),
     )))
     .bind(tenant)
     .bind(from)

@@ -519,11 +519,10 @@ async fn voicemails_are_transcribed_and_recordings_processed() {
         .await;
 }
 
-#[tokio::test]
-async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
-    let stack = Stack::start(|_| {}).await;
-    // A message committed but whose sms.send push never happened (Redis was down).
-    let id: uuid::Uuid = sqlx::query_scalar(
+/// A message committed an hour ago whose sms.send push never happened
+/// (Redis was down): work only the sweeper can find.
+async fn message_whose_job_was_lost(stack: &Stack) -> uuid::Uuid {
+    sqlx::query_scalar(
         "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, updated_at)
          VALUES (gen_random_uuid(), $1, 'outbound', '+12025550100', '+12025550907', 'lost', 'queued', 1, 'GSM-7', now() - interval '1 hour')
          RETURNING id",
@@ -531,7 +530,13 @@ async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
     .bind(stack.tenant_id)
     .fetch_one(&stack.db.pool)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
+    let stack = Stack::start(|_| {}).await;
+    let id = message_whose_job_was_lost(&stack).await;
     let done = stack
         .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
             m["status"] == "delivered"
@@ -690,16 +695,8 @@ async fn the_sweeper_does_not_pile_onto_a_backed_up_queue() {
     let ctx = switchboard_worker::Ctx::new(stack.settings.clone())
         .await
         .unwrap();
-    // A message whose sms.send push was lost an hour ago...
-    sqlx::query(
-        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, updated_at)
-         VALUES (gen_random_uuid(), $1, 'outbound', '+12025550100', '+12025550907', 'lost', 'queued', 1, 'GSM-7', now() - interval '1 hour')",
-    )
-    .bind(stack.tenant_id)
-    .execute(&stack.db.pool)
-    .await
-    .unwrap();
-    // ...while sms.send already has a sweep's worth of jobs waiting (a
+    message_whose_job_was_lost(&stack).await;
+    // The queue already holds a sweep's worth of jobs waiting (a
     // stalled consumer): re-driving would only grow the pile.
     let active = storage_config::<SmsSend>(&stack.settings).active_jobs_list();
     let mut conn = ctx.redis.get().await.unwrap();

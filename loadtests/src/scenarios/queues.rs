@@ -203,18 +203,48 @@ async fn campaigns(user: &mut GooseUser) -> TransactionResult {
 /// limit), which would otherwise cap the measured throughput at 50/s.
 pub const QUEUES_SMS_RATE: i32 = 100_000;
 
+/// The tenants' SMS rates before [`lift_rate_limit`], to put back after
+/// the scenario: later scenarios on the same database keep their pacing.
+#[derive(Debug)]
+pub struct LiftedRates(Vec<(uuid::Uuid, i32)>);
+
 /// Raises the tenants' SMS rate in the stack's database (a stack this run
 /// started; an external stack keeps its own limits).
-pub async fn lift_rate_limit() -> anyhow::Result<String> {
+pub async fn lift_rate_limit() -> anyhow::Result<(String, LiftedRates)> {
     let settings = switchboard_core::Settings::from_env()?;
     let db = switchboard_core::db::connect(&settings).await?;
-    let tenants = sqlx::query("UPDATE tenants SET sms_rate_per_second = $1")
-        .bind(QUEUES_SMS_RATE)
-        .execute(&db)
-        .await?
-        .rows_affected();
+    let before: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+        "UPDATE tenants t SET sms_rate_per_second = $1
+         FROM (SELECT id, sms_rate_per_second FROM tenants FOR UPDATE) before
+         WHERE t.id = before.id
+         RETURNING t.id, before.sms_rate_per_second",
+    )
+    .bind(QUEUES_SMS_RATE)
+    .fetch_all(&db)
+    .await?;
     db.close().await;
-    Ok(format!(
-        "{tenants} tenants may send {QUEUES_SMS_RATE} SMS/s (campaign pacing out of the way)"
+    Ok((
+        format!(
+            "{} tenants may send {QUEUES_SMS_RATE} SMS/s for this scenario (campaign pacing out of the way)",
+            before.len()
+        ),
+        LiftedRates(before),
     ))
+}
+
+/// Puts the tenants' SMS rates back.
+pub async fn restore_rate_limits(lifted: LiftedRates) -> anyhow::Result<()> {
+    let settings = switchboard_core::Settings::from_env()?;
+    let db = switchboard_core::db::connect(&settings).await?;
+    let (ids, rates): (Vec<uuid::Uuid>, Vec<i32>) = lifted.0.into_iter().unzip();
+    sqlx::query(
+        "UPDATE tenants t SET sms_rate_per_second = r.rate
+         FROM unnest($1::uuid[], $2::int[]) AS r(id, rate) WHERE t.id = r.id",
+    )
+    .bind(ids)
+    .bind(rates)
+    .execute(&db)
+    .await?;
+    db.close().await;
+    Ok(())
 }
