@@ -16,7 +16,10 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{ids::new_id, jobs::CampaignExpand};
+use switchboard_core::{
+    ids::new_id,
+    jobs::{self, CampaignExpand},
+};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -270,17 +273,18 @@ pub async fn create_campaign(
         progress: Progress::default(),
         campaign,
     };
+    jobs::enqueue(
+        &mut *tx,
+        &CampaignExpand {
+            tenant_id: created.campaign.tenant_id,
+            campaign_id: created.campaign.id,
+        },
+    )
+    .await?;
     idempotency::complete(&mut tx, claim, StatusCode::CREATED, &created).await?;
     tx.commit().await?;
 
     tracing::info!(tenant_id = %created.campaign.tenant_id, campaign_id = %created.campaign.id, "campaign created");
-    state
-        .jobs
-        .push_after_commit(CampaignExpand {
-            tenant_id: created.campaign.tenant_id,
-            campaign_id: created.campaign.id,
-        })
-        .await;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 

@@ -47,7 +47,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use switchboard_core::{
-    Settings, auth::TokenKeys, events::EventPublisher, jobs::JobQueues, presence::PresenceStore,
+    Settings, auth::TokenKeys, events::EventPublisher, presence::PresenceStore,
 };
 
 pub use state::AppState;
@@ -85,7 +85,6 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
     Ok(AppState {
         tokens: Arc::new(TokenKeys::new(&settings)),
         events: EventPublisher::new(redis.clone(), settings.clone()),
-        jobs: JobQueues::new(settings.clone()),
         presence: PresenceStore::new(redis.clone(), settings.clone()),
         metrics: ops::prometheus(),
         password_checks: Arc::new(tokio::sync::Semaphore::new(

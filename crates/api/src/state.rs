@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use switchboard_core::{
-    Settings, auth::TokenKeys, events::EventPublisher, jobs::JobQueues, presence::PresenceStore,
+    Settings, auth::TokenKeys, events::EventPublisher, presence::PresenceStore,
 };
 
 #[derive(Clone)]
@@ -19,8 +19,6 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// Publishes state changes after commit.
     pub events: EventPublisher,
-    /// Pushes jobs (SMS sends, campaign expansion, the carrier simulator...).
-    pub jobs: JobQueues,
     /// Agent presence in Redis, shared with the realtime server.
     pub presence: PresenceStore,
     /// Renders `/metrics`.

@@ -1,27 +1,29 @@
-//! Job payloads and the queues they travel on (apalis over Redis).
+//! Job payloads and the queues they travel on (PostgreSQL's `jobs` table).
 //!
-//! The API pushes, the worker consumes; both build their storages with
-//! [`storage`], so a queue's Redis keys are defined once, inside the
-//! deployment's key prefix. Payloads carry ids, never the data itself: the
-//! database row is the truth, which makes every job safe to retry and lets
-//! the sweeper re-drive a record whose push failed.
+//! A job is inserted with [`enqueue`] or [`enqueue_many`] on the caller's
+//! connection — inside the transaction that writes the record it acts on —
+//! so a committed write always has its job and a rolled-back one never
+//! does. The worker (`switchboard-worker`'s `queue` module) claims due jobs
+//! in batches with `SKIP LOCKED` and is woken by the table's `NOTIFY`.
+//! Payloads carry ids, never the data itself: the database row is the
+//! truth, which makes every job safe to run twice.
 
-use std::sync::Arc;
+use std::time::Duration;
 
-use apalis_core::{backend::TaskSink, task::builder::TaskBuilder};
-use apalis_redis::{Config, ConnectionManager, RedisStorage};
-use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::Settings;
+/// The `LISTEN` channel the `jobs` table notifies (payload: the queue name).
+pub const NOTIFY_CHANNEL: &str = "switchboard_jobs";
 
 /// A job type and the queue it goes on.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     /// The queue name from DESIGN.md.
     const QUEUE: &'static str;
+
+    /// The record this job acts on. The sweeper re-drives a stuck record
+    /// only when no job (and no dead letter) names it.
+    fn subject(&self) -> Uuid;
 }
 
 /// Send one outbound SMS through the carrier.
@@ -33,6 +35,9 @@ pub struct SmsSend {
 
 impl Job for SmsSend {
     const QUEUE: &'static str = "sms.send";
+    fn subject(&self) -> Uuid {
+        self.message_id
+    }
 }
 
 /// Resolve a campaign's recipients and create its messages.
@@ -44,6 +49,9 @@ pub struct CampaignExpand {
 
 impl Job for CampaignExpand {
     const QUEUE: &'static str = "campaign.expand";
+    fn subject(&self) -> Uuid {
+        self.campaign_id
+    }
 }
 
 /// Transcribe a voicemail.
@@ -55,6 +63,9 @@ pub struct VoicemailTranscribe {
 
 impl Job for VoicemailTranscribe {
     const QUEUE: &'static str = "voicemail.transcribe";
+    fn subject(&self) -> Uuid {
+        self.voicemail_id
+    }
 }
 
 /// Process a call recording.
@@ -66,6 +77,9 @@ pub struct RecordingProcess {
 
 impl Job for RecordingProcess {
     const QUEUE: &'static str = "recording.process";
+    fn subject(&self) -> Uuid {
+        self.recording_id
+    }
 }
 
 /// Deliver one event to one tenant webhook.
@@ -78,6 +92,9 @@ pub struct WebhookDeliver {
 
 impl Job for WebhookDeliver {
     const QUEUE: &'static str = "webhook.deliver";
+    fn subject(&self) -> Uuid {
+        self.event.id
+    }
 }
 
 /// Work for the carrier simulator: play the network for one call or message.
@@ -90,177 +107,89 @@ pub enum CarrierSim {
 
 impl Job for CarrierSim {
     const QUEUE: &'static str = "carrier.sim";
-}
-
-/// What travels on a queue: the job plus what the worker needs to time and
-/// retry it. `attempt` starts at 1; a retry is pushed as a new task with the
-/// next attempt, so a queue never holds two live copies of one try.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "T: DeserializeOwned"))]
-pub struct Queued<T> {
-    pub job: T,
-    #[serde(default = "first_attempt")]
-    pub attempt: u32,
-    /// When the job became due (pushed, or its retry delay ended): queue
-    /// wait is measured from here.
-    pub due_at: DateTime<Utc>,
-}
-
-fn first_attempt() -> u32 {
-    1
-}
-
-impl<T> Queued<T> {
-    pub fn new(job: T) -> Self {
-        Self {
-            job,
-            attempt: 1,
-            due_at: Utc::now(),
+    fn subject(&self) -> Uuid {
+        match *self {
+            Self::OutboundCall { call_id, .. } => call_id,
+            Self::OutboundSms { message_id, .. } => message_id,
         }
     }
 }
 
-/// The storage for `T`'s queue, namespaced by the deployment's Redis prefix.
-pub fn storage<T: Job>(conn: ConnectionManager, settings: &Settings) -> RedisStorage<Queued<T>> {
-    RedisStorage::new(conn).with_config(storage_config::<T>(settings))
+/// Every queue the worker serves, in DESIGN.md's order.
+pub const QUEUES: [&str; 6] = [
+    SmsSend::QUEUE,
+    CampaignExpand::QUEUE,
+    VoicemailTranscribe::QUEUE,
+    RecordingProcess::QUEUE,
+    WebhookDeliver::QUEUE,
+    CarrierSim::QUEUE,
+];
+
+/// Inserts one job, due now, on `conn` (pass the write's transaction).
+pub async fn enqueue<'c, T: Job>(
+    conn: impl sqlx::PgExecutor<'c>,
+    job: &T,
+) -> Result<(), sqlx::Error> {
+    enqueue_in(conn, job, Duration::ZERO).await
 }
 
-/// The apalis-redis configuration for `T`'s queue (worker and pusher alike).
-pub fn storage_config<T: Job>(settings: &Settings) -> Config {
-    Config::default().queue(queue_name::<T>(settings))
+/// Inserts one job due after `delay` (millisecond resolution).
+pub async fn enqueue_in<'c, T: Job>(
+    conn: impl sqlx::PgExecutor<'c>,
+    job: &T,
+    delay: Duration,
+) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO jobs (queue, subject, payload, available_at)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(T::QUEUE)
+    .bind(job.subject())
+    .bind(payload)
+    .bind(delay.as_secs_f64())
+    .execute(conn)
+    .await?;
+    metrics::counter!("jobs_enqueued_total", "queue" => T::QUEUE).increment(1);
+    Ok(())
 }
 
-/// The full queue name for `T` (`{prefix}:queue:{name}`).
-pub fn queue_name<T: Job>(settings: &Settings) -> String {
-    settings.redis_key(&format!("queue:{}", T::QUEUE))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    #[error("connecting to Redis for jobs: {0}")]
-    Connect(#[from] apalis_redis::RedisError),
-    #[error("pushing a {queue} job: {message}")]
-    Push {
-        queue: &'static str,
-        message: String,
-    },
-}
-
-/// Pushes jobs. Connects on first use, so a service starts (and reports
-/// not-ready) while Redis is down; the connection then reconnects by itself.
-#[derive(Clone)]
-pub struct JobQueues {
-    settings: Arc<Settings>,
-    conn: Arc<OnceCell<ConnectionManager>>,
-}
-
-impl JobQueues {
-    pub fn new(settings: Arc<Settings>) -> Self {
-        Self {
-            settings,
-            conn: Arc::new(OnceCell::new()),
-        }
+/// Inserts many jobs of one type in one statement, each due after its
+/// delay; returns how many.
+pub async fn enqueue_many<'c, T: Job>(
+    conn: impl sqlx::PgExecutor<'c>,
+    jobs: &[(T, Duration)],
+) -> Result<u64, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(0);
     }
-
-    async fn conn(&self) -> Result<ConnectionManager, PushError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                apalis_redis::connect(self.settings.redis_url.expose_secret()).await
-            })
-            .await?;
-        Ok(conn.clone())
+    let mut subjects = Vec::with_capacity(jobs.len());
+    let mut payloads = Vec::with_capacity(jobs.len());
+    let mut delays = Vec::with_capacity(jobs.len());
+    for (job, delay) in jobs {
+        subjects.push(job.subject());
+        payloads.push(serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        delays.push(delay.as_secs_f64());
     }
-
-    /// Pushes one job.
-    pub async fn push<T: Job>(&self, job: T) -> Result<(), PushError> {
-        self.push_queued(Queued::new(job), None).await
-    }
-
-    /// Pushes many jobs of one type in one batch, each due after its delay
-    /// in whole seconds (0 = now).
-    pub async fn push_many<T: Job>(&self, jobs: Vec<(T, u64)>) -> Result<(), PushError> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let mut storage = storage::<T>(self.conn().await?, &self.settings);
-        let now = Utc::now();
-        let tasks = jobs.into_iter().map(move |(job, seconds)| {
-            let queued = Queued {
-                job,
-                attempt: 1,
-                due_at: now + chrono::Duration::seconds(seconds as i64),
-            };
-            let task = TaskBuilder::new(queued);
-            if seconds == 0 {
-                task.build()
-            } else {
-                task.run_in_seconds(seconds).build()
-            }
-        });
-        storage
-            .push_all(futures::stream::iter(tasks))
-            .await
-            .map_err(|e| push_error::<T>(e))
-    }
-
-    /// Pushes a job (new or a retry), optionally due only after `delay`.
-    /// apalis-redis schedules in whole seconds, so delays round up.
-    pub async fn push_queued<T: Job>(
-        &self,
-        mut queued: Queued<T>,
-        delay: Option<std::time::Duration>,
-    ) -> Result<(), PushError> {
-        let mut storage = storage::<T>(self.conn().await?, &self.settings);
-        match delay {
-            Some(delay) if !delay.is_zero() => {
-                let seconds = delay.as_millis().div_ceil(1000) as u64;
-                queued.due_at = Utc::now() + chrono::Duration::seconds(seconds as i64);
-                let task = TaskBuilder::new(queued).run_in_seconds(seconds).build();
-                storage.push_task(task).await
-            }
-            _ => storage.push(queued).await,
-        }
-        .map_err(|e| push_error::<T>(e))
-    }
-
-    /// Pushes a job after its record committed. A failure is logged and
-    /// counted, not returned: the record stays in its waiting state and the
-    /// sweeper re-drives it.
-    pub async fn push_after_commit<T: Job>(&self, job: T) {
-        if let Err(error) = self.push(job).await {
-            metrics::counter!("redis_errors_total", "op" => "job_push").increment(1);
-            metrics::counter!("jobs_push_failed_total", "queue" => T::QUEUE).increment(1);
-            tracing::warn!(queue = T::QUEUE, %error, "job not pushed; the sweeper will re-drive it");
-        } else {
-            metrics::counter!("jobs_pushed_total", "queue" => T::QUEUE).increment(1);
-        }
-    }
-}
-
-fn push_error<T: Job>(error: impl std::fmt::Display) -> PushError {
-    PushError::Push {
-        queue: T::QUEUE,
-        message: error.to_string(),
-    }
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (queue, subject, payload, available_at)
+         SELECT $1, s, p, now() + make_interval(secs => d)
+         FROM UNNEST($2::uuid[], $3::jsonb[], $4::float8[]) AS t(s, p, d)",
+    )
+    .bind(T::QUEUE)
+    .bind(subjects)
+    .bind(payloads)
+    .bind(delays)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    metrics::counter!("jobs_enqueued_total", "queue" => T::QUEUE).increment(inserted);
+    Ok(inserted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn queue_names_live_under_the_prefix() {
-        let settings = Settings {
-            redis_prefix: "test-x".into(),
-            ..Settings::default()
-        };
-        assert_eq!(queue_name::<SmsSend>(&settings), "test-x:queue:sms.send");
-        assert_eq!(
-            queue_name::<CarrierSim>(&settings),
-            "test-x:queue:carrier.sim"
-        );
-    }
 
     #[test]
     fn carrier_jobs_are_tagged_by_kind() {
@@ -271,5 +200,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json["kind"], "outbound_call");
+    }
+
+    #[test]
+    fn a_job_names_the_record_it_acts_on() {
+        let (tenant_id, message_id) = (Uuid::nil(), Uuid::max());
+        let job = CarrierSim::OutboundSms {
+            tenant_id,
+            message_id,
+        };
+        assert_eq!(job.subject(), message_id);
+        assert_eq!(
+            SmsSend {
+                tenant_id,
+                message_id
+            }
+            .subject(),
+            message_id
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! - [`carrier`]: carrier webhook signatures (Twilio's scheme);
 //! - [`templates`]: SMS template rendering;
 //! - [`events`]: the event envelope and its Redis publisher;
-//! - [`jobs`]: job payloads and the apalis queues they travel on;
+//! - [`jobs`]: job payloads and their PostgreSQL queues (enqueued in the write's transaction);
 //! - [`presence`]: agent presence in Redis (tabs, heartbeats, routing);
 //! - [`reports`]: report aggregation and the hourly rollups behind it;
 //! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;

@@ -90,6 +90,13 @@ pub struct Settings {
     pub job_retry_base: Duration,
     /// Worker: longest one job may run before it counts as a transient failure.
     pub job_timeout: Duration,
+    /// Worker: how long a claimed job stays claimed without its worker
+    /// renewing the claim; a killed worker's jobs run again after this.
+    pub job_lease: Duration,
+    /// Worker watchdog: a queue whose oldest due job has waited this long
+    /// while the queue made no progress is declared stalled (ERROR log,
+    /// `/ready` 503) and its worker restarted.
+    pub queue_stall_after: Duration,
     /// Carrier simulator: random seed for outcomes and timings.
     pub sim_seed: u64,
     /// Carrier simulator: inbound calls/texts per minute it places to the
@@ -243,6 +250,12 @@ impl Settings {
                 "SWITCHBOARD_JOB_TIMEOUT_MS",
                 30_000u64,
             )?),
+            job_lease: Duration::from_millis(parse(&get, "SWITCHBOARD_JOB_LEASE_MS", 10_000u64)?),
+            queue_stall_after: Duration::from_millis(parse(
+                &get,
+                "SWITCHBOARD_QUEUE_STALL_AFTER_MS",
+                60_000u64,
+            )?),
             sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
             sim_inbound_calls_per_minute: parse(
                 &get,
@@ -271,6 +284,12 @@ impl Settings {
             return Err(invalid(
                 "SWITCHBOARD_JWT_TTL_SECS",
                 "must be positive".into(),
+            ));
+        }
+        if settings.job_lease < Duration::from_secs(1) || settings.queue_stall_after.is_zero() {
+            return Err(invalid(
+                "SWITCHBOARD_JOB_LEASE_MS / SWITCHBOARD_QUEUE_STALL_AFTER_MS",
+                "the lease must be at least 1000 ms and the stall time positive".into(),
             ));
         }
         if settings.worker_concurrency == 0 || settings.job_max_attempts == 0 {

@@ -140,7 +140,7 @@ async fn dead_letter(
     settings: &Arc<Settings>,
 ) -> anyhow::Result<ExitCode> {
     use switchboard_worker::deadletter;
-    let redis = switchboard_core::redis::pool(settings)?;
+    let db = switchboard_core::db::connect(settings).await?;
     let known = |queue: &Option<String>| match queue {
         Some(q) if !deadletter::QUEUES.contains(&q.as_str()) => Err(anyhow::anyhow!(
             "unknown queue {q:?}; queues: {}",
@@ -151,7 +151,7 @@ async fn dead_letter(
     match command {
         DeadLetterCommand::List { queue, json } => {
             known(&queue)?;
-            let dead = deadletter::list(&redis, settings, queue.as_deref()).await?;
+            let dead = deadletter::list(&db, queue.as_deref()).await?;
             for job in &dead {
                 if json {
                     println!("{}", serde_json::to_string(job)?);
@@ -174,8 +174,7 @@ async fn dead_letter(
         }
         DeadLetterCommand::Retry { queue, id } => {
             known(&queue)?;
-            let queues = switchboard_core::jobs::JobQueues::new(settings.clone());
-            let count = deadletter::retry(&redis, &queues, settings, queue.as_deref(), id).await?;
+            let count = deadletter::retry(&db, queue.as_deref(), id).await?;
             println!("re-queued {count} dead job(s)");
             if count == 0 && id.is_some() {
                 return Ok(ExitCode::FAILURE);

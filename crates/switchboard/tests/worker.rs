@@ -257,7 +257,6 @@ async fn a_tenant_webhook_gets_signed_events_and_retries_after_500s() {
 #[tokio::test]
 async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
     let stack = Stack::start(|s| s.job_max_attempts = 2).await;
-    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
 
     // Transient, out of attempts: an endpoint that keeps failing.
     let hook = receiver(usize::MAX).await;
@@ -284,7 +283,7 @@ async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
 
     let deadline = tokio::time::Instant::now() + LIFECYCLE;
     let dead = loop {
-        let dead = switchboard_worker::deadletter::list(&redis, &stack.settings, None)
+        let dead = switchboard_worker::deadletter::list(&stack.db.pool, None)
             .await
             .unwrap();
         if dead.len() >= 2 {
@@ -332,23 +331,10 @@ async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
             c["status"] == "completed"
         })
         .await;
-    let left = switchboard_worker::deadletter::list(&redis, &stack.settings, None)
+    let left = switchboard_worker::deadletter::list(&stack.db.pool, None)
         .await
         .unwrap();
     assert_eq!(left.len(), 1, "only the webhook is still dead: {left:?}");
-}
-
-/// Creates a template and a campaign to `numbers`; returns the campaign id.
-async fn campaign(stack: &Stack, numbers: &[String]) -> String {
-    let (status, template) = stack
-        .post("/v1/templates", json!({"name": format!("promo {}", numbers.len()), "body": "Spring sale: 20% off until Sunday."}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{template}");
-    let (status, campaign) = stack
-        .post("/v1/campaigns", json!({"name": "Spring", "template_id": template["id"], "recipients": {"phone_numbers": numbers}}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{campaign}");
-    campaign["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -365,7 +351,7 @@ async fn a_campaign_with_opted_out_recipients_ends_with_exact_counts() {
             .await
             .unwrap();
     }
-    let id = campaign(&stack, &numbers).await;
+    let id = stack.campaign(&numbers).await;
     let done = stack
         .wait_for(
             &format!("/v1/campaigns/{id}"),
@@ -408,7 +394,7 @@ async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
         .unwrap();
     let numbers: Vec<String> = (0..1000).map(|i| format!("+1202556{:04}", i)).collect();
     let mut worker = stack.spawn_worker_process();
-    let id = campaign(&stack, &numbers).await;
+    let id = stack.campaign(&numbers).await;
     // Kill it once part of the campaign has gone out.
     stack
         .wait_until_sql(
@@ -432,27 +418,10 @@ async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
 
     let mut worker = stack.spawn_worker_process();
     stack
-        .wait_until_sql(
-            &format!(
-                "SELECT count(*) = 1000 FROM messages WHERE campaign_id = '{id}'
-                 AND status IN ('delivered', 'undelivered', 'failed')"
-            ),
-            Duration::from_secs(120),
-        )
+        .assert_campaign_sent_exactly_once(&id, 1000, Duration::from_secs(120))
         .await;
     worker.kill().unwrap();
     worker.wait().unwrap();
-    // Exactly once: every message went queued → sending → sent → final,
-    // one step each (the version counts applied changes), one carrier SID each.
-    let (messages, exact, sids): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE version = 4), count(DISTINCT carrier_sid)
-         FROM messages WHERE campaign_id = $1::uuid",
-    )
-    .bind(&id)
-    .fetch_one(&stack.db.pool)
-    .await
-    .unwrap();
-    assert_eq!((messages, exact, sids), (1000, 1000, 1000));
 }
 
 #[tokio::test]
@@ -519,8 +488,9 @@ async fn voicemails_are_transcribed_and_recordings_processed() {
         .await;
 }
 
-/// A message committed an hour ago whose sms.send push never happened
-/// (Redis was down): work only the sweeper can find.
+/// A message that has waited an hour with no job naming it (written
+/// behind the API's back, or its job deleted by hand): work only the
+/// sweeper can find.
 async fn message_whose_job_was_lost(stack: &Stack) -> uuid::Uuid {
     sqlx::query_scalar(
         "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, updated_at)
@@ -569,44 +539,30 @@ async fn the_simulator_places_inbound_calls_and_texts_when_asked() {
 }
 
 #[tokio::test]
-async fn a_backlog_of_many_thousand_due_jobs_does_not_wedge_a_queue() {
-    use switchboard_core::{
-        jobs::{JobQueues, SmsSend, storage_config},
-        redis::redis::AsyncCommands,
-    };
+async fn a_backlog_of_many_thousand_due_jobs_drains_and_the_queue_keeps_working() {
+    use switchboard_core::jobs::{SmsSend, enqueue_many};
     let mut stack = Stack::api_only(|_| {}).await;
-    // 9 000 jobs became due while no worker ran (more than apalis-redis can
-    // promote in one fetch). They name no message, so each is a quick no-op.
-    let queues = JobQueues::new(stack.settings.clone());
-    let jobs: Vec<(SmsSend, u64)> = (0..9_000)
+    // 20 000 jobs became due while no worker ran. They name no message, so
+    // each is a quick no-op.
+    let jobs: Vec<(SmsSend, Duration)> = (0..20_000)
         .map(|_| {
             let job = SmsSend {
                 tenant_id: stack.tenant_id,
                 message_id: uuid::Uuid::new_v4(),
             };
-            (job, 0)
+            (job, Duration::ZERO)
         })
         .collect();
-    for chunk in jobs.chunks(3_000) {
-        queues.push_many(chunk.to_vec()).await.unwrap();
-    }
+    enqueue_many(&stack.db.pool, &jobs).await.unwrap();
     stack.start_worker().await;
-    let config = storage_config::<SmsSend>(&stack.settings);
-    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
-    let deadline = tokio::time::Instant::now() + LIFECYCLE;
-    loop {
-        let mut conn = redis.get().await.unwrap();
-        let scheduled: u64 = conn.zcard(config.scheduled_jobs_set()).await.unwrap();
-        let active: u64 = conn.llen(config.active_jobs_list()).await.unwrap();
-        if scheduled + active == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "queue stuck: {scheduled} scheduled, {active} waiting"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack
+        .wait_until_sql("SELECT NOT EXISTS (SELECT 1 FROM jobs)", LIFECYCLE)
+        .await;
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_jobs")
+        .fetch_one(&stack.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "every no-op job simply finished");
     // And it still works afterwards.
     let message = stack.send_sms("+12025550907", "after the backlog").await;
     let id = message["id"].as_str().unwrap();
@@ -619,18 +575,13 @@ async fn a_backlog_of_many_thousand_due_jobs_does_not_wedge_a_queue() {
 
 #[tokio::test]
 async fn an_undecodable_job_is_dead_lettered_and_the_queue_keeps_working() {
-    use apalis_core::backend::TaskSink;
-    use switchboard_core::jobs::{SmsSend, storage_config};
     let mut stack = Stack::api_only(|_| {}).await;
-    // A payload from another version: the bare job, without the envelope.
-    let conn = apalis_redis::connect(secrecy::ExposeSecret::expose_secret(
-        &stack.settings.redis_url,
-    ))
-    .await
-    .unwrap();
-    let mut raw = apalis_redis::RedisStorage::<Value>::new(conn)
-        .with_config(storage_config::<SmsSend>(&stack.settings));
-    raw.push(json!({"tenant_id": stack.tenant_id, "message_id": uuid::Uuid::new_v4()}))
+    // A payload from another version (or written by hand).
+    let subject = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO jobs (queue, subject, payload) VALUES ('sms.send', $1, $2)")
+        .bind(subject)
+        .bind(json!({"message": subject, "v": 0}))
+        .execute(&stack.db.pool)
         .await
         .unwrap();
     stack.start_worker().await;
@@ -641,15 +592,15 @@ async fn an_undecodable_job_is_dead_lettered_and_the_queue_keeps_working() {
             m["status"] == "delivered"
         })
         .await;
-    let redis = switchboard_core::redis::pool(&stack.settings).unwrap();
-    let dead = switchboard_worker::deadletter::list(&redis, &stack.settings, Some("sms.send"))
+    let dead = switchboard_worker::deadletter::list(&stack.db.pool, Some("sms.send"))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0].kind, "permanent");
+    assert_eq!((dead[0].kind.as_str(), dead[0].attempts), ("permanent", 1));
     assert!(dead[0].error.contains("undecodable"), "{}", dead[0].error);
-    // The bare job is kept, so a re-drive can run it.
-    assert_eq!(dead[0].job["tenant_id"], json!(stack.tenant_id));
+    // The payload is kept as it was, for whoever inspects it.
+    assert_eq!(dead[0].job["message"], json!(subject));
+    assert_eq!(dead[0].subject, subject);
 }
 
 #[tokio::test]
@@ -686,35 +637,44 @@ async fn the_worker_rolls_finished_hours_into_the_report_rollups() {
 }
 
 #[tokio::test]
-async fn the_sweeper_does_not_pile_onto_a_backed_up_queue() {
-    use switchboard_core::{
-        jobs::{SmsSend, storage_config},
-        redis::redis,
-    };
+async fn the_sweeper_leaves_records_that_a_job_or_dead_letter_names_alone() {
+    use switchboard_core::jobs::{SmsSend, enqueue_in};
     let stack = Stack::api_only(|_| {}).await;
     let ctx = switchboard_worker::Ctx::new(stack.settings.clone())
         .await
         .unwrap();
-    message_whose_job_was_lost(&stack).await;
-    // The queue already holds a sweep's worth of jobs waiting (a
-    // stalled consumer): re-driving would only grow the pile.
-    let active = storage_config::<SmsSend>(&stack.settings).active_jobs_list();
-    let mut conn = ctx.redis.get().await.unwrap();
-    let waiting: Vec<String> = (0..5_000).map(|i| format!("waiting-{i}")).collect();
-    let _: () = redis::cmd("LPUSH")
-        .arg(&active)
-        .arg(&waiting)
-        .query_async(&mut *conn)
+    // Waiting on a job that is due later (a paced campaign send).
+    let paced = message_whose_job_was_lost(&stack).await;
+    let job = SmsSend {
+        tenant_id: stack.tenant_id,
+        message_id: paced,
+    };
+    enqueue_in(&stack.db.pool, &job, Duration::from_secs(3600))
         .await
         .unwrap();
-    let pushed = switchboard_worker::maintenance::sweep(&ctx).await.unwrap();
-    assert_eq!(pushed, 0, "a backed-up queue is left alone");
-    // Once the queue drains, the same sweep re-drives the message.
-    let _: () = redis::cmd("DEL")
-        .arg(&active)
-        .query_async(&mut *conn)
-        .await
-        .unwrap();
-    let pushed = switchboard_worker::maintenance::sweep(&ctx).await.unwrap();
-    assert_eq!(pushed, 1);
+    // Dead-lettered: waiting for an operator, not for the sweeper.
+    let dead = message_whose_job_was_lost(&stack).await;
+    sqlx::query(
+        "INSERT INTO dead_jobs (id, queue, subject, payload, attempts, kind, error)
+         VALUES (gen_random_uuid(), 'sms.send', $1, '{}', 6, 'transient', 'carrier down')",
+    )
+    .bind(dead)
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    let lost = message_whose_job_was_lost(&stack).await;
+
+    let redriven = switchboard_worker::maintenance::sweep(&ctx).await.unwrap();
+    assert_eq!(redriven, 1, "only the message nothing names");
+    let subjects: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT subject FROM jobs WHERE queue = 'sms.send' ORDER BY id")
+            .fetch_all(&stack.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(subjects, vec![paced, lost]);
+    // Now that it has a job, the next sweep leaves it alone too.
+    assert_eq!(
+        switchboard_worker::maintenance::sweep(&ctx).await.unwrap(),
+        0
+    );
 }

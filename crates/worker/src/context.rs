@@ -3,19 +3,23 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use switchboard_core::{Settings, events::EventPublisher, jobs::JobQueues};
+use switchboard_core::{Settings, events::EventPublisher};
 use uuid::Uuid;
+
+use crate::queue::Queues;
 
 /// Pools, publishers and settings, built once per worker process.
 pub struct Ctx {
     pub settings: Arc<Settings>,
     pub db: PgPool,
     pub redis: deadpool_redis::Pool,
-    pub queues: JobQueues,
+    /// The job queues' claims, acks, leases and watchdog state.
+    pub queues: Arc<Queues>,
     pub events: EventPublisher,
     /// Outbound HTTP: tenant webhooks and the simulator's carrier callbacks.
     pub http: reqwest::Client,
-    /// This process's identity among workers (apalis worker names, stream consumer).
+    /// This process's identity among workers (job claims, apalis worker
+    /// names, the event stream's consumer): unique per start.
     pub instance: String,
 }
 
@@ -27,10 +31,16 @@ impl Ctx {
             .timeout(std::time::Duration::from_secs(10))
             .pool_max_idle_per_host(64)
             .build()?;
+        let instance = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
         Ok(Arc::new(Self {
-            queues: JobQueues::new(settings.clone()),
+            queues: Arc::new(Queues::new(
+                db.clone(),
+                instance.clone(),
+                settings.job_lease,
+                settings.queue_stall_after,
+            )),
             events: EventPublisher::new(redis.clone(), settings.clone()),
-            instance: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
+            instance,
             settings,
             db,
             redis,

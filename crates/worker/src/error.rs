@@ -56,10 +56,4 @@ impl From<deadpool_redis::redis::RedisError> for JobError {
     }
 }
 
-impl From<switchboard_core::jobs::PushError> for JobError {
-    fn from(error: switchboard_core::jobs::PushError) -> Self {
-        Self::Transient(error.into())
-    }
-}
-
 pub type JobResult = Result<(), JobError>;

@@ -195,13 +195,13 @@ async fn handle(
                         webhook_id: *webhook_id,
                         event: event.clone(),
                     },
-                    0,
+                    Duration::ZERO,
                 ));
             }
         }
     }
     let queued = jobs.len();
-    ctx.queues.push_many(jobs).await?;
+    switchboard_core::jobs::enqueue_many(&ctx.db, &jobs).await?;
     let mut conn = ctx.redis.get().await?;
     let mut ack = redis::cmd("XACK");
     ack.arg(events_stream(&ctx.settings)).arg(GROUP);

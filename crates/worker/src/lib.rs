@@ -1,22 +1,26 @@
 //! # switchboard-worker
 //!
-//! The queue workers (apalis 1.0 over apalis-redis) and the carrier
+//! The queue workers (apalis 1.0 over PostgreSQL) and the carrier
 //! simulator. [`serve`] runs, until shutdown:
 //!
 //! - one apalis `Monitor` with a worker per queue (`sms.send`,
 //!   `campaign.expand`, `voicemail.transcribe`, `recording.process`,
-//!   `webhook.deliver`, `carrier.sim`), each running up to
-//!   `SWITCHBOARD_WORKER_CONCURRENCY` jobs at once with a timeout, retries
-//!   with exponential backoff and a dead-letter list ([`runner`],
-//!   [`deadletter`]);
+//!   `webhook.deliver`, `carrier.sim`), each fed by its [`queue::fetch`]
+//!   stream and running up to `SWITCHBOARD_WORKER_CONCURRENCY` jobs at once
+//!   with a timeout, retries with exponential backoff and dead letters
+//!   ([`runner`], [`deadletter`]);
+//! - the queue machinery around them: the `LISTEN` connection that wakes
+//!   idle queues, batched acknowledgements, lease renewal and the watchdog
+//!   ([`queue`]);
 //! - the event feed that turns events into tenant webhook deliveries ([`feed`]);
-//! - periodic maintenance: the sweeper, campaign progress, queue gauges
+//! - periodic maintenance: the sweeper, campaign progress, report rollups
 //!   ([`maintenance`]);
 //! - the simulator's inbound traffic, when configured ([`simulator`]);
 //! - `/health`, `/ready`, `/metrics` on `SWITCHBOARD_WORKER_ADDR`.
 //!
-//! Shutdown stops taking new jobs and lets running ones finish (up to 30 s);
-//! anything cut short is picked up again by the next worker.
+//! Shutdown stops taking new jobs and lets running ones finish (up to 30 s),
+//! acknowledges them, and hands every job it still holds back to the queue,
+//! due at once for the next worker.
 
 pub mod context;
 pub mod deadletter;
@@ -25,66 +29,59 @@ pub mod feed;
 pub mod jobs;
 pub mod maintenance;
 mod ops;
-pub mod promote;
+pub mod queue;
 pub mod runner;
 pub mod simulator;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use apalis_core::worker::ext::parallelize::ParallelizeExt;
-use secrecy::ExposeSecret;
+use apalis_core::{backend::custom::BackendBuilder, worker::ext::parallelize::ParallelizeExt};
 use switchboard_core::{
     Settings,
     jobs::{
         CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe,
-        WebhookDeliver, storage_config,
+        WebhookDeliver,
     },
 };
 use tokio::{net::TcpListener, sync::watch};
 
 pub use context::Ctx;
 
-/// How often idle workers look for new jobs (apalis-redis heartbeat), and
-/// how many missed beats make a worker dead (its jobs are handed to others):
-/// 30 s, so a worker starved of CPU for a while is not declared dead while
-/// it still runs its jobs (apalis-redis then fails its acknowledgements and
-/// restarts it). Work a really dead worker held is re-driven sooner by the
-/// sweeper (`SWITCHBOARD_SWEEP_AFTER_MS`).
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
-const MISSED_HEARTBEATS: usize = 300;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// The factory for a queue's worker: the queue's storage, the shared
-/// context, concurrency and parallel execution, and a name unique to this
-/// process *and* this start. apalis-redis re-enqueues a registering worker's
-/// in-flight tasks when it looks expired; were a restarted worker to keep
-/// its name, it would re-enqueue the tasks its previous run is still
-/// executing, fail their acknowledgements and restart again, without end.
-/// Under a new name, the previous run's unacknowledged tasks are handed out
-/// again once its heartbeats expire (handlers are idempotent). (A macro
-/// because the worker's type cannot be named.)
+/// The factory for a queue's worker: a custom apalis backend whose tasks
+/// come from the queue's [`queue::fetch`] stream (jobs are pushed with
+/// `switchboard_core::jobs::enqueue` inside the writer's transaction, never
+/// through apalis, so its sink refuses nothing and is never used), the
+/// shared context, concurrency and parallel execution. (A macro because the
+/// worker's type cannot be named.)
 macro_rules! queue_worker {
-    ($job:ty, $ctx:expr, $conn:expr) => {{
+    ($job:ty, $ctx:expr) => {{
         let ctx = $ctx.clone();
-        let conn = $conn.clone();
         move |restarts: usize| {
-            let config = storage_config::<$job>(&ctx.settings)
-                .batch_size(ctx.settings.worker_concurrency)
-                .heartbeat_interval(POLL_INTERVAL)
-                .missed_heartbeats(MISSED_HEARTBEATS);
-            // Read as plain JSON: `runner::run` decodes (and dead-letters
-            // what it cannot).
-            let storage = apalis_redis::RedisStorage::<serde_json::Value>::new(conn.clone())
-                .with_config(config);
+            let concurrency = ctx.settings.worker_concurrency;
+            let backend = BackendBuilder::new()
+                .database(ctx.queues.clone())
+                .fetcher(move |queues, _, _| {
+                    queue::fetch(queues.clone(), <$job as Job>::QUEUE, concurrency)
+                })
+                .sink(|_, _| {
+                    futures::SinkExt::sink_map_err(
+                        futures::sink::drain(),
+                        |never| -> queue::QueueError { match never {} },
+                    )
+                })
+                .build()
+                .expect("database, fetcher and sink are all given");
             WorkerBuilder::new(format!(
                 "{}@{}#{restarts}",
                 <$job as Job>::QUEUE,
                 ctx.instance
             ))
-            .backend(storage)
+            .backend(backend)
             .data(ctx.clone())
-            .concurrency(ctx.settings.worker_concurrency)
+            .concurrency(concurrency)
             .parallelize(tokio::spawn)
             .build(runner::run::<$job>)
         }
@@ -108,7 +105,6 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let ctx = Ctx::new(settings.clone()).await?;
-    let conn = apalis_redis::connect(settings.redis_url.expose_secret()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -133,42 +129,26 @@ pub async fn serve_on(
                 .await
         }
     });
-    // Whatever became due while no worker ran is promoted in safe chunks
-    // before any worker fetches (see `promote`).
-    let configs = vec![
-        storage_config::<SmsSend>(&settings),
-        storage_config::<CampaignExpand>(&settings),
-        storage_config::<VoicemailTranscribe>(&settings),
-        storage_config::<RecordingProcess>(&settings),
-        storage_config::<WebhookDeliver>(&settings),
-        storage_config::<CarrierSim>(&settings),
-    ];
-    let backlog = promote::drain(&mut conn.clone(), &configs).await?;
-    if backlog > 0 {
-        tracing::info!(backlog, "promoted jobs that became due while no worker ran");
-    }
-    let promoter = tokio::spawn(promote::run(conn.clone(), configs, stopped()));
+    let listen = tokio::spawn(queue::listen(ctx.queues.clone(), stopped()));
+    let acks = tokio::spawn(queue::ack_loop(ctx.queues.clone(), stopped()));
+    let leases = tokio::spawn(queue::renew_leases(ctx.queues.clone(), stopped()));
+    let watchdog = tokio::spawn(queue::watchdog(ctx.queues.clone(), stopped()));
     let feed = tokio::spawn(feed::run(ctx.clone(), stopped()));
-    let maintenance = tokio::spawn(maintenance::run(ctx.clone(), conn.clone(), stopped()));
+    let maintenance = tokio::spawn(maintenance::run(ctx.clone(), stopped()));
     let inbound = tokio::spawn(simulator::run_inbound(ctx.clone(), stopped()));
 
     let monitor = Monitor::new()
-        .register(queue_worker!(SmsSend, ctx, conn))
-        .register(queue_worker!(CampaignExpand, ctx, conn))
-        .register(queue_worker!(VoicemailTranscribe, ctx, conn))
-        .register(queue_worker!(RecordingProcess, ctx, conn))
-        .register(queue_worker!(WebhookDeliver, ctx, conn))
-        .register(queue_worker!(CarrierSim, ctx, conn))
-        // A worker stops when its backend fails (Redis went away, a script
-        // timed out): start it again. Repeated failures pause a little (at
-        // most 50 ms, blocking only this poll) so an outage is not a busy loop.
+        .register(queue_worker!(SmsSend, ctx))
+        .register(queue_worker!(CampaignExpand, ctx))
+        .register(queue_worker!(VoicemailTranscribe, ctx))
+        .register(queue_worker!(RecordingProcess, ctx))
+        .register(queue_worker!(WebhookDeliver, ctx))
+        .register(queue_worker!(CarrierSim, ctx))
+        // A worker stops when its fetch stream ends with an error (the
+        // watchdog restarted it): start it again.
         .should_restart(|worker, error| {
-            let restarts = worker.restarts();
-            tracing::warn!(worker = worker.name(), restarts, %error, "queue worker failed; restarting");
+            tracing::warn!(worker = worker.name(), restarts = worker.restarts(), %error, "queue worker stopped; restarting");
             metrics::counter!("jobs_worker_restarts_total").increment(1);
-            if restarts > 3 {
-                std::thread::sleep(Duration::from_millis(50));
-            }
             true
         })
         .shutdown_timeout(SHUTDOWN_GRACE);
@@ -179,6 +159,28 @@ pub async fn serve_on(
         Ok(())
     };
     let result = monitor.run_with_signal(signal).await;
-    let _ = tokio::join!(ops, promoter, feed, maintenance, inbound);
+    let _ = tokio::join!(
+        ops,
+        listen,
+        acks,
+        leases,
+        watchdog,
+        feed,
+        maintenance,
+        inbound
+    );
+    // What finished is acknowledged; what this process still holds goes
+    // back to the queue, due now, for whichever worker runs next.
+    if let Err(error) = ctx.queues.flush_acks().await {
+        tracing::warn!(%error, "final acknowledgements failed; those jobs run again after their lease");
+    }
+    match ctx.queues.release().await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "handed unfinished jobs back to the queue"),
+        Err(error) => {
+            tracing::warn!(%error, "handing jobs back failed; they run again after their lease")
+        }
+    }
+    ctx.db.close().await;
     result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
 }

@@ -1,35 +1,31 @@
 //! Periodic work, run by one worker at a time (a Redis lease):
 //!
-//! - the **sweeper**: records left waiting without a live job (the push
-//!   failed, or a worker died before handing work on) are re-driven —
-//!   queued outbound messages whose send time has passed, messages stuck in
-//!   `sending` (simulated carrier), outbound calls the simulator stopped
-//!   playing, campaigns never expanded, voicemails and recordings never
-//!   processed. Every handler is idempotent, so a re-drive of something that
-//!   was merely slow is harmless;
+//! - the **sweeper**, a safety net for what no job can see: every write
+//!   enqueues its job in its own transaction, so a record waiting without
+//!   progress *and* without any job or dead letter naming it means work
+//!   was lost outside the queues — above all a simulated carrier callback
+//!   that never came (the API was down when the simulator called). Those
+//!   records are re-driven: outbound messages still `queued`, messages
+//!   stuck in `sending`/`sent` and outbound calls the simulator stopped
+//!   playing (simulated carrier), campaigns never expanded, voicemails and
+//!   recordings never processed. Every handler is idempotent;
 //! - campaign progress: running campaigns publish `campaign.progress` and
 //!   complete when no message is still on its way;
-//! - queue gauges (depth, scheduled, dead letters) and apalis-redis cleanup
-//!   of finished tasks;
 //! - report rollups: every tenant's hours that can no longer change are
 //!   rolled into the hourly report tables (`switchboard_core::reports`);
 //! - expired idempotency keys (24 h) are deleted.
 
 use std::sync::Arc;
 
-use apalis_core::backend::Vacuum;
 use switchboard_core::{
-    jobs::{
-        CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe,
-        WebhookDeliver, storage, storage_config,
-    },
-    redis::redis::{self, AsyncCommands},
+    jobs::{CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe},
+    redis::redis,
     reports,
     settings::CarrierMode,
 };
 use uuid::Uuid;
 
-use crate::{context::Ctx, deadletter, jobs::campaign};
+use crate::{context::Ctx, jobs::campaign};
 
 /// How many stuck records one sweep re-drives per kind.
 const SWEEP_BATCH: i64 = 5_000;
@@ -37,11 +33,7 @@ const SWEEP_BATCH: i64 = 5_000;
 /// (a seeded database holds months of calls and messages in every status).
 const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
-pub async fn run(
-    ctx: Arc<Ctx>,
-    conn: apalis_redis::ConnectionManager,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(ctx.settings.maintenance_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -49,9 +41,6 @@ pub async fn run(
         tokio::select! {
             () = &mut shutdown => return,
             _ = tick.tick() => {}
-        }
-        if let Err(error) = queue_gauges(&ctx).await {
-            tracing::warn!(%error, "queue gauges");
         }
         match lease(&ctx).await {
             Ok(true) => {}
@@ -70,7 +59,7 @@ pub async fn run(
         if let Err(error) = rollups(&ctx).await {
             tracing::warn!(%error, "report rollups failed");
         }
-        if let Err(error) = housekeeping(&ctx, &conn).await {
+        if let Err(error) = housekeeping(&ctx).await {
             tracing::warn!(%error, "housekeeping failed");
         }
     }
@@ -91,17 +80,20 @@ async fn lease(ctx: &Ctx) -> anyhow::Result<bool> {
     Ok(taken.is_some())
 }
 
-/// Re-drives what is stuck; returns how many jobs it pushed. Each query
-/// selects `(tenant_id, id)` of records idle for longer than `$1` seconds
-/// but less than `$3` (the sweep window), at most `$2`.
+/// Re-drives what is stuck; returns how many jobs it enqueued. Each query
+/// selects `(tenant_id, id)` of records `r` idle for longer than `$1`
+/// seconds but less than `$3` (the sweep window), at most `$2`, that no
+/// job and no dead letter names ([`UNSEEN`]).
 pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     let after = ctx.settings.sweep_after.as_secs_f64();
     let mut pushed = redrive(
         ctx,
-        "SELECT tenant_id, id FROM messages
+        "SELECT tenant_id, id FROM messages r
          WHERE status = 'queued' AND direction = 'outbound'
            AND updated_at < now() - make_interval(secs => $1)
            AND updated_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
          ORDER BY updated_at LIMIT $2",
         after,
         |tenant_id, message_id| SmsSend {
@@ -113,11 +105,13 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     if ctx.settings.carrier == CarrierMode::Simulated {
         pushed += redrive(
             ctx,
-            "SELECT tenant_id, id FROM messages
+            "SELECT tenant_id, id FROM messages r
              WHERE status IN ('sending', 'sent') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
                AND updated_at > now() - make_interval(secs => $3)
-             ORDER BY updated_at LIMIT $2",
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
+         ORDER BY updated_at LIMIT $2",
             after,
             |tenant_id, message_id| CarrierSim::OutboundSms {
                 tenant_id,
@@ -128,11 +122,13 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         // A call can legitimately talk for 30 minutes of simulated time.
         pushed += redrive(
             ctx,
-            "SELECT tenant_id, id FROM calls
+            "SELECT tenant_id, id FROM calls r
              WHERE status IN ('queued', 'ringing', 'in-progress') AND direction = 'outbound'
                AND updated_at < now() - make_interval(secs => $1)
                AND updated_at > now() - make_interval(secs => $3)
-             ORDER BY updated_at LIMIT $2",
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
+         ORDER BY updated_at LIMIT $2",
             after.max(1_800.0 / ctx.settings.carrier_speed),
             |tenant_id, call_id| CarrierSim::OutboundCall { tenant_id, call_id },
         )
@@ -140,10 +136,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     }
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM campaigns
+        "SELECT tenant_id, id FROM campaigns r
          WHERE status = 'pending'
            AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
          LIMIT $2",
         after,
         |tenant_id, campaign_id| CampaignExpand {
@@ -154,10 +152,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     .await?;
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM voicemails
+        "SELECT tenant_id, id FROM voicemails r
          WHERE transcription_status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
          LIMIT $2",
         after,
         |tenant_id, voicemail_id| VoicemailTranscribe {
@@ -168,10 +168,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     .await?;
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM recordings
+        "SELECT tenant_id, id FROM recordings r
          WHERE status IN ('pending', 'processing')
            AND created_at < now() - make_interval(secs => $1)
            AND created_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
          LIMIT $2",
         after,
         |tenant_id, recording_id| RecordingProcess {
@@ -187,43 +189,31 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     Ok(pushed)
 }
 
-/// Runs one sweep query and pushes a `T` for every record it finds — unless
-/// `T`'s queue already holds a sweep's worth of waiting jobs: then the
-/// records are waiting in it, not lost, and pushing them again on every pass
-/// would only multiply a backlog (a stalled queue once grew to 220 000
-/// `sms.send` jobs for 3 500 messages).
+/// Runs one sweep query and enqueues a `T` for every record it finds.
 async fn redrive<T: Job>(
     ctx: &Ctx,
     sql: &'static str,
     idle_secs: f64,
     job: impl Fn(Uuid, Uuid) -> T,
 ) -> anyhow::Result<usize> {
-    let waiting: i64 = ctx
-        .redis
-        .get()
-        .await?
-        .llen(storage_config::<T>(&ctx.settings).active_jobs_list())
-        .await?;
-    if waiting >= SWEEP_BATCH {
-        metrics::counter!("sweeper_skipped_total", "queue" => T::QUEUE).increment(1);
-        tracing::warn!(
-            queue = T::QUEUE,
-            waiting,
-            "queue backed up; the sweeper leaves it alone this pass"
-        );
-        return Ok(0);
-    }
     let stuck: Vec<(Uuid, Uuid)> = sqlx::query_as(sql)
         .bind(idle_secs)
         .bind(SWEEP_BATCH)
         .bind(SWEEP_WINDOW_SECS)
         .fetch_all(&ctx.db)
         .await?;
-    let count = stuck.len();
-    ctx.queues
-        .push_many(stuck.into_iter().map(|(t, id)| (job(t, id), 0)).collect())
-        .await?;
-    Ok(count)
+    let jobs: Vec<(T, std::time::Duration)> = stuck
+        .into_iter()
+        .map(|(t, id)| (job(t, id), std::time::Duration::ZERO))
+        .collect();
+    if !jobs.is_empty() {
+        tracing::warn!(
+            queue = T::QUEUE,
+            records = jobs.len(),
+            "records waiting with no job: re-driving them"
+        );
+    }
+    Ok(switchboard_core::jobs::enqueue_many(&ctx.db, &jobs).await? as usize)
 }
 
 async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
@@ -260,66 +250,9 @@ pub async fn rollups(ctx: &Ctx) -> anyhow::Result<reports::RollupRun> {
     Ok(run)
 }
 
-async fn housekeeping(ctx: &Ctx, conn: &apalis_redis::ConnectionManager) -> anyhow::Result<()> {
+async fn housekeeping(ctx: &Ctx) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
         .execute(&ctx.db)
         .await?;
-    vacuum::<SmsSend>(ctx, conn.clone()).await?;
-    vacuum::<CampaignExpand>(ctx, conn.clone()).await?;
-    vacuum::<VoicemailTranscribe>(ctx, conn.clone()).await?;
-    vacuum::<RecordingProcess>(ctx, conn.clone()).await?;
-    vacuum::<WebhookDeliver>(ctx, conn.clone()).await?;
-    vacuum::<CarrierSim>(ctx, conn.clone()).await?;
-    Ok(())
-}
-
-/// Drops finished tasks' payloads and the done-set apalis-redis keeps.
-async fn vacuum<T: Job>(ctx: &Ctx, conn: apalis_redis::ConnectionManager) -> anyhow::Result<()> {
-    let mut store = storage::<T>(conn, &ctx.settings);
-    let removed = store.vacuum().await?;
-    let done = storage_config::<T>(&ctx.settings).done_jobs_set();
-    let _: () = store.get_connection().unlink(done).await?;
-    tracing::debug!(queue = T::QUEUE, removed, "vacuumed finished tasks");
-    Ok(())
-}
-
-/// Publishes per-queue depth (waiting now), scheduled (retries and paced
-/// sends not yet due) and dead-letter gauges.
-pub async fn queue_gauges(ctx: &Ctx) -> anyhow::Result<()> {
-    let mut conn = ctx.redis.get().await?;
-    for (queue, config) in [
-        (SmsSend::QUEUE, storage_config::<SmsSend>(&ctx.settings)),
-        (
-            CampaignExpand::QUEUE,
-            storage_config::<CampaignExpand>(&ctx.settings),
-        ),
-        (
-            VoicemailTranscribe::QUEUE,
-            storage_config::<VoicemailTranscribe>(&ctx.settings),
-        ),
-        (
-            RecordingProcess::QUEUE,
-            storage_config::<RecordingProcess>(&ctx.settings),
-        ),
-        (
-            WebhookDeliver::QUEUE,
-            storage_config::<WebhookDeliver>(&ctx.settings),
-        ),
-        (
-            CarrierSim::QUEUE,
-            storage_config::<CarrierSim>(&ctx.settings),
-        ),
-    ] {
-        let (depth, scheduled): (u64, u64) = redis::pipe()
-            .llen(config.active_jobs_list())
-            .zcard(config.scheduled_jobs_set())
-            .query_async(&mut *conn)
-            .await?;
-        metrics::gauge!("jobs_queue_depth", "queue" => queue).set(depth as f64);
-        metrics::gauge!("jobs_scheduled", "queue" => queue).set(scheduled as f64);
-    }
-    for (queue, depth) in deadletter::depths(&mut conn, &ctx.settings).await? {
-        metrics::gauge!("jobs_dead_letter_depth", "queue" => queue).set(depth as f64);
-    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{context::Ctx, maintenance};
+use crate::{context::Ctx, queue};
 
 pub fn router(ctx: Arc<Ctx>) -> Router {
     Router::new()
@@ -25,16 +25,23 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when PostgreSQL and Redis answer (see `switchboard_core::health`).
+/// Ready when PostgreSQL and Redis answer (see `switchboard_core::health`)
+/// and no queue is stalled (see `queue::watchdog`).
 async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
     let (postgres, redis) = tokio::join!(
         switchboard_core::health::postgres(&ctx.db),
         switchboard_core::health::redis(&ctx.redis)
     );
-    let is_ready = postgres == "ok" && redis == "ok";
+    let stalled = ctx.queues.stalled();
+    let queues = if stalled.is_empty() {
+        "ok".to_string()
+    } else {
+        format!("stalled: {}", stalled.join(", "))
+    };
+    let is_ready = postgres == "ok" && redis == "ok" && stalled.is_empty();
     let body = json!({
         "status": if is_ready { "ready" } else { "not_ready" },
-        "checks": {"postgres": postgres, "redis": redis},
+        "checks": {"postgres": postgres, "redis": redis, "queues": queues},
     });
     let status = if is_ready {
         StatusCode::OK
@@ -46,7 +53,7 @@ async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
 
 /// Prometheus text; queue gauges are refreshed on every scrape.
 async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
-    if let Err(error) = maintenance::queue_gauges(&ctx).await {
+    if let Err(error) = queue::states(&ctx.db).await {
         tracing::debug!(%error, "queue gauges unavailable");
     }
     (

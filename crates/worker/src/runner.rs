@@ -1,25 +1,25 @@
-//! Running one job: timing, timeout, retries with exponential backoff, the
-//! dead-letter list, and the metrics for all of it.
+//! Running one job: decoding, timing, timeout, retries with exponential
+//! backoff, the dead-letter table, and the metrics for all of it.
 //!
-//! apalis delivers a task and acknowledges it when the handler returns. The
-//! handler here always returns `Ok` once the outcome is recorded: a
-//! transient failure is pushed back as a *new* task due after its backoff
-//! (carrying the next attempt number), a permanent failure or the last
-//! attempt goes to the dead-letter list. A worker killed mid-job never
-//! acknowledges, so apalis-redis hands the task to another worker once the
-//! dead one misses its heartbeats; every handler is idempotent for that reason.
+//! apalis hands the runner a job claimed from PostgreSQL ([`Claimed`]); the
+//! runner settles it in the `jobs` table itself and always answers `Ok` to
+//! apalis: done is a batched acknowledgement (the row is deleted), a
+//! transient failure makes the same row due again after its backoff, a
+//! permanent failure or the last attempt moves it to `dead_jobs`. A worker
+//! killed mid-job settles nothing; the job is due again when its lease ends,
+//! for any worker, which is why every handler is idempotent.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis_core::task::data::Data;
 use chrono::Utc;
 use rand::Rng;
-use switchboard_core::jobs::{Job, Queued};
+use switchboard_core::jobs::Job;
 
 use crate::{
     context::Ctx,
-    deadletter,
     error::{JobError, JobResult},
+    queue::Claimed,
 };
 
 /// A job the worker knows how to run.
@@ -32,44 +32,58 @@ pub trait Handler: Job + Clone + std::fmt::Debug {
     fn handle(&self, ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send;
 }
 
-/// The apalis handler for every queue. Tasks arrive as plain JSON and are
-/// decoded here: a payload that is not a `Queued<T>` (written by another
-/// version, or by hand) is dead-lettered instead of failing apalis's own
-/// decoding, which would stop the queue's worker on every fetch of it.
+/// The apalis handler for every queue. A payload that is not a `T`
+/// (written by another version, or by hand) is dead-lettered as permanent.
 pub async fn run<T: Handler>(
-    raw: serde_json::Value,
+    claimed: Claimed,
     ctx: Data<Arc<Ctx>>,
 ) -> Result<(), apalis_core::error::BoxDynError> {
     let ctx: Arc<Ctx> = (*ctx).clone();
     let queue = T::QUEUE;
-    let queued: Queued<T> = match serde_json::from_value(raw.clone()) {
-        Ok(queued) => queued,
+    let waited = (Utc::now() - claimed.due_at).to_std().unwrap_or_default();
+    metrics::histogram!("job_wait_seconds", "queue" => queue).record(waited.as_secs_f64());
+    let outcome = match serde_json::from_value::<T>(claimed.payload.clone()) {
         Err(error) => {
-            let error = JobError::permanent(anyhow::anyhow!("undecodable {queue} job: {error}"));
-            tracing::error!(queue, %error, "job dead-lettered");
             metrics::counter!("jobs_failed_total", "queue" => queue, "kind" => "undecodable")
                 .increment(1);
-            // A legacy payload is often the bare job: keep that, so a
-            // re-drive can read it.
-            let job = raw.get("job").cloned().unwrap_or(raw);
-            deadletter::record_raw(&ctx, queue, job, 1, &error).await?;
-            metrics::counter!("jobs_dead_lettered_total", "queue" => queue).increment(1);
-            return Ok(());
+            Err(JobError::permanent(anyhow::anyhow!(
+                "undecodable {queue} job: {error}"
+            )))
         }
+        Ok(job) if claimed.attempt > T::max_attempts(&ctx) => {
+            // Claimed again and again without ever settling: its worker died
+            // each time (a job that crashes the process, or outlives every lease).
+            Err(JobError::Transient(anyhow::anyhow!(
+                "{job:?} was claimed {} times without finishing",
+                claimed.attempt - 1
+            )))
+        }
+        Ok(job) => execute(&ctx, &job).await,
     };
-    let waited = (Utc::now() - queued.due_at).to_std().unwrap_or_default();
-    metrics::histogram!("job_wait_seconds", "queue" => queue).record(waited.as_secs_f64());
-    let in_flight = metrics::gauge!("jobs_in_flight", "queue" => queue);
+    match outcome {
+        Ok(()) => {
+            metrics::counter!("jobs_done_total", "queue" => queue).increment(1);
+            ctx.queues.ack(&claimed);
+            Ok(())
+        }
+        Err(error) => settle_failure::<T>(&ctx, &claimed, error).await,
+    }
+}
+
+/// Runs the handler under the job timeout, with the in-flight gauge and the
+/// duration histogram.
+async fn execute<T: Handler>(ctx: &Arc<Ctx>, job: &T) -> JobResult {
+    let queue = T::QUEUE;
+    let in_flight = metrics::gauge!("jobs_running", "queue" => queue);
     in_flight.increment(1.0);
     let started = std::time::Instant::now();
-    let outcome =
-        match tokio::time::timeout(ctx.settings.job_timeout, queued.job.handle(&ctx)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(JobError::Transient(anyhow::anyhow!(
-                "timed out after {:?}",
-                ctx.settings.job_timeout
-            ))),
-        };
+    let outcome = match tokio::time::timeout(ctx.settings.job_timeout, job.handle(ctx)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(JobError::Transient(anyhow::anyhow!(
+            "timed out after {:?}",
+            ctx.settings.job_timeout
+        ))),
+    };
     in_flight.decrement(1.0);
     let result = match &outcome {
         Ok(()) => "done",
@@ -78,39 +92,31 @@ pub async fn run<T: Handler>(
     };
     metrics::histogram!("job_duration_seconds", "queue" => queue, "result" => result)
         .record(started.elapsed().as_secs_f64());
-    match outcome {
-        Ok(()) => {
-            metrics::counter!("jobs_done_total", "queue" => queue).increment(1);
-            Ok(())
-        }
-        Err(error) => settle_failure(&ctx, queued, error).await,
-    }
+    outcome
 }
 
-/// Records a failed attempt: a retry after backoff, or the dead-letter list.
+/// Records a failed attempt: due again after backoff, or a dead letter.
 async fn settle_failure<T: Handler>(
     ctx: &Ctx,
-    queued: Queued<T>,
+    claimed: &Claimed,
     error: JobError,
 ) -> Result<(), apalis_core::error::BoxDynError> {
     let queue = T::QUEUE;
     metrics::counter!("jobs_failed_total", "queue" => queue, "kind" => error.kind()).increment(1);
+    let message = error.to_string();
     let retryable =
-        matches!(error, JobError::Transient(_)) && queued.attempt < T::max_attempts(ctx);
+        matches!(error, JobError::Transient(_)) && claimed.attempt < T::max_attempts(ctx);
     if retryable {
-        let delay = backoff(ctx.settings.job_retry_base, queued.attempt);
-        tracing::warn!(queue, attempt = queued.attempt, ?delay, %error, "job failed; retrying");
-        let retry = Queued {
-            job: queued.job,
-            attempt: queued.attempt + 1,
-            due_at: Utc::now(),
-        };
-        ctx.queues.push_queued(retry, Some(delay)).await?;
+        let delay = backoff(ctx.settings.job_retry_base, claimed.attempt);
+        tracing::warn!(queue, job_id = claimed.id, attempt = claimed.attempt, ?delay, error = %message, "job failed; retrying");
+        ctx.queues.retry(claimed, delay, &message).await?;
         metrics::counter!("jobs_retried_total", "queue" => queue).increment(1);
         return Ok(());
     }
-    tracing::error!(queue, attempt = queued.attempt, kind = error.kind(), %error, "job dead-lettered");
-    deadletter::record(ctx, &queued, &error).await?;
+    tracing::error!(queue, job_id = claimed.id, attempt = claimed.attempt, kind = error.kind(), error = %message, "job dead-lettered");
+    ctx.queues
+        .dead_letter(claimed, error.kind(), &message)
+        .await?;
     metrics::counter!("jobs_dead_lettered_total", "queue" => queue).increment(1);
     Ok(())
 }

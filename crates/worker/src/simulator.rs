@@ -38,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use switchboard_core::{
     carrier::{SIGNATURE_HEADER, new_sid, sign},
-    jobs::{CarrierSim, Queued},
+    jobs::{self, CarrierSim},
 };
 use uuid::Uuid;
 
@@ -153,9 +153,7 @@ async fn wait_until(ctx: &Ctx, job: &CarrierSim, at: DateTime<Utc>) -> Result<bo
         tokio::time::sleep(remaining).await;
         return Ok(true);
     }
-    ctx.queues
-        .push_queued(Queued::new(job.clone()), Some(remaining))
-        .await?;
+    jobs::enqueue_in(&ctx.db, job, remaining).await?;
     Ok(false)
 }
 

@@ -11,7 +11,7 @@ use switchboard_core::{
     carrier::new_sid,
     events::{Envelope, EventType},
     ids::new_id,
-    jobs::CarrierSim,
+    jobs::{self, CarrierSim},
     settings::CarrierMode,
 };
 use uuid::Uuid;
@@ -116,6 +116,17 @@ pub async fn originate_call(
         call.created_at,
     )
     .await?;
+    if state.settings.carrier == CarrierMode::Simulated {
+        // The simulated network dials the call.
+        jobs::enqueue(
+            &mut *tx,
+            &CarrierSim::OutboundCall {
+                tenant_id: call.tenant_id,
+                call_id: call.id,
+            },
+        )
+        .await?;
+    }
     idempotency::complete(&mut tx, claim, StatusCode::CREATED, &call).await?;
     tx.commit().await?;
     metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);
@@ -123,15 +134,6 @@ pub async fn originate_call(
         .events
         .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallCreated, &call))
         .await;
-    if state.settings.carrier == CarrierMode::Simulated {
-        state
-            .jobs
-            .push_after_commit(CarrierSim::OutboundCall {
-                tenant_id: call.tenant_id,
-                call_id: call.id,
-            })
-            .await;
-    }
     Ok((StatusCode::CREATED, Json(call)).into_response())
 }
 

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use switchboard_core::{
     events::{Envelope, EventType},
     ids::new_id,
-    jobs::SmsSend,
+    jobs::{self, SmsSend},
     sms::segment,
     templates::{TemplateError, Variables, customer_variables, render},
 };
@@ -124,6 +124,15 @@ pub async fn send_message(
     .bind(principal.agent_id())
     .fetch_one(&mut *tx)
     .await?;
+    // The worker sends it in both carrier modes.
+    jobs::enqueue(
+        &mut *tx,
+        &SmsSend {
+            tenant_id: message.tenant_id,
+            message_id: message.id,
+        },
+    )
+    .await?;
     idempotency::complete(&mut tx, claim, StatusCode::CREATED, &message).await?;
     tx.commit().await?;
 
@@ -136,15 +145,6 @@ pub async fn send_message(
             EventType::MessageCreated,
             &message,
         ))
-        .await;
-    // The worker sends it in both carrier modes; a failed push leaves the
-    // message `queued` for the sweeper.
-    state
-        .jobs
-        .push_after_commit(SmsSend {
-            tenant_id: message.tenant_id,
-            message_id: message.id,
-        })
         .await;
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }

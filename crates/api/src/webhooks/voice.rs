@@ -6,7 +6,7 @@ use switchboard_core::{
     calls::{CallStatus, Transition},
     events::{Envelope, EventType},
     ids::new_id,
-    jobs::{RecordingProcess, VoicemailTranscribe},
+    jobs::{self, RecordingProcess, VoicemailTranscribe},
     phone::E164,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -364,6 +364,7 @@ pub async fn voice_recording(
     let duration = seconds_param(&form, "RecordingDuration")?.unwrap_or(0);
 
     if routed_to.as_deref() == Some("voicemail") {
+        let mut tx = state.db.begin().await?;
         let created: Option<(Uuid, serde_json::Value)> = sqlx::query_as(
             "INSERT INTO voicemails (id, tenant_id, call_id, customer_id, from_number, to_number,
                                      recording_sid, recording_url, duration_seconds)
@@ -379,7 +380,7 @@ pub async fn voice_recording(
         .bind(recording_sid)
         .bind(url)
         .bind(duration)
-        .fetch_optional(&state.db)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some((voicemail_id, data)) = created else {
             return Ok(Json(WebhookAck {
@@ -387,17 +388,19 @@ pub async fn voice_recording(
                 ..WebhookAck::result("duplicate")
             }));
         };
+        jobs::enqueue(
+            &mut *tx,
+            &VoicemailTranscribe {
+                tenant_id,
+                voicemail_id,
+            },
+        )
+        .await?;
+        tx.commit().await?;
         metrics::counter!("voicemails_created_total").increment(1);
         state
             .events
             .publish_after_commit(Envelope::new(tenant_id, EventType::VoicemailCreated, data))
-            .await;
-        state
-            .jobs
-            .push_after_commit(VoicemailTranscribe {
-                tenant_id,
-                voicemail_id,
-            })
             .await;
         return Ok(Json(WebhookAck {
             call_id: Some(call_id),
@@ -444,6 +447,14 @@ pub async fn voice_recording(
         Utc::now(),
     )
     .await?;
+    jobs::enqueue(
+        &mut *tx,
+        &RecordingProcess {
+            tenant_id,
+            recording_id,
+        },
+    )
+    .await?;
     tx.commit().await?;
     let mut event = serde_json::to_value(&call).unwrap_or_default();
     if let Some(obj) = event.as_object_mut() {
@@ -453,13 +464,6 @@ pub async fn voice_recording(
     state
         .events
         .publish_after_commit(Envelope::new(tenant_id, EventType::CallUpdated, event))
-        .await;
-    state
-        .jobs
-        .push_after_commit(RecordingProcess {
-            tenant_id,
-            recording_id,
-        })
         .await;
     Ok(Json(WebhookAck {
         call_id: Some(call_id),

@@ -25,8 +25,11 @@ pub struct Stack {
     pub base: String,
     pub tenant_id: Uuid,
     pub api_key: String,
+    /// The in-process worker's ops address (`/ready`, `/metrics`), once started.
+    pub worker_base: Option<String>,
     api_stop: Option<oneshot::Sender<()>>,
     worker_stop: Option<oneshot::Sender<()>>,
+    worker_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Stack {
@@ -46,6 +49,8 @@ pub fn fast(settings: &mut Settings) {
     settings.job_retry_base = Duration::from_millis(500);
     settings.sweep_after = Duration::from_secs(3);
     settings.maintenance_interval = Duration::from_millis(500);
+    // A killed worker's jobs come back after two seconds.
+    settings.job_lease = Duration::from_secs(2);
 }
 
 impl Stack {
@@ -103,8 +108,10 @@ impl Stack {
             base: format!("http://{addr}"),
             tenant_id,
             api_key,
+            worker_base: None,
             api_stop: Some(tx),
             worker_stop: None,
+            worker_task: None,
         }
     }
 
@@ -112,9 +119,10 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        self.worker_base = Some(format!("http://{}", listener.local_addr().expect("addr")));
         let (tx, rx) = oneshot::channel::<()>();
         let settings = self.settings.clone();
-        tokio::spawn(async move {
+        self.worker_task = Some(tokio::spawn(async move {
             if let Err(error) = switchboard_worker::serve_on(listener, settings, async move {
                 let _ = rx.await;
             })
@@ -122,8 +130,20 @@ impl Stack {
             {
                 panic!("worker failed: {error:#}");
             }
-        });
+        }));
         self.worker_stop = Some(tx);
+    }
+
+    /// Stops the in-process worker as SIGTERM would and waits until it has
+    /// finished (running jobs done, held jobs handed back).
+    pub async fn stop_worker(&mut self) {
+        if let Some(stop) = self.worker_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.worker_task.take() {
+            task.await.expect("worker stopped cleanly");
+        }
+        self.worker_base = None;
     }
 
     /// `switchboard worker` as a child process with this stack's settings.
@@ -164,6 +184,10 @@ impl Stack {
             .env(
                 "SWITCHBOARD_JOB_RETRY_BASE_MS",
                 s.job_retry_base.as_millis().to_string(),
+            )
+            .env(
+                "SWITCHBOARD_JOB_LEASE_MS",
+                s.job_lease.as_millis().to_string(),
             )
             .env("SWITCHBOARD_DB_MAX_CONNECTIONS", "10")
             .env("RUST_LOG", "warn");
@@ -232,6 +256,43 @@ impl Stack {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{message}");
         message
+    }
+
+    /// Creates a template and a campaign to `numbers`; returns the campaign id.
+    pub async fn campaign(&self, numbers: &[String]) -> String {
+        let (status, template) = self
+            .post("/v1/templates", json!({"name": format!("promo {}", numbers.len()), "body": "Spring sale: 20% off until Sunday."}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{template}");
+        let (status, campaign) = self
+            .post("/v1/campaigns", json!({"name": "Spring", "template_id": template["id"], "recipients": {"phone_numbers": numbers}}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{campaign}");
+        campaign["id"].as_str().expect("campaign id").to_string()
+    }
+
+    /// Waits until all `count` messages of campaign `id` are final, then
+    /// checks that each was sent exactly once: queued → sending → sent →
+    /// final, one step each (the version counts applied changes), one
+    /// carrier SID each.
+    pub async fn assert_campaign_sent_exactly_once(&self, id: &str, count: i64, limit: Duration) {
+        self.wait_until_sql(
+            &format!(
+                "SELECT count(*) = {count} FROM messages WHERE campaign_id = '{id}'
+                 AND status IN ('delivered', 'undelivered', 'failed')"
+            ),
+            limit,
+        )
+        .await;
+        let (messages, exact, sids): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE version = 4), count(DISTINCT carrier_sid)
+             FROM messages WHERE campaign_id = $1::uuid",
+        )
+        .bind(id)
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("campaign messages");
+        assert_eq!((messages, exact, sids), (count, count, count));
     }
 
     /// Waits until a database query returns true.

@@ -4,12 +4,11 @@
 //! explicit numbers, a customer search), drops duplicates and opted-out
 //! numbers (counted), renders the template per recipient, inserts every
 //! message, and marks the campaign `running`. The unique (campaign, number)
-//! index makes a re-run insert nothing twice. After commit it pushes the
-//! `sms.send` jobs, spread over time so the tenant's carrier send rate
+//! index makes a re-run insert nothing twice. The same transaction enqueues
+//! the `sms.send` jobs, spread over time so the tenant's carrier send rate
 //! (`tenants.sms_rate_per_second`) is honoured: message *i* is due
 //! ⌊i / rate⌋ seconds after the expansion. A queued campaign message's
-//! `updated_at` is set to the time it is due, so the sweeper only re-drives
-//! messages whose turn has passed.
+//! `updated_at` is set to the time it is due.
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use switchboard_core::{
     events::{Envelope, EventType},
     ids::new_id,
-    jobs::{CampaignExpand, SmsSend},
+    jobs::{self, CampaignExpand, SmsSend},
     search::search_pattern,
     sms::segment,
     templates::{Variables, customer_variables, render},
@@ -74,10 +73,8 @@ impl Handler for CampaignExpand {
             return Ok(());
         };
         if status != "pending" {
-            // Expanded already (this is a retry or a sweeper re-drive): make
-            // sure every message whose turn came has its job, then stop.
-            tx.rollback().await?;
-            return push_due_sends(ctx, self, rate).await;
+            // Expanded already, sends and all (this is a re-run).
+            return Ok(());
         }
         let audience: Audience = serde_json::from_value(audience)
             .map_err(|e| JobError::permanent(anyhow::anyhow!("stored audience: {e}")))?;
@@ -178,16 +175,19 @@ impl Handler for CampaignExpand {
         .bind(opted_out.len() as i32)
         .execute(&mut *tx)
         .await?;
+        let sends = enqueue_sends(&mut tx, self).await?;
         tx.commit().await?;
         metrics::counter!("campaign_messages_created_total").increment(rows.ids.len() as u64);
         tracing::info!(
             campaign_id = %self.campaign_id,
             recipients = recipients.len(),
             opted_out = opted_out.len(),
+            sends,
+            rate,
             "campaign expanded"
         );
         publish_progress(ctx, self.tenant_id, self.campaign_id).await?;
-        push_due_sends(ctx, self, rate as i32).await
+        Ok(())
     }
 }
 
@@ -251,35 +251,33 @@ async fn resolve(
     Ok(all)
 }
 
-/// Pushes `sms.send` for the campaign's queued messages, each due at its
-/// paced time (a message whose time has passed is due now).
-async fn push_due_sends(ctx: &Ctx, job: &CampaignExpand, rate: i32) -> JobResult {
+/// Enqueues `sms.send` for the campaign's queued messages in the
+/// expansion's transaction, each due at its paced time; returns how many.
+async fn enqueue_sends(
+    tx: &mut sqlx::PgConnection,
+    job: &CampaignExpand,
+) -> Result<u64, sqlx::Error> {
     let queued: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, updated_at FROM messages
          WHERE campaign_id = $1 AND status = 'queued' ORDER BY updated_at, id",
     )
     .bind(job.campaign_id)
-    .fetch_all(&ctx.db)
+    .fetch_all(&mut *tx)
     .await?;
     let now = Utc::now();
-    let jobs: Vec<(SmsSend, u64)> = queued
+    let sends: Vec<(SmsSend, std::time::Duration)> = queued
         .into_iter()
         .map(|(message_id, due)| {
-            let delay = (due - now).num_seconds().max(0) as u64;
             (
                 SmsSend {
                     tenant_id: job.tenant_id,
                     message_id,
                 },
-                delay,
+                (due - now).to_std().unwrap_or_default(),
             )
         })
         .collect();
-    tracing::debug!(campaign_id = %job.campaign_id, jobs = jobs.len(), rate, "pushing campaign sends");
-    for chunk in jobs.chunks(2_000) {
-        ctx.queues.push_many(chunk.to_vec()).await?;
-    }
-    Ok(())
+    jobs::enqueue_many(&mut *tx, &sends).await
 }
 
 /// Counts a campaign's messages by status, completes it when none is still

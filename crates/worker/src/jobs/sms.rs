@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use switchboard_core::{
     events::{Envelope, EventType},
-    jobs::{CarrierSim, SmsSend},
+    jobs::{self, CarrierSim, SmsSend},
     settings::CarrierMode,
 };
 
@@ -66,6 +66,17 @@ impl Handler for SmsSend {
         .bind(&sid)
         .fetch_one(&mut *tx)
         .await?;
+        if sid.is_some() && ctx.settings.carrier == CarrierMode::Simulated {
+            // The simulated network gets the message with the hand-over.
+            jobs::enqueue(
+                &mut *tx,
+                &CarrierSim::OutboundSms {
+                    tenant_id: self.tenant_id,
+                    message_id: self.message_id,
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
         metrics::counter!("sms_send_total", "result" => status).increment(1);
         ctx.events
@@ -75,16 +86,6 @@ impl Handler for SmsSend {
                 &message,
             ))
             .await;
-        if sid.is_some() && ctx.settings.carrier == CarrierMode::Simulated {
-            // If this push fails the message waits in `sending`; the sweeper
-            // hands it to the simulator again (which is idempotent).
-            ctx.queues
-                .push_after_commit(CarrierSim::OutboundSms {
-                    tenant_id: self.tenant_id,
-                    message_id: self.message_id,
-                })
-                .await;
-        }
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use std::{
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use switchboard_core::jobs::{Queued, WebhookDeliver};
+use switchboard_core::jobs::{self, WebhookDeliver};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -61,9 +61,7 @@ impl Handler for WebhookDeliver {
             // This tenant's endpoint is busy: come back in a second without
             // spending an attempt, and leave the slot to other tenants.
             metrics::counter!("webhook_deliveries_deferred_total").increment(1);
-            ctx.queues
-                .push_queued(Queued::new(self.clone()), Some(Duration::from_secs(1)))
-                .await?;
+            jobs::enqueue_in(&ctx.db, self, Duration::from_secs(1)).await?;
             return Ok(());
         };
         let hook: Option<(String, String)> = sqlx::query_as(
