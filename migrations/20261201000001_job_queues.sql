@@ -54,13 +54,20 @@ CREATE INDEX dead_jobs_queue_idx ON dead_jobs (queue, failed_at);
 CREATE INDEX dead_jobs_subject_idx ON dead_jobs (subject);
 
 -- Wakes idle workers: one notification per inserting statement and queue
--- (a row-level trigger would notify once per row, and every notification
--- is serialised at commit). Payload: the queue name.
+-- (a row-level trigger would notify once per row). Payload: the queue name.
+--
+-- A transaction that notifies takes a database-wide lock at commit and
+-- holds it through its WAL flush, so notifying transactions commit one at a
+-- time. The worker's own connections set `switchboard.notify_jobs = off`:
+-- the follow-on jobs they insert wake their own process's queues directly,
+-- and only inserts from elsewhere (the API, the CLI) pay for a NOTIFY.
 CREATE FUNCTION jobs_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('switchboard_jobs', queue)
-    FROM (SELECT DISTINCT queue FROM new_jobs WHERE available_at <= now()) due;
+    IF current_setting('switchboard.notify_jobs', true) IS DISTINCT FROM 'off' THEN
+        PERFORM pg_notify('switchboard_jobs', queue)
+        FROM (SELECT DISTINCT queue FROM new_jobs WHERE available_at <= now()) due;
+    END IF;
     RETURN NULL;
 END
 $$;

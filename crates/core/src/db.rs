@@ -39,7 +39,25 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, DbSetupError> {
 
 /// A lazily-connecting pool sized by the settings.
 pub async fn connect(settings: &Settings) -> Result<PgPool, DbSetupError> {
-    let options = connect_options(settings.database_url.expose_secret())?;
+    pool(
+        settings,
+        connect_options(settings.database_url.expose_secret())?,
+    )
+    .await
+}
+
+/// The worker's pool: like [`connect`], but the jobs it inserts send no
+/// `NOTIFY` (`switchboard.notify_jobs = off`, see the job queue migration).
+/// A notifying transaction commits under a database-wide lock, which would
+/// serialise every job the worker hands on; the worker wakes its own queues
+/// in-process instead, and other workers find the jobs within their poll.
+pub async fn connect_for_worker(settings: &Settings) -> Result<PgPool, DbSetupError> {
+    let options = connect_options(settings.database_url.expose_secret())?
+        .options([("switchboard.notify_jobs", "off")]);
+    pool(settings, options).await
+}
+
+async fn pool(settings: &Settings, options: PgConnectOptions) -> Result<PgPool, DbSetupError> {
     PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
         .min_connections(0)

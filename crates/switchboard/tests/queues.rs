@@ -51,8 +51,8 @@ fn queue_only(settings: &mut switchboard_core::Settings) {
 async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
     let stack = Stack::start(queue_only).await;
     let mut conn = stack.db.pool.acquire().await.unwrap();
-    let waiting = queued_message(&stack, &mut *conn).await;
-    let committed = queued_message(&stack, &mut *conn).await;
+    let waiting = queued_message(&stack, &mut conn).await;
+    let committed = queued_message(&stack, &mut conn).await;
 
     let mut tx = stack.db.pool.begin().await.unwrap();
     let job = SmsSend {
@@ -137,7 +137,7 @@ async fn a_stalled_queue_is_reported_not_ready_and_recovers() {
     })
     .await;
     let mut conn = stack.db.pool.acquire().await.unwrap();
-    let message = queued_message(&stack, &mut *conn).await;
+    let message = queued_message(&stack, &mut conn).await;
     let job = SmsSend {
         tenant_id: stack.tenant_id,
         message_id: message,
@@ -215,7 +215,7 @@ async fn a_worker_never_sleeps_through_due_work() {
     for _ in 0..150 {
         tick.tick().await;
         let mut tx = stack.db.pool.begin().await.unwrap();
-        let message_id = queued_message(&stack, &mut *tx).await;
+        let message_id = queued_message(&stack, &mut tx).await;
         let job = SmsSend {
             tenant_id: stack.tenant_id,
             message_id,

@@ -25,7 +25,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn new(settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
-        let db = switchboard_core::db::connect(&settings).await?;
+        let db = switchboard_core::db::connect_for_worker(&settings).await?;
         let redis = switchboard_core::redis::pool(&settings)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))

@@ -15,7 +15,7 @@ use std::{
 
 use switchboard_core::{
     events::{Envelope, events_stream},
-    jobs::WebhookDeliver,
+    jobs::{Job, WebhookDeliver},
     redis::redis::{self, Value},
 };
 use uuid::Uuid;
@@ -202,6 +202,7 @@ async fn handle(
     }
     let queued = jobs.len();
     switchboard_core::jobs::enqueue_many(&ctx.db, &jobs).await?;
+    ctx.queues.wake(WebhookDeliver::QUEUE);
     let mut conn = ctx.redis.get().await?;
     let mut ack = redis::cmd("XACK");
     ack.arg(events_stream(&ctx.settings)).arg(GROUP);

@@ -133,6 +133,7 @@ pub async fn serve_on(
     let acks = tokio::spawn(queue::ack_loop(ctx.queues.clone(), stopped()));
     let leases = tokio::spawn(queue::renew_leases(ctx.queues.clone(), stopped()));
     let watchdog = tokio::spawn(queue::watchdog(ctx.queues.clone(), stopped()));
+    let vacuum = tokio::spawn(queue::vacuum_loop(ctx.queues.clone(), stopped()));
     let feed = tokio::spawn(feed::run(ctx.clone(), stopped()));
     let maintenance = tokio::spawn(maintenance::run(ctx.clone(), stopped()));
     let inbound = tokio::spawn(simulator::run_inbound(ctx.clone(), stopped()));
@@ -165,6 +166,7 @@ pub async fn serve_on(
         acks,
         leases,
         watchdog,
+        vacuum,
         feed,
         maintenance,
         inbound

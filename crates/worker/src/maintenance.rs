@@ -213,7 +213,9 @@ async fn redrive<T: Job>(
             "records waiting with no job: re-driving them"
         );
     }
-    Ok(switchboard_core::jobs::enqueue_many(&ctx.db, &jobs).await? as usize)
+    let enqueued = switchboard_core::jobs::enqueue_many(&ctx.db, &jobs).await?;
+    ctx.queues.wake(T::QUEUE);
+    Ok(enqueued as usize)
 }
 
 async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {

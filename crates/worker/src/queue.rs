@@ -11,8 +11,10 @@
 //!   hands them to apalis one at a time as it has room. It claims again
 //!   only when its batch is handed out.
 //! - **Wake-ups.** With nothing due, the stream waits for the first of: a
-//!   `NOTIFY` for its queue (one listener connection per process, see
-//!   [`listen`]), the next delayed job's due time, or [`IDLE_POLL`]. The
+//!   `NOTIFY` for its queue (inserts from the API and the CLI; one listener
+//!   connection per process, see [`listen`]), a wake-up from this process
+//!   (the jobs its own handlers hand on, [`Queues::wake`]), the next delayed
+//!   job's due time, or [`IDLE_POLL`]. The
 //!   wait is an ordinary tokio `select!` re-created on every loop, so a
 //!   notification that arrives while a claim is running is kept (a
 //!   `Notify` permit) and a lost notification costs at most [`IDLE_POLL`]:
@@ -37,7 +39,7 @@ use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -109,6 +111,9 @@ pub struct Queues {
     /// Finished jobs waiting for the batched delete.
     acks: Mutex<Vec<i64>>,
     ack_wake: Notify,
+    /// Jobs deleted or updated since the table was last vacuumed: every
+    /// one leaves a dead row version that claims would otherwise wade through.
+    churn: AtomicU64,
 }
 
 impl Queues {
@@ -123,6 +128,7 @@ impl Queues {
             held: Mutex::new(HashSet::new()),
             acks: Mutex::new(Vec::new()),
             ack_wake: Notify::new(),
+            churn: AtomicU64::new(0),
         }
     }
 
@@ -167,6 +173,16 @@ impl Queues {
             .into_iter()
             .filter(|q| self.lane(q).stalled.load(Ordering::Relaxed))
             .collect()
+    }
+
+    /// Wakes `queue`'s stream in this process: the worker's own inserts send
+    /// no `NOTIFY` (see `switchboard_core::db::connect_for_worker`), so
+    /// whoever enqueues or reschedules a job here calls this after commit.
+    /// For a delayed job it makes the stream look at the new due time.
+    pub fn wake(&self, queue: &str) {
+        if let Some(lane) = self.lanes.get(queue) {
+            lane.wake.notify_one();
+        }
     }
 
     /// Wakes every queue's stream (the listener reconnected: notifications
@@ -250,7 +266,10 @@ impl Queues {
             .execute(&self.db)
             .await;
         match result {
-            Ok(_) => Ok(ids.len()),
+            Ok(_) => {
+                self.churn.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                Ok(ids.len())
+            }
             Err(error) => {
                 // Keep them for the next round; if this process dies first,
                 // the jobs run again after their lease (handlers are idempotent).
@@ -282,7 +301,10 @@ impl Queues {
         .bind(delay.as_secs_f64())
         .execute(&self.db)
         .await?;
+        self.churn.fetch_add(1, Ordering::Relaxed);
         self.progressed(claimed.queue);
+        // Its stream may be asleep until a later due time.
+        self.wake(claimed.queue);
         Ok(())
     }
 
@@ -309,6 +331,7 @@ impl Queues {
         .bind(error)
         .execute(&self.db)
         .await?;
+        self.churn.fetch_add(1, Ordering::Relaxed);
         self.progressed(claimed.queue);
         Ok(())
     }
@@ -476,6 +499,53 @@ pub async fn ack_loop(queues: Arc<Queues>, shutdown: impl std::future::Future<Ou
     }
 }
 
+/// Dead row versions a worker lets pile up in `jobs` before it vacuums.
+const VACUUM_AFTER_JOBS: u64 = 5_000;
+/// Longest a worker lets any churn sit unvacuumed.
+const VACUUM_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
+
+/// Vacuums the `jobs` table as its churn requires until `shutdown`.
+///
+/// Every claim, retry and acknowledgement leaves a dead row version
+/// behind; a queue table is the worst case for bloat, and the claim index
+/// scan pays for every dead entry it meets. Autovacuum may be off (it is
+/// on this project's CI machine) or slow to notice a small, hot table, so
+/// the workers vacuum it themselves: after [`VACUUM_AFTER_JOBS`] settled
+/// jobs, or [`VACUUM_AT_LEAST_EVERY`] if there were any. `SKIP_LOCKED`: if
+/// another worker is vacuuming it already, this one does not wait.
+pub async fn vacuum_loop(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let churn = queues.churn.load(Ordering::Relaxed);
+        let due =
+            churn >= VACUUM_AFTER_JOBS || (churn > 0 && last.elapsed() >= VACUUM_AT_LEAST_EVERY);
+        if !due {
+            continue;
+        }
+        let started = Instant::now();
+        match sqlx::query("VACUUM (SKIP_LOCKED) jobs")
+            .execute(&queues.db)
+            .await
+        {
+            Ok(_) => {
+                queues.churn.fetch_sub(churn, Ordering::Relaxed);
+                last = Instant::now();
+                metrics::counter!("jobs_table_vacuums_total").increment(1);
+                metrics::histogram!("jobs_table_vacuum_seconds")
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Err(error) => tracing::warn!(%error, "vacuuming the jobs table failed"),
+        }
+    }
+}
+
 /// Renews this process's leases every quarter lease until `shutdown`.
 pub async fn renew_leases(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
@@ -554,13 +624,15 @@ pub async fn states(db: &PgPool) -> Result<Vec<QueueState>, sqlx::Error> {
     Ok(states)
 }
 
-/// Checks every queue each quarter of the stall time (at most every 5 s)
-/// until `shutdown`: a queue whose oldest due job waited longer than the
-/// stall time while it made no progress is stalled (ERROR, not ready,
-/// restarted); it recovers as soon as it makes progress again.
+/// Reads every queue's state once a second (or each quarter of the stall
+/// time, if that is shorter) until `shutdown`: the queue gauges come from
+/// here, whoever scrapes `/metrics` how often, and a queue whose oldest due
+/// job waited longer than the stall time while it made no progress is
+/// stalled (ERROR, not ready, restarted); it recovers as soon as it makes
+/// progress again.
 pub async fn watchdog(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let period = (queues.stall_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let period = (queues.stall_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

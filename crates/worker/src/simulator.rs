@@ -38,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use switchboard_core::{
     carrier::{SIGNATURE_HEADER, new_sid, sign},
-    jobs::{self, CarrierSim},
+    jobs::{self, CarrierSim, Job},
 };
 use uuid::Uuid;
 
@@ -154,6 +154,7 @@ async fn wait_until(ctx: &Ctx, job: &CarrierSim, at: DateTime<Utc>) -> Result<bo
         return Ok(true);
     }
     jobs::enqueue_in(&ctx.db, job, remaining).await?;
+    ctx.queues.wake(CarrierSim::QUEUE);
     Ok(false)
 }
 
@@ -254,17 +255,26 @@ struct SmsState {
 }
 
 async fn play_sms(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, message_id: Uuid) -> JobResult {
+    // The message as the API last confirmed it: after a receipt it applied,
+    // the next step needs no second read.
+    let mut known: Option<SmsState> = None;
     loop {
-        let message: Option<SmsState> = sqlx::query_as(
-            "SELECT status, to_number, from_number, carrier_sid, updated_at, sent_at
-             FROM messages WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant_id)
-        .bind(message_id)
-        .fetch_optional(&ctx.db)
-        .await?;
-        let Some(message) = message else {
-            return Ok(());
+        let message = match known.take() {
+            Some(message) => message,
+            None => {
+                let message: Option<SmsState> = sqlx::query_as(
+                    "SELECT status, to_number, from_number, carrier_sid, updated_at, sent_at
+                     FROM messages WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant_id)
+                .bind(message_id)
+                .fetch_optional(&ctx.db)
+                .await?;
+                let Some(message) = message else {
+                    return Ok(());
+                };
+                message
+            }
         };
         let Some(sid) = message.carrier_sid.clone() else {
             // Not handed over yet (or refused before): nothing for the network.
@@ -297,8 +307,20 @@ async fn play_sms(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, message_id: Uuid
         if let Some(code) = error {
             params.push(("ErrorCode", code.to_string()));
         }
-        post(ctx, tenant_id, "/webhooks/carrier/sms/status", &params).await?;
+        let ack = post(ctx, tenant_id, "/webhooks/carrier/sms/status", &params).await?;
         metrics::counter!("sim_sms_callbacks_total", "status" => status).increment(1);
+        if ack.result == "applied" {
+            if status != "sent" {
+                return Ok(());
+            }
+            let now = Utc::now();
+            known = Some(SmsState {
+                status: status.to_string(),
+                updated_at: now,
+                sent_at: Some(now),
+                ..message
+            });
+        }
     }
 }
 

@@ -355,3 +355,30 @@ async fn voicemail_steps(user: &mut GooseUser) -> TransactionResult {
     .await?;
     Ok(())
 }
+
+/// What the simulated carrier left unplayed: outbound calls created since
+/// `since` that never rang (still `queued` a minute after they were
+/// placed) and outbound SMS never settled (not final a minute after they
+/// were accepted), counted in the stack's database at the end of the run.
+/// A stalled queue or simulator shows here even when every request the
+/// users made succeeded.
+pub async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(i64, i64)> {
+    use anyhow::Context as _;
+    let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
+    let db = switchboard_core::db::connect(&settings).await?;
+    let stuck: (i64, i64) = sqlx::query_as(
+        "SELECT
+             (SELECT count(*) FROM calls
+              WHERE direction = 'outbound' AND created_at >= $1
+                AND created_at < now() - interval '1 minute' AND status = 'queued'),
+             (SELECT count(*) FROM messages
+              WHERE direction = 'outbound' AND created_at >= $1
+                AND created_at < now() - interval '1 minute'
+                AND status IN ('queued', 'sending', 'sent'))",
+    )
+    .bind(since)
+    .fetch_one(&db)
+    .await?;
+    db.close().await;
+    Ok(stuck)
+}

@@ -88,81 +88,115 @@ pub async fn sms_status(
     form: CarrierForm,
 ) -> ApiResult<Json<WebhookAck>> {
     let sid = form.require("MessageSid")?;
-    // Find, lock and authenticate in one statement, as for call receipts:
-    // the row lock serialises concurrent receipts for this message.
-    let mut tx = state.db.begin().await?;
-    let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, tenant_id, status,
-                (SELECT carrier_auth_token FROM tenants t WHERE t.id = messages.tenant_id)
-         FROM messages WHERE carrier_sid = $1 FOR UPDATE",
-    )
-    .bind(sid)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (message_id, tenant_id, current, carrier_auth_token) =
-        found.ok_or_else(|| ApiError::not_found("message"))?;
-    form.verify(&carrier_auth_token)?;
-    let status: MessageStatus = form.require("MessageStatus")?.parse().map_err(|()| {
-        ApiError::bad_request("invalid_parameter", "MessageStatus is not a known status")
-            .with_field("MessageStatus")
-    })?;
-    let error_code = form
-        .get("ErrorCode")
-        .map(|c| c.chars().take(64).collect::<String>());
-    let current: MessageStatus = current
-        .parse()
-        .map_err(|()| ApiError::internal(anyhow::anyhow!("stored message status {current:?}")))?;
-    let transition = message_transition(current, status);
-    let result = transition.as_str();
-    metrics::counter!("message_transitions_total", "to" => status.as_str(), "result" => result)
-        .increment(1);
-    if transition != Transition::Apply {
-        if transition == Transition::Illegal {
-            tracing::warn!(%tenant_id, %message_id, from = %current, to = %status, "illegal message receipt ignored");
+    // Verified and parsed once, in the first round.
+    let mut status: Option<MessageStatus> = None;
+    // Read, authenticate, decide, then apply only if the message is still
+    // in the status the decision was made from (one autocommit statement).
+    // A concurrent receipt for the same message makes the update match no
+    // row: read again and decide again. Statuses only move forward, so this
+    // ends within a few rounds.
+    let mut rounds = 0;
+    let (message, tenant_id, message_id, result) = loop {
+        rounds += 1;
+        let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
+            "SELECT id, tenant_id, status,
+                    (SELECT carrier_auth_token FROM tenants t WHERE t.id = messages.tenant_id)
+             FROM messages WHERE carrier_sid = $1",
+        )
+        .bind(sid)
+        .fetch_optional(&state.db)
+        .await?;
+        let (message_id, tenant_id, current, carrier_auth_token) =
+            found.ok_or_else(|| ApiError::not_found("message"))?;
+        let wanted = match status {
+            Some(wanted) => wanted,
+            None => {
+                form.verify(&carrier_auth_token)?;
+                let wanted: MessageStatus =
+                    form.require("MessageStatus")?.parse().map_err(|()| {
+                        ApiError::bad_request(
+                            "invalid_parameter",
+                            "MessageStatus is not a known status",
+                        )
+                        .with_field("MessageStatus")
+                    })?;
+                status = Some(wanted);
+                wanted
+            }
+        };
+        let current: MessageStatus = current.parse().map_err(|()| {
+            ApiError::internal(anyhow::anyhow!("stored message status {current:?}"))
+        })?;
+        let transition = message_transition(current, wanted);
+        let result = transition.as_str();
+        if transition != Transition::Apply {
+            metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)
+                .increment(1);
+            if transition == Transition::Illegal {
+                tracing::warn!(%tenant_id, %message_id, from = %current, to = %wanted, "illegal message receipt ignored");
+            }
+            return Ok(Json(WebhookAck {
+                message_id: Some(message_id),
+                ..WebhookAck::result(result)
+            }));
         }
-        return Ok(Json(WebhookAck {
-            message_id: Some(message_id),
-            ..WebhookAck::result(result)
-        }));
-    }
-    let sent = matches!(
-        status,
-        MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered
-    );
-    // A receipt can arrive after the message's hour was rolled into the
-    // report rollups (a `sent` message does not hold them back): move the
-    // message from its old status's count to the new one's there too.
-    // Statuses are column suffixes (`messages_sent`, `messages_delivered`…).
-    let message: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH updated AS (
-             UPDATE messages
-             SET status = $2,
-                 sent_at = CASE WHEN $3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
-                 delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
-                 error_code = COALESCE($4, error_code),
-                 version = version + 1,
-                 updated_at = now()
-             WHERE id = $1
-             RETURNING {MESSAGE_COLUMNS}),
-         rolled AS (
-             UPDATE report_rollups_hourly r
-             SET messages_{old} = r.messages_{old} - 1, messages_{new} = r.messages_{new} + 1
-             FROM updated u
-             WHERE r.tenant_id = u.tenant_id
-               AND r.bucket = date_trunc('hour', u.created_at, 'UTC')
-               AND r.bucket < (SELECT rolled_through FROM report_rollup_state s
-                               WHERE s.tenant_id = u.tenant_id))
-         SELECT * FROM updated",
-        old = current.as_str(),
-        new = status.as_str(),
-    )))
-    .bind(message_id)
-    .bind(status.as_str())
-    .bind(sent)
-    .bind(error_code)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
+        let error_code = form
+            .get("ErrorCode")
+            .map(|c| c.chars().take(64).collect::<String>());
+        let sent = matches!(
+            wanted,
+            MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered
+        );
+        // A receipt can arrive after the message's hour was rolled into the
+        // report rollups (a `sent` message does not hold them back): move the
+        // message from its old status's count to the new one's there too.
+        // Statuses are column suffixes (`messages_sent`, `messages_delivered`…).
+        let message: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "WITH updated AS (
+                 UPDATE messages
+                 SET status = $2,
+                     sent_at = CASE WHEN $3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
+                     delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
+                     error_code = COALESCE($4, error_code),
+                     version = version + 1,
+                     updated_at = now()
+                 WHERE id = $1 AND status = $5
+                 RETURNING {MESSAGE_COLUMNS}),
+             rolled AS (
+                 UPDATE report_rollups_hourly r
+                 SET messages_{old} = r.messages_{old} - 1, messages_{new} = r.messages_{new} + 1
+                 FROM updated u
+                 WHERE r.tenant_id = u.tenant_id
+                   AND r.bucket = date_trunc('hour', u.created_at, 'UTC')
+                   AND r.bucket < (SELECT rolled_through FROM report_rollup_state s
+                                   WHERE s.tenant_id = u.tenant_id))
+             SELECT * FROM updated",
+            old = current.as_str(),
+            new = wanted.as_str(),
+        )))
+        .bind(message_id)
+        .bind(wanted.as_str())
+        .bind(sent)
+        .bind(error_code)
+        .bind(current.as_str())
+        .fetch_optional(&state.db)
+        .await?;
+        match message {
+            Some(message) => {
+                metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)
+                    .increment(1);
+                break (message, tenant_id, message_id, result);
+            }
+            // Every round that loses a race sees a later status; there are
+            // fewer statuses than this.
+            None if rounds >= 8 => {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "message {message_id} kept changing under a receipt"
+                )));
+            }
+            None => continue,
+        }
+    };
     state
         .events
         .publish_after_commit(Envelope::new(tenant_id, EventType::MessageStatus, &message))

@@ -354,25 +354,13 @@ impl TestApp {
             .expect("opt-out lookup")
     }
 
-    /// The payloads waiting on job queue `queue` (e.g. `sms.send`), as text.
+    /// The payloads waiting on job queue `queue` (e.g. `sms.send`), as
+    /// text, oldest first: the rows the write's transaction inserted.
     pub async fn queued_jobs(&self, queue: &str) -> Vec<String> {
-        use secrecy::ExposeSecret;
-        use switchboard_core::redis::redis::AsyncCommands;
-        let client =
-            switchboard_core::redis::redis::Client::open(self.settings.redis_url.expose_secret())
-                .expect("redis client");
-        let mut conn = client
-            .get_multiplexed_async_connection()
+        sqlx::query_scalar("SELECT payload::text FROM jobs WHERE queue = $1 ORDER BY id")
+            .bind(queue)
+            .fetch_all(&self.db.pool)
             .await
-            .expect("redis connection");
-        let key = format!(
-            "{}:data",
-            self.settings.redis_key(&format!("queue:{queue}"))
-        );
-        let values: Vec<Vec<u8>> = conn.hvals(key).await.expect("HVALS");
-        values
-            .into_iter()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect()
+            .expect("queued jobs")
     }
 }

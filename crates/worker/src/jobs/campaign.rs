@@ -17,7 +17,7 @@ use serde::Deserialize;
 use switchboard_core::{
     events::{Envelope, EventType},
     ids::new_id,
-    jobs::{self, CampaignExpand, SmsSend},
+    jobs::{self, CampaignExpand, Job, SmsSend},
     search::search_pattern,
     sms::segment,
     templates::{Variables, customer_variables, render},
@@ -177,6 +177,7 @@ impl Handler for CampaignExpand {
         .await?;
         let sends = enqueue_sends(&mut tx, self).await?;
         tx.commit().await?;
+        ctx.queues.wake(SmsSend::QUEUE);
         metrics::counter!("campaign_messages_created_total").increment(rows.ids.len() as u64);
         tracing::info!(
             campaign_id = %self.campaign_id,

@@ -17,7 +17,7 @@ use std::{
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use switchboard_core::jobs::{self, WebhookDeliver};
+use switchboard_core::jobs::{self, Job, WebhookDeliver};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -62,6 +62,7 @@ impl Handler for WebhookDeliver {
             // spending an attempt, and leave the slot to other tenants.
             metrics::counter!("webhook_deliveries_deferred_total").increment(1);
             jobs::enqueue_in(&ctx.db, self, Duration::from_secs(1)).await?;
+            ctx.queues.wake(WebhookDeliver::QUEUE);
             return Ok(());
         };
         let hook: Option<(String, String)> = sqlx::query_as(
