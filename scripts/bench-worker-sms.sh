@@ -31,7 +31,7 @@ psql -q -h 127.0.0.1 -U postgres -d $DB -c "UPDATE tenants SET sms_rate_per_seco
 cleanup() {
   kill $STACK 2>/dev/null
   wait $STACK 2>/dev/null || true
-  # Leave no queue keys behind in Redis.
+  # Leave no keys (events, presence) behind in Redis.
   redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
 }
 trap cleanup EXIT

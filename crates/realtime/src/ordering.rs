@@ -7,17 +7,24 @@
 //! delivered at once; one that leaves a gap is held for a short window
 //! waiting for the missing versions, then the held events are flushed in
 //! order anyway (an event that never comes must not block the stream).
-//! Events older than what was already delivered are dropped: delivering
-//! them would show a regression.
+//! A version that was passed over that way — or that precedes the first
+//! event seen of a record — and arrives after all is delivered late rather
+//! than lost: a job enqueued in its record's transaction can run, and
+//! publish version 2, before the request that created the record has
+//! published version 1. Consumers see the `version` and can tell. Only
+//! duplicates (a version already delivered) are dropped.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
 /// Streams idle for this long are forgotten; a later event of the same
 /// entity then starts a new stream (delivered at once).
 const IDLE_EVICTION: Duration = Duration::from_secs(600);
+/// How many passed-over versions a stream remembers (so a late one can
+/// still be delivered); older ones are forgotten first.
+const MISSED_MAX: usize = 32;
 
 /// The reorder buffer. `T` is whatever is being delivered.
 #[derive(Debug)]
@@ -43,6 +50,17 @@ struct Stream<T> {
     /// When the held events are flushed regardless.
     deadline: Option<Instant>,
     touched: Instant,
+    /// Versions below `last` that were never delivered.
+    missed: BTreeSet<i64>,
+}
+
+impl<T> Stream<T> {
+    fn miss(&mut self, versions: impl Iterator<Item = i64>) {
+        self.missed.extend(versions);
+        while self.missed.len() > MISSED_MAX {
+            self.missed.pop_first();
+        }
+    }
 }
 
 impl<T> Orderer<T> {
@@ -60,18 +78,22 @@ impl<T> Orderer<T> {
     pub fn accept(&mut self, key: &str, version: i64, item: T, now: Instant) -> Vec<T> {
         self.evict_idle(now);
         let Some(stream) = self.streams.get_mut(key) else {
-            self.streams.insert(
-                key.to_string(),
-                Stream {
-                    last: version,
-                    pending: BTreeMap::new(),
-                    deadline: None,
-                    touched: now,
-                },
-            );
+            let mut stream = Stream {
+                last: version,
+                pending: BTreeMap::new(),
+                deadline: None,
+                touched: now,
+                missed: BTreeSet::new(),
+            };
+            stream.miss((1.max(version - MISSED_MAX as i64))..version);
+            self.streams.insert(key.to_string(), stream);
             return vec![item];
         };
         stream.touched = now;
+        if version <= stream.last && stream.missed.remove(&version) {
+            metrics::counter!("realtime_events_late_total").increment(1);
+            return vec![item];
+        }
         if version <= stream.last || stream.pending.contains_key(&version) {
             metrics::counter!("realtime_events_dropped_total", "reason" => "stale").increment(1);
             return Vec::new();
@@ -109,9 +131,16 @@ impl<T> Orderer<T> {
             }
             metrics::counter!("realtime_reorder_timeouts_total").increment(1);
             let pending = std::mem::take(&mut stream.pending);
+            let passed: Vec<i64> = match pending.last_key_value() {
+                Some((&last, _)) => (stream.last + 1..last)
+                    .filter(|v| !pending.contains_key(v))
+                    .collect(),
+                None => Vec::new(),
+            };
             if let Some((&last, _)) = pending.last_key_value() {
                 stream.last = last;
             }
+            stream.miss(passed.into_iter());
             ready.extend(pending.into_values());
             stream.deadline = None;
             false
@@ -173,9 +202,24 @@ mod tests {
         o.accept("c", 3, 3, now);
         assert!(o.flush_due(now + Duration::from_millis(100)).is_empty());
         assert_eq!(o.flush_due(now + Duration::from_millis(300)), vec![3, 5]);
-        // The missing one arriving late would be a regression: dropped.
+        // A passed-over version arriving after all is delivered late, once.
+        assert_eq!(o.accept("c", 2, 2, now), vec![2]);
         assert!(o.accept("c", 2, 2, now).is_empty());
         assert_eq!(o.accept("c", 6, 6, now), vec![6]);
+        assert_eq!(o.accept("c", 4, 4, now), vec![4]);
+        assert!(o.accept("c", 3, 3, now).is_empty(), "3 was delivered");
+    }
+
+    #[test]
+    fn a_creation_published_after_the_first_change_is_still_delivered() {
+        // The worker's `sending` (version 2) reached Redis before the API's
+        // `created` (version 1).
+        let mut o = Orderer::new(Duration::from_millis(250));
+        let now = Instant::now();
+        assert_eq!(o.accept("m", 2, 2, now), vec![2]);
+        assert_eq!(o.accept("m", 1, 1, now), vec![1]);
+        assert!(o.accept("m", 1, 1, now).is_empty());
+        assert_eq!(o.accept("m", 3, 3, now), vec![3]);
     }
 
     #[test]

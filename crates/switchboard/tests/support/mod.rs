@@ -271,6 +271,36 @@ impl Stack {
         campaign["id"].as_str().expect("campaign id").to_string()
     }
 
+    /// Starts a 1 000-recipient campaign to `+1202<prefix>0000`… sent at 200
+    /// messages a second (about five seconds) and waits until at least 150
+    /// have been handed over: the moment for a test to break something
+    /// mid-campaign. Returns the campaign id.
+    pub async fn campaign_under_way(&self, prefix: &str) -> String {
+        sqlx::query("UPDATE tenants SET sms_rate_per_second = 200")
+            .execute(&self.db.pool)
+            .await
+            .expect("tenant rate");
+        let numbers: Vec<String> = (0..1000).map(|i| format!("+1202{prefix}{i:04}")).collect();
+        let id = self.campaign(&numbers).await;
+        self.wait_until_sql(
+            &format!("SELECT count(*) >= 150 FROM messages WHERE campaign_id = '{id}' AND status <> 'queued'"),
+            Duration::from_secs(60),
+        )
+        .await;
+        id
+    }
+
+    /// How many of campaign `id`'s messages have left `queued`.
+    pub async fn handed_over(&self, id: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE campaign_id = $1::uuid AND status <> 'queued'",
+        )
+        .bind(id)
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("handed over")
+    }
+
     /// Waits until all `count` messages of campaign `id` are final, then
     /// checks that each was sent exactly once: queued → sending → sent →
     /// final, one step each (the version counts applied changes), one
