@@ -132,10 +132,6 @@ impl Queues {
         }
     }
 
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
     fn lane(&self, queue: &str) -> &Lane {
         // Every queue name comes from `QUEUES`; an unknown one is a bug.
         self.lanes
@@ -418,6 +414,9 @@ pub fn fetch(
             let pause = match queues.claim(queue, batch).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     queues.progressed(queue);
+                    // A restart the watchdog asked for while this stream was
+                    // busy is moot now that it makes progress.
+                    let _ = futures::FutureExt::now_or_never(lane.kick.notified());
                     metrics::counter!("jobs_claimed_total", "queue" => queue)
                         .increment(jobs.len() as u64);
                     buffer.jobs.extend(jobs);
@@ -492,7 +491,8 @@ pub async fn ack_loop(queues: Arc<Queues>, shutdown: impl std::future::Future<Ou
             () = queues.ack_wake.notified() => {}
         }
         if let Err(error) = queues.flush_acks().await {
-            tracing::warn!(%error, "acknowledging jobs failed; retrying");
+            metrics::counter!("jobs_ack_errors_total").increment(1);
+            tracing::error!(%error, "acknowledging jobs failed; retrying (unacknowledged jobs run again after their lease)");
             tokio::time::sleep(Duration::from_millis(200)).await;
             queues.ack_wake.notify_one();
         }
