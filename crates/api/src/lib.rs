@@ -20,6 +20,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod login_throttle;
 pub mod messages;
 pub mod middleware;
 pub mod openapi;
