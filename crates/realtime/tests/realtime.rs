@@ -645,3 +645,23 @@ async fn logging_out_disconnects_that_sessions_sockets_on_every_instance() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_logout_reaches_the_socket_at_once_not_at_the_next_revocation_sweep() {
+    let app = spawn_app().await;
+    // Sweeps (and heartbeats) far apart: only the revocation channel can
+    // end the session within the test's wait.
+    let config = switchboard_realtime::RealtimeConfig {
+        heartbeat_interval: Duration::from_secs(600),
+        socket_ttl: Duration::from_secs(1800),
+        ..support::test_config()
+    };
+    let rt = RealtimeServer::start_with(app.settings.clone(), config).await;
+    let token = app.login(&app.a.agent_email, PASSWORD).await;
+    let mut socket = SioClient::with_token(rt.addr, &token).await;
+    let response = app.post("/v1/auth/logout", &token, json!({})).await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    let ended = socket.next_event("session:expired").await;
+    assert_eq!(ended["data"]["reason"], "token_revoked");
+    socket.wait_closed().await;
+}
