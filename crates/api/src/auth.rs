@@ -6,8 +6,11 @@
 //! SHA-256). Every failure is a 401 in the error shape; login never says
 //! whether the email or the password was wrong.
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{FromRequestParts, State},
+    Extension,
+    extract::{ConnectInfo, FromRequestParts, State},
     http::{StatusCode, header, request::Parts},
 };
 use chrono::{DateTime, Utc};
@@ -23,6 +26,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
     extract::Json,
+    login_throttle::Attempt,
     state::AppState,
 };
 
@@ -204,9 +208,15 @@ async fn password_check<T: Send + 'static>(
         (status = 200, body = LoginResponse),
         (status = 401, body = ErrorBody, description = "Wrong email or password (never says which)"),
         (status = 422, body = ErrorBody, description = "A field is missing or not a string"),
+        (status = 429, body = ErrorBody,
+            description = "Too many failed logins for this account or from this address \
+                (`too_many_attempts`), whatever the password; retry after `Retry-After` seconds",
+            headers(("Retry-After" = u64, description = "Seconds until an attempt is allowed again"))),
+        (status = 503, body = ErrorBody, description = "The shared login throttle (Redis) is unavailable"),
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let email = req.email.trim().to_lowercase();
@@ -214,6 +224,13 @@ pub async fn login(
     {
         return Err(invalid_credentials());
     }
+    // Before any hashing: a throttled attempt never costs an argon2 run.
+    let attempt = Attempt::new(
+        &state,
+        &email,
+        connect_info.map(|Extension(ConnectInfo(peer))| peer),
+    );
+    attempt.check(&state).await?;
     let row: Option<(Uuid, Uuid, String, String, String)> = sqlx::query_as(
         "SELECT id, tenant_id, name, role, password_hash FROM agents WHERE email = $1",
     )
@@ -227,12 +244,15 @@ pub async fn login(
             verify_password_against_nothing(&password, params)
         })
         .await?;
+        attempt.failed(&state).await?;
         return Err(invalid_credentials());
     };
     let ok = password_check(&state, move || verify_password(&password, &hash)).await?;
     if !ok {
+        attempt.failed(&state).await?;
         return Err(invalid_credentials());
     }
+    attempt.succeeded(&state).await?;
     let role_parsed: Role = role.parse().map_err(ApiError::internal)?;
     let (access_token, _) = state.tokens.issue(agent_id, tenant_id, role_parsed);
     sqlx::query("UPDATE agents SET last_login_at = now() WHERE id = $1")

@@ -29,6 +29,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<u64>,
     code: Cow<'static, str>,
     message: Cow<'static, str>,
     field: Option<String>,
@@ -64,6 +66,7 @@ impl ApiError {
     ) -> Self {
         Self {
             status,
+            retry_after: None,
             code: code.into(),
             message: message.into(),
             field: None,
@@ -126,6 +129,18 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 429 for a login refused by the throttle, with `Retry-After`.
+    pub fn throttled(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed login attempts; retry after the Retry-After header's seconds",
+            )
+        }
+    }
+
     /// A failure that is ours, not the caller's: logged, answered opaquely.
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         Self {
@@ -166,6 +181,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"switchboard\""),
             );
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

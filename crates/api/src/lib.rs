@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod group_commit;
 pub mod idempotency;
+pub mod login_throttle;
 pub mod messages;
 pub mod middleware;
 pub mod openapi;

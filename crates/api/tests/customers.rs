@@ -123,6 +123,71 @@ async fn phone_lookup_finds_the_customer_whatever_the_input_format() {
 }
 
 #[tokio::test]
+async fn an_international_number_with_its_trunk_prefix_in_parentheses_finds_its_customer() {
+    let app = spawn_app().await;
+    let london = app
+        .create_customer(
+            &app.a.token,
+            json!({"name": "London Office", "phone": "+44 20 7946 0123"}),
+        )
+        .await;
+    assert_eq!(london["phone"], "+442079460123");
+    let berlin = app
+        .create_customer(
+            &app.a.token,
+            // Stored from the business-card form too, not only looked up by it.
+            json!({"name": "Berlin Office", "phone": "+49 (0)30 123456"}),
+        )
+        .await;
+    assert_eq!(berlin["phone"], "+4930123456");
+    let paris = app
+        .create_customer(
+            &app.a.token,
+            json!({"name": "Paris Office", "phone": "+33 1 42 68 53 00"}),
+        )
+        .await;
+    assert_eq!(paris["phone"], "+33142685300");
+    for (input, customer) in [
+        ("+44 (0)20 7946 0123", &london),
+        ("+44 (0) 20 7946 0123", &london),
+        ("+44 020 7946 0123", &london),
+        ("011 44 (0)20 7946 0123", &london),
+        ("+49 (0)30 123456", &berlin),
+        ("+49 030 123456", &berlin),
+        ("+4930123456", &berlin),
+        ("+33 (0)1 42 68 53 00", &paris),
+    ] {
+        // reqwest percent-encodes the query: `%2B44+%280%2920+7946+0123`.
+        let response = app
+            .request(Method::GET, "/v1/customers", &app.a.token)
+            .query(&[("phone", input)])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::OK, "{input}: {body}");
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{input}: {body}");
+        assert_eq!(data[0]["id"], customer["id"], "{input}");
+    }
+    for input in ["+44 (0)", "+44 (1)20 7946 0123", "+999 (0)20 7946 0123"] {
+        let response = app
+            .request(Method::GET, "/v1/customers", &app.a.token)
+            .query(&[("phone", input)])
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(error["field"], "phone", "{input}");
+    }
+}
+
+#[tokio::test]
 async fn two_customers_cannot_share_a_phone_number_within_a_tenant() {
     let app = spawn_app().await;
     app.create_customer(

@@ -202,8 +202,14 @@ impl TokenKeys {
     }
 }
 
-fn revocation_key(settings: &Settings, jti: Uuid) -> String {
+pub fn revocation_key(settings: &Settings, jti: Uuid) -> String {
     settings.redis_key(&format!("revoked:{jti}"))
+}
+
+/// The Pub/Sub channel a revoked token's `jti` is published on, so realtime
+/// instances disconnect its sockets at once.
+pub fn revocations_channel(settings: &Settings) -> String {
+    settings.redis_key("revocations")
 }
 
 /// Revokes a token until it would have expired anyway.
@@ -220,6 +226,11 @@ pub async fn revoke(
             1u8,
             u64::try_from(remaining).unwrap_or(1),
         )
+        .await?;
+    // After the list holds it: a subscriber that misses this message finds
+    // the token on the list at its next sweep.
+    let _: i64 = conn
+        .publish(revocations_channel(settings), claims.jti.to_string())
         .await?;
     Ok(())
 }

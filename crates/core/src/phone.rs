@@ -31,7 +31,11 @@ impl E164 {
             return Err(PhoneError::Unparseable);
         }
         let region = phonenumber::country::Id::from_str(default_region).ok();
-        let number = phonenumber::parse(region, trimmed).map_err(|_| PhoneError::Unparseable)?;
+        let mut number =
+            phonenumber::parse(region, trimmed).map_err(|_| PhoneError::Unparseable)?;
+        if let Some(own) = own_country_form(&number, trimmed, region) {
+            number = phonenumber::parse(None, own).map_err(|_| PhoneError::Unparseable)?;
+        }
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
@@ -54,6 +58,54 @@ impl E164 {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The `+`-prefixed form of a number that carries a country code other than
+/// `region`'s, for a second parse under its own country's rules.
+///
+/// libphonenumber reads the national part of `+44 (0)20 7946 0123` with the
+/// rules of the number's own country (GB: trunk prefix `0`, dropped). The
+/// `phonenumber` crate reads it with the *default region's* rules instead
+/// whenever one is given, so with `US` it keeps the `0` (`+4402079460123`,
+/// invalid) and, worse, drops a leading `1` that is part of the number
+/// (`+33 1 42 68 53 00` became `+3342685300`). Parsing the `+` form without
+/// a region makes the crate pick the metadata from the country code, which is
+/// what libphonenumber does. `None` when the first parse already used the
+/// right country's rules.
+fn own_country_form(
+    number: &phonenumber::PhoneNumber,
+    input: &str,
+    region: Option<phonenumber::country::Id>,
+) -> Option<String> {
+    use phonenumber::{country::Source, metadata::DATABASE};
+
+    let meta = region.and_then(|id| DATABASE.by_id(id.as_ref()));
+    let code = number.code();
+    if meta.map(|m| m.country_code()) == Some(code.value()) {
+        return None;
+    }
+    match code.source() {
+        Source::Plus => Some(input.to_string()),
+        // `011 44 (0)20 ...` dialled from the US: replace the international
+        // dialling prefix the first parse recognised with a `+`.
+        Source::Idd => {
+            let idd = meta?.international_prefix()?;
+            let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+            let end = idd.find(&digits).filter(|m| m.start() == 0)?.end();
+            let mut seen = 0;
+            let rest = input.trim_start_matches(|c: char| {
+                if seen == end {
+                    return false;
+                }
+                if c.is_ascii_digit() {
+                    seen += 1;
+                }
+                true
+            });
+            Some(format!("+{rest}"))
+        }
+        Source::Number | Source::Default => None,
     }
 }
 
@@ -135,9 +187,71 @@ mod tests {
     }
 
     #[test]
+    fn an_international_number_keeps_its_own_countrys_trunk_prefix_rules() {
+        // What business cards print: the national trunk prefix in parentheses
+        // after the country code, which libphonenumber drops.
+        for (input, expected) in [
+            ("+44 (0)20 7946 0123", "+442079460123"),
+            ("+44 (0) 20 7946 0123", "+442079460123"),
+            ("+44(0)2079460123", "+442079460123"),
+            ("+44 020 7946 0123", "+442079460123"),
+            ("+44 (0)7400 123456", "+447400123456"),
+            ("+49 (0)30 123456", "+4930123456"),
+            ("+49 (0) 30 123456", "+4930123456"),
+            ("+33 (0)1 42 68 53 00", "+33142685300"),
+            ("+61 (0)2 9374 4000", "+61293744000"),
+            ("+41 (0)44 668 18 00", "+41446681800"),
+            ("+31 (0)20 555 1234", "+31205551234"),
+            ("+7 (8)495 123 4567", "+74951234567"),
+            // Italy keeps its leading zero: it is part of the number there.
+            ("+39 06 6988 4857", "+390669884857"),
+            // Numbers whose first digit is the default region's trunk prefix.
+            ("+33 1 42 68 53 00", "+33142685300"),
+            ("+44 113 496 0000", "+441134960000"),
+            // Dialled with an international prefix rather than a `+`.
+            ("011 44 (0)20 7946 0123", "+442079460123"),
+            ("011 49 30 123456", "+4930123456"),
+        ] {
+            for region in ["US", "GB", "DE"] {
+                let idd_from_elsewhere = input.starts_with("011") && region != "US";
+                if idd_from_elsewhere {
+                    continue;
+                }
+                assert_eq!(
+                    E164::parse(input, region).map(String::from),
+                    Ok(expected.to_string()),
+                    "{input} with default region {region}"
+                );
+            }
+        }
+        assert_eq!(
+            E164::parse("00 44 (0)20 7946 0123", "FR").map(String::from),
+            Ok("+442079460123".to_string())
+        );
+    }
+
+    #[test]
+    fn a_trunk_prefix_does_not_make_garbage_a_number() {
+        for input in [
+            "+44 (0)",
+            "+44 (0)20",
+            "+44 (0)20 7946 0123 4567 89",
+            "+49 (0)",
+            "+999 (0)20 7946 0123",
+            "+44 (1)20 7946 0123",
+            "(0)20 7946 0123",
+            "+44 (0)20 7946 012x",
+        ] {
+            assert!(E164::parse(input, "US").is_err(), "{input}");
+        }
+    }
+
+    #[test]
     fn strict_parsing_wants_exact_e164() {
         assert!(E164::parse_strict("+12025550123").is_ok());
         assert!(E164::parse_strict("2025550123").is_err());
         assert!(E164::parse_strict("+1 202 555 0123").is_err());
+        assert!(E164::parse_strict("+44 (0)20 7946 0123").is_err());
+        assert!(E164::parse_strict("+4402079460123").is_err());
     }
 }

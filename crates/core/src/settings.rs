@@ -51,6 +51,41 @@ impl Default for Argon2Params {
     }
 }
 
+/// Login throttling: failed logins allowed per sliding window, kept in Redis
+/// so every API instance counts the same attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    /// Failures one account (email) may collect within `account_window`
+    /// before its logins are refused with 429 until the oldest one ages out.
+    pub account_max_failures: u32,
+    pub account_window: Duration,
+    /// Failures one client address may collect within `address_window`,
+    /// across all accounts. Accounts that already logged in successfully
+    /// from the address are exempt (see `login_throttle.rs` in the API).
+    pub address_max_failures: u32,
+    pub address_window: Duration,
+    /// How long a successful login exempts its (account, address) pair from
+    /// the address limit.
+    pub known_address_ttl: Duration,
+}
+
+impl Default for LoginThrottle {
+    /// 10 failures per account per 15 minutes: a person who mistypes does
+    /// not get there, a guesser gets 40 tries an hour instead of what argon2
+    /// allows (hundreds a minute). 100 failures per address per 15 minutes:
+    /// an office of 300 agents behind one NAT mistyping at the start of a
+    /// shift reaches perhaps 30, a password spray across accounts is cut off.
+    fn default() -> Self {
+        Self {
+            account_max_failures: 10,
+            account_window: Duration::from_secs(15 * 60),
+            address_max_failures: 100,
+            address_window: Duration::from_secs(15 * 60),
+            known_address_ttl: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub environment: Environment,
@@ -71,6 +106,7 @@ pub struct Settings {
     pub jwt_secret: SecretString,
     pub jwt_ttl: Duration,
     pub argon2: Argon2Params,
+    pub login_throttle: LoginThrottle,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
     pub redis_pool_size: usize,
@@ -177,6 +213,44 @@ impl Settings {
                 Argon2Params::default().p_cost,
             )?,
         };
+        let throttle = LoginThrottle::default();
+        let login_throttle = LoginThrottle {
+            account_max_failures: parse(
+                &get,
+                "SWITCHBOARD_LOGIN_ACCOUNT_MAX_FAILURES",
+                throttle.account_max_failures,
+            )?,
+            account_window: Duration::from_secs(parse(
+                &get,
+                "SWITCHBOARD_LOGIN_ACCOUNT_WINDOW_SECS",
+                throttle.account_window.as_secs(),
+            )?),
+            address_max_failures: parse(
+                &get,
+                "SWITCHBOARD_LOGIN_ADDRESS_MAX_FAILURES",
+                throttle.address_max_failures,
+            )?,
+            address_window: Duration::from_secs(parse(
+                &get,
+                "SWITCHBOARD_LOGIN_ADDRESS_WINDOW_SECS",
+                throttle.address_window.as_secs(),
+            )?),
+            known_address_ttl: Duration::from_secs(parse(
+                &get,
+                "SWITCHBOARD_LOGIN_KNOWN_ADDRESS_TTL_SECS",
+                throttle.known_address_ttl.as_secs(),
+            )?),
+        };
+        if login_throttle.account_max_failures == 0
+            || login_throttle.address_max_failures == 0
+            || login_throttle.account_window.is_zero()
+            || login_throttle.address_window.is_zero()
+        {
+            return Err(invalid(
+                "SWITCHBOARD_LOGIN_*",
+                "failure limits and windows must be positive".into(),
+            ));
+        }
         let public_url = get("SWITCHBOARD_PUBLIC_URL")
             .unwrap_or_else(|| "http://127.0.0.1:8080".into())
             .trim_end_matches('/')
@@ -216,6 +290,7 @@ impl Settings {
             ),
             jwt_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_JWT_TTL_SECS", 3600u64)?),
             argon2,
+            login_throttle,
             db_max_connections: parse(&get, "SWITCHBOARD_DB_MAX_CONNECTIONS", 20u32)?,
             db_acquire_timeout: Duration::from_millis(parse(
                 &get,

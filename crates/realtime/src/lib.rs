@@ -20,6 +20,7 @@
 pub mod ops;
 pub mod ordering;
 pub mod relay;
+pub mod sessions;
 pub mod sockets;
 pub mod state;
 
@@ -102,6 +103,7 @@ pub async fn serve_on(
             stop_rx.clone(),
         )),
         tokio::spawn(relay::reaper(state.clone(), stop_rx.clone())),
+        tokio::spawn(sessions::watch(state.clone(), io.clone(), stop_rx.clone())),
     ];
 
     let app = Router::new()

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use switchboard_core::{
+    auth,
     events::{EventType, events_pattern},
     redis::redis,
 };
@@ -140,6 +141,8 @@ async fn relay<A: Adapter>(
     let client = redis::Client::open(state.settings().redis_url.expose_secret())?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.psubscribe(events_pattern(state.settings())).await?;
+    let revocations = auth::revocations_channel(state.settings());
+    pubsub.subscribe(&revocations).await?;
     state.set_relay_subscribed(true);
     tracing::info!("event relay subscribed");
     let mut messages = pubsub.on_message();
@@ -150,6 +153,13 @@ async fn relay<A: Adapter>(
                 let Some(message) = message else {
                     anyhow::bail!("subscription closed");
                 };
+                if message.get_channel_name() == revocations {
+                    match std::str::from_utf8(message.get_payload_bytes()).ok().and_then(|s| s.parse().ok()) {
+                        Some(jti) => crate::sessions::revoked(state, io, jti),
+                        None => tracing::warn!("ignoring a malformed revocation"),
+                    }
+                    continue;
+                }
                 let Some(incoming) = Incoming::parse(message.get_payload_bytes()) else {
                     metrics::counter!("realtime_events_dropped_total", "reason" => "malformed").increment(1);
                     tracing::warn!("ignoring a malformed event envelope");

@@ -104,6 +104,8 @@ async fn check_token(
         tenant_id: claims.tid,
         agent_id: claims.sub,
         role: claims.role,
+        jti: claims.jti,
+        expires_at: claims.exp,
     })
 }
 

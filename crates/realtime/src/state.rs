@@ -61,6 +61,10 @@ pub struct Identity {
     pub tenant_id: Uuid,
     pub agent_id: Uuid,
     pub role: Role,
+    /// The token's id, to find the socket when the token is revoked.
+    pub jti: Uuid,
+    /// The token's `exp` (Unix seconds): the socket is disconnected then.
+    pub expires_at: i64,
 }
 
 impl Identity {

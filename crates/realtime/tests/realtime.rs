@@ -575,3 +575,93 @@ async fn heartbeats_keep_a_long_lived_socket_and_its_agent_online() {
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
 }
+
+#[tokio::test]
+async fn a_socket_is_told_and_disconnected_when_its_token_expires() {
+    let app = spawn_app().await;
+    let rt = RealtimeServer::start(app.settings.clone()).await;
+    let keys = TokenKeys::new(&app.settings);
+    let now = chrono::Utc::now().timestamp();
+    let (short_lived, claims) = keys.encode(Claims {
+        sub: app.a.agent_id,
+        tid: app.a.id,
+        role: switchboard_core::auth::Role::Agent,
+        jti: Uuid::new_v4(),
+        iat: now,
+        exp: now + 2,
+    });
+    let mut expiring = SioClient::with_token(rt.addr, &short_lived).await;
+    let mut lasting = SioClient::with_token(rt.addr, &app.a.token).await;
+
+    let ended = expiring.next_event("session:expired").await;
+    assert!(chrono::Utc::now().timestamp() >= claims.exp, "ended early");
+    assert_eq!(ended["type"], "session.expired");
+    assert_eq!(ended["tenant_id"], json!(app.a.id));
+    assert_eq!(ended["data"]["reason"], "token_expired");
+    assert_eq!(ended["data"]["agent_id"], json!(app.a.agent_id));
+    expiring.wait_closed().await;
+
+    // A socket whose token is still valid stays connected and working.
+    let ack = lasting
+        .emit_with_ack("presence:set", json!({"status": "away"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(!lasting.is_closed());
+}
+
+#[tokio::test]
+async fn logging_out_disconnects_that_sessions_sockets_on_every_instance() {
+    let app = spawn_app().await;
+    let first = RealtimeServer::start(app.settings.clone()).await;
+    let second = RealtimeServer::start(app.settings.clone()).await;
+    let token = app.login(&app.a.agent_email, PASSWORD).await;
+    let mut on_first = SioClient::with_token(first.addr, &token).await;
+    let mut on_second = SioClient::with_token(second.addr, &token).await;
+    let mut other_session = SioClient::with_token(first.addr, &app.a.token).await;
+
+    let response = app.post("/v1/auth/logout", &token, json!({})).await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+
+    for socket in [&mut on_first, &mut on_second] {
+        let ended = socket.next_event("session:expired").await;
+        assert_eq!(ended["data"]["reason"], "token_revoked");
+        socket.wait_closed().await;
+    }
+    // The same agent's other session is not logged out.
+    let ack = other_session
+        .emit_with_ack("presence:set", json!({"status": "available"}))
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    // And the revoked token cannot come back.
+    let refused = SioClient::connect(first.addr, json!({"token": token}))
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("token_revoked"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_reaches_the_socket_at_once_not_at_the_next_revocation_sweep() {
+    let app = spawn_app().await;
+    // Sweeps (and heartbeats) far apart: only the revocation channel can
+    // end the session within the test's wait.
+    let config = switchboard_realtime::RealtimeConfig {
+        heartbeat_interval: Duration::from_secs(600),
+        socket_ttl: Duration::from_secs(1800),
+        ..support::test_config()
+    };
+    let rt = RealtimeServer::start_with(app.settings.clone(), config).await;
+    let token = app.login(&app.a.agent_email, PASSWORD).await;
+    let mut socket = SioClient::with_token(rt.addr, &token).await;
+    let response = app.post("/v1/auth/logout", &token, json!({})).await;
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    let ended = socket.next_event("session:expired").await;
+    assert_eq!(ended["data"]["reason"], "token_revoked");
+    socket.wait_closed().await;
+}

@@ -37,7 +37,11 @@ pub struct RealtimeServer {
 
 impl RealtimeServer {
     pub async fn start(settings: Arc<Settings>) -> Self {
-        let state = switchboard_realtime::state(settings, test_config())
+        Self::start_with(settings, test_config()).await
+    }
+
+    pub async fn start_with(settings: Arc<Settings>, config: RealtimeConfig) -> Self {
+        let state = switchboard_realtime::state(settings, config)
             .await
             .expect("realtime state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -51,9 +51,14 @@ impl SioClient {
         sink.send(Message::text(format!("40{auth}")))
             .await
             .expect("send connect");
+        // An event may be sent before the connect ack reaches us (the server
+        // emits as soon as the socket joins its rooms): keep it for later.
+        let mut early = VecDeque::new();
         let sid = loop {
             let text = next_text(&mut stream).await.expect("connect answer");
-            if text == "2" {
+            if let Some(event) = text.strip_prefix("42").and_then(parse_event) {
+                early.push_back(event);
+            } else if text == "2" {
                 sink.send(Message::text("3")).await.expect("pong");
             } else if let Some(body) = text.strip_prefix("40") {
                 let body: Value = serde_json::from_str(body).expect("connect ack JSON");
@@ -82,18 +87,8 @@ impl SioClient {
             while let Some(text) = next_text(&mut stream).await {
                 if text == "2" {
                     let _ = pong.send(Message::text("3"));
-                } else if let Some(rest) = text.strip_prefix("42") {
-                    let (_, array) = split_id(rest);
-                    if let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(array)
-                        && let Some(Value::String(name)) = items.first().cloned()
-                    {
-                        let data = if items.len() > 1 {
-                            items.remove(1)
-                        } else {
-                            Value::Null
-                        };
-                        let _ = events_tx.send((name, data));
-                    }
+                } else if let Some(event) = text.strip_prefix("42").and_then(parse_event) {
+                    let _ = events_tx.send(event);
                 } else if let Some(rest) = text.strip_prefix("43") {
                     let (id, array) = split_id(rest);
                     let data = match serde_json::from_str::<Value>(array) {
@@ -119,7 +114,7 @@ impl SioClient {
             sid,
             out,
             events,
-            backlog: VecDeque::new(),
+            backlog: early,
             acks,
             next_ack: 1,
             closed,
@@ -245,6 +240,23 @@ impl SioClient {
     pub fn close(&self) {
         let _ = self.out.send(Message::Close(None));
     }
+}
+
+/// `(name, data)` of an EVENT packet's body (after `42`).
+fn parse_event(rest: &str) -> Option<(String, Value)> {
+    let (_, array) = split_id(rest);
+    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(array) else {
+        return None;
+    };
+    let Some(Value::String(name)) = items.first().cloned() else {
+        return None;
+    };
+    let data = if items.len() > 1 {
+        items.remove(1)
+    } else {
+        Value::Null
+    };
+    Some((name, data))
 }
 
 /// Splits an optional numeric ack id off the front of a packet body.
