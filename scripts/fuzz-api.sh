@@ -136,8 +136,14 @@ for role in agent admin; do
     --exclude-path-regex '^/webhooks/carrier/' --exclude-path /v1/auth/logout
   run "$role-logout" 2 -H "Authorization: Bearer $token" --include-path /v1/auth/logout
 done
-FUZZ_WEBHOOK_SIGNING=valid run webhooks-signed "$hook_time" --include-path-regex '^/webhooks/carrier/'
-FUZZ_WEBHOOK_SIGNING=bad run webhooks-unsigned "$hook_time" --include-path-regex '^/webhooks/carrier/'
+# The carrier's forms are Twilio's contract, loosely typed (every value is
+# text; the voice callbacks are documented as a bare form): the runs look for
+# 5xx, undocumented statuses and bodies, and a bad signature that is not 4xx,
+# not for the exactness of each parameter's format.
+webhook_checks=(--exclude-checks positive_data_acceptance,negative_data_rejection
+  --include-path-regex '^/webhooks/carrier/')
+FUZZ_WEBHOOK_SIGNING=valid run webhooks-signed "$hook_time" "${webhook_checks[@]}"
+FUZZ_WEBHOOK_SIGNING=bad run webhooks-unsigned "$hook_time" "${webhook_checks[@]}"
 
 if ! kill -0 "$api_pid" 2>/dev/null; then
   echo "fuzz-api: the API process died during the run" >&2

@@ -119,7 +119,12 @@ pub struct Audience {
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
     /// 1 to 200 characters.
-    #[schema(example = "Spring sale", min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        example = "Spring sale",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     pub template_id: Uuid,
     /// Values for the template's placeholders, shared by every recipient;

@@ -6,8 +6,8 @@ use utoipa::{
     Modify, OpenApi,
     openapi::{
         ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
-        schema::SchemaType,
         path::{Operation, ParameterIn},
+        schema::SchemaType,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -128,7 +128,10 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
         .iter()
         .any(|p| matches!(p.parameter_in, ParameterIn::Path))
     {
-        errors.push((404, "No such resource (another tenant's ids are not found either)"));
+        errors.push((
+            404,
+            "No such resource (another tenant's ids are not found either)",
+        ));
     }
     if let Some(body) = &operation.request_body {
         let json = body.content.keys().any(|media| media.ends_with("json"));

@@ -265,6 +265,7 @@ pub struct CallRecordsQuery {
     pub agent_id: Option<Uuid>,
     pub customer_id: Option<Uuid>,
     /// Only calls with at least this much talk time.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_f64)]
     pub min_talk_seconds: Option<u32>,
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,

@@ -64,10 +64,20 @@ const TEMPLATE_COLUMNS: &str = "id, tenant_id, name, body, created_at, updated_a
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     /// 1 to 200 characters, unique in the tenant.
-    #[schema(example = "Appointment reminder", min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        example = "Appointment reminder",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     /// 1 to 1600 characters; placeholders are `{{name}}` (letters, digits, `_`).
-    #[schema(example = "Hi {{first_name}}, see you on {{date}}.", min_length = 1, max_length = 1600, pattern = "\\S")]
+    #[schema(
+        example = "Hi {{first_name}}, see you on {{date}}.",
+        min_length = 1,
+        max_length = 1600,
+        pattern = "\\S"
+    )]
     pub body: String,
 }
 

@@ -106,7 +106,11 @@ fn walk(
                 if let Some(c) = refused_char(key, TextKind::Line) {
                     // The key itself is at fault: name its parent, not the garbled key.
                     path.truncate(len);
-                    let parent = if path.is_empty() { "body" } else { path.as_str() };
+                    let parent = if path.is_empty() {
+                        "body"
+                    } else {
+                        path.as_str()
+                    };
                     return Err(ApiError::validation(
                         parent.to_string(),
                         format!(
@@ -141,19 +145,33 @@ mod tests {
     use serde_json::json;
 
     fn field_of(value: serde_json::Value) -> Option<String> {
-        check_json(&value).err().map(|e| e.field().unwrap_or("-").to_string())
+        check_json(&value)
+            .err()
+            .map(|e| e.field().unwrap_or("-").to_string())
     }
 
     #[test]
     fn nul_is_refused_everywhere_and_named() {
-        assert_eq!(field_of(json!({"name": "a\u{0}b"})).as_deref(), Some("name"));
-        assert_eq!(field_of(json!({"body": "a\u{0}b"})).as_deref(), Some("body"));
+        assert_eq!(
+            field_of(json!({"name": "a\u{0}b"})).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(json!({"body": "a\u{0}b"})).as_deref(),
+            Some("body")
+        );
         assert_eq!(
             field_of(json!({"metadata": {"k": {"deep": ["x", "\u{0}"]}}})).as_deref(),
             Some("metadata.k.deep[1]")
         );
-        assert_eq!(field_of(json!({"metadata": {"a\u{0}": 1}})).as_deref(), Some("metadata"));
-        assert_eq!(field_of(json!({"tags": ["ok", "b\u{7}"]})).as_deref(), Some("tags[1]"));
+        assert_eq!(
+            field_of(json!({"metadata": {"a\u{0}": 1}})).as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(
+            field_of(json!({"tags": ["ok", "b\u{7}"]})).as_deref(),
+            Some("tags[1]")
+        );
     }
 
     #[test]
@@ -161,11 +179,23 @@ mod tests {
         assert_eq!(field_of(json!({"body": "line\r\nnext\ttab"})), None);
         assert_eq!(field_of(json!({"metadata": {"note": "a\nb"}})), None);
         assert_eq!(field_of(json!({"name": "a\nb"})).as_deref(), Some("name"));
-        assert_eq!(field_of(json!({"email": "a@b.c\t"})).as_deref(), Some("email"));
-        assert_eq!(field_of(json!({"metadata": {"a\nb": "x"}})).as_deref(), Some("metadata"));
+        assert_eq!(
+            field_of(json!({"email": "a@b.c\t"})).as_deref(),
+            Some("email")
+        );
+        assert_eq!(
+            field_of(json!({"metadata": {"a\nb": "x"}})).as_deref(),
+            Some("metadata")
+        );
         // C1 controls and DEL are control characters too.
-        assert_eq!(field_of(json!({"body": "a\u{85}"})).as_deref(), Some("body"));
-        assert_eq!(field_of(json!({"body": "a\u{7f}"})).as_deref(), Some("body"));
+        assert_eq!(
+            field_of(json!({"body": "a\u{85}"})).as_deref(),
+            Some("body")
+        );
+        assert_eq!(
+            field_of(json!({"body": "a\u{7f}"})).as_deref(),
+            Some("body")
+        );
         // Ordinary non-ASCII text passes.
         assert_eq!(field_of(json!({"name": "Zoë Ångström 山田"})), None);
     }

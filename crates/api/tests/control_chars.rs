@@ -22,7 +22,10 @@ async fn count(app: &TestApp, table: &str) -> i64 {
 async fn expect_field_422(response: reqwest::Response, field: &str, what: &str) {
     let (status, error) = json_of(response).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {error}");
-    assert_eq!(error["error"]["code"], "validation_failed", "{what}: {error}");
+    assert_eq!(
+        error["error"]["code"], "validation_failed",
+        "{what}: {error}"
+    );
     assert_eq!(error["error"]["field"], field, "{what}: {error}");
     assert!(error["error"]["request_id"].is_string(), "{what}: {error}");
 }
@@ -34,20 +37,36 @@ async fn control_characters_in_names_and_emails_are_422s_and_nothing_is_written(
         (json!({"name": "Ada\u{0}Lovelace"}), "name"),
         (json!({"name": "Ada\nLovelace"}), "name"),
         (json!({"name": "Ada\u{1b}[31m"}), "name"),
-        (json!({"name": "Ada", "email": "ada\u{0}@example.com"}), "email"),
+        (
+            json!({"name": "Ada", "email": "ada\u{0}@example.com"}),
+            "email",
+        ),
         (json!({"name": "Ada", "company": "Acme\u{7f}"}), "company"),
         (json!({"name": "Ada", "tags": ["vip", "x\u{0}"]}), "tags[1]"),
-        (json!({"name": "Ada", "phone": "+1202555\u{0}0123"}), "phone"),
+        (
+            json!({"name": "Ada", "phone": "+1202555\u{0}0123"}),
+            "phone",
+        ),
     ] {
         let what = body.to_string();
-        expect_field_422(app.post("/v1/customers", &app.a.token, body).await, field, &what).await;
+        expect_field_422(
+            app.post("/v1/customers", &app.a.token, body).await,
+            field,
+            &what,
+        )
+        .await;
     }
     for (body, field) in [
         (json!({"name": "Re\u{0}minder", "body": "Hi"}), "name"),
         (json!({"name": "Re\tminder", "body": "Hi"}), "name"),
     ] {
         let what = body.to_string();
-        expect_field_422(app.post("/v1/templates", &app.a.token, body).await, field, &what).await;
+        expect_field_422(
+            app.post("/v1/templates", &app.a.token, body).await,
+            field,
+            &what,
+        )
+        .await;
     }
     // Login: a NUL in the email is a 422, not a 500 from the lookup.
     let response = app
@@ -73,11 +92,20 @@ async fn free_text_refuses_nul_but_keeps_line_breaks_and_tabs() {
 
     for bad in ["call\u{0}back", "bell\u{7}", "c1\u{85}control"] {
         let what = format!("note {bad:?}");
-        expect_field_422(app.post(&notes, &app.a.token, json!({"body": bad})).await, "body", &what)
-            .await;
+        expect_field_422(
+            app.post(&notes, &app.a.token, json!({"body": bad})).await,
+            "body",
+            &what,
+        )
+        .await;
         let what = format!("template {bad:?}");
         expect_field_422(
-            app.post("/v1/templates", &app.a.token, json!({"name": "t", "body": bad})).await,
+            app.post(
+                "/v1/templates",
+                &app.a.token,
+                json!({"name": "t", "body": bad}),
+            )
+            .await,
             "body",
             &what,
         )
@@ -98,12 +126,19 @@ async fn free_text_refuses_nul_but_keeps_line_breaks_and_tabs() {
     assert_eq!(count(&app, "customer_notes").await, 0);
     assert_eq!(count(&app, "templates").await, 0);
     assert_eq!(app.message_count(&app.a).await, 0);
-    assert!(app.queued_jobs("sms.send").await.is_empty(), "nothing was queued to send");
+    assert!(
+        app.queued_jobs("sms.send").await.is_empty(),
+        "nothing was queued to send"
+    );
 
     // Line breaks and tabs are ordinary in free text.
     let (status, note) = json_of(
-        app.post(&notes, &app.a.token, json!({"body": "line one\r\nline two\tend"}))
-            .await,
+        app.post(
+            &notes,
+            &app.a.token,
+            json!({"body": "line one\r\nline two\tend"}),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{note}");
@@ -117,12 +152,19 @@ async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_
         (json!({"k\u{0}": "v"}), "metadata"),
         (json!({"line\nbreak": "v"}), "metadata"),
         (json!({"k": "v\u{0}"}), "metadata.k"),
-        (json!({"k": {"deep": ["ok", "\u{0}"]}}), "metadata.k.deep[1]"),
+        (
+            json!({"k": {"deep": ["ok", "\u{0}"]}}),
+            "metadata.k.deep[1]",
+        ),
     ] {
         let what = metadata.to_string();
         expect_field_422(
-            app.post("/v1/customers", &app.a.token, json!({"name": "Ada", "metadata": metadata}))
-                .await,
+            app.post(
+                "/v1/customers",
+                &app.a.token,
+                json!({"name": "Ada", "metadata": metadata}),
+            )
+            .await,
             field,
             &what,
         )
@@ -136,10 +178,14 @@ async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_
             json!({"name": "Ada", "metadata": {"note": "first\nsecond"}}),
         )
         .await;
-    assert_eq!(customer["metadata"]["note"], "first\nsecond", "free text in values");
+    assert_eq!(
+        customer["metadata"]["note"], "first\nsecond",
+        "free text in values"
+    );
     let path = format!("/v1/customers/{}", customer["id"].as_str().unwrap());
     expect_field_422(
-        app.patch(&path, &app.a.token, json!({"metadata": {"note": "\u{0}"}})).await,
+        app.patch(&path, &app.a.token, json!({"metadata": {"note": "\u{0}"}}))
+            .await,
         "metadata.note",
         "patch",
     )
@@ -185,7 +231,11 @@ async fn an_inbound_sms_body_with_nul_is_kept_with_the_character_replaced() {
         .await,
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "a carrier is never answered 5xx: {ack}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a carrier is never answered 5xx: {ack}"
+    );
     assert_eq!(ack["result"], "created");
     let body: String = sqlx::query_scalar("SELECT body FROM messages WHERE tenant_id = $1")
         .bind(app.a.id)
@@ -199,13 +249,19 @@ async fn an_inbound_sms_body_with_nul_is_kept_with_the_character_replaced() {
 async fn an_inbound_sms_with_a_control_character_outside_the_body_is_a_400_and_nothing_is_written()
 {
     let app = spawn_app().await;
-    for (sid, from) in [("SMnul\u{0}2", "+12025550123"), ("SMnul3", "+1202555\u{0}0123")] {
+    for (sid, from) in [
+        ("SMnul\u{0}2", "+12025550123"),
+        ("SMnul3", "+1202555\u{0}0123"),
+    ] {
         let response = app
             .inbound_sms(&app.a, sid, from, "+12025550101", "hello")
             .await;
         let error: Value =
             expect_error(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
-        assert!(error["field"] == "MessageSid" || error["field"] == "From", "{error}");
+        assert!(
+            error["field"] == "MessageSid" || error["field"] == "From",
+            "{error}"
+        );
     }
     assert_eq!(app.message_count(&app.a).await, 0);
 }

@@ -58,7 +58,12 @@ pub(crate) const CUSTOMER_COLUMNS: &str =
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     /// An address (`local@domain.tld`), or empty for none.
     #[schema(max_length = 320, pattern = r"^\s*([^@\s]+@[^.\s]\S*\.\S*[^.\s])?\s*$")]
@@ -303,7 +308,12 @@ pub struct Note {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNote {
-    #[schema(example = "Called back about the invoice; resolved.", min_length = 1, max_length = 10000, pattern = "\\S")]
+    #[schema(
+        example = "Called back about the invoice; resolved.",
+        min_length = 1,
+        max_length = 10000,
+        pattern = "\\S"
+    )]
     pub body: String,
 }
 

@@ -86,7 +86,12 @@ pub struct SendMessage {
     #[schema(example = "(202) 555-0123")]
     pub to: String,
     /// The text, 1 to 1600 characters. Exclusive with `template_id`.
-    #[schema(example = "Your appointment is confirmed for Monday 10:00.", min_length = 1, max_length = 1600, pattern = "\\S")]
+    #[schema(
+        example = "Your appointment is confirmed for Monday 10:00.",
+        min_length = 1,
+        max_length = 1600,
+        pattern = "\\S"
+    )]
     pub body: Option<String>,
     /// A template of the tenant, filled from the customer and `variables`.
     pub template_id: Option<Uuid>,

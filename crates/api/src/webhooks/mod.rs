@@ -161,7 +161,10 @@ fn checked_param(name: &str, value: &str) -> ApiResult<(String, String)> {
     if let Some(c) = text::refused_char(name, TextKind::Line) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
-            format!("a parameter name contains the control character U+{:04X}", u32::from(c)),
+            format!(
+                "a parameter name contains the control character U+{:04X}",
+                u32::from(c)
+            ),
         ));
     }
     if name == FREE_TEXT_PARAM {
@@ -180,7 +183,10 @@ fn checked_param(name: &str, value: &str) -> ApiResult<(String, String)> {
     if let Some(c) = text::refused_char(value, TextKind::Line) {
         return Err(ApiError::bad_request(
             "invalid_parameter",
-            format!("{name} contains the control character U+{:04X}", u32::from(c)),
+            format!(
+                "{name} contains the control character U+{:04X}",
+                u32::from(c)
+            ),
         )
         .with_field(name.to_string()));
     }
