@@ -17,17 +17,20 @@
 # Options:
 #   --max-time SECONDS  total budget, split across the four runs (default 200)
 #   --seed N            schemathesis seed (default 20261201)
-#   --workers N         schemathesis workers per run (default 2)
+#   --workers N         schemathesis workers per run (default 1)
 #   --no-build          use target/debug/switchboard as it is
-# Environment: DATABASE_URL's server is used (database switchboard_fuzz is
-# dropped and recreated), REDIS_URL (keys under a prefix of their own),
-# CARGO_TARGET_DIR. Reports: target/fuzz/<seed>/.
+# Environment: DATABASE_URL's server is used (database FUZZ_DATABASE, default
+# switchboard_fuzz, is dropped and recreated), REDIS_URL (keys under a prefix
+# of their own), CARGO_TARGET_DIR, SWITCHBOARD_BIN (default the debug build).
+# Reports: target/fuzz/<seed>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 max_time=200
 seed=20261201
-workers=2
+# One worker: CPython 3.11's ast.parse is not thread-safe ("AST constructor
+# recursion depth mismatch" inside hypothesis with two), and CI has 2 cores.
+workers=1
 build=true
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -48,7 +51,7 @@ if ! command -v st >/dev/null 2>&1 || ! python3 -c 'import schemathesis' 2>/dev/
 fi
 
 target_dir=${CARGO_TARGET_DIR:-target}
-bin="$target_dir/debug/switchboard"
+bin=${SWITCHBOARD_BIN:-$target_dir/debug/switchboard}
 if [ "$build" = true ]; then
   log "cargo build -p switchboard (debug)"
   cargo build --locked -p switchboard
@@ -56,7 +59,8 @@ fi
 
 server_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/switchboard}
 server_url=${server_url%/*}
-export DATABASE_URL="$server_url/switchboard_fuzz"
+db_name=${FUZZ_DATABASE:-switchboard_fuzz}
+export DATABASE_URL="$server_url/$db_name"
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export SWITCHBOARD_REDIS_PREFIX="fuzz-$$"
 export SWITCHBOARD_ENV=test
@@ -71,8 +75,8 @@ export SWITCHBOARD_REALTIME_ADDR="127.0.0.1:$(free_port)"
 export SWITCHBOARD_WORKER_ADDR="127.0.0.1:$(free_port)"
 export SWITCHBOARD_PUBLIC_URL="$base"
 
-log "fresh database switchboard_fuzz: migrate and seed"
-psql -q "$server_url/postgres" -c 'DROP DATABASE IF EXISTS switchboard_fuzz WITH (FORCE)'
+log "fresh database $db_name: migrate and seed"
+psql -q "$server_url/postgres" -c "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)"
 RUST_LOG=error "$bin" migrate
 RUST_LOG=error "$bin" seed --quiet --customers 200 --calls 400 --messages 400 --voicemails 40
 
