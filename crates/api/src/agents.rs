@@ -40,7 +40,7 @@ pub struct AgentWithPresence {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
     /// `available`, `busy`, `away` or `offline`.
-    #[schema(example = "available")]
+    #[schema(example = "available", pattern = "^(available|busy|away|offline)$")]
     pub status: String,
     /// When the agent entered this status (absent if never seen).
     pub since: Option<DateTime<Utc>>,
@@ -50,7 +50,7 @@ pub struct Presence {
 #[serde(deny_unknown_fields)]
 pub struct SetPresence {
     /// `available`, `busy`, `away` or `offline`.
-    #[schema(example = "available")]
+    #[schema(example = "available", pattern = "^(available|busy|away|offline)$")]
     pub status: String,
 }
 
@@ -61,7 +61,7 @@ fn presence_error(error: PresenceError) -> ApiError {
 
 /// The tenant's agents with their presence.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", security(("bearer" = [])),
-    responses((status = 200, body = Page<AgentWithPresence>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<AgentWithPresence>)))]
 pub async fn list_agents(
     State(state): State<AppState>,
     principal: Principal,
@@ -111,7 +111,6 @@ pub async fn list_agents(
     responses(
         (status = 200, body = Presence),
         (status = 400, body = ErrorBody, description = "Called with an API key: only agents have presence"),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "Unknown status"),
     ))]
 pub async fn set_my_presence(

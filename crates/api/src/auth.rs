@@ -287,7 +287,6 @@ fn invalid_credentials() -> ApiError {
     responses(
         (status = 204, description = "The token is revoked"),
         (status = 400, body = ErrorBody, description = "Called with an API key, which has no session"),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
     let Credential::Agent { claims, .. } = &principal.credential else {
@@ -329,7 +328,7 @@ pub struct Tenant {
 
 /// Who the credential belongs to.
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Me)))]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
     let tenant: Tenant = sqlx::query_as("SELECT id, slug, name FROM tenants WHERE id = $1")
         .bind(principal.tenant_id)

@@ -109,7 +109,9 @@ pub struct Audience {
     #[serde(default)]
     #[schema(example = json!(["+12025550123", "(202) 555-0124"]))]
     pub phone_numbers: Vec<String>,
-    /// Every customer matching this search (as `GET /v1/customers?q=`).
+    /// Every customer matching this search (as `GET /v1/customers?q=`),
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub customer_query: Option<String>,
 }
 
@@ -117,7 +119,12 @@ pub struct Audience {
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
     /// 1 to 200 characters.
-    #[schema(example = "Spring sale")]
+    #[schema(
+        example = "Spring sale",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     pub template_id: Uuid,
     /// Values for the template's placeholders, shared by every recipient;
@@ -193,8 +200,6 @@ fn validate_name(name: &str) -> ApiResult<String> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
     responses(
         (status = 201, body = CampaignWithProgress),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "Invalid field: no recipients, a bad number, unknown customers or template; \
             Idempotency-Key reused with another body"),
     ))]
@@ -294,8 +299,6 @@ pub async fn create_campaign(
     responses(
         (status = 200, body = CampaignWithProgress),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn get_campaign(
     State(state): State<AppState>,

@@ -48,9 +48,11 @@ pub struct Endpoint {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// `http://` or `https://`, at most 2048 characters.
+    #[schema(max_length = 2048, pattern = "^\\s*https?://[^\\s/?#][^\\s]*\\s*$")]
     pub url: String,
     /// Event types to deliver (`call.status`, ...); omitted or empty = all.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::items::EventTypeName>)]
     pub event_types: Vec<String>,
 }
 
@@ -58,7 +60,6 @@ pub struct CreateEndpoint {
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhook endpoints", security(("bearer" = [])),
     responses(
         (status = 200, body = Vec<Endpoint>),
-        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "Not an admin"),
     ))]
 pub async fn list_endpoints(
@@ -81,8 +82,6 @@ pub async fn list_endpoints(
     request_body = CreateEndpoint,
     responses(
         (status = 201, body = Endpoint),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "Not an admin"),
         (status = 409, body = ErrorBody, description = "The tenant has the maximum number of endpoints"),
         (status = 422, body = ErrorBody, description = "Bad URL or unknown event type"),
@@ -163,9 +162,7 @@ pub async fn create_endpoint(
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses(
         (status = 204),
-        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "Not an admin"),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn delete_endpoint(
     State(state): State<AppState>,

@@ -87,6 +87,10 @@ impl ApiError {
         &self.code
     }
 
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -240,21 +244,4 @@ fn constraint_error(constraint: &str) -> Option<ApiError> {
         _ => return None,
     };
     Some(error)
-}
-
-/// Documents the error responses every authenticated endpoint can give.
-#[derive(utoipa::IntoResponses)]
-pub enum CommonErrors {
-    #[response(
-        status = 400,
-        description = "Malformed request (bad JSON, query or path)"
-    )]
-    BadRequest(ErrorBody),
-    #[response(
-        status = 401,
-        description = "Missing, invalid, expired or revoked credentials"
-    )]
-    Unauthorized(ErrorBody),
-    #[response(status = 422, description = "A field holds an unacceptable value")]
-    Unprocessable(ErrorBody),
 }

@@ -2,14 +2,17 @@
 //! axum's plain-text defaults, naming the offending field where serde can.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::PathRejection},
+    extract::{FromRequest, FromRequestParts, RawPathParams, Request, rejection::PathRejection},
     http::{StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    text::{self, TextKind},
+};
 
 /// A JSON body. Rejections: 415 for another content type, 413 over the
 /// body limit, 400 for invalid JSON, 422 for valid JSON of the wrong shape.
@@ -70,7 +73,26 @@ fn is_json(req: &Request) -> bool {
 }
 
 /// Deserialises `bytes` as `T`, classifying failures as the API reports them.
+/// Every string and key is checked first ([`text::check_json`]), so no
+/// handler ever sees a NUL or a stray control character.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Parsed twice (as a tree for the text check, then as `T`) so `T`'s own
+    // rules — duplicate fields, unknown fields — still see the raw document.
+    let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {err}"),
+        )
+    })?;
+    if !tree.is_object() {
+        // serde would read a struct from an array too (`[null, null]`).
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "the request body must be a JSON object",
+        ));
+    }
+    text::check_json(&tree)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -137,6 +159,20 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let refused = text::refused_char(&name, TextKind::Line)
+                .or_else(|| text::refused_char(&value, TextKind::Line));
+            if let Some(c) = refused {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "query parameter {name:?} contains the control character U+{:04X}",
+                        u32::from(c)
+                    ),
+                )
+                .with_field(name.into_owned()));
+            }
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Query)
@@ -147,10 +183,39 @@ where
     }
 }
 
-/// Path parameters; a malformed id is a 400, not axum's plain text.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// Path parameters; a malformed id (or one holding a control character) is
+/// a 400, not axum's plain text.
+#[derive(Debug)]
 pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))?;
+        for (name, value) in &raw {
+            if let Some(c) = text::refused_char(value, TextKind::Line) {
+                return Err(ApiError::bad_request(
+                    "invalid_path",
+                    format!(
+                        "{name} contains the control character U+{:04X}",
+                        u32::from(c)
+                    ),
+                )
+                .with_field(name.to_string()));
+            }
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {

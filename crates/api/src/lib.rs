@@ -30,6 +30,7 @@ pub mod pagination;
 pub mod reports;
 pub mod state;
 pub mod templates;
+pub mod text;
 pub mod voicemails;
 pub mod webhooks;
 
@@ -75,7 +76,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document for every route.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    router().into_openapi()
+    let mut doc = router().into_openapi();
+    openapi::add_common_errors(&mut doc);
+    doc
 }
 
 /// Builds the state: pools (connecting lazily), token keys, publisher.
@@ -101,7 +104,8 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
 
 /// The complete application: routes, docs, fallbacks and middleware.
 pub fn app(state: AppState) -> Router {
-    let (routes, openapi) = router().split_for_parts();
+    let (routes, mut openapi) = router().split_for_parts();
+    openapi::add_common_errors(&mut openapi);
     let body_limit = state.settings.max_body_bytes;
     routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))

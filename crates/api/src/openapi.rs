@@ -4,7 +4,12 @@
 
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    openapi::{
+        ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
+        path::{Operation, ParameterIn},
+        schema::SchemaType,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 #[derive(OpenApi)]
@@ -13,7 +18,13 @@ use utoipa::{
         title = "Switchboard API",
         description = "Telephony/CRM backend: calls, SMS, voicemail, customers, reporting.\n\n\
             Errors are always `{\"error\": {\"code\", \"message\", \"field\"?, \"request_id\"}}`.\n\
-            Lists use cursor pagination: `limit` and `cursor` in, `next_cursor` out.",
+            Lists use cursor pagination: `limit` and `cursor` in, `next_cursor` out.\n\n\
+            Text: no string anywhere in a request (JSON values and keys, query and path \
+            parameters, carrier form parameters) may hold a control character (U+0000–U+001F, \
+            U+007F–U+009F), except line breaks and tabs in free text: message, note and template \
+            `body`, and `metadata` values. A JSON body breaking this is a 422, a query or path \
+            parameter a 400, naming the field. An empty query parameter (`?status=`) is absent. \
+            An inbound SMS `Body` keeps its text with each such character replaced by U+FFFD.",
     ),
     modifiers(&BearerAuth),
     components(schemas(crate::error::ErrorBody)),
@@ -51,4 +62,168 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Adds the error responses an operation can give by its shape alone, so the
+/// handlers' annotations list only what is particular to them (and what they
+/// list, with its description, is kept):
+///
+/// - every operation: 503 (the request timeout, or no database connection
+///   within the acquire timeout);
+/// - one with bearer security: 401;
+/// - one with path, query or header parameters: 400 (the extractors refuse a
+///   malformed, unknown or control-character value), and 404 when it has a
+///   path parameter (an unknown id, or another tenant's);
+/// - one with a JSON body: 400 (not JSON), 413 (over the body limit), 415
+///   (another content type), 422 (a field's value, named in `field`);
+/// - one with a form body (the carrier webhooks): 400, 413, 415.
+///
+/// Run on the assembled document ([`crate::openapi_document`], [`crate::app`]),
+/// after every route's own annotations are in.
+pub fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if parameter.name.eq_ignore_ascii_case("idempotency-key") {
+                    parameter.schema = Some(idempotency_key_schema());
+                }
+                if matches!(parameter.parameter_in, ParameterIn::Query) {
+                    not_nullable(parameter.schema.as_mut());
+                }
+            }
+            for (status, description) in common_errors(operation) {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(description));
+            }
+        }
+    }
+}
+
+fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
+    let mut errors = vec![(
+        503,
+        "The request timed out, or the service is overloaded; retry shortly",
+    )];
+    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        errors.push((401, "Missing, invalid, expired or revoked credentials"));
+    }
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    if !parameters.is_empty() {
+        errors.push((
+            400,
+            "A malformed or unknown parameter, or one holding a control character (named in `field`)",
+        ));
+    }
+    if parameters
+        .iter()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+    {
+        errors.push((
+            404,
+            "No such resource (another tenant's ids are not found either)",
+        ));
+    }
+    if let Some(body) = &operation.request_body {
+        let json = body.content.keys().any(|media| media.ends_with("json"));
+        errors.push((400, "The body is not valid JSON, or the form is not UTF-8"));
+        errors.push((413, "The body is larger than the configured limit"));
+        errors.push((415, "The body is not of the documented content type"));
+        if json {
+            errors.push((
+                422,
+                "A field holds an unacceptable value (named in `field`): wrong type, missing, \
+                 unknown, out of range, or a control character where none is allowed",
+            ));
+        }
+    }
+    errors
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// What `Idempotency-Key` accepts (see [`crate::idempotency`]): 1 to 255
+/// visible ASCII characters.
+fn idempotency_key_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(255))
+        .pattern(Some("^[!-~]{1,255}$"))
+        .into()
+}
+
+/// An optional query parameter is absent or has a value: there is no query
+/// `null` (an empty `?status=` is a value, refused where it is not one).
+fn not_nullable(schema: Option<&mut RefOr<Schema>>) {
+    if let Some(RefOr::T(Schema::Object(object))) = schema
+        && let SchemaType::Array(types) = &object.schema_type
+        && let Some(kind) = types.iter().find(|t| !matches!(t, Type::Null))
+    {
+        object.schema_type = SchemaType::Type(kind.clone());
+    }
+}
+
+/// Schema-only types for the items of request arrays, which field
+/// attributes cannot constrain.
+pub mod items {
+    use utoipa::{
+        PartialSchema, ToSchema,
+        openapi::{ObjectBuilder, RefOr, Schema, Type},
+    };
+
+    /// A customer tag: 1 to 50 characters (stored trimmed and lowercased).
+    pub struct Tag;
+
+    impl PartialSchema for Tag {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("1 to 50 characters; stored trimmed and lowercased"))
+                .min_length(Some(1))
+                .max_length(Some(50))
+                .pattern(Some("\\S"))
+                .into()
+        }
+    }
+
+    impl ToSchema for Tag {}
+
+    /// An event type a webhook endpoint subscribes to.
+    pub struct EventTypeName;
+
+    impl PartialSchema for EventTypeName {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(
+                    switchboard_core::events::EventType::ALL
+                        .iter()
+                        .map(|t| t.as_str()),
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for EventTypeName {}
 }

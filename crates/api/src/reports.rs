@@ -75,6 +75,7 @@ pub struct SummaryQuery {
     /// End (exclusive, RFC 3339). Default: now.
     pub to: Option<DateTime<Utc>>,
     /// `hour` (default) or `day`.
+    #[param(pattern = "^(hour|day)$")]
     pub granularity: Option<String>,
 }
 
@@ -144,7 +145,6 @@ pub struct Summary {
     responses(
         (status = 200, body = Summary),
         (status = 400, body = ErrorBody, description = "Bad range or granularity"),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn summary(
     State(state): State<AppState>,
@@ -257,15 +257,17 @@ pub struct CallRecordsQuery {
     /// End (exclusive, RFC 3339). Default: now.
     pub to: Option<DateTime<Utc>>,
     /// Only calls in this status.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(queued|ringing|in-progress|completed|busy|failed|no-answer|canceled)$")]
     pub status: Option<CallStatus>,
     /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
     pub agent_id: Option<Uuid>,
     pub customer_id: Option<Uuid>,
     /// Only calls with at least this much talk time.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_f64)]
     pub min_talk_seconds: Option<u32>,
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -294,8 +296,6 @@ pub struct CallRecord {
     params(CallRecordsQuery),
     responses(
         (status = 200, body = Page<CallRecord>),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn call_records(
     State(state): State<AppState>,
@@ -382,8 +382,6 @@ pub struct AgentReport {
     params(AgentStatsQuery),
     responses(
         (status = 200, body = AgentReport),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn agent_stats(
     State(state): State<AppState>,

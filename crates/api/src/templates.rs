@@ -64,10 +64,20 @@ const TEMPLATE_COLUMNS: &str = "id, tenant_id, name, body, created_at, updated_a
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     /// 1 to 200 characters, unique in the tenant.
-    #[schema(example = "Appointment reminder")]
+    #[schema(
+        example = "Appointment reminder",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     /// 1 to 1600 characters; placeholders are `{{name}}` (letters, digits, `_`).
-    #[schema(example = "Hi {{first_name}}, see you on {{date}}.")]
+    #[schema(
+        example = "Hi {{first_name}}, see you on {{date}}.",
+        min_length = 1,
+        max_length = 1600,
+        pattern = "\\S"
+    )]
     pub body: String,
 }
 
@@ -75,7 +85,9 @@ pub struct CreateTemplate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplate {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 1600, pattern = "\\S")]
     pub body: Option<String>,
 }
 
@@ -84,6 +96,7 @@ pub struct UpdateTemplate {
 #[into_params(parameter_in = Query)]
 pub struct ListTemplatesQuery {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -119,7 +132,6 @@ fn validate_body(body: &str) -> ApiResult<String> {
     responses(
         (status = 200, body = Page<Template>),
         (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn list_templates(
     State(state): State<AppState>,
@@ -149,8 +161,6 @@ pub async fn list_templates(
     request_body = CreateTemplate,
     responses(
         (status = 201, body = Template),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A template with this name exists (`name_taken`)"),
         (status = 422, body = ErrorBody, description = "Invalid name, or a body too long or with a malformed placeholder"),
     ))]
@@ -180,8 +190,6 @@ pub async fn create_template(
     responses(
         (status = 200, body = Template),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn get_template(
     State(state): State<AppState>,
@@ -205,11 +213,7 @@ pub async fn get_template(
     request_body = UpdateTemplate,
     responses(
         (status = 200, body = Template),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A template with this name exists (`name_taken`)"),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn update_template(
     State(state): State<AppState>,
@@ -241,9 +245,6 @@ pub async fn update_template(
     params(("id" = Uuid, Path, description = "Template id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A campaign uses the template (`template_in_use`)"),
     ))]
 pub async fn delete_template(

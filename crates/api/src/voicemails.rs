@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Principal,
-    error::{ApiError, ApiResult, ErrorBody},
+    error::{ApiError, ApiResult},
     extract::{Json, Path, Query},
     pagination::{self, Page},
     state::AppState,
@@ -54,6 +54,7 @@ pub struct ListVoicemailsQuery {
     pub unlistened: Option<bool>,
     pub customer_id: Option<Uuid>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -61,7 +62,7 @@ pub struct ListVoicemailsQuery {
 /// Lists voicemails, newest first.
 #[utoipa::path(get, path = "/v1/voicemails", tag = "voicemails", security(("bearer" = [])),
     params(ListVoicemailsQuery),
-    responses((status = 200, body = Page<Voicemail>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<Voicemail>)))]
 pub async fn list_voicemails(
     State(state): State<AppState>,
     principal: Principal,
@@ -91,7 +92,7 @@ pub async fn list_voicemails(
 /// Gets a voicemail with its transcription.
 #[utoipa::path(get, path = "/v1/voicemails/{id}", tag = "voicemails", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Voicemail id")),
-    responses((status = 200, body = Voicemail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Voicemail)))]
 pub async fn get_voicemail(
     State(state): State<AppState>,
     principal: Principal,
@@ -111,7 +112,7 @@ pub async fn get_voicemail(
 /// Marks a voicemail listened (the first listen's time is kept).
 #[utoipa::path(post, path = "/v1/voicemails/{id}/listened", tag = "voicemails", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Voicemail id")),
-    responses((status = 200, body = Voicemail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Voicemail)))]
 pub async fn mark_listened(
     State(state): State<AppState>,
     principal: Principal,
@@ -132,7 +133,7 @@ pub async fn mark_listened(
 /// Deletes a voicemail.
 #[utoipa::path(delete, path = "/v1/voicemails/{id}", tag = "voicemails", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Voicemail id")),
-    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_voicemail(
     State(state): State<AppState>,
     principal: Principal,

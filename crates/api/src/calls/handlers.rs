@@ -36,8 +36,6 @@ use crate::{
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
     responses(
         (status = 201, body = Call),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
     ))]
 pub async fn originate_call(
@@ -143,7 +141,6 @@ pub async fn originate_call(
     responses(
         (status = 200, body = Page<Call>),
         (status = 400, body = ErrorBody, description = "Unknown parameter or value"),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`from`/`to` is not a phone number"),
     ))]
 pub async fn list_calls(
@@ -210,7 +207,7 @@ pub(crate) async fn fetch_call(state: &AppState, tenant_id: Uuid, id: Uuid) -> A
 /// Gets one call.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Call id")),
-    responses((status = 200, body = Call), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Call)))]
 pub async fn get_call(
     State(state): State<AppState>,
     principal: Principal,
@@ -222,7 +219,7 @@ pub async fn get_call(
 /// A call's history, oldest first: every status and control.
 #[utoipa::path(get, path = "/v1/calls/{id}/events", tag = "calls", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Call id")),
-    responses((status = 200, body = Page<CallEvent>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<CallEvent>)))]
 pub async fn call_events(
     State(state): State<AppState>,
     principal: Principal,
@@ -254,8 +251,6 @@ pub async fn call_events(
     request_body(content = Option<ControlRequest>, description = "Only `transfer` takes a body"),
     responses(
         (status = 200, body = Call),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown call or action"),
         (status = 409, body = ErrorBody, description = "The call's state does not allow this control"),
         (status = 422, body = ErrorBody, description = "Bad transfer target"),

@@ -109,10 +109,10 @@ pub struct ControlRequest {
 #[into_params(parameter_in = Query)]
 pub struct ListCallsQuery {
     /// Only calls in this status (`queued`, `ringing`, `in-progress`, ...).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(queued|ringing|in-progress|completed|busy|failed|no-answer|canceled)$")]
     pub status: Option<CallStatus>,
     /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
     pub agent_id: Option<Uuid>,
     pub customer_id: Option<Uuid>,
@@ -125,6 +125,7 @@ pub struct ListCallsQuery {
     /// Only calls created before this time (RFC 3339).
     pub created_before: Option<DateTime<Utc>>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,

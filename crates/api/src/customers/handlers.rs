@@ -31,7 +31,6 @@ use crate::{
     responses(
         (status = 200, body = Page<Customer>),
         (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`phone` is not a phone number"),
     ))]
 pub async fn list_customers(
@@ -97,7 +96,6 @@ pub async fn list_customers(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
     responses(
         (status = 201, body = Customer),
-        (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
         (status = 422, body = ErrorBody, description = "Invalid field, or Idempotency-Key reused with another body"),
     ))]
@@ -163,8 +161,6 @@ pub(crate) async fn fetch_customer(
     responses(
         (status = 200, body = Customer),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn get_customer(
     State(state): State<AppState>,
@@ -182,11 +178,7 @@ pub async fn get_customer(
     request_body = UpdateCustomer,
     responses(
         (status = 200, body = Customer),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn update_customer(
     State(state): State<AppState>,
@@ -246,9 +238,6 @@ pub async fn update_customer(
     params(("id" = Uuid, Path, description = "Customer id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn delete_customer(
     State(state): State<AppState>,
@@ -281,10 +270,6 @@ pub async fn delete_customer(
     request_body = CreateNote,
     responses(
         (status = 201, body = Note),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody),
     ))]
 pub async fn add_note(
     State(state): State<AppState>,

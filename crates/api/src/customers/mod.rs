@@ -58,14 +58,24 @@ pub(crate) const CUSTOMER_COLUMNS: &str =
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
-    #[schema(example = "Ada Lovelace")]
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
+    /// An address (`local@domain.tld`), or empty for none.
+    #[schema(max_length = 320, pattern = r"^\s*([^@\s]+@[^.\s]\S*\.\S*[^.\s])?\s*$")]
     pub email: Option<String>,
     /// Any common format; stored as E.164 (numbers without a country code
     /// are read in the configured default region).
     #[schema(example = "(202) 555-0123")]
     pub phone: Option<String>,
+    #[schema(max_length = 200)]
     pub company: Option<String>,
+    /// At most 20.
+    #[schema(value_type = Option<Vec<crate::openapi::items::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
@@ -75,16 +85,19 @@ pub struct CreateCustomer {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 320, pattern = r"^\s*([^@\s]+@[^.\s]\S*\.\S*[^.\s])?\s*$")]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub company: Option<Option<String>>,
+    /// At most 20.
+    #[schema(value_type = Option<Vec<crate::openapi::items::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
@@ -108,6 +121,7 @@ pub struct ListCustomersQuery {
     /// Exact lookup by phone number, in any common format.
     pub phone: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -294,7 +308,12 @@ pub struct Note {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNote {
-    #[schema(example = "Called back about the invoice; resolved.")]
+    #[schema(
+        example = "Called back about the invoice; resolved.",
+        min_length = 1,
+        max_length = 10000,
+        pattern = "\\S"
+    )]
     pub body: String,
 }
 

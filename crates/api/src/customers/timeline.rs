@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::fetch_customer;
 use crate::{
     auth::Principal,
-    error::{ApiResult, ErrorBody},
+    error::ApiResult,
     extract::{Json, Path, Query},
     pagination::{self, Page},
     state::AppState,
@@ -21,6 +21,7 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
@@ -45,9 +46,6 @@ pub struct TimelineItem {
     params(("id" = Uuid, Path, description = "Customer id"), TimelineQuery),
     responses(
         (status = 200, body = Page<TimelineItem>),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn customer_timeline(
     State(state): State<AppState>,

@@ -34,7 +34,6 @@ use crate::{
     responses(
         (status = 201, body = Message),
         (status = 400, body = ErrorBody, description = "Malformed JSON or Idempotency-Key"),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "Invalid field; `recipient_opted_out` when the recipient replied STOP; \
             `template_variables_missing` naming the placeholders without a value; Idempotency-Key reused with another body"),
     ))]
@@ -266,7 +265,6 @@ pub(crate) async fn sender_number(conn: &mut PgConnection, tenant_id: Uuid) -> A
     responses(
         (status = 200, body = Page<Message>),
         (status = 400, body = ErrorBody, description = "Unknown parameter, bad status, direction, customer_id, limit or cursor"),
-        (status = 401, body = ErrorBody),
     ))]
 pub async fn list_messages(
     State(state): State<AppState>,
@@ -335,8 +333,6 @@ pub(crate) async fn fetch_message(
     responses(
         (status = 200, body = Message),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
     ))]
 pub async fn get_message(
     State(state): State<AppState>,

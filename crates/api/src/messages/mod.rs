@@ -86,7 +86,12 @@ pub struct SendMessage {
     #[schema(example = "(202) 555-0123")]
     pub to: String,
     /// The text, 1 to 1600 characters. Exclusive with `template_id`.
-    #[schema(example = "Your appointment is confirmed for Monday 10:00.")]
+    #[schema(
+        example = "Your appointment is confirmed for Monday 10:00.",
+        min_length = 1,
+        max_length = 1600,
+        pattern = "\\S"
+    )]
     pub body: Option<String>,
     /// A template of the tenant, filled from the customer and `variables`.
     pub template_id: Option<Uuid>,
@@ -105,13 +110,14 @@ pub struct ListMessagesQuery {
     pub q: Option<String>,
     /// One of `queued`, `sending`, `sent`, `delivered`, `undelivered`,
     /// `failed`, `received`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(queued|sending|sent|delivered|undelivered|failed|received)$")]
     pub status: Option<MessageStatus>,
     pub customer_id: Option<Uuid>,
     /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::{
     error::{ApiError, ApiResult},
     state::AppState,
+    text::{self, TextKind},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,9 +35,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A carrier's form POST with its signature, not yet verified.
+///
+/// Text is checked once, here: a control character in any parameter but
+/// `Body` is a 400 naming it (no carrier sends one in a SID, number or
+/// status). In `Body` — the customer's own SMS, which a carrier cannot
+/// correct and will not resend after a 4xx — every control character other
+/// than a line break or tab is replaced with U+FFFD, so the message is kept,
+/// nothing PostgreSQL cannot store reaches it, and the carrier is never
+/// answered a 5xx (which it would retry for ever).
 #[derive(Debug, Clone)]
 pub struct CarrierForm {
+    /// As received: the signature is computed over these exact values.
     params: Vec<(String, String)>,
+    /// What handlers read: `params` with `Body` sanitised.
+    values: Vec<(String, String)>,
     signature: Option<String>,
     /// The URL the carrier signed: the public base URL plus path and query.
     url: String,
@@ -91,8 +103,13 @@ impl FromRequest<AppState> for CarrierForm {
             ));
         }
         let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let values = params
+            .iter()
+            .map(|(name, value)| checked_param(name, value))
+            .collect::<ApiResult<Vec<_>>>()?;
         Ok(Self {
             params,
+            values,
             signature,
             url,
         })
@@ -102,7 +119,7 @@ impl FromRequest<AppState> for CarrierForm {
 impl CarrierForm {
     /// A parameter, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
+        self.values
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -135,6 +152,46 @@ impl CarrierForm {
             ))
         }
     }
+}
+
+/// The free-text parameter a customer writes.
+const FREE_TEXT_PARAM: &str = "Body";
+
+/// One form parameter as handlers may read it (see [`CarrierForm`]).
+fn checked_param(name: &str, value: &str) -> ApiResult<(String, String)> {
+    if let Some(c) = text::refused_char(name, TextKind::Line) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "a parameter name contains the control character U+{:04X}",
+                u32::from(c)
+            ),
+        ));
+    }
+    if name == FREE_TEXT_PARAM {
+        let clean = value
+            .chars()
+            .map(|c| {
+                if text::allows(TextKind::Free, c) {
+                    c
+                } else {
+                    char::REPLACEMENT_CHARACTER
+                }
+            })
+            .collect();
+        return Ok((name.to_string(), clean));
+    }
+    if let Some(c) = text::refused_char(value, TextKind::Line) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "{name} contains the control character U+{:04X}",
+                u32::from(c)
+            ),
+        )
+        .with_field(name.to_string()));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// The tenant owning `number`, with its carrier auth token.

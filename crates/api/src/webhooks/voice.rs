@@ -91,7 +91,6 @@ fn seconds_param(form: &CarrierForm, name: &'static str) -> ApiResult<Option<i32
         (status = 400, body = ErrorBody, description = "Missing or malformed parameters"),
         (status = 403, body = ErrorBody, description = "The signature does not verify"),
         (status = 404, body = ErrorBody, description = "Unknown CallSid"),
-        (status = 415, body = ErrorBody),
     ))]
 pub async fn voice_status(
     State(state): State<AppState>,
@@ -152,10 +151,8 @@ pub async fn voice_status(
     params(("X-Twilio-Signature" = String, Header, description = "Carrier signature")),
     responses(
         (status = 200, body = WebhookAck, description = "The routing decision (also as TwiML)"),
-        (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "The number called is not a tenant's"),
-        (status = 415, body = ErrorBody),
     ))]
 pub async fn voice_incoming(
     State(state): State<AppState>,
@@ -340,10 +337,8 @@ fn routing_ack(call: &Call, result: &str) -> WebhookAck {
     params(("X-Twilio-Signature" = String, Header, description = "Carrier signature")),
     responses(
         (status = 200, body = WebhookAck),
-        (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown CallSid"),
-        (status = 415, body = ErrorBody),
     ))]
 pub async fn voice_recording(
     State(state): State<AppState>,
