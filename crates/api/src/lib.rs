@@ -20,6 +20,7 @@ pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod imports;
 pub mod messages;
 pub mod middleware;
 pub mod openapi;
@@ -65,6 +66,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(imports::router())
         .merge(voicemails::router())
         .merge(reports::router())
         .merge(webhooks::router())
