@@ -255,6 +255,8 @@ pub struct Call<'a> {
     pub json: Option<&'a Value>,
     /// A signed carrier form: (body, signature).
     pub form: Option<(String, String)>,
+    /// Any other body: (content type, body); used instead of `json`.
+    pub raw: Option<(&'static str, String)>,
     pub expect: u16,
     /// Another status that is a correct answer here, not a failure (a
     /// control refused with 409 because the simulated callee hung up).
@@ -270,6 +272,7 @@ impl<'a> Call<'a> {
             token: Some(token),
             json: None,
             form: None,
+            raw: None,
             expect: 200,
             tolerate: None,
         }
@@ -283,6 +286,7 @@ impl<'a> Call<'a> {
             token: Some(token),
             json: Some(json),
             form: None,
+            raw: None,
             expect: 200,
             tolerate: None,
         }
@@ -296,6 +300,7 @@ impl<'a> Call<'a> {
             token: None,
             json: None,
             form: Some(form),
+            raw: None,
             expect: 200,
             tolerate: None,
         }
@@ -322,7 +327,9 @@ impl<'a> Call<'a> {
         if let Some(token) = self.token {
             builder = builder.bearer_auth(token);
         }
-        if let Some(body) = self.json {
+        if let Some((content_type, body)) = self.raw {
+            builder = builder.header("content-type", content_type).body(body);
+        } else if let Some(body) = self.json {
             builder = builder.json(body);
         }
         if let Some((body, signature)) = self.form {

@@ -20,11 +20,12 @@ pub enum Scenario {
     Storm,
     Reporting,
     Queues,
+    Import,
     Health,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Workday,
         Scenario::Voice,
         Scenario::Sms,
@@ -33,6 +34,7 @@ impl Scenario {
         Scenario::Storm,
         Scenario::Reporting,
         Scenario::Queues,
+        Scenario::Import,
         Scenario::Health,
     ];
 
@@ -46,6 +48,7 @@ impl Scenario {
             Scenario::Storm => "storm",
             Scenario::Reporting => "reporting",
             Scenario::Queues => "queues",
+            Scenario::Import => "import",
             Scenario::Health => "health",
         }
     }
@@ -62,7 +65,10 @@ impl Scenario {
 
     /// Whether it needs the worker (SMS delivery, campaigns, the simulator).
     pub fn needs_worker(self) -> bool {
-        matches!(self, Scenario::Sms | Scenario::Queues | Scenario::Workday)
+        matches!(
+            self,
+            Scenario::Sms | Scenario::Queues | Scenario::Workday | Scenario::Import
+        )
     }
 
     /// Whether its users follow a schedule (open model) rather than think
@@ -251,6 +257,9 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         ),
         // Campaign recipients; users poll its progress.
         Scenario::Queues => (1, None, if goal { 20_000 } else { 2_000 }),
+        // Seed 002: 10 concurrent uploads of `size` rows (both tiers; the
+        // goal tier asks them to finish ten times sooner).
+        Scenario::Import => (10, None, 1_000),
         Scenario::Health => (
             if goal { 64 } else { 16 },
             Some(if goal { 20_000.0 } else { 1_000.0 }),
@@ -267,7 +276,7 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         ramp: s(if scenario == Scenario::Workday { 20 } else { 5 }),
         steady: s(match scenario {
             Scenario::Workday => 120,
-            Scenario::Health => 30,
+            Scenario::Health | Scenario::Import => 30,
             _ => 60,
         }),
         down: s(if scenario == Scenario::Workday { 10 } else { 2 }),

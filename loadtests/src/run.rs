@@ -107,6 +107,9 @@ pub fn implements(scenario: Scenario) -> &'static str {
         Scenario::Storm => "seed 001 §1 Call State Updates (500/s)",
         Scenario::Reporting => "seed 001 §2 Reporting Endpoints (100 QPS)",
         Scenario::Queues => "seed 003 Queue Metrics + seed 002 Queue Metrics",
+        Scenario::Import => {
+            "seed 002 Bulk Import (10 concurrent 1 000-row uploads, < 60 s each) + seed 003 batch lead import"
+        }
         Scenario::Health => "seed 002 §1 API Health Check (1 000+ RPS)",
     }
 }
@@ -484,6 +487,7 @@ async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
         Scenario::Storm => scenarios::storm::scenario(&plan.shape),
         Scenario::Reporting => scenarios::reporting::scenario(&plan.shape),
         Scenario::Queues => scenarios::queues::scenario(&plan.shape),
+        Scenario::Import => scenarios::import::scenario(&plan.shape),
         Scenario::Health => scenarios::health::scenario(&plan.shape),
     };
     goose::reset_killswitch();

@@ -241,6 +241,43 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
             ),
             rule("queue.lost", Le, 0.0, "goal: nothing lost"),
         ],
+        (Scenario::Import, Tier::Seed) => vec![
+            rule(
+                "QUEUE import accept→completed.max_ms",
+                Lt,
+                60_000.0,
+                "seed 002: processing time (1 000 rows) < 60 s, every file",
+            ),
+            rule(
+                "HTTP POST /v1/imports.p95_ms",
+                Lt,
+                5_000.0,
+                "seed 002: Bulk Import p95 < 5 000 ms",
+            ),
+            rule("http.error_pct", Lt, 1.0, "seed 002: error rate < 1 %"),
+            rule(
+                "all QUEUE.error_pct",
+                Lt,
+                1.0,
+                "seed 002: error rate < 1 % (imports)",
+            ),
+        ],
+        (Scenario::Import, Tier::Goal) => vec![
+            rule(
+                "QUEUE import accept→completed.max_ms",
+                Lt,
+                6_000.0,
+                "goal: each 1 000-row import done < 6 s (10× the seed)",
+            ),
+            rule(
+                "HTTP POST /v1/imports.p95_ms",
+                Le,
+                500.0,
+                "goal: upload p95 ≤ 500 ms (10× the seed)",
+            ),
+            rule("http.errors", Le, 0.0, "goal: 0 errors"),
+            rule("all QUEUE.errors", Le, 0.0, "goal: 0 failed imports"),
+        ],
         (Scenario::Health, Tier::Seed) => vec![
             rule(
                 "rate.achieved",

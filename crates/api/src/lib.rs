@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod group_commit;
 pub mod idempotency;
+pub mod imports;
 pub mod login_throttle;
 pub mod messages;
 pub mod middleware;
@@ -68,6 +69,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(imports::router())
         .merge(voicemails::router())
         .merge(reports::router())
         .merge(webhooks::router())

@@ -39,6 +39,7 @@ use utoipa::{
         (name = "messages", description = "SMS: send, list, search"),
         (name = "templates", description = "SMS templates with placeholders"),
         (name = "campaigns", description = "Bulk SMS campaigns and their progress"),
+        (name = "imports", description = "Bulk customer imports from CSV files"),
         (name = "webhook endpoints", description = "Where the tenant's events are delivered (HMAC-SHA256 signed)"),
         (name = "webhooks", description = "Carrier callbacks (form-encoded, signed with X-Twilio-Signature)"),
     )

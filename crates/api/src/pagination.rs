@@ -59,6 +59,22 @@ pub fn encode_id_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
+/// A cursor holding the last position (a row number) of the previous page.
+pub fn decode_number_cursor(cursor: Option<&str>) -> Result<Option<i32>, ApiError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(cursor)
+        .map_err(|_| invalid_cursor())?;
+    let bytes: [u8; 4] = bytes.try_into().map_err(|_| invalid_cursor())?;
+    Ok(Some(i32::from_be_bytes(bytes)))
+}
+
+pub fn encode_number_cursor(position: i32) -> String {
+    URL_SAFE_NO_PAD.encode(position.to_be_bytes())
+}
+
 /// A cursor holding `(timestamp, id)` of the last item of the previous page.
 pub fn decode_time_cursor(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
     let Some(cursor) = cursor else {

@@ -115,14 +115,29 @@ impl Job for CarrierSim {
     }
 }
 
+/// Validate and write the rows of a bulk customer import, in batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProcess {
+    pub tenant_id: Uuid,
+    pub import_id: Uuid,
+}
+
+impl Job for ImportProcess {
+    const QUEUE: &'static str = "import.process";
+    fn subject(&self) -> Uuid {
+        self.import_id
+    }
+}
+
 /// Every queue the worker serves, in DESIGN.md's order.
-pub const QUEUES: [&str; 6] = [
+pub const QUEUES: [&str; 7] = [
     SmsSend::QUEUE,
     CampaignExpand::QUEUE,
     VoicemailTranscribe::QUEUE,
     RecordingProcess::QUEUE,
     WebhookDeliver::QUEUE,
     CarrierSim::QUEUE,
+    ImportProcess::QUEUE,
 ];
 
 /// Inserts one job, due now, on `conn` (pass the write's transaction).

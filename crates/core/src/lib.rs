@@ -17,6 +17,7 @@
 //! - [`reports`]: report aggregation and the hourly rollups behind it;
 //! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;
 //! - [`telemetry`]: the process's Prometheus recorder;
+//! - [`imports`]: the CSV files of bulk customer imports and their rows;
 //! - [`ids`]: time-ordered identifiers.
 
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod db;
 pub mod events;
 pub mod health;
 pub mod ids;
+pub mod imports;
 pub mod jobs;
 pub mod phone;
 pub mod presence;

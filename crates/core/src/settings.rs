@@ -143,6 +143,10 @@ pub struct Settings {
     pub sweep_after: Duration,
     /// How often the worker sweeps, rolls reports up and trims queues.
     pub maintenance_interval: Duration,
+    /// Largest CSV file `POST /v1/imports` accepts (bytes); larger is a 413.
+    pub import_max_bytes: usize,
+    /// Most data rows one import takes; more is a 413.
+    pub import_max_rows: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +352,10 @@ impl Settings {
                 "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
                 15_000u64,
             )?),
+            // 100 000 rows of name, phone, email, company and tags are about
+            // 8 MiB: 32 MiB leaves room for wide files with metadata columns.
+            import_max_bytes: parse(&get, "SWITCHBOARD_IMPORT_MAX_BYTES", 32 * 1024 * 1024usize)?,
+            import_max_rows: parse(&get, "SWITCHBOARD_IMPORT_MAX_ROWS", 200_000usize)?,
         };
         if settings.jwt_secret.expose_secret().len() < 16 {
             return Err(invalid(

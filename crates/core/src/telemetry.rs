@@ -16,8 +16,8 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Queue wait can be long (a burst queueing behind itself, a paced campaign):
-/// its buckets run from milliseconds to ten minutes.
+/// Queue wait can be long (a burst queueing behind itself, a paced campaign),
+/// and so can a bulk import: their buckets run from milliseconds to ten minutes.
 pub const QUEUE_WAIT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
     600.0,
@@ -34,6 +34,12 @@ pub fn prometheus() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full("job_wait_seconds".into()),
+                        QUEUE_WAIT_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("import_duration_seconds".into()),
                         QUEUE_WAIT_BUCKETS,
                     )
                 })

@@ -29,6 +29,11 @@ pub trait Handler: Job + Clone + std::fmt::Debug {
         ctx.settings.job_max_attempts
     }
 
+    /// How long one run may take (default: the setting).
+    fn timeout(ctx: &Ctx) -> Duration {
+        ctx.settings.job_timeout
+    }
+
     fn handle(&self, ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send;
 }
 
@@ -77,11 +82,11 @@ async fn execute<T: Handler>(ctx: &Arc<Ctx>, job: &T) -> JobResult {
     let in_flight = metrics::gauge!("jobs_running", "queue" => queue);
     in_flight.increment(1.0);
     let started = std::time::Instant::now();
-    let outcome = match tokio::time::timeout(ctx.settings.job_timeout, job.handle(ctx)).await {
+    let timeout = T::timeout(ctx);
+    let outcome = match tokio::time::timeout(timeout, job.handle(ctx)).await {
         Ok(outcome) => outcome,
         Err(_) => Err(JobError::Transient(anyhow::anyhow!(
-            "timed out after {:?}",
-            ctx.settings.job_timeout
+            "timed out after {timeout:?}"
         ))),
     };
     in_flight.decrement(1.0);

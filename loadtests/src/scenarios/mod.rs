@@ -6,6 +6,7 @@
 pub mod database;
 pub mod fanout;
 pub mod health;
+pub mod import;
 pub mod queues;
 pub mod reporting;
 pub mod sms;

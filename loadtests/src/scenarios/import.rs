@@ -1,0 +1,111 @@
+//! Bulk import (seed 002 "Bulk Import": 10 concurrent uploads, processing
+//! time for 1 000 rows < 60 s, error rate < 1 %; baseline row "Bulk Import
+//! p95 5 000 ms"; seed 003's batch lead import persona). Each user uploads
+//! a 1 000-row CSV file of new leads to `POST /v1/imports`, follows the
+//! import until it is `completed`, then pauses a moment, as a person
+//! starting the next file would. Recorded: the upload itself (`HTTP POST
+//! /v1/imports`) and upload → completed per file (`QUEUE import accept→
+//! completed`), which fails when the import fails, rejects a row or is not
+//! done within two minutes.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+
+use super::{id_of, log_in, pause, session};
+use crate::{
+    context::{Call, current, fail},
+    profile::Shape,
+};
+
+/// The Goose row each import's accept → completed time is recorded under.
+pub const COMPLETED: &str = "import accept→completed";
+
+/// How long one import may take before the user gives up on it.
+const GIVE_UP: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Rows handed out so far: every file of a run has numbers of its own.
+static NEXT_ROW: AtomicU64 = AtomicU64::new(0);
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    scenario!("import")
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(transaction!(import_file).set_name("import a file"))
+}
+
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, false).await
+}
+
+/// A CSV file of `rows` new leads. Numbers start at an offset taken from
+/// the clock, so runs against one database import new customers rather
+/// than skip the last run's.
+fn lead_file(rows: usize) -> String {
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 1_000);
+    let first = NEXT_ROW.fetch_add(rows as u64, Ordering::Relaxed);
+    let mut csv = String::with_capacity(rows * 90 + 64);
+    csv.push_str("name,phone,email,company,tags,source\n");
+    for i in first..first + rows as u64 {
+        let phone = switchboard::seed::customer_phone(40_000_000 + run * 1_000_000 + i);
+        csv.push_str(&format!(
+            "Lead {i},{phone},lead{i}@example.com,Company {},lead;import,load-test\n",
+            i % 500
+        ));
+    }
+    csv
+}
+
+async fn import_file(user: &mut GooseUser) -> TransactionResult {
+    let me = session(user, false).await?;
+    let rows = current().shape.size.max(1);
+    let csv = lead_file(rows);
+    let started = Instant::now();
+    let (_, import) = Call {
+        raw: Some(("text/csv", csv)),
+        ..Call::post(
+            "/v1/imports",
+            "POST /v1/imports",
+            &me.token,
+            &serde_json::Value::Null,
+        )
+    }
+    .expect(202)
+    .send(user)
+    .await?;
+    let id = id_of(&import)?;
+    let path = format!("/v1/imports/{id}");
+    let outcome = loop {
+        tokio::time::sleep(POLL).await;
+        let (_, import) = Call::get(&path, "GET /v1/imports/{id}", &me.token)
+            .send(user)
+            .await?;
+        match import["status"].as_str() {
+            Some("completed") if import["rows_failed"] == 0 && import["rows_total"] == rows => {
+                break Ok(());
+            }
+            Some("completed" | "failed") => break Err(format!("import ended as {import:.300}")),
+            _ if started.elapsed() > GIVE_UP => {
+                break Err(format!("import not done after {GIVE_UP:?}: {import:.300}"));
+            }
+            _ => {}
+        }
+    };
+    user.record_custom_request_duration(
+        "QUEUE",
+        COMPLETED,
+        started.elapsed(),
+        outcome.is_ok(),
+        None,
+        outcome.as_ref().err().map(String::as_str),
+    )
+    .await?;
+    outcome.map_err(fail)?;
+    pause(1_000, 2_000).await;
+    Ok(())
+}
