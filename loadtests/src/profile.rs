@@ -21,10 +21,11 @@ pub enum Scenario {
     Reporting,
     Queues,
     Health,
+    Scheduling,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Workday,
         Scenario::Voice,
         Scenario::Sms,
@@ -34,6 +35,7 @@ impl Scenario {
         Scenario::Reporting,
         Scenario::Queues,
         Scenario::Health,
+        Scenario::Scheduling,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Scenario {
             Scenario::Reporting => "reporting",
             Scenario::Queues => "queues",
             Scenario::Health => "health",
+            Scenario::Scheduling => "scheduling",
         }
     }
 
@@ -62,7 +65,10 @@ impl Scenario {
 
     /// Whether it needs the worker (SMS delivery, campaigns, the simulator).
     pub fn needs_worker(self) -> bool {
-        matches!(self, Scenario::Sms | Scenario::Queues | Scenario::Workday)
+        matches!(
+            self,
+            Scenario::Sms | Scenario::Queues | Scenario::Workday | Scenario::Scheduling
+        )
     }
 
     /// Whether its users follow a schedule (open model) rather than think
@@ -75,6 +81,7 @@ impl Scenario {
                 | Scenario::Health
                 | Scenario::Fanout
                 | Scenario::Sms
+                | Scenario::Scheduling
         )
     }
 }
@@ -254,6 +261,12 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         Scenario::Health => (
             if goal { 64 } else { 16 },
             Some(if goal { 20_000.0 } else { 1_000.0 }),
+            0,
+        ),
+        // Seed 002 "Call Scheduling": 50 scheduled calls/s; ours ten times.
+        Scenario::Scheduling => (
+            if goal { 64 } else { 16 },
+            Some(if goal { 500.0 } else { 50.0 }),
             0,
         ),
     };

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod reports;
+pub mod scheduled_calls;
 pub mod state;
 pub mod templates;
 pub mod voicemails;
@@ -65,6 +66,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(messages::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(scheduled_calls::router())
         .merge(voicemails::router())
         .merge(reports::router())
         .merge(webhooks::router())

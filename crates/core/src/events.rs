@@ -45,10 +45,12 @@ pub enum EventType {
     CustomerDeleted,
     #[serde(rename = "customer.note_added")]
     CustomerNoteAdded,
+    #[serde(rename = "scheduled_call.updated")]
+    ScheduledCallUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::CallCreated,
         EventType::CallStatus,
         EventType::CallUpdated,
@@ -63,6 +65,7 @@ impl EventType {
         EventType::CustomerUpdated,
         EventType::CustomerDeleted,
         EventType::CustomerNoteAdded,
+        EventType::ScheduledCallUpdated,
     ];
 
     /// The dotted wire name, e.g. `call.status`.
@@ -82,6 +85,7 @@ impl EventType {
             EventType::CustomerUpdated => "customer.updated",
             EventType::CustomerDeleted => "customer.deleted",
             EventType::CustomerNoteAdded => "customer.note_added",
+            EventType::ScheduledCallUpdated => "scheduled_call.updated",
         }
     }
 

@@ -8,6 +8,7 @@ pub mod fanout;
 pub mod health;
 pub mod queues;
 pub mod reporting;
+pub mod scheduling;
 pub mod sms;
 pub mod storm;
 pub mod voice;

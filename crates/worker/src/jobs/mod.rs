@@ -2,6 +2,7 @@
 
 pub mod campaign;
 pub mod media;
+pub mod scheduled;
 pub mod sms;
 pub mod webhook;
 
