@@ -729,8 +729,11 @@ fn parse_time(value: &str, field: &str) -> ApiResult<NaiveTime> {
         .ok_or_else(|| ApiError::validation(field.to_string(), "expected a time as HH:MM"))
 }
 
+/// A `tenant_scheduling` row: timezone, window start and end, cap.
+type SettingsRow = (String, Option<NaiveTime>, Option<NaiveTime>, Option<i32>);
+
 async fn load_settings(db: &sqlx::PgPool, tenant_id: Uuid) -> ApiResult<SchedulingSettings> {
-    let row: Option<(String, Option<NaiveTime>, Option<NaiveTime>, Option<i32>)> = sqlx::query_as(
+    let row: Option<SettingsRow> = sqlx::query_as(
         "SELECT timezone, window_start, window_end, max_concurrent_calls
              FROM tenant_scheduling WHERE tenant_id = $1",
     )

@@ -654,3 +654,60 @@ async fn another_tenants_scheduled_calls_are_not_found() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn every_change_is_published_as_scheduled_call_updated() {
+    use futures::StreamExt;
+    use secrecy::ExposeSecret;
+    use switchboard_core::{events::events_channel, redis::redis};
+
+    let stack = Stack::start(|_| {}).await;
+    let client = redis::Client::open(stack.settings.redis_url.expose_secret()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(events_channel(&stack.settings, stack.tenant_id))
+        .await
+        .unwrap();
+    let mut events = pubsub.into_on_message();
+    let created = schedule(
+        &stack,
+        json!({"to": "+12025550908", "run_at": at(Utc::now()),
+               "retry": {"max_attempts": 2, "backoff_seconds": 1}}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let last = loop {
+        let message = tokio::time::timeout(LIFECYCLE, events.next())
+            .await
+            .expect("events keep coming until the call completes")
+            .unwrap();
+        let envelope: Value =
+            serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
+        if envelope["type"] != "scheduled_call.updated" {
+            continue;
+        }
+        assert_eq!(envelope["data"]["id"], created["id"]);
+        seen.push((
+            envelope["data"]["version"].as_i64().unwrap(),
+            envelope["data"]["status"].as_str().unwrap().to_string(),
+        ));
+        if envelope["data"]["status"] == "completed" {
+            break envelope["data"].clone();
+        }
+    };
+    seen.sort();
+    let statuses: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["pending", "dialing", "retrying", "dialing", "completed"],
+        "{seen:?}"
+    );
+    assert_eq!(seen.first().unwrap().0, 1);
+    let versions: Vec<i64> = seen.iter().map(|(v, _)| *v).collect();
+    assert!(
+        versions.windows(2).all(|w| w[1] == w[0] + 1),
+        "{versions:?}"
+    );
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(stack.get(&format!("/v1/scheduled-calls/{id}")).await, last);
+}

@@ -117,6 +117,19 @@ async fn schedule(user: &mut GooseUser) -> TransactionResult {
     record_scheduled(user, sched, intended, ok).await
 }
 
+/// How the run's first attempts were placed (seconds late behind `run_at`).
+#[derive(sqlx::FromRow)]
+struct Placement {
+    scheduled: i64,
+    placed: i64,
+    on_time: i64,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    max: Option<f64>,
+    early: i64,
+    retries: i64,
+}
+
 /// After the attack: waits (up to a minute) until every call the run
 /// scheduled has been placed, then measures how late the first attempts
 /// were and stores the summary.
@@ -140,16 +153,16 @@ pub async fn finish(ctx: &RunContext, since: chrono::DateTime<chrono::Utc>) -> a
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stats.stop.store(true, Ordering::Relaxed);
-    let row: (i64, i64, i64, Option<f64>, Option<f64>, Option<f64>, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
-                count(a.call_id),
-                count(*) FILTER (WHERE a.started_at <= s.run_at + make_interval(secs => $2)),
-                (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8,
-                (percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8,
-                max(extract(epoch FROM a.started_at - s.run_at))::float8,
-                count(*) FILTER (WHERE a.started_at < s.run_at),
+    let row: Placement = sqlx::query_as(
+        "SELECT count(*) AS scheduled,
+                count(a.call_id) AS placed,
+                count(*) FILTER (WHERE a.started_at <= s.run_at + make_interval(secs => $2)) AS on_time,
+                (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8 AS p50,
+                (percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8 AS p95,
+                max(extract(epoch FROM a.started_at - s.run_at))::float8 AS max,
+                count(*) FILTER (WHERE a.started_at < s.run_at) AS early,
                 (SELECT count(*) FROM scheduled_call_attempts r JOIN scheduled_calls q ON q.id = r.scheduled_call_id
-                  WHERE q.created_at >= $1 AND r.attempt > 1)
+                  WHERE q.created_at >= $1 AND r.attempt > 1) AS retries
          FROM scheduled_calls s
          LEFT JOIN scheduled_call_attempts a ON a.scheduled_call_id = s.id AND a.attempt = 1
          WHERE s.created_at >= $1",
@@ -159,7 +172,16 @@ pub async fn finish(ctx: &RunContext, since: chrono::DateTime<chrono::Utc>) -> a
     .fetch_one(&db)
     .await?;
     db.close().await;
-    let (scheduled, placed, on_time, p50, p95, max, early, retries) = row;
+    let Placement {
+        scheduled,
+        placed,
+        on_time,
+        p50,
+        p95,
+        max,
+        early,
+        retries,
+    } = row;
     let http = crate::context::client()?;
     let after = match &ctx.endpoints.worker {
         Some(worker) => scrape(&http, worker).await,

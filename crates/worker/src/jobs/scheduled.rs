@@ -292,7 +292,7 @@ async fn settle(
         // transaction); treat it as a failed attempt rather than hang.
         None => "failed".to_string(),
     };
-    let retry = row.retry_on.iter().any(|o| *o == outcome) && row.attempts < row.max_attempts;
+    let retry = row.retry_on.contains(&outcome) && row.attempts < row.max_attempts;
     if outcome == "completed" {
         sqlx::query(
             "UPDATE scheduled_calls SET status = 'completed', version = version + 1, updated_at = now()
