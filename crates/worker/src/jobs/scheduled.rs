@@ -222,18 +222,22 @@ async fn try_place(
             outcome: "no_caller_id".into(),
         });
     };
+    // Stamped with the statement clock, not the transaction start (which
+    // precedes the due check above): an attempt never reads as started
+    // before it was due (the seed-tier load run counted 19 of 3 202 that
+    // did, by a few milliseconds).
     let call_id = new_id();
     let call: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "WITH inserted AS (
-            INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id)
-            VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6)
+            INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id, created_at)
+            VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, clock_timestamp())
             RETURNING *),
          history AS (
             INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
             SELECT tenant_id, id, 'status', NULL, 'queued', $7, 'system', created_at FROM inserted),
          attempt AS (
-            INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt)
-            SELECT id, $8, tenant_id, $9 FROM inserted)
+            INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt, started_at)
+            SELECT id, $8, tenant_id, $9, created_at FROM inserted)
          SELECT {CALL_JSON} FROM inserted"
     )))
     .bind(call_id)
