@@ -22,10 +22,11 @@ pub enum Scenario {
     Queues,
     Import,
     Health,
+    Scheduling,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Workday,
         Scenario::Voice,
         Scenario::Sms,
@@ -36,6 +37,7 @@ impl Scenario {
         Scenario::Queues,
         Scenario::Import,
         Scenario::Health,
+        Scenario::Scheduling,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Scenario {
             Scenario::Queues => "queues",
             Scenario::Import => "import",
             Scenario::Health => "health",
+            Scenario::Scheduling => "scheduling",
         }
     }
 
@@ -67,7 +70,11 @@ impl Scenario {
     pub fn needs_worker(self) -> bool {
         matches!(
             self,
-            Scenario::Sms | Scenario::Queues | Scenario::Workday | Scenario::Import
+            Scenario::Sms
+                | Scenario::Queues
+                | Scenario::Workday
+                | Scenario::Import
+                | Scenario::Scheduling
         )
     }
 
@@ -81,6 +88,7 @@ impl Scenario {
                 | Scenario::Health
                 | Scenario::Fanout
                 | Scenario::Sms
+                | Scenario::Scheduling
         )
     }
 }
@@ -263,6 +271,12 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         Scenario::Health => (
             if goal { 64 } else { 16 },
             Some(if goal { 20_000.0 } else { 1_000.0 }),
+            0,
+        ),
+        // Seed 002 "Call Scheduling": 50 scheduled calls/s; ours ten times.
+        Scenario::Scheduling => (
+            if goal { 64 } else { 16 },
+            Some(if goal { 500.0 } else { 50.0 }),
             0,
         ),
     };

@@ -111,6 +111,9 @@ pub fn implements(scenario: Scenario) -> &'static str {
             "seed 002 Bulk Import (10 concurrent 1 000-row uploads, < 60 s each) + seed 003 batch lead import"
         }
         Scenario::Health => "seed 002 §1 API Health Check (1 000+ RPS)",
+        Scenario::Scheduling => {
+            "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)"
+        }
     }
 }
 
@@ -291,6 +294,7 @@ async fn measure(
     result.setup = match plan.scenario {
         Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
         Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
+        Scenario::Scheduling => Some(scenarios::scheduling::setup(&ctx).await?),
         _ => None,
     };
     let lifted = if plan.scenario == Scenario::Queues && stack.is_some() {
@@ -335,6 +339,11 @@ async fn measure(
     }
     if let (Some(stack), Some(window)) = (stack, &window) {
         result.resources = Some(stack.resources(window));
+    }
+    if plan.scenario == Scenario::Scheduling
+        && let Err(error) = scenarios::scheduling::finish(&ctx, setup_started).await
+    {
+        eprintln!("  scheduling: placement not measured: {error:#}");
     }
     if plan.scenario == Scenario::Storm && stack.is_some() {
         // In a database this run owns: the calls the storm created but gave
@@ -407,6 +416,9 @@ fn collect(plan: &Plan<'_>, ctx: &RunContext, result: &mut ScenarioResult) {
             result.extras.insert("fanout.p99_ms".into(), d.p99_ms);
             result.extras.insert("fanout.max_ms".into(), d.max_ms);
         }
+    }
+    if plan.scenario == Scenario::Scheduling {
+        scenarios::scheduling::collect(ctx, &mut result.extras);
     }
     if let Some(queues) = ctx.extra::<scenarios::queues::QueueStats>() {
         if let Some(summary) = queues
@@ -489,6 +501,7 @@ async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
         Scenario::Queues => scenarios::queues::scenario(&plan.shape),
         Scenario::Import => scenarios::import::scenario(&plan.shape),
         Scenario::Health => scenarios::health::scenario(&plan.shape),
+        Scenario::Scheduling => scenarios::scheduling::scenario(&plan.shape),
     };
     goose::reset_killswitch();
     let outcome = GooseAttack::initialize_with_config(config)?

@@ -296,6 +296,65 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
         (Scenario::Health, Tier::Goal) => {
             vec![rule("rate.achieved", Ge, 20_000.0, "goal: ≥ 20 000 RPS")]
         }
+        (Scenario::Scheduling, tier) => {
+            // Seed 002 "Call Scheduling"; the goal tier is ten times the rate
+            // with the same latency and punctuality.
+            let (rate, depth, source_rate, source_depth) = match tier {
+                Tier::Seed => (
+                    50.0,
+                    1_000.0,
+                    "seed 002: 50 scheduled calls/s accepted (within 5 %)",
+                    "seed 002: queue depth < 1 000",
+                ),
+                Tier::Goal => (
+                    500.0,
+                    10_000.0,
+                    "goal: 500 scheduled calls/s accepted (ten times the seed)",
+                    "goal: queue depth < 10 000 (ten times the seed's)",
+                ),
+            };
+            let goal = tier == Tier::Goal;
+            vec![
+                rule(
+                    "rate.achieved",
+                    Ge,
+                    if goal { rate } else { rate * 0.95 },
+                    source_rate,
+                ),
+                rule(
+                    "SCHED schedule call (from schedule).p95_ms",
+                    Lt,
+                    200.0,
+                    "seed 002: schedule p95 < 200 ms",
+                ),
+                rule(
+                    "SCHED retry schedule (from schedule).p95_ms",
+                    Lt,
+                    200.0,
+                    "seed 002 baseline: retry schedule p95 200 ms",
+                ),
+                rule("all SCHED.error_pct", Lt, 1.0, "seed 002: errors < 1 %"),
+                rule(
+                    "scheduling.on_time_pct",
+                    Ge,
+                    99.0,
+                    "issue 15: due calls placed on time (within 1 s of run_at)",
+                ),
+                rule(
+                    "scheduling.never_placed",
+                    Le,
+                    0.0,
+                    "issue 15: every due call placed",
+                ),
+                rule(
+                    "scheduling.placed_early",
+                    Le,
+                    0.0,
+                    "issue 15: never before run_at",
+                ),
+                rule("scheduling.queue_depth_max", Lt, depth, source_depth),
+            ]
+        }
     };
     // Memory: the seed allows 512 MB per user; our goal is 200 MB in total
     // for the 30-user workday.

@@ -29,6 +29,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod reports;
+pub mod scheduled_calls;
 pub mod state;
 pub mod templates;
 pub mod text;
@@ -70,6 +71,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(imports::router())
+        .merge(scheduled_calls::router())
         .merge(voicemails::router())
         .merge(reports::router())
         .merge(webhooks::router())

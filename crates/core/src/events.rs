@@ -47,10 +47,12 @@ pub enum EventType {
     CustomerNoteAdded,
     #[serde(rename = "import.progress")]
     ImportProgress,
+    #[serde(rename = "scheduled_call.updated")]
+    ScheduledCallUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::CallCreated,
         EventType::CallStatus,
         EventType::CallUpdated,
@@ -66,6 +68,7 @@ impl EventType {
         EventType::CustomerDeleted,
         EventType::CustomerNoteAdded,
         EventType::ImportProgress,
+        EventType::ScheduledCallUpdated,
     ];
 
     /// The dotted wire name, e.g. `call.status`.
@@ -86,6 +89,7 @@ impl EventType {
             EventType::CustomerDeleted => "customer.deleted",
             EventType::CustomerNoteAdded => "customer.note_added",
             EventType::ImportProgress => "import.progress",
+            EventType::ScheduledCallUpdated => "scheduled_call.updated",
         }
     }
 

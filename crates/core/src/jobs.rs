@@ -129,8 +129,26 @@ impl Job for ImportProcess {
     }
 }
 
+/// Advance one scheduled call: place it when due (within calling hours and
+/// the tenant's concurrency cap), or settle it once its attempt has ended.
+/// The handler decides from the record's state, so the job is enqueued for
+/// every reason at once — the due time, a deferral, an attempt's end — and a
+/// duplicate does nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledCallRun {
+    pub tenant_id: Uuid,
+    pub scheduled_call_id: Uuid,
+}
+
+impl Job for ScheduledCallRun {
+    const QUEUE: &'static str = "scheduled_call.run";
+    fn subject(&self) -> Uuid {
+        self.scheduled_call_id
+    }
+}
+
 /// Every queue the worker serves, in DESIGN.md's order.
-pub const QUEUES: [&str; 7] = [
+pub const QUEUES: [&str; 8] = [
     SmsSend::QUEUE,
     CampaignExpand::QUEUE,
     VoicemailTranscribe::QUEUE,
@@ -138,6 +156,7 @@ pub const QUEUES: [&str; 7] = [
     WebhookDeliver::QUEUE,
     CarrierSim::QUEUE,
     ImportProcess::QUEUE,
+    ScheduledCallRun::QUEUE,
 ];
 
 /// Inserts one job, due now, on `conn` (pass the write's transaction).

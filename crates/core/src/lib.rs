@@ -33,6 +33,7 @@ pub mod phone;
 pub mod presence;
 pub mod redis;
 pub mod reports;
+pub mod scheduling;
 pub mod search;
 pub mod settings;
 pub mod sms;

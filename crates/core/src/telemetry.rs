@@ -43,6 +43,13 @@ pub fn prometheus() -> PrometheusHandle {
                         QUEUE_WAIT_BUCKETS,
                     )
                 })
+                .and_then(|b| {
+                    // Lateness behind `run_at`: milliseconds to minutes too.
+                    b.set_buckets_for_metric(
+                        Matcher::Full("scheduled_call_lag_seconds".into()),
+                        QUEUE_WAIT_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

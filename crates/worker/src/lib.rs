@@ -5,7 +5,7 @@
 //!
 //! - one apalis `Monitor` with a worker per queue (`sms.send`,
 //!   `campaign.expand`, `voicemail.transcribe`, `recording.process`,
-//!   `webhook.deliver`, `carrier.sim`, `import.process`), each fed by its [`queue::fetch`]
+//!   `webhook.deliver`, `carrier.sim`, `import.process`, `scheduled_call.run`), each fed by its [`queue::fetch`]
 //!   stream and running up to `SWITCHBOARD_WORKER_CONCURRENCY` jobs at once
 //!   with a timeout, retries with exponential backoff and dead letters
 //!   ([`runner`], [`deadletter`]);
@@ -40,7 +40,7 @@ use apalis_core::{backend::custom::BackendBuilder, worker::ext::parallelize::Par
 use switchboard_core::{
     Settings,
     jobs::{
-        CampaignExpand, CarrierSim, ImportProcess, Job, RecordingProcess, SmsSend,
+        CampaignExpand, CarrierSim, ImportProcess, Job, RecordingProcess, ScheduledCallRun, SmsSend,
         VoicemailTranscribe, WebhookDeliver,
     },
 };
@@ -146,6 +146,7 @@ pub async fn serve_on(
         .register(queue_worker!(WebhookDeliver, ctx))
         .register(queue_worker!(CarrierSim, ctx))
         .register(queue_worker!(ImportProcess, ctx))
+        .register(queue_worker!(ScheduledCallRun, ctx))
         // A worker stops when its fetch stream ends with an error (the
         // watchdog restarted it): start it again.
         .should_restart(|worker, error| {

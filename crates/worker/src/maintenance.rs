@@ -8,17 +8,22 @@
 //!   records are re-driven: outbound messages still `queued`, messages
 //!   stuck in `sending`/`sent` and outbound calls the simulator stopped
 //!   playing (simulated carrier), campaigns never expanded, voicemails and
-//!   recordings never processed. Every handler is idempotent;
+//!   recordings never processed, scheduled calls whose job is missing.
+//!   Every handler is idempotent;
 //! - campaign progress: running campaigns publish `campaign.progress` and
 //!   complete when no message is still on its way;
 //! - report rollups: every tenant's hours that can no longer change are
 //!   rolled into the hourly report tables (`switchboard_core::reports`);
-//! - expired idempotency keys (24 h) are deleted.
+//! - expired idempotency keys (24 h) are deleted;
+//! - the scheduled-call gauges (`scheduled_calls_due`, `scheduled_calls_dialing`).
 
 use std::sync::Arc;
 
 use switchboard_core::{
-    jobs::{CampaignExpand, CarrierSim, Job, RecordingProcess, SmsSend, VoicemailTranscribe},
+    jobs::{
+        CampaignExpand, CarrierSim, Job, RecordingProcess, ScheduledCallRun, SmsSend,
+        VoicemailTranscribe,
+    },
     redis::redis,
     reports,
     settings::CarrierMode,
@@ -62,7 +67,26 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>)
         if let Err(error) = housekeeping(&ctx).await {
             tracing::warn!(%error, "housekeeping failed");
         }
+        if let Err(error) = scheduled_gauges(&ctx).await {
+            tracing::warn!(%error, "scheduled-call gauges failed");
+        }
     }
+}
+
+/// `scheduled_calls_due`: calls past their due time and not yet placed
+/// (held by the concurrency cap, or a worker that is behind);
+/// `scheduled_calls_dialing`: placed and still on the line.
+async fn scheduled_gauges(ctx: &Ctx) -> anyhow::Result<()> {
+    let (due, dialing): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM scheduled_calls
+                 WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()),
+                (SELECT count(*) FROM scheduled_calls WHERE status = 'dialing')",
+    )
+    .fetch_one(&ctx.db)
+    .await?;
+    metrics::gauge!("scheduled_calls_due").set(due as f64);
+    metrics::gauge!("scheduled_calls_dialing").set(dialing as f64);
+    Ok(())
 }
 
 /// Takes the maintenance lease for one interval; false if another worker has it.
@@ -179,6 +203,43 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         |tenant_id, recording_id| RecordingProcess {
             tenant_id,
             recording_id,
+        },
+    )
+    .await?;
+    // A scheduled call always has its job (written with it); these catch
+    // one whose job was lost to a bug or a hand-edited table.
+    pushed += redrive(
+        ctx,
+        "SELECT tenant_id, id FROM scheduled_calls r
+         WHERE status IN ('pending', 'retrying')
+           AND next_attempt_at < now() - make_interval(secs => $1)
+           AND next_attempt_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
+         ORDER BY next_attempt_at LIMIT $2",
+        after,
+        |tenant_id, scheduled_call_id| ScheduledCallRun {
+            tenant_id,
+            scheduled_call_id,
+        },
+    )
+    .await?;
+    pushed += redrive(
+        ctx,
+        "SELECT r.tenant_id, r.id FROM scheduled_calls r
+         WHERE r.status = 'dialing'
+           AND r.updated_at < now() - make_interval(secs => $1)
+           AND r.updated_at > now() - make_interval(secs => $3)
+           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
+           AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
+                       WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
+                         AND c.status NOT IN ('queued', 'ringing', 'in-progress'))
+         LIMIT $2",
+        after,
+        |tenant_id, scheduled_call_id| ScheduledCallRun {
+            tenant_id,
+            scheduled_call_id,
         },
     )
     .await?;

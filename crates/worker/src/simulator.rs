@@ -14,6 +14,7 @@
 //! | +12025550904 | answered, 30 s talk | delivered |
 //! | +12025550905 | answered | undelivered (30003) |
 //! | +12025550906 | answered | failed (30006) |
+//! | +12025550908 | busy the first time the tenant calls it, answered (5 s talk) after | delivered |
 //! | anything else | 72 % answered, 13 % no-answer, 10 % busy, 5 % failed | 97 % delivered, 2 % undelivered, 1 % failed |
 //!
 //! **Timings** (real telephony, divided by `SWITCHBOARD_CARRIER_SPEED`): a
@@ -84,6 +85,10 @@ fn rng_for(seed: u64, sid: &str) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(hash)
 }
 
+/// Busy the first time a tenant calls it, answered afterwards: a retry
+/// policy's happy path.
+pub const BUSY_THEN_ANSWERED: &str = "+12025550908";
+
 /// The script for a call (before the speed factor).
 pub fn call_script(seed: u64, sid: &str, to: &str) -> CallScript {
     let mut rng = rng_for(seed, sid);
@@ -101,6 +106,8 @@ pub fn call_script(seed: u64, sid: &str, to: &str) -> CallScript {
         "+12025550902" => CallOutcome::NoAnswer,
         "+12025550903" => CallOutcome::Failed,
         "+12025550904" => CallOutcome::Answered { talk_seconds: 30 },
+        // Busy on the first call; `play_call` answers later ones.
+        BUSY_THEN_ANSWERED => CallOutcome::Busy,
         _ if roll < 0.72 => CallOutcome::Answered { talk_seconds },
         _ if roll < 0.85 => CallOutcome::NoAnswer,
         _ if roll < 0.95 => CallOutcome::Busy,
@@ -189,7 +196,21 @@ async fn play_call(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, call_id: Uuid) 
                 "call {call_id} has no CallSid"
             )));
         };
-        let script = call_script(ctx.settings.sim_seed, &sid, &call.to_number);
+        let mut script = call_script(ctx.settings.sim_seed, &sid, &call.to_number);
+        if call.to_number == BUSY_THEN_ANSWERED {
+            let called_before: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM calls WHERE tenant_id = $1 AND to_number = $2
+                                AND direction = 'outbound' AND id < $3)",
+            )
+            .bind(tenant_id)
+            .bind(&call.to_number)
+            .bind(call_id)
+            .fetch_one(&ctx.db)
+            .await?;
+            if called_before {
+                script.outcome = CallOutcome::Answered { talk_seconds: 5 };
+            }
+        }
         let (at, status, duration) = match (call.status.as_str(), script.outcome) {
             ("queued", _) => (call.created_at + scaled(ctx, script.setup), "ringing", None),
             ("ringing", outcome) => {

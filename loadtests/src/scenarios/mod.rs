@@ -9,6 +9,7 @@ pub mod health;
 pub mod import;
 pub mod queues;
 pub mod reporting;
+pub mod scheduling;
 pub mod sms;
 pub mod storm;
 pub mod voice;

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use switchboard_core::{
     calls::{CallStatus, Transition, transition},
     events::{Envelope, EventType},
+    jobs::{self, ScheduledCallRun},
 };
 use uuid::Uuid;
 
@@ -112,10 +113,36 @@ pub(crate) async fn apply_locked(
     .bind(update.source)
     .fetch_one(&mut *tx)
     .await?;
+    if update.to.is_terminal() {
+        wake_scheduled_call(tx, &call).await?;
+    }
     Ok(Outcome {
         call,
         transition: Transition::Apply,
     })
+}
+
+/// A call placed for a scheduled call has ended: its `scheduled_call.run`
+/// job goes in with the final status, so the retry decision can never be
+/// lost between the two.
+async fn wake_scheduled_call(tx: &mut PgConnection, call: &Call) -> ApiResult<()> {
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "SELECT scheduled_call_id FROM scheduled_call_attempts WHERE call_id = $1",
+    )
+    .bind(call.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(scheduled_call_id) = owner {
+        jobs::enqueue(
+            &mut *tx,
+            &ScheduledCallRun {
+                tenant_id: call.tenant_id,
+                scheduled_call_id,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Appends one entry to a call's history.

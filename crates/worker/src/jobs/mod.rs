@@ -3,6 +3,7 @@
 pub mod campaign;
 pub mod import;
 pub mod media;
+pub mod scheduled;
 pub mod sms;
 pub mod webhook;
 

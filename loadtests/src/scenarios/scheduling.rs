@@ -1,0 +1,240 @@
+//! Call scheduling (seed 002 "Call Scheduling": 50 calls/s, p95 < 200 ms,
+//! queue depth < 1 000; baseline rows "Schedule Call p95 150 ms" and "Retry
+//! Schedule p95 200 ms"): scheduled calls accepted at a target rate (open
+//! model, each timed from its intended send time), every other one with a
+//! retry policy, each due two seconds after it is accepted so the worker
+//! places them while the attack runs. After the attack the scenario waits
+//! for every due call to be placed and measures, from the database, how
+//! late each first attempt was behind its `run_at`, and from the worker's
+//! `/metrics` the placement lag histogram and the queue depth (sampled
+//! throughout).
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use goose::prelude::*;
+use serde_json::{Value, json};
+
+use super::{agent, log_in, next_tick, record_scheduled};
+use crate::{
+    context::{Call, RunContext, current},
+    measure::{parse_histogram, parse_value},
+    profile::Shape,
+};
+
+/// How far ahead each call is scheduled.
+pub const LEAD: Duration = Duration::from_secs(2);
+/// Late by more than this is not "on time" (the issue: within a second).
+pub const ON_TIME: Duration = Duration::from_secs(1);
+
+/// What the scenario measured beyond Goose's rows.
+#[derive(Default)]
+pub struct SchedulingStats {
+    stop: AtomicBool,
+    depth_max: Mutex<f64>,
+    before: Mutex<String>,
+    pub summary: Mutex<Option<Value>>,
+}
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    scenario!("scheduling")
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(transaction!(schedule).set_name("schedule call"))
+}
+
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, false).await
+}
+
+async fn scrape(http: &reqwest::Client, worker: &str) -> String {
+    match http.get(format!("{worker}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Starts the queue-depth sampler (the worker refreshes its gauges about
+/// once a second) and keeps the worker's metrics from before the attack.
+pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+    let worker = ctx.endpoints.worker.clone().ok_or_else(|| {
+        anyhow::anyhow!("no worker answered /health: nothing would place the calls")
+    })?;
+    let http = crate::context::client()?;
+    let stats = Arc::new(SchedulingStats::default());
+    *stats.before.lock().unwrap_or_else(|p| p.into_inner()) = scrape(&http, &worker).await;
+    ctx.set_extra(stats.clone());
+    tokio::spawn(async move {
+        while !stats.stop.load(Ordering::Relaxed) {
+            let metrics = scrape(&http, &worker).await;
+            if let Some(depth) = parse_value(&metrics, "jobs_queue_depth", "") {
+                let mut max = stats.depth_max.lock().unwrap_or_else(|p| p.into_inner());
+                *max = max.max(depth);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    Ok(format!(
+        "each call due {} s after it is accepted; queue depth sampled every 0.5 s",
+        LEAD.as_secs()
+    ))
+}
+
+async fn schedule(user: &mut GooseUser) -> TransactionResult {
+    let intended = next_tick(user).await;
+    let ctx = current();
+    let me = agent(user)?;
+    let tenant = ctx.tenant(me.tenant);
+    let pick = rand::random_range(0..tenant.customers.len());
+    let to = tenant.customers[pick].1.clone();
+    let run_at = chrono::Utc::now() + chrono::Duration::from_std(LEAD).unwrap_or_default();
+    let with_retry = rand::random::<bool>();
+    let mut body = json!({
+        "to": to,
+        "run_at": run_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    });
+    if with_retry {
+        body["retry"] =
+            json!({"max_attempts": 2, "backoff_seconds": 1, "on": ["busy", "no-answer", "failed"]});
+    }
+    let (name, sched) = if with_retry {
+        (
+            "POST /v1/scheduled-calls (retry policy)",
+            "retry schedule (from schedule)",
+        )
+    } else {
+        ("POST /v1/scheduled-calls", "schedule call (from schedule)")
+    };
+    let ok = Call::post("/v1/scheduled-calls", name, &me.token, &body)
+        .expect(201)
+        .send(user)
+        .await
+        .is_ok();
+    record_scheduled(user, sched, intended, ok).await
+}
+
+/// How the run's first attempts were placed (seconds late behind `run_at`).
+#[derive(sqlx::FromRow)]
+struct Placement {
+    scheduled: i64,
+    placed: i64,
+    on_time: i64,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    max: Option<f64>,
+    early: i64,
+    retries: i64,
+}
+
+/// After the attack: waits (up to a minute) until every call the run
+/// scheduled has been placed, then measures how late the first attempts
+/// were and stores the summary.
+pub async fn finish(ctx: &RunContext, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    let Some(stats) = ctx.extra::<SchedulingStats>() else {
+        return Ok(());
+    };
+    let settings = switchboard_core::Settings::from_env()?;
+    let db = switchboard_core::db::connect(&settings).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM scheduled_calls WHERE created_at >= $1 AND status = 'pending'",
+        )
+        .bind(since)
+        .fetch_one(&db)
+        .await?;
+        if waiting == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stats.stop.store(true, Ordering::Relaxed);
+    let row: Placement = sqlx::query_as(
+        "SELECT count(*) AS scheduled,
+                count(a.call_id) AS placed,
+                count(*) FILTER (WHERE a.started_at <= s.run_at + make_interval(secs => $2)) AS on_time,
+                (percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8 AS p50,
+                (percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - s.run_at)))::float8 AS p95,
+                max(extract(epoch FROM a.started_at - s.run_at))::float8 AS max,
+                count(*) FILTER (WHERE a.started_at < s.run_at) AS early,
+                (SELECT count(*) FROM scheduled_call_attempts r JOIN scheduled_calls q ON q.id = r.scheduled_call_id
+                  WHERE q.created_at >= $1 AND r.attempt > 1) AS retries
+         FROM scheduled_calls s
+         LEFT JOIN scheduled_call_attempts a ON a.scheduled_call_id = s.id AND a.attempt = 1
+         WHERE s.created_at >= $1",
+    )
+    .bind(since)
+    .bind(ON_TIME.as_secs_f64())
+    .fetch_one(&db)
+    .await?;
+    db.close().await;
+    let Placement {
+        scheduled,
+        placed,
+        on_time,
+        p50,
+        p95,
+        max,
+        early,
+        retries,
+    } = row;
+    let http = crate::context::client()?;
+    let after = match &ctx.endpoints.worker {
+        Some(worker) => scrape(&http, worker).await,
+        None => String::new(),
+    };
+    let before = stats
+        .before
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let lag = parse_histogram(&after, "scheduled_call_lag_seconds", "").since(&parse_histogram(
+        &before,
+        "scheduled_call_lag_seconds",
+        "",
+    ));
+    let depth_max = *stats.depth_max.lock().unwrap_or_else(|p| p.into_inner());
+    let summary = json!({
+        "scheduled": scheduled,
+        "placed": placed,
+        "never_placed": scheduled - placed,
+        "placed_early": early,
+        "on_time_pct": 100.0 * on_time as f64 / scheduled.max(1) as f64,
+        "late_p50_ms": p50.map(|s| s * 1e3),
+        "late_p95_ms": p95.map(|s| s * 1e3),
+        "late_max_ms": max.map(|s| s * 1e3),
+        "retry_attempts": retries,
+        "worker_lag_p95_ms": lag.quantile(0.95).map(|s| s * 1e3),
+        "worker_lag_p99_ms": lag.quantile(0.99).map(|s| s * 1e3),
+        "queue_depth_max": depth_max,
+    });
+    *stats.summary.lock().unwrap_or_else(|p| p.into_inner()) = Some(summary);
+    Ok(())
+}
+
+/// The summary's numbers as `scheduling.*` metrics.
+pub fn collect(ctx: &RunContext, extras: &mut std::collections::BTreeMap<String, f64>) {
+    let Some(stats) = ctx.extra::<SchedulingStats>() else {
+        return;
+    };
+    stats.stop.store(true, Ordering::Relaxed);
+    let Some(summary) = stats
+        .summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    else {
+        return;
+    };
+    if let Some(map) = summary.as_object() {
+        for (key, value) in map {
+            if let Some(v) = value.as_f64() {
+                extras.insert(format!("scheduling.{key}"), v);
+            }
+        }
+    }
+}
