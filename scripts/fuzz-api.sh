@@ -72,8 +72,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 api_port=$(free_port)
 base="http://127.0.0.1:$api_port"
 export SWITCHBOARD_API_ADDR="127.0.0.1:$api_port"
-export SWITCHBOARD_REALTIME_ADDR="127.0.0.1:$(free_port)"
-export SWITCHBOARD_WORKER_ADDR="127.0.0.1:$(free_port)"
+realtime_port=$(free_port)
+worker_port=$(free_port)
+export SWITCHBOARD_REALTIME_ADDR="127.0.0.1:$realtime_port"
+export SWITCHBOARD_WORKER_ADDR="127.0.0.1:$worker_port"
 export SWITCHBOARD_PUBLIC_URL="$base"
 
 log "fresh database $db_name: migrate and seed"
@@ -114,6 +116,7 @@ export FUZZ_BASE_URL="$base"
 role_time=$(( max_time * 4 / 10 )); hook_time=$(( max_time / 10 ))
 [ "$role_time" -ge 1 ] || role_time=1
 [ "$hook_time" -ge 1 ] || hook_time=1
+# shellcheck disable=SC2054 # commas separate schemathesis's list values
 common=(--checks all --phases examples,coverage,fuzzing,stateful --seed "$seed"
   --workers "$workers" --suppress-health-check all --request-timeout 30
   --no-color --report junit,ndjson)
@@ -145,6 +148,7 @@ done
 # text; the voice callbacks are documented as a bare form): the runs look for
 # 5xx, undocumented statuses and bodies, and a bad signature that is not 4xx,
 # not for the exactness of each parameter's format.
+# shellcheck disable=SC2054 # commas separate schemathesis's list values
 webhook_checks=(--exclude-checks positive_data_acceptance,negative_data_rejection
   --include-path-regex '^/webhooks/carrier/')
 FUZZ_WEBHOOK_SIGNING=valid run webhooks-signed "$hook_time" "${webhook_checks[@]}"
