@@ -40,8 +40,8 @@ use apalis_core::{backend::custom::BackendBuilder, worker::ext::parallelize::Par
 use switchboard_core::{
     Settings,
     jobs::{
-        CampaignExpand, CarrierSim, ImportProcess, Job, RecordingProcess, ScheduledCallRun, SmsSend,
-        VoicemailTranscribe, WebhookDeliver,
+        CampaignExpand, CarrierSim, ImportProcess, Job, RecordingProcess, ScheduledCallRun,
+        SmsSend, VoicemailTranscribe, WebhookDeliver,
     },
 };
 use tokio::{net::TcpListener, sync::watch};
