@@ -374,11 +374,13 @@ mod tests {
 
     #[test]
     fn nightly_stays_under_fifteen_minutes_of_load() {
+        // Eleven scenarios of 30–120 s each (about 13 minutes with the
+        // scheduling and import workloads); the workflow allows 120.
         let total: Duration = Scenario::ALL
             .iter()
             .map(|sc| shape(*sc, Profile::Nightly, Tier::Goal).total())
             .sum();
-        assert!(total < Duration::from_secs(12 * 60), "{total:?}");
+        assert!(total < Duration::from_secs(15 * 60), "{total:?}");
     }
 
     #[test]
