@@ -145,6 +145,15 @@ INEXPRESSIBLE = [
     # A key generated twice for different bodies (the examples and coverage
     # phases do not pass through map_headers): the server is right to refuse.
     ("idempotency_key_reused", ""),
+    # A CSV upload's structure (a header row naming a phone column, balanced
+    # quotes, at least one row) is not something a schema for text/csv says.
+    ("malformed_csv", ""),
+    # A scheduled call's run_at is bounded relative to now.
+    ("validation_failed", "run_at is more than"),
+    # A calling-hours window must not be empty (start and end differ).
+    ("validation_failed", "end must differ from start"),
+    # A time zone must be one of the IANA database's names (PostgreSQL's).
+    ("validation_failed", "not an IANA time zone name"),
     # `from` must be one of the tenant's own numbers.
     ("validation_failed", "not one of this tenant's numbers"),
 ]

@@ -73,12 +73,36 @@ fn is_json(req: &Request) -> bool {
 }
 
 /// Deserialises `bytes` as `T`, classifying failures as the API reports them.
+/// Rewrites every number with no fractional part written as a float (`3.0`,
+/// `1e3`) as the integer it is; answers whether anything changed.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Within ±2^53 every integral float is exactly an integer.
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *value = serde_json::Value::from(f as i64);
+                true
+            } else {
+                false
+            }
+        }
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        serde_json::Value::Object(map) => map
+            .values_mut()
+            .fold(false, |changed, v| integral_floats_to_integers(v) | changed),
+        _ => false,
+    }
+}
+
 /// Every string and key is checked first ([`text::check_json`]), so no
 /// handler ever sees a NUL or a stray control character.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Parsed twice (as a tree for the text check, then as `T`) so `T`'s own
     // rules — duplicate fields, unknown fields — still see the raw document.
-    let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+    let mut tree: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
         ApiError::bad_request(
             "malformed_json",
             format!("the request body is not valid JSON: {err}"),
@@ -93,6 +117,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     text::check_json(&tree)?;
+    // JSON Schema's `integer` includes `3.0`; serde's integers do not.
+    let normalised;
+    let bytes = if integral_floats_to_integers(&mut tree) {
+        normalised = serde_json::to_vec(&tree).map_err(|err| ApiError::internal(err))?;
+        normalised.as_slice()
+    } else {
+        bytes
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -224,5 +256,25 @@ impl From<PathRejection> for ApiError {
             other => other.body_text(),
         };
         ApiError::bad_request("invalid_path", message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Cap {
+        n: u32,
+        x: f64,
+    }
+
+    #[test]
+    fn an_integer_written_as_a_float_is_read_as_the_integer_and_a_fraction_is_refused() {
+        let cap: Cap = parse_json(br#"{"n": 3069.0, "x": 2.0}"#).unwrap();
+        assert_eq!(cap.n, 3069);
+        assert_eq!(cap.x, 2.0);
+        let refused = parse_json::<Cap>(br#"{"n": 3.5, "x": 1}"#).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

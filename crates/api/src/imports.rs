@@ -133,6 +133,7 @@ pub struct ImportError {
 #[into_params(parameter_in = Query)]
 pub struct ListImportErrorsQuery {
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,

@@ -92,7 +92,8 @@ pub struct RetryPolicy {
     pub backoff_seconds: u32,
     /// The outcomes worth another attempt (default: all three; at least one).
     #[serde(default = "all_outcomes")]
-    #[schema(min_items = 1, max_items = 3)]
+    /// Each outcome at most once.
+    #[schema(min_items = 1, max_items = 3, value_type = std::collections::HashSet<RetryOutcome>)]
     pub on: Vec<RetryOutcome>,
 }
 
