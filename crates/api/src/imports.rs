@@ -199,13 +199,10 @@ fn malformed(message: impl Into<String>) -> ApiError {
     responses(
         (status = 202, body = Import, description = "Accepted: the rows are written by the worker"),
         (status = 400, body = ErrorBody, description = "Unknown query parameter or bad `mode`"),
-        (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody, description = "The file is over SWITCHBOARD_IMPORT_MAX_BYTES, or has more rows than SWITCHBOARD_IMPORT_MAX_ROWS"),
         (status = 415, body = ErrorBody, description = "Content-Type is not text/csv, or its charset is not UTF-8"),
         (status = 422, body = ErrorBody, description = "Malformed file (`malformed_csv`): not UTF-8, no header, no `phone` column, \
             a duplicate or control character in the header, unbalanced quotes, or no data rows"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The database is unavailable"),
     ))]
 pub async fn create_import(
     State(state): State<AppState>,
@@ -291,10 +288,7 @@ pub async fn create_import(
     responses(
         (status = 200, body = Import),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The database is unavailable"),
     ))]
 pub async fn get_import(
     State(state): State<AppState>,
@@ -318,10 +312,7 @@ pub async fn get_import(
     responses(
         (status = 200, body = Page<ImportError>),
         (status = 400, body = ErrorBody, description = "The id is not a UUID; unknown parameter, bad limit or cursor"),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The database is unavailable"),
     ))]
 pub async fn list_import_errors(
     State(state): State<AppState>,

@@ -446,14 +446,8 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
     responses(
         (status = 201, body = ScheduledCall),
-        (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
-        (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),
-        (status = 413, body = ErrorBody, description = "The body is larger than the API accepts"),
-        (status = 415, body = ErrorBody, description = "The body is not JSON"),
         (status = 422, body = ErrorBody, description = "Invalid number, `run_at` out of range, a bad retry policy, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn create_scheduled_call(
     State(state): State<AppState>,
@@ -487,14 +481,8 @@ pub async fn create_scheduled_call(
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
     responses(
         (status = 201, body = ScheduledCallBatch),
-        (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
-        (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),
-        (status = 413, body = ErrorBody, description = "The body is larger than the API accepts"),
-        (status = 415, body = ErrorBody, description = "The body is not JSON"),
         (status = 422, body = ErrorBody, description = "No items or more than 1 000, or one item is invalid (the field names it), or a reused Idempotency-Key"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn create_scheduled_calls_batch(
     State(state): State<AppState>,
@@ -537,10 +525,7 @@ pub async fn create_scheduled_calls_batch(
     responses(
         (status = 200, body = Page<ScheduledCall>),
         (status = 400, body = ErrorBody, description = "Unknown parameter or value, or a bad cursor"),
-        (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`to` is not a phone number, or `limit` is out of range"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn list_scheduled_calls(
     State(state): State<AppState>,
@@ -590,10 +575,7 @@ pub async fn list_scheduled_calls(
     responses(
         (status = 200, body = ScheduledCall),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn get_scheduled_call(
     State(state): State<AppState>,
@@ -617,11 +599,8 @@ pub async fn get_scheduled_call(
     responses(
         (status = 200, body = ScheduledCall),
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
-        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Already `completed` or `exhausted`"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn cancel_scheduled_call(
     State(state): State<AppState>,
@@ -756,9 +735,6 @@ async fn load_settings(db: &sqlx::PgPool, tenant_id: Uuid) -> ApiResult<Scheduli
 #[utoipa::path(get, path = "/v1/scheduling/settings", tag = "scheduled-calls", security(("bearer" = [])),
     responses(
         (status = 200, body = SchedulingSettings),
-        (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn get_scheduling_settings(
     State(state): State<AppState>,
@@ -774,13 +750,8 @@ pub async fn get_scheduling_settings(
     responses(
         (status = 200, body = SchedulingSettings),
         (status = 400, body = ErrorBody, description = "Malformed JSON"),
-        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "Not an admin"),
-        (status = 413, body = ErrorBody, description = "The body is larger than the API accepts"),
-        (status = 415, body = ErrorBody, description = "The body is not JSON"),
         (status = 422, body = ErrorBody, description = "Unknown time zone, a time not HH:MM, start equal to end, or a cap out of range"),
-        (status = 429, body = ErrorBody, description = "Too many requests"),
-        (status = 503, body = ErrorBody, description = "The request took too long and was abandoned"),
     ))]
 pub async fn put_scheduling_settings(
     State(state): State<AppState>,
