@@ -120,7 +120,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // JSON Schema's `integer` includes `3.0`; serde's integers do not.
     let normalised;
     let bytes = if integral_floats_to_integers(&mut tree) {
-        normalised = serde_json::to_vec(&tree).map_err(|err| ApiError::internal(err))?;
+        normalised = serde_json::to_vec(&tree).map_err(ApiError::internal)?;
         normalised.as_slice()
     } else {
         bytes
