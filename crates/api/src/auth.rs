@@ -197,6 +197,7 @@ async fn password_check<T: Send + 'static>(
         .acquire()
         .await
         .map_err(ApiError::internal)?;
+    metrics::counter!("auth_password_checks_total").increment(1);
     tokio::task::spawn_blocking(check)
         .await
         .map_err(ApiError::internal)

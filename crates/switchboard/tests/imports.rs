@@ -458,3 +458,54 @@ async fn an_import_resumes_after_its_worker_is_killed_and_a_rerun_writes_nothing
     assert_eq!(counts(&again), expected, "{again}");
     assert_eq!(count(&stack, "customers").await, rows as i64);
 }
+
+#[tokio::test]
+async fn an_import_whose_attempts_run_out_is_failed_and_resumes_when_redriven() {
+    let stack = Stack::start(|s| s.job_max_attempts = 2).await;
+    // The database refuses to move any import's resume point (the fault a
+    // full disk or a broken replica would cause) until the operator fixes it.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_import_progress() RETURNS trigger LANGUAGE plpgsql
+           AS $$ BEGIN RAISE EXCEPTION 'injected: no space left on device'; END $$;
+         CREATE TRIGGER refuse_import_progress BEFORE UPDATE OF rows_processed ON imports
+           FOR EACH ROW EXECUTE FUNCTION refuse_import_progress();",
+    )
+    .execute(&stack.db.pool)
+    .await
+    .unwrap();
+    let csv = "name,phone\nAda,+12025550101\nGrace,+12025550102\nAda again,+12025550101\n";
+    let failed = import(&stack, "", csv.to_string()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(failed["finished_at"].is_string(), "{failed}");
+    let error = failed["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("dead-letter") && !error.contains("injected"),
+        "a reason for the user, not the database's text: {failed}"
+    );
+    assert_eq!(count(&stack, "customers").await, 0, "nothing half-written");
+    let dead = switchboard_worker::deadletter::list(&stack.db.pool, None)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        (dead[0].queue.as_str(), dead[0].attempts),
+        ("import.process", 2)
+    );
+
+    // Fixed: the operator re-drives the job and the import completes.
+    sqlx::raw_sql("DROP TRIGGER refuse_import_progress ON imports")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    let out = stack.cli(&["jobs", "dead-letter", "retry", "--queue", "import.process"]);
+    assert!(out.contains("re-queued 1 dead job"), "{out}");
+    let id = failed["id"].as_str().unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/imports/{id}"), DONE, |i| {
+            i["status"] == "completed"
+        })
+        .await;
+    assert_eq!(counts(&done), [3, 2, 0, 1, 0], "{done}");
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(count(&stack, "customers").await, 2);
+}

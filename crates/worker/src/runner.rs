@@ -35,6 +35,13 @@ pub trait Handler: Job + Clone + std::fmt::Debug {
     }
 
     fn handle(&self, ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send;
+
+    /// Runs once when this job is given up (moved to the dead-letter list),
+    /// so the record it acts on does not stay in progress for ever. The
+    /// default has nothing to settle.
+    fn on_dead_letter(&self, _ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The apalis handler for every queue. A payload that is not a `T`
@@ -47,7 +54,8 @@ pub async fn run<T: Handler>(
     let queue = T::QUEUE;
     let waited = (Utc::now() - claimed.due_at).to_std().unwrap_or_default();
     metrics::histogram!("job_wait_seconds", "queue" => queue).record(waited.as_secs_f64());
-    let outcome = match serde_json::from_value::<T>(claimed.payload.clone()) {
+    let decoded = serde_json::from_value::<T>(claimed.payload.clone());
+    let outcome = match &decoded {
         Err(error) => {
             metrics::counter!("jobs_failed_total", "queue" => queue, "kind" => "undecodable")
                 .increment(1);
@@ -63,7 +71,7 @@ pub async fn run<T: Handler>(
                 claimed.attempt - 1
             )))
         }
-        Ok(job) => execute(&ctx, &job).await,
+        Ok(job) => execute(&ctx, job).await,
     };
     match outcome {
         Ok(()) => {
@@ -71,7 +79,7 @@ pub async fn run<T: Handler>(
             ctx.queues.ack(&claimed);
             Ok(())
         }
-        Err(error) => settle_failure::<T>(&ctx, &claimed, error).await,
+        Err(error) => settle_failure(&ctx, &claimed, decoded.ok().as_ref(), error).await,
     }
 }
 
@@ -102,8 +110,9 @@ async fn execute<T: Handler>(ctx: &Arc<Ctx>, job: &T) -> JobResult {
 
 /// Records a failed attempt: due again after backoff, or a dead letter.
 async fn settle_failure<T: Handler>(
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     claimed: &Claimed,
+    job: Option<&T>,
     error: JobError,
 ) -> Result<(), apalis_core::error::BoxDynError> {
     let queue = T::QUEUE;
@@ -123,6 +132,12 @@ async fn settle_failure<T: Handler>(
         .dead_letter(claimed, error.kind(), &message)
         .await?;
     metrics::counter!("jobs_dead_lettered_total", "queue" => queue).increment(1);
+    if let Some(job) = job
+        && let Err(error) = job.on_dead_letter(ctx).await
+    {
+        // The dead letter stands; re-driving it settles the record.
+        tracing::error!(queue, job_id = claimed.id, error = %error, "settling a dead-lettered job's record failed");
+    }
     Ok(())
 }
 

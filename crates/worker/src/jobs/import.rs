@@ -65,15 +65,19 @@ impl Handler for ImportProcess {
         let Some((status, mode, source, processed)) = import else {
             return Ok(());
         };
-        if status == "completed" || status == "failed" {
+        if status == "completed" {
             return Ok(());
         }
         let mode = Mode::parse(&mode)
             .ok_or_else(|| JobError::permanent(anyhow::anyhow!("stored mode {mode:?}")))?;
-        if status == "queued" {
+        if status != "running" {
+            // Queued, or failed and re-driven from the dead-letter list: a
+            // re-driven import carries on from its last committed batch (a
+            // file that cannot be parsed fails again below).
             sqlx::query(
-                "UPDATE imports SET status = 'running', started_at = COALESCE(started_at, now())
-                 WHERE id = $1 AND status = 'queued'",
+                "UPDATE imports SET status = 'running', error = NULL, finished_at = NULL,
+                        started_at = COALESCE(started_at, now())
+                 WHERE id = $1 AND status IN ('queued', 'failed')",
             )
             .bind(self.import_id)
             .execute(&ctx.db)
@@ -146,6 +150,19 @@ impl Handler for ImportProcess {
         }
         publish_progress(ctx, self).await?;
         Ok(())
+    }
+
+    /// Its attempts ran out (the database kept failing, or the job kept
+    /// timing out): the import is failed with what it committed so far, and
+    /// `switchboard jobs dead-letter retry` resumes it from there.
+    async fn on_dead_letter(&self, ctx: &Arc<Ctx>) -> JobResult {
+        fail(
+            ctx,
+            self,
+            "processing stopped after repeated failures; the rows counted so far are written, \
+             and an operator can resume the import from the dead-letter list",
+        )
+        .await
     }
 }
 
