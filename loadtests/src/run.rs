@@ -92,6 +92,74 @@ async fn vacuum_if_autovacuum_is_off() -> anyhow::Result<Option<f64>> {
     Ok(Some(started.elapsed().as_secs_f64()))
 }
 
+/// What autovacuum's analyse half does on a default server, while a
+/// scenario runs against a PostgreSQL that has it off: every
+/// [`AutoAnalyze::EVERY`], each table changed by more than 50 rows + 10 % of
+/// its size since its last analyse (autovacuum's default thresholds) is
+/// analysed. Without it a table that was empty when the run began keeps
+/// statistics saying so, and every cached plan over it stays the one made
+/// for an empty table: a goal-tier scheduling run spent most of
+/// PostgreSQL's time in sequential scans of `scheduled_call_attempts`
+/// (11 ms per scheduled call's JSON at 21 000 rows) for that reason alone.
+/// Stops when dropped.
+struct AutoAnalyze {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AutoAnalyze {
+    /// Autovacuum's default naptime is a minute; a scenario is often only
+    /// one long, so half that.
+    const EVERY: Duration = Duration::from_secs(30);
+
+    fn start() -> AutoAnalyze {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let Ok(settings) = switchboard_core::Settings::from_env() else {
+                return;
+            };
+            let Ok(db) = switchboard_core::db::connect(&settings).await else {
+                return;
+            };
+            let mut next = Instant::now() + Self::EVERY;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if Instant::now() < next {
+                    continue;
+                }
+                next = Instant::now() + Self::EVERY;
+                if let Err(error) = Self::pass(&db).await {
+                    eprintln!("  analysing changed tables: {error:#}");
+                }
+            }
+            db.close().await;
+        });
+        AutoAnalyze { stop }
+    }
+
+    async fn pass(db: &sqlx::PgPool) -> anyhow::Result<()> {
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT format('%I.%I', s.schemaname, s.relname)
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+             WHERE s.n_mod_since_analyze > 50 + 0.1 * greatest(c.reltuples, 0)",
+        )
+        .fetch_all(db)
+        .await?;
+        for table in tables {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
+                .execute(db)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AutoAnalyze {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// What seed section each scenario implements.
 pub fn implements(scenario: Scenario) -> &'static str {
     match scenario {
@@ -151,13 +219,18 @@ async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
         target_rate: plan.shape.rate,
         ..Default::default()
     };
+    let mut autoanalyze = None;
     let stack = if plan.cli.host.is_some() {
         None
     } else {
         match vacuum_if_autovacuum_is_off().await {
-            Ok(Some(took)) => println!(
-                "  autovacuum is off on this PostgreSQL: vacuumed and analysed the database first ({took:.1} s)"
-            ),
+            Ok(Some(took)) => {
+                println!(
+                    "  autovacuum is off on this PostgreSQL: vacuumed and analysed the database first ({took:.1} s); \
+                     tables analysed as autovacuum would during the run"
+                );
+                autoanalyze = Some(AutoAnalyze::start());
+            }
             Ok(None) => {}
             Err(error) => eprintln!("  could not check or vacuum the database: {error:#}"),
         }
@@ -193,6 +266,7 @@ async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
     if let Err(e) = outcome {
         result.error = Some(format!("{e:#}"));
     }
+    drop(autoanalyze);
     if let Some(stack) = stack
         && let Err(e) = stack.stop().await
     {
@@ -344,6 +418,14 @@ async fn measure(
         && let Err(error) = scenarios::scheduling::finish(&ctx, setup_started).await
     {
         eprintln!("  scheduling: placement not measured: {error:#}");
+    }
+    if plan.scenario == Scenario::Scheduling && stack.is_some() {
+        match scenarios::scheduling::retire_unfinished(setup_started).await {
+            Ok((canceled, ended)) => println!(
+                "  teardown: {canceled} unfinished scheduled calls canceled, {ended} live calls ended"
+            ),
+            Err(error) => eprintln!("  teardown: unfinished scheduled calls left: {error:#}"),
+        }
     }
     if plan.scenario == Scenario::Storm && stack.is_some() {
         // In a database this run owns: the calls the storm created but gave

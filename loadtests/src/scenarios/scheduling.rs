@@ -238,3 +238,26 @@ pub fn collect(ctx: &RunContext, extras: &mut std::collections::BTreeMap<String,
         }
     }
 }
+
+/// Cancels the scheduled calls created since `since` that are not final and
+/// ends their live calls (`storm::retire_unfinished`), directly in the
+/// stack's database: otherwise the next scenario's stack, on the same
+/// database, would first place and play this run's backlog (a goal-tier run
+/// can leave tens of thousands) and its verification call would wait
+/// behind it. Returns (scheduled calls canceled, calls ended).
+pub async fn retire_unfinished(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(u64, u64)> {
+    let settings = switchboard_core::Settings::from_env()?;
+    let db = switchboard_core::db::connect(&settings).await?;
+    let canceled = sqlx::query(
+        "UPDATE scheduled_calls SET status = 'canceled', next_attempt_at = NULL,
+                last_error = 'load-suite teardown', version = version + 1, updated_at = now()
+         WHERE created_at >= $1 AND status IN ('pending', 'dialing', 'retrying')",
+    )
+    .bind(since)
+    .execute(&db)
+    .await?
+    .rows_affected();
+    db.close().await;
+    let ended = super::storm::retire_unfinished(since).await?;
+    Ok((canceled, ended))
+}
