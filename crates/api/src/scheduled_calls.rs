@@ -690,8 +690,14 @@ pub struct CallingHours {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchedulingSettings {
-    /// IANA time zone the calling hours are in.
-    #[schema(example = "America/New_York", min_length = 1, max_length = 64)]
+    /// IANA time zone the calling hours are in (one of the names in the
+    /// IANA database, which the pattern only shapes).
+    #[schema(
+        example = "America/New_York",
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+    )]
     pub timezone: String,
     /// When calls may be placed; null: any time. A call due outside waits
     /// for the next window's start.
@@ -743,6 +749,18 @@ pub async fn get_scheduling_settings(
     Ok(Json(load_settings(&state.db, principal.tenant_id).await?))
 }
 
+/// The shape of an IANA zone name (the document's pattern): ASCII letters,
+/// digits, `_`, `+`, `-`, in `/`-separated parts, starting with a letter,
+/// at most 64 characters. Whether the name exists is the database's question.
+fn is_zone_name_shaped(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-');
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part.chars().all(allowed))
+}
+
 /// Sets the tenant's scheduling settings (admin). Calls already waiting are
 /// judged against the new calling hours when they come due.
 #[utoipa::path(put, path = "/v1/scheduling/settings", tag = "scheduled-calls", security(("bearer" = [])),
@@ -759,8 +777,8 @@ pub async fn put_scheduling_settings(
     Json(req): Json<SchedulingSettings>,
 ) -> ApiResult<Json<SchedulingSettings>> {
     principal.require(Role::Admin)?;
-    let timezone = req.timezone.trim();
-    if timezone.is_empty() || timezone.len() > 64 || timezone.chars().any(char::is_control) {
+    let timezone = req.timezone.as_str();
+    if !is_zone_name_shaped(timezone) {
         return Err(ApiError::validation("timezone", "not a time zone name"));
     }
     let known: Option<String> =
@@ -812,4 +830,34 @@ pub async fn put_scheduling_settings(
     .execute(&state.db)
     .await?;
     Ok(Json(load_settings(&state.db, principal.tenant_id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_zone_name_shaped;
+
+    #[test]
+    fn zone_names_are_shaped_like_the_iana_database() {
+        for name in [
+            "UTC",
+            "America/New_York",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+            "EST5EDT",
+        ] {
+            assert!(is_zone_name_shaped(name), "{name}");
+        }
+        for name in [
+            "",
+            " UTC",
+            "America//New_York",
+            "America/",
+            "/UTC",
+            "5EST",
+            "Europe/Paris\u{0}",
+            "\u{1d47b}he",
+        ] {
+            assert!(!is_zone_name_shaped(name), "{name:?}");
+        }
+    }
 }
