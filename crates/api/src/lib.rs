@@ -19,6 +19,7 @@ pub mod customers;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
+pub mod group_commit;
 pub mod idempotency;
 pub mod imports;
 pub mod login_throttle;
@@ -91,6 +92,7 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         .context("connecting to PostgreSQL")?;
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
     Ok(AppState {
+        receipts: webhooks::receipts::Receipts::start(&db),
         tokens: Arc::new(TokenKeys::new(&settings)),
         events: EventPublisher::new(redis.clone(), settings.clone()),
         presence: PresenceStore::new(redis.clone(), settings.clone()),

@@ -27,4 +27,6 @@ pub struct AppState {
     /// 19 MiB by default): a login burst queues instead of hashing all at
     /// once (270 logins in 10 s once took the process to 6 GiB).
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// SMS delivery receipts, looked up and applied in groups.
+    pub receipts: crate::webhooks::receipts::Receipts,
 }

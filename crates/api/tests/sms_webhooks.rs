@@ -207,6 +207,48 @@ async fn concurrent_receipts_for_one_message_leave_a_consistent_state_and_versio
     }
 }
 
+/// Receipts are applied in groups (one statement per batch): every receipt
+/// of a burst must still land on its own message, with its own status and
+/// error code, and be answered for that message.
+#[tokio::test]
+async fn a_burst_of_receipts_for_many_messages_applies_each_to_its_own_message() {
+    let app = spawn_app().await;
+    let mut messages = Vec::new();
+    for _ in 0..45 {
+        messages.push(queued_message(&app).await);
+    }
+    let outcomes = [
+        ("delivered", None),
+        ("undelivered", Some("30003")),
+        ("failed", Some("30006")),
+    ];
+    let token = TestApp::carrier_token(&app.a);
+    let posts = messages.iter().enumerate().map(|(i, (_, sid))| {
+        let (status, code) = outcomes[i % outcomes.len()];
+        let mut params = vec![("MessageSid", sid.as_str()), ("MessageStatus", status)];
+        if let Some(code) = code {
+            params.push(("ErrorCode", code));
+        }
+        let (app, token) = (&app, &token);
+        async move { app.carrier_post(STATUS, token, &params).await }
+    });
+    let answers = futures::future::join_all(posts).await;
+    for (i, ((id, _), response)) in messages.iter().zip(answers).enumerate() {
+        let (status, code) = outcomes[i % outcomes.len()];
+        let body = ack(response).await;
+        assert_eq!(body["result"], "applied", "{body}");
+        assert_eq!(
+            body["message_id"],
+            id.as_str(),
+            "answered for its own message"
+        );
+        let stored = message(&app, id).await;
+        assert_eq!(stored["status"], status, "{stored}");
+        assert_eq!(stored["error_code"], json!(code), "{stored}");
+        assert_eq!(stored["version"], 2, "one change each: {stored}");
+    }
+}
+
 #[tokio::test]
 async fn a_receipt_with_a_bad_signature_is_403_and_changes_nothing() {
     let app = spawn_app().await;

@@ -135,6 +135,13 @@ pub struct Settings {
     pub queue_stall_after: Duration,
     /// Carrier simulator: random seed for outcomes and timings.
     pub sim_seed: u64,
+    /// Carrier simulator: calls and messages it plays at once in one worker
+    /// process (the `carrier.sim` queue's concurrency). The simulator stands
+    /// for the phone network, whose concurrency is not ours to bound: its
+    /// jobs spend their time waiting for the API to answer a callback, so
+    /// at the worker's own concurrency the network, not the stack, would
+    /// set the pace of a campaign.
+    pub sim_concurrency: usize,
     /// Carrier simulator: inbound calls/texts per minute it places to the
     /// tenants' numbers (0 = none); keeps a demo stack alive.
     pub sim_inbound_calls_per_minute: f64,
@@ -336,6 +343,7 @@ impl Settings {
                 60_000u64,
             )?),
             sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
+            sim_concurrency: parse(&get, "SWITCHBOARD_SIM_CONCURRENCY", 256usize)?,
             sim_inbound_calls_per_minute: parse(
                 &get,
                 "SWITCHBOARD_SIM_INBOUND_CALLS_PER_MIN",
@@ -375,9 +383,12 @@ impl Settings {
                 "the lease must be at least 1000 ms and the stall time positive".into(),
             ));
         }
-        if settings.worker_concurrency == 0 || settings.job_max_attempts == 0 {
+        if settings.worker_concurrency == 0
+            || settings.sim_concurrency == 0
+            || settings.job_max_attempts == 0
+        {
             return Err(invalid(
-                "SWITCHBOARD_WORKER_CONCURRENCY / SWITCHBOARD_JOB_MAX_ATTEMPTS",
+                "SWITCHBOARD_WORKER_CONCURRENCY / SWITCHBOARD_SIM_CONCURRENCY / SWITCHBOARD_JOB_MAX_ATTEMPTS",
                 "must be positive".into(),
             ));
         }

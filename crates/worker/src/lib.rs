@@ -60,7 +60,11 @@ macro_rules! queue_worker {
     ($job:ty, $ctx:expr) => {{
         let ctx = $ctx.clone();
         move |restarts: usize| {
-            let concurrency = ctx.settings.worker_concurrency;
+            let concurrency = if <$job as Job>::QUEUE == CarrierSim::QUEUE {
+                ctx.settings.sim_concurrency
+            } else {
+                ctx.settings.worker_concurrency
+            };
             let backend = BackendBuilder::new()
                 .database(ctx.queues.clone())
                 .fetcher(move |queues, _, _| {

@@ -7,6 +7,7 @@
 //! a bad signature is a 403, an unknown CallSid/MessageSid or number a 404,
 //! a malformed request a 400 — all without side effects.
 
+pub mod receipts;
 mod sms;
 mod voice;
 

@@ -25,7 +25,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{CarrierForm, WebhookAck, tenant_for_number, xml_escape};
+use super::{
+    CarrierForm, WebhookAck,
+    receipts::{ApplyReceipt, ReceiptTarget},
+    tenant_for_number, xml_escape,
+};
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
     extract::Json,
@@ -98,16 +102,18 @@ pub async fn sms_status(
     let mut rounds = 0;
     let (message, tenant_id, message_id, result) = loop {
         rounds += 1;
-        let found: Option<(Uuid, Uuid, String, String)> = sqlx::query_as(
-            "SELECT id, tenant_id, status,
-                    (SELECT carrier_auth_token FROM tenants t WHERE t.id = messages.tenant_id)
-             FROM messages WHERE carrier_sid = $1",
-        )
-        .bind(sid)
-        .fetch_optional(&state.db)
-        .await?;
-        let (message_id, tenant_id, current, carrier_auth_token) =
-            found.ok_or_else(|| ApiError::not_found("message"))?;
+        let found = state
+            .receipts
+            .lookup
+            .call(sid.to_string())
+            .await
+            .map_err(ApiError::internal)?;
+        let ReceiptTarget {
+            message_id,
+            tenant_id,
+            status: current,
+            carrier_auth_token,
+        } = found.ok_or_else(|| ApiError::not_found("message"))?;
         let wanted = match status {
             Some(wanted) => wanted,
             None => {
@@ -143,44 +149,17 @@ pub async fn sms_status(
         let error_code = form
             .get("ErrorCode")
             .map(|c| c.chars().take(64).collect::<String>());
-        let sent = matches!(
-            wanted,
-            MessageStatus::Sent | MessageStatus::Delivered | MessageStatus::Undelivered
-        );
-        // A receipt can arrive after the message's hour was rolled into the
-        // report rollups (a `sent` message does not hold them back): move the
-        // message from its old status's count to the new one's there too.
-        // Statuses are column suffixes (`messages_sent`, `messages_delivered`…).
-        let message: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH updated AS (
-                 UPDATE messages
-                 SET status = $2,
-                     sent_at = CASE WHEN $3 THEN COALESCE(sent_at, now()) ELSE sent_at END,
-                     delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END,
-                     error_code = COALESCE($4, error_code),
-                     version = version + 1,
-                     updated_at = now()
-                 WHERE id = $1 AND status = $5
-                 RETURNING {MESSAGE_COLUMNS}),
-             rolled AS (
-                 UPDATE report_rollups_hourly r
-                 SET messages_{old} = r.messages_{old} - 1, messages_{new} = r.messages_{new} + 1
-                 FROM updated u
-                 WHERE r.tenant_id = u.tenant_id
-                   AND r.bucket = date_trunc('hour', u.created_at, 'UTC')
-                   AND r.bucket < (SELECT rolled_through FROM report_rollup_state s
-                                   WHERE s.tenant_id = u.tenant_id))
-             SELECT * FROM updated",
-            old = current.as_str(),
-            new = wanted.as_str(),
-        )))
-        .bind(message_id)
-        .bind(wanted.as_str())
-        .bind(sent)
-        .bind(error_code)
-        .bind(current.as_str())
-        .fetch_optional(&state.db)
-        .await?;
+        let message = state
+            .receipts
+            .apply
+            .call(ApplyReceipt {
+                message_id,
+                from: current,
+                to: wanted,
+                error_code,
+            })
+            .await
+            .map_err(ApiError::internal)?;
         match message {
             Some(message) => {
                 metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)

@@ -1,0 +1,161 @@
+//! Group commit: many concurrent requests that each need one small
+//! statement share one statement per batch.
+//!
+//! A carrier posts receipts for hundreds of messages a second, each its own
+//! HTTP request. Answered one statement each, PostgreSQL spends most of its
+//! time on round trips and commits, not on the rows. Here each request
+//! hands its part to a lane and waits; a lane takes everything queued at
+//! that moment (up to `max_batch`), runs it as one statement, and answers
+//! every caller after that statement has committed. Nothing waits for a
+//! timer: an idle lane runs a lone request at once, and a batch grows only
+//! while the previous one is in the database, so the added latency is at
+//! most one statement's time.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Reply<Resp> = oneshot::Sender<Result<Resp, Arc<anyhow::Error>>>;
+
+/// A batcher for one statement shape: `run` receives a batch of requests and
+/// answers one response per request, in the same order.
+pub struct GroupCommit<Req, Resp> {
+    name: &'static str,
+    tx: mpsc::UnboundedSender<(Req, Reply<Resp>)>,
+}
+
+impl<Req, Resp> Clone for GroupCommit<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name,
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
+    /// Starts `lanes` lanes (batches in the database at once). Must be
+    /// called inside a Tokio runtime; the lanes end when every handle is
+    /// dropped.
+    pub fn spawn<F, Fut>(name: &'static str, lanes: usize, max_batch: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Vec<Resp>>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel::<(Req, Reply<Resp>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        let run = Arc::new(run);
+        for _ in 0..lanes.max(1) {
+            let rx = rx.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut batch = Vec::new();
+                    {
+                        let mut rx = rx.lock().await;
+                        if rx.recv_many(&mut batch, max_batch.max(1)).await == 0 {
+                            return;
+                        }
+                    }
+                    metrics::histogram!("db_group_commit_batch_size", "op" => name)
+                        .record(batch.len() as f64);
+                    let (requests, replies): (Vec<Req>, Vec<Reply<Resp>>) =
+                        batch.into_iter().unzip();
+                    let expected = requests.len();
+                    // Its own task, so a panic in `run` fails this batch's
+                    // callers instead of ending the lane.
+                    let outcome = match tokio::spawn(run(requests)).await {
+                        Ok(Ok(responses)) if responses.len() == expected => Ok(responses),
+                        Ok(Ok(responses)) => Err(anyhow::anyhow!(
+                            "group commit {name}: {} answers for {expected} requests",
+                            responses.len()
+                        )),
+                        Ok(Err(error)) => Err(error),
+                        Err(join) => Err(anyhow::anyhow!("group commit {name} panicked: {join}")),
+                    };
+                    match outcome {
+                        Ok(responses) => {
+                            for (reply, response) in replies.into_iter().zip(responses) {
+                                // A caller that gave up (client hung up) is fine.
+                                let _ = reply.send(Ok(response));
+                            }
+                        }
+                        Err(error) => {
+                            metrics::counter!("db_group_commit_errors_total", "op" => name)
+                                .increment(1);
+                            let error = Arc::new(error);
+                            for reply in replies {
+                                let _ = reply.send(Err(error.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Self { name, tx }
+    }
+
+    /// Runs `request` in the next batch and answers once it has committed.
+    pub async fn call(&self, request: Req) -> anyhow::Result<Resp> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((request, reply))
+            .map_err(|_| anyhow::anyhow!("group commit {} has stopped", self.name))?;
+        match answer.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(anyhow::anyhow!("group commit {}: {error:#}", self.name)),
+            Err(_) => Err(anyhow::anyhow!(
+                "group commit {} dropped a request",
+                self.name
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_caller_gets_its_own_answer_and_batches_form_under_load() {
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let doubler = GroupCommit::spawn("test", 2, 64, move |batch: Vec<u32>| {
+            seen.lock().unwrap().push(batch.len());
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(batch.into_iter().map(|n| n * 2).collect())
+            }
+        });
+        let calls: Vec<_> = (0..500u32)
+            .map(|n| {
+                let doubler = doubler.clone();
+                tokio::spawn(async move { (n, doubler.call(n).await.unwrap()) })
+            })
+            .collect();
+        for call in calls {
+            let (n, doubled) = call.await.unwrap();
+            assert_eq!(doubled, n * 2);
+        }
+        let sizes = sizes.lock().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 500);
+        assert!(
+            sizes.len() < 500,
+            "500 concurrent calls never shared a batch: {sizes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_panicking_batch_fails_its_callers_and_the_lane_goes_on() {
+        let batcher = GroupCommit::spawn("test", 1, 8, |batch: Vec<i32>| async move {
+            match batch[0] {
+                0 => anyhow::bail!("refused"),
+                1 => panic!("boom"),
+                _ => Ok(batch),
+            }
+        });
+        assert!(batcher.call(0).await.is_err());
+        assert!(batcher.call(1).await.is_err());
+        assert_eq!(batcher.call(7).await.unwrap(), 7);
+    }
+}
