@@ -19,7 +19,6 @@ pub mod customers;
 pub mod endpoints;
 pub mod error;
 pub mod extract;
-pub mod group_commit;
 pub mod idempotency;
 pub mod imports;
 pub mod login_throttle;

@@ -25,6 +25,7 @@ pub mod calls;
 pub mod carrier;
 pub mod db;
 pub mod events;
+pub mod group_commit;
 pub mod health;
 pub mod ids;
 pub mod imports;

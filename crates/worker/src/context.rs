@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use switchboard_core::{Settings, events::EventPublisher};
 use uuid::Uuid;
 
-use crate::queue::Queues;
+use crate::{jobs::sms::HandOvers, queue::Queues};
 
 /// Pools, publishers and settings, built once per worker process.
 pub struct Ctx {
@@ -21,6 +21,8 @@ pub struct Ctx {
     /// This process's identity among workers (job claims, apalis worker
     /// names, the event stream's consumer): unique per start.
     pub instance: String,
+    /// `sms.send` hand-overs, applied in groups.
+    pub hand_overs: HandOvers,
 }
 
 impl Ctx {
@@ -32,7 +34,9 @@ impl Ctx {
             .pool_max_idle_per_host(64)
             .build()?;
         let instance = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
+        let simulated = settings.carrier == switchboard_core::settings::CarrierMode::Simulated;
         Ok(Arc::new(Self {
+            hand_overs: crate::jobs::sms::hand_overs(&db, simulated),
             queues: Arc::new(Queues::new(
                 db.clone(),
                 instance.clone(),

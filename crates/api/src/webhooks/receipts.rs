@@ -1,7 +1,7 @@
 //! SMS delivery receipts in groups: the two statements a receipt needs (find
 //! the message by its MessageSid; apply the new status if the message is
 //! still where the decision was made) run once per batch of concurrent
-//! receipts instead of once per receipt (see `group_commit`).
+//! receipts instead of once per receipt (see `switchboard_core::group_commit`).
 //!
 //! Applying stays conditional per row (`status = <the status the receipt was
 //! decided from>`), so a receipt whose message moved on meanwhile, including
@@ -12,10 +12,9 @@ use sqlx::PgPool;
 use switchboard_core::sms::MessageStatus;
 use uuid::Uuid;
 
-use crate::{
-    group_commit::GroupCommit,
-    messages::{MESSAGE_COLUMNS, Message},
-};
+use switchboard_core::group_commit::{GroupCommit, by_ordinality};
+
+use crate::messages::{MESSAGE_COLUMNS, Message};
 
 /// How many batches of each kind may be in the database at once.
 const LANES: usize = 4;
@@ -82,11 +81,7 @@ async fn lookup(db: PgPool, sids: Vec<String>) -> anyhow::Result<Vec<Option<Rece
     .bind(&sids)
     .fetch_all(&db)
     .await?;
-    let mut answers: Vec<Option<ReceiptTarget>> = sids.iter().map(|_| None).collect();
-    for found in found {
-        answers[(found.ord - 1) as usize] = Some(found.target);
-    }
-    Ok(answers)
+    by_ordinality(sids.len(), found.into_iter().map(|f| (f.ord, f.target)))
 }
 
 #[derive(sqlx::FromRow)]
@@ -178,9 +173,5 @@ async fn apply(
         .bind(&errors)
         .fetch_all(&db)
         .await?;
-    let mut answers: Vec<Option<Message>> = batch.iter().map(|_| None).collect();
-    for applied in applied {
-        answers[(applied.ord - 1) as usize] = Some(applied.message);
-    }
-    Ok(answers)
+    by_ordinality(batch.len(), applied.into_iter().map(|a| (a.ord, a.message)))
 }

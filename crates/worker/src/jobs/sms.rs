@@ -9,14 +9,23 @@
 //! the message is handed over once. The carrier (the simulator, or a real
 //! one in `external` mode) reports `sent` and the final status through the
 //! signed SMS status webhook.
+//!
+//! A campaign puts thousands of these in the queue at once, and each is one
+//! commit: the hand-overs running at the same moment share one statement
+//! (a [`GroupCommit`] lane), each job answered after that statement
+//! committed. Rows are locked in id order, so concurrent batches (here or
+//! in another worker) wait for each other instead of deadlocking.
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use switchboard_core::{
     events::{Envelope, EventType},
+    group_commit::{GroupCommit, by_ordinality},
     jobs::{CarrierSim, Job, SmsSend},
     settings::CarrierMode,
 };
+use uuid::Uuid;
 
 use super::MESSAGE_JSON;
 use crate::{
@@ -28,56 +37,122 @@ use crate::{
 /// Twilio's error code for a message to a number that opted out.
 pub const OPTED_OUT_ERROR: &str = "21610";
 
+/// Batches of hand-overs in the database at once.
+const LANES: usize = 4;
+/// The largest batch (bounds one statement's size and lock set).
+const MAX_BATCH: usize = 256;
+
+/// What one hand-over found: the message's status before, and — when it was
+/// still `queued` — its new status and record.
+#[derive(Debug, sqlx::FromRow)]
+pub struct HandOver {
+    before: String,
+    status: Option<String>,
+    message: Option<Value>,
+}
+
+/// The `sms.send` statement's lanes (one per worker process).
+pub type HandOvers = GroupCommit<SmsSend, Option<HandOver>>;
+
+/// Starts the lanes (inside a Tokio runtime).
+pub fn hand_overs(db: &sqlx::PgPool, simulated: bool) -> HandOvers {
+    let db = db.clone();
+    let sql: &'static str = Box::leak(hand_over_sql().into_boxed_str());
+    GroupCommit::spawn("sms_send", LANES, MAX_BATCH, move |batch| {
+        hand_over(db.clone(), sql, simulated, batch)
+    })
+}
+
+/// `current` locks the batch's messages (in id order) and reads their
+/// opt-outs; `updated` applies each hand-over only if its message is still
+/// queued; `handed` gives them to the simulated network in the same
+/// transaction. Columns of `current` are prefixed so the message JSON's
+/// names stay the row's.
+fn hand_over_sql() -> String {
+    format!(
+        "WITH v AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
+                 WITH ORDINALITY AS v(v_tenant, v_id, v_sid, v_network, v_ord)),
+         current AS (
+             SELECT v.v_ord AS c_ord, m.id AS c_id, m.status AS c_status,
+                    v.v_sid AS c_sid, v.v_network AS c_network,
+                    EXISTS (SELECT 1 FROM opt_outs o
+                            WHERE o.tenant_id = m.tenant_id AND o.phone = m.to_number)
+                        AS c_opted_out
+             FROM v
+             JOIN messages m ON m.tenant_id = v.v_tenant AND m.id = v.v_id
+                            AND m.direction = 'outbound'
+             ORDER BY m.id
+             FOR UPDATE OF m),
+         updated AS (
+             UPDATE messages
+             SET status = CASE WHEN c_opted_out THEN 'failed' ELSE 'sending' END,
+                 error_code = CASE WHEN c_opted_out THEN $5 END,
+                 carrier_sid = CASE WHEN c_opted_out THEN NULL ELSE c_sid END,
+                 version = version + 1, updated_at = now()
+             FROM current
+             WHERE id = c_id AND c_status = 'queued'
+             RETURNING c_ord AS u_ord, id AS u_id, c_network AS u_network,
+                       status AS u_status, {MESSAGE_JSON} AS u_message),
+         handed AS (
+             INSERT INTO jobs (queue, subject, payload)
+             SELECT $6, u_id, u_network FROM updated WHERE u_status = 'sending' AND $7)
+         SELECT c_ord AS ord, c_status AS before, u_status AS status, u_message AS message
+         FROM current LEFT JOIN updated ON u_ord = c_ord"
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct Found {
+    ord: i64,
+    #[sqlx(flatten)]
+    hand_over: HandOver,
+}
+
+async fn hand_over(
+    db: sqlx::PgPool,
+    sql: &'static str,
+    simulated: bool,
+    batch: Vec<SmsSend>,
+) -> anyhow::Result<Vec<Option<HandOver>>> {
+    let tenants: Vec<Uuid> = batch.iter().map(|job| job.tenant_id).collect();
+    let ids: Vec<Uuid> = batch.iter().map(|job| job.message_id).collect();
+    let sids: Vec<String> = ids.iter().map(|id| message_sid(*id)).collect();
+    let network: Vec<Value> = batch
+        .iter()
+        .map(|job| {
+            serde_json::to_value(CarrierSim::OutboundSms {
+                tenant_id: job.tenant_id,
+                message_id: job.message_id,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let found: Vec<Found> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&sids)
+        .bind(&network)
+        .bind(OPTED_OUT_ERROR)
+        .bind(CarrierSim::QUEUE)
+        .bind(simulated)
+        .fetch_all(&db)
+        .await?;
+    by_ordinality(batch.len(), found.into_iter().map(|f| (f.ord, f.hand_over)))
+}
+
 impl Handler for SmsSend {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let simulated = ctx.settings.carrier == CarrierMode::Simulated;
-        let network = serde_json::to_value(CarrierSim::OutboundSms {
-            tenant_id: self.tenant_id,
-            message_id: self.message_id,
-        })
-        .map_err(JobError::permanent)?;
-        // `current` locks the message and reads its opt-out; `updated`
-        // applies the hand-over only if it is still queued; `handed` gives
-        // it to the simulated network in the same transaction. Columns of
-        // `current` are prefixed so the message JSON's names stay the row's.
-        let outcome: Option<(String, Option<String>, Option<serde_json::Value>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "WITH current AS (
-                     SELECT m.id AS c_id, m.status AS c_status,
-                            EXISTS (SELECT 1 FROM opt_outs o
-                                    WHERE o.tenant_id = m.tenant_id AND o.phone = m.to_number)
-                                AS c_opted_out
-                     FROM messages m
-                     WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound'
-                     FOR UPDATE OF m
-                 ),
-                 updated AS (
-                     UPDATE messages
-                     SET status = CASE WHEN c_opted_out THEN 'failed' ELSE 'sending' END,
-                         error_code = CASE WHEN c_opted_out THEN $3 END,
-                         carrier_sid = CASE WHEN c_opted_out THEN NULL ELSE $4 END,
-                         version = version + 1, updated_at = now()
-                     FROM current
-                     WHERE tenant_id = $1 AND id = c_id AND c_status = 'queued'
-                     RETURNING status, {MESSAGE_JSON} AS message
-                 ),
-                 handed AS (
-                     INSERT INTO jobs (queue, subject, payload)
-                     SELECT $5, $2, $6 FROM updated WHERE status = 'sending' AND $7
-                 )
-                 SELECT c_status, updated.status, updated.message
-                 FROM current LEFT JOIN updated ON true"
-            )))
-            .bind(self.tenant_id)
-            .bind(self.message_id)
-            .bind(OPTED_OUT_ERROR)
-            .bind(message_sid(self.message_id))
-            .bind(CarrierSim::QUEUE)
-            .bind(network)
-            .bind(simulated)
-            .fetch_optional(&ctx.db)
-            .await?;
-        let Some((before, status, message)) = outcome else {
+        let outcome = ctx
+            .hand_overs
+            .call(self.clone())
+            .await
+            .map_err(JobError::transient)?;
+        let Some(HandOver {
+            before,
+            status,
+            message,
+        }) = outcome
+        else {
             // Deleted with its tenant, or never committed: nothing to send.
             return Ok(());
         };
@@ -85,7 +160,7 @@ impl Handler for SmsSend {
             metrics::counter!("sms_send_skipped_total", "status" => before).increment(1);
             return Ok(());
         };
-        if status == "sending" && simulated {
+        if status == "sending" && ctx.settings.carrier == CarrierMode::Simulated {
             metrics::counter!("jobs_enqueued_total", "queue" => CarrierSim::QUEUE).increment(1);
             ctx.queues.wake(CarrierSim::QUEUE);
         }

@@ -112,6 +112,25 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
     }
 }
 
+/// A batch statement's answers, one per request in order: each returned row
+/// names its request by its 1-based position in the batch's arrays
+/// (`unnest(…) WITH ORDINALITY`); a request no row names is answered `None`.
+pub fn by_ordinality<T>(
+    requests: usize,
+    rows: impl IntoIterator<Item = (i64, T)>,
+) -> anyhow::Result<Vec<Option<T>>> {
+    let mut answers: Vec<Option<T>> = std::iter::repeat_with(|| None).take(requests).collect();
+    for (ordinality, row) in rows {
+        let slot = usize::try_from(ordinality)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| answers.get_mut(i))
+            .ok_or_else(|| anyhow::anyhow!("row for request {ordinality} of {requests}"))?;
+        *slot = Some(row);
+    }
+    Ok(answers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +162,14 @@ mod tests {
             sizes.len() < 500,
             "500 concurrent calls never shared a batch: {sizes:?}"
         );
+    }
+
+    #[test]
+    fn rows_answer_their_own_requests_by_ordinality() {
+        let answers = by_ordinality(4, [(3, "c"), (1, "a")]).unwrap();
+        assert_eq!(answers, [Some("a"), None, Some("c"), None]);
+        assert!(by_ordinality(2, [(0, "x")]).is_err());
+        assert!(by_ordinality(2, [(3, "x")]).is_err());
     }
 
     #[tokio::test]
