@@ -101,7 +101,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("redis_pool_connections", "state" => "size").set(redis_status.size as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        switchboard_core::telemetry::render(&state.metrics),
     )
         .into_response()
 }

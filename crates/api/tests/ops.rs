@@ -72,6 +72,15 @@ async fn metrics_count_requests_by_method_matched_route_and_status() {
     assert!(find("http_request_duration_seconds_bucket"), "{text}");
     assert!(find("db_pool_connections{state=\"idle\"}"), "{text}");
     assert!(find("db_pool_connections{state=\"in_use\"}"), "{text}");
+    // The process collector the memory panel and alerts read.
+    let resident: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .unwrap_or_else(|| panic!("no process_resident_memory_bytes in:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(resident > 1e6, "{resident}");
+    assert!(find("process_cpu_seconds_total "), "{text}");
 }
 
 #[tokio::test]

@@ -48,7 +48,7 @@ pub async fn metrics(State(state): State<RealtimeState>) -> Response {
     metrics::gauge!("realtime_connected_sockets").set(count as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
+        switchboard_core::telemetry::render(state.metrics()),
     )
         .into_response()
 }

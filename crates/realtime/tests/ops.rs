@@ -62,6 +62,8 @@ async fn health_ready_and_metrics_describe_sockets_and_events() {
         "realtime_events_in_total{type=\"campaign.progress\"}",
         "realtime_events_out_total{type=\"campaign.progress\"}",
         "realtime_emit_latency_seconds_bucket",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
     ] {
         assert!(
             metrics.contains(expected),

@@ -180,6 +180,10 @@ async fn a_stalled_queue_is_reported_not_ready_and_recovers() {
         metrics.contains("jobs_queue_stalled{queue=\"sms.send\"} 1"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("\nprocess_resident_memory_bytes "),
+        "the worker reports its memory: {metrics}"
+    );
 
     // The cause goes away: the restarted worker runs the job and the
     // worker is ready again.

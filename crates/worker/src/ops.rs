@@ -56,7 +56,7 @@ async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
 async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        switchboard_core::telemetry::prometheus().render(),
+        switchboard_core::telemetry::render(&switchboard_core::telemetry::prometheus()),
     )
         .into_response()
 }
