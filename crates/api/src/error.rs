@@ -211,6 +211,20 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A batch of a group commit failed: answered as the batch's own database
+/// error would be for a statement of this request's (an exhausted pool is a
+/// 503, anything else a 500).
+impl From<switchboard_core::group_commit::BatchError> for ApiError {
+    fn from(error: switchboard_core::group_commit::BatchError) -> Self {
+        match error.database() {
+            Some(sqlx::Error::PoolTimedOut) => {
+                Self::unavailable("the service is overloaded; retry shortly")
+            }
+            _ => Self::internal(error),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> Self {
         Self::internal(error)

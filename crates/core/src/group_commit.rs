@@ -17,6 +17,24 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<Resp> = oneshot::Sender<Result<Resp, Arc<anyhow::Error>>>;
 
+/// Why a request's batch did not commit. Every request of a failed batch
+/// gets the same cause; [`BatchError::database`] exposes a database error
+/// so callers can answer it as they would their own statement's (a pool
+/// timeout is overload, not a bug).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("group commit {name}: {cause:#}")]
+pub struct BatchError {
+    name: &'static str,
+    cause: Arc<anyhow::Error>,
+}
+
+impl BatchError {
+    /// The database error that failed the batch, if that is what failed it.
+    pub fn database(&self) -> Option<&sqlx::Error> {
+        self.cause.downcast_ref()
+    }
+}
+
 /// A batcher for one statement shape: `run` receives a batch of requests and
 /// answers one response per request, in the same order.
 pub struct GroupCommit<Req, Resp> {
@@ -96,18 +114,21 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
     }
 
     /// Runs `request` in the next batch and answers once it has committed.
-    pub async fn call(&self, request: Req) -> anyhow::Result<Resp> {
+    pub async fn call(&self, request: Req) -> Result<Resp, BatchError> {
+        let failed = |cause: Arc<anyhow::Error>| BatchError {
+            name: self.name,
+            cause,
+        };
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((request, reply))
-            .map_err(|_| anyhow::anyhow!("group commit {} has stopped", self.name))?;
+        if self.tx.send((request, reply)).is_err() {
+            return Err(failed(Arc::new(anyhow::anyhow!("its lanes have stopped"))));
+        }
         match answer.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(anyhow::anyhow!("group commit {}: {error:#}", self.name)),
-            Err(_) => Err(anyhow::anyhow!(
-                "group commit {} dropped a request",
-                self.name
-            )),
+            Ok(Err(cause)) => Err(failed(cause)),
+            Err(_) => Err(failed(Arc::new(anyhow::anyhow!(
+                "a lane dropped the request"
+            )))),
         }
     }
 }
@@ -184,5 +205,17 @@ mod tests {
         assert!(batcher.call(0).await.is_err());
         assert!(batcher.call(1).await.is_err());
         assert_eq!(batcher.call(7).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_database_error_reaches_every_caller_of_its_batch_as_itself() {
+        let batcher = GroupCommit::spawn("test", 1, 8, |_: Vec<i32>| async move {
+            Err::<Vec<i32>, _>(sqlx::Error::PoolTimedOut.into())
+        });
+        let error = batcher.call(1).await.unwrap_err();
+        assert!(
+            matches!(error.database(), Some(sqlx::Error::PoolTimedOut)),
+            "{error}"
+        );
     }
 }

@@ -8,6 +8,8 @@
 //! one that lost to another receipt for the same message in the same batch,
 //! gets no row back and is decided again by its handler.
 
+use std::sync::LazyLock;
+
 use sqlx::PgPool;
 use switchboard_core::sms::MessageStatus;
 use uuid::Uuid;
@@ -56,9 +58,8 @@ impl Receipts {
             lookup(pool.clone(), sids)
         });
         let pool = db.clone();
-        let sql: &'static str = Box::leak(apply_sql().into_boxed_str());
         let apply = GroupCommit::spawn("sms_receipt_apply", LANES, MAX_BATCH, move |batch| {
-            apply(pool.clone(), sql, batch)
+            apply(pool.clone(), batch)
         });
         Self { lookup, apply }
     }
@@ -98,23 +99,20 @@ struct Applied {
 /// column to its new one's). Rows are locked in id order (messages, then
 /// rollup rows in key order) so that concurrent batches, here or in another
 /// API instance, wait for each other instead of deadlocking.
-fn apply_sql() -> String {
-    let deltas = MessageStatus::ALL
+static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
+    // Per status: its count's change in this batch, and where that change goes.
+    let (deltas, moves): (Vec<String>, Vec<String>) = MessageStatus::ALL
         .iter()
         .map(|s| {
             let s = s.as_str();
-            format!("sum((u.status = '{s}')::int - (u.previous = '{s}')::int) AS d_{s}")
+            (
+                format!("sum((u.status = '{s}')::int - (u.previous = '{s}')::int) AS d_{s}"),
+                format!("messages_{s} = r.messages_{s} + d.d_{s}"),
+            )
         })
-        .collect::<Vec<_>>()
-        .join(",\n                    ");
-    let moves = MessageStatus::ALL
-        .iter()
-        .map(|s| {
-            let s = s.as_str();
-            format!("messages_{s} = r.messages_{s} + d.d_{s}")
-        })
-        .collect::<Vec<_>>()
-        .join(",\n                 ");
+        .unzip();
+    let deltas = deltas.join(",\n                    ");
+    let moves = moves.join(",\n                 ");
     format!(
         "WITH v AS (
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
@@ -155,18 +153,14 @@ fn apply_sql() -> String {
              WHERE r.tenant_id = d.tenant_id AND r.bucket = d.bucket)
          SELECT * FROM updated"
     )
-}
+});
 
-async fn apply(
-    db: PgPool,
-    sql: &'static str,
-    batch: Vec<ApplyReceipt>,
-) -> anyhow::Result<Vec<Option<Message>>> {
+async fn apply(db: PgPool, batch: Vec<ApplyReceipt>) -> anyhow::Result<Vec<Option<Message>>> {
     let ids: Vec<Uuid> = batch.iter().map(|r| r.message_id).collect();
     let from: Vec<&str> = batch.iter().map(|r| r.from.as_str()).collect();
     let to: Vec<&str> = batch.iter().map(|r| r.to.as_str()).collect();
     let errors: Vec<Option<&str>> = batch.iter().map(|r| r.error_code.as_deref()).collect();
-    let applied: Vec<Applied> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let applied: Vec<Applied> = sqlx::query_as(sqlx::AssertSqlSafe(APPLY_SQL.as_str()))
         .bind(&ids)
         .bind(&from)
         .bind(&to)

@@ -102,12 +102,7 @@ pub async fn sms_status(
     let mut rounds = 0;
     let (message, tenant_id, message_id, result) = loop {
         rounds += 1;
-        let found = state
-            .receipts
-            .lookup
-            .call(sid.to_string())
-            .await
-            .map_err(ApiError::internal)?;
+        let found = state.receipts.lookup.call(sid.to_string()).await?;
         let ReceiptTarget {
             message_id,
             tenant_id,
@@ -158,8 +153,7 @@ pub async fn sms_status(
                 to: wanted,
                 error_code,
             })
-            .await
-            .map_err(ApiError::internal)?;
+            .await?;
         match message {
             Some(message) => {
                 metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)

@@ -16,7 +16,7 @@
 //! committed. Rows are locked in id order, so concurrent batches (here or
 //! in another worker) wait for each other instead of deadlocking.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 use switchboard_core::{
@@ -57,9 +57,8 @@ pub type HandOvers = GroupCommit<SmsSend, Option<HandOver>>;
 /// Starts the lanes (inside a Tokio runtime).
 pub fn hand_overs(db: &sqlx::PgPool, simulated: bool) -> HandOvers {
     let db = db.clone();
-    let sql: &'static str = Box::leak(hand_over_sql().into_boxed_str());
     GroupCommit::spawn("sms_send", LANES, MAX_BATCH, move |batch| {
-        hand_over(db.clone(), sql, simulated, batch)
+        hand_over(db.clone(), simulated, batch)
     })
 }
 
@@ -68,7 +67,7 @@ pub fn hand_overs(db: &sqlx::PgPool, simulated: bool) -> HandOvers {
 /// queued; `handed` gives them to the simulated network in the same
 /// transaction. Columns of `current` are prefixed so the message JSON's
 /// names stay the row's.
-fn hand_over_sql() -> String {
+static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[])
@@ -100,7 +99,7 @@ fn hand_over_sql() -> String {
          SELECT c_ord AS ord, c_status AS before, u_status AS status, u_message AS message
          FROM current LEFT JOIN updated ON u_ord = c_ord"
     )
-}
+});
 
 #[derive(sqlx::FromRow)]
 struct Found {
@@ -111,7 +110,6 @@ struct Found {
 
 async fn hand_over(
     db: sqlx::PgPool,
-    sql: &'static str,
     simulated: bool,
     batch: Vec<SmsSend>,
 ) -> anyhow::Result<Vec<Option<HandOver>>> {
@@ -127,7 +125,7 @@ async fn hand_over(
             })
         })
         .collect::<Result<_, _>>()?;
-    let found: Vec<Found> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let found: Vec<Found> = sqlx::query_as(sqlx::AssertSqlSafe(HAND_OVER_SQL.as_str()))
         .bind(&tenants)
         .bind(&ids)
         .bind(&sids)
