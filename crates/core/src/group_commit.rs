@@ -75,7 +75,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
                             return;
                         }
                     }
-                    metrics::histogram!("db_group_commit_batch_size", "op" => name)
+                    metrics::histogram!("group_commit_batch_size", "op" => name)
                         .record(batch.len() as f64);
                     let (requests, replies): (Vec<Req>, Vec<Reply<Resp>>) =
                         batch.into_iter().unzip();
@@ -99,7 +99,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
                             }
                         }
                         Err(error) => {
-                            metrics::counter!("db_group_commit_errors_total", "op" => name)
+                            metrics::counter!("group_commit_errors_total", "op" => name)
                                 .increment(1);
                             let error = Arc::new(error);
                             for reply in replies {

@@ -6,7 +6,9 @@
 //! does. The worker (`switchboard-worker`'s `queue` module) claims due jobs
 //! in batches with `SKIP LOCKED` and is woken by the table's `NOTIFY`.
 //! Payloads carry ids, never the data itself: the database row is the
-//! truth, which makes every job safe to run twice.
+//! truth, which makes every job safe to run twice. The one exception is the
+//! simulated network's copy of what it was handed ([`HandedOver`]), which a
+//! real carrier keeps too.
 
 use std::time::Duration;
 
@@ -101,8 +103,31 @@ impl Job for WebhookDeliver {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CarrierSim {
-    OutboundCall { tenant_id: Uuid, call_id: Uuid },
-    OutboundSms { tenant_id: Uuid, message_id: Uuid },
+    OutboundCall {
+        tenant_id: Uuid,
+        call_id: Uuid,
+    },
+    OutboundSms {
+        tenant_id: Uuid,
+        message_id: Uuid,
+        /// Set by the hand-over that enqueued the job; absent when the
+        /// sweeper re-drives a message (the simulator then reads the row).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        handed_over: Option<HandedOver>,
+    },
+}
+
+/// What the network was given when a message was handed over, as a real
+/// carrier keeps it from the send request: the simulator plays the message
+/// from this instead of reading our database, and reads the row only when a
+/// callback was not applied (a retried or re-driven job).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOver {
+    pub sid: String,
+    pub from: String,
+    pub to: String,
+    /// When the message became `sending`.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Job for CarrierSim {
@@ -242,6 +267,7 @@ mod tests {
         let job = CarrierSim::OutboundSms {
             tenant_id,
             message_id,
+            handed_over: None,
         };
         assert_eq!(job.subject(), message_id);
         assert_eq!(

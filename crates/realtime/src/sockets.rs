@@ -1,10 +1,13 @@
 //! One socket's life: connect-time authentication, rooms, presence, and the
 //! client events with their acks.
 //!
-//! Everything a socket needs (identity, rooms, handlers, presence) is set up
-//! in connect middleware, which runs *before* socketioxide sends the connect
+//! Everything a socket needs (identity, rooms, handlers) is set up in
+//! connect middleware, which runs *before* socketioxide sends the connect
 //! acknowledgement: a client that emits right after the ack must find its
-//! handlers registered and its rooms joined.
+//! handlers registered and its rooms joined. Presence is recorded after the
+//! ack, in the connect handler: socketioxide delivers a room's broadcasts
+//! only to sockets it has admitted, so an agent that became available from
+//! the middleware could miss its own `presence:changed`.
 //!
 //! Acks are `{"ok": true, ...}` or `{"error": {"code", "message"}}`. A bad
 //! payload or an unknown event gets an error ack and affects nothing else.
@@ -109,7 +112,7 @@ async fn check_token(
     })
 }
 
-/// Second middleware: rooms, handlers and presence, before the ack.
+/// Second middleware: rooms and handlers, before the ack.
 pub async fn admit<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<RealtimeState>,
@@ -124,22 +127,15 @@ pub async fn admit<A: Adapter>(
     socket.on("call:unwatch", on_call_unwatch::<A>);
     socket.on_fallback(on_unknown::<A>);
     socket.on_disconnect(on_disconnect::<A>);
-    let sid = socket.id.to_string();
-    state.track(sid.clone(), identity);
-    if let Err(error) = state
-        .presence()
-        .connect(identity.tenant_id, identity.agent_id, &sid)
-        .await
-    {
-        // The socket still works; the next heartbeat registers it.
-        tracing::warn!(%error, agent_id = %identity.agent_id, "presence not recorded on connect");
-    }
+    state.track(socket.id.to_string(), identity);
     Ok(())
 }
 
-/// The connect handler proper: everything happened in [`admit`].
+/// The connect handler proper, once the socket is admitted: its agent
+/// becomes available (if it was offline), and the socket hears it too.
 pub async fn on_connect<A: Adapter>(
     socket: SocketRef<A>,
+    State(state): State<RealtimeState>,
     Extension(identity): Extension<Identity>,
 ) {
     tracing::debug!(
@@ -148,6 +144,18 @@ pub async fn on_connect<A: Adapter>(
         agent_id = %identity.agent_id,
         "socket connected"
     );
+    if let Err(error) = state
+        .presence()
+        .connect(
+            identity.tenant_id,
+            identity.agent_id,
+            &socket.id.to_string(),
+        )
+        .await
+    {
+        // The socket still works; the next heartbeat registers it.
+        tracing::warn!(%error, agent_id = %identity.agent_id, "presence not recorded on connect");
+    }
 }
 
 async fn on_disconnect<A: Adapter>(

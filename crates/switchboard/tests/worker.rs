@@ -496,6 +496,56 @@ async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
     assert_eq!(done["version"], 4, "{done}");
 }
 
+/// The simulator plays a message from what it was handed, without reading
+/// the row; a job whose copy is out of date (retried after its `sent` was
+/// applied) must notice from the API's answer and still end the message
+/// exactly once.
+#[tokio::test]
+async fn a_carrier_job_replayed_after_its_message_moved_on_still_ends_it_once() {
+    let stack = Stack::start(|_| {}).await;
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments,
+                               encoding, carrier_sid, sent_at, version)
+         SELECT i, $1, 'outbound', '+12025550100', '+12025550907', 'replayed', 'sent', 1, 'GSM-7',
+                'SM' || replace(i::text, '-', ''), now(), 3
+         FROM gen_random_uuid() AS i
+         RETURNING id",
+    )
+    .bind(stack.tenant_id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    let job = switchboard_core::jobs::CarrierSim::OutboundSms {
+        tenant_id: stack.tenant_id,
+        message_id: id,
+        handed_over: Some(switchboard_core::jobs::HandedOver {
+            sid: format!("SM{}", id.simple()),
+            from: "+12025550100".into(),
+            to: "+12025550907".into(),
+            at: chrono::Utc::now(),
+        }),
+    };
+    switchboard_core::jobs::enqueue(&stack.db.pool, &job)
+        .await
+        .unwrap();
+    let done = stack
+        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
+            m["status"] == "delivered"
+        })
+        .await;
+    // sent(3) → delivered(4): the stale `sent` changed nothing.
+    assert_eq!(done["version"], 4, "{done}");
+    stack
+        .wait_until_sql(
+            &format!(
+                "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE subject = '{id}')
+                        AND NOT EXISTS (SELECT 1 FROM dead_jobs WHERE subject = '{id}')"
+            ),
+            LIFECYCLE,
+        )
+        .await;
+}
+
 #[tokio::test]
 async fn the_simulator_places_inbound_calls_and_texts_when_asked() {
     let stack = Stack::start(|s| {

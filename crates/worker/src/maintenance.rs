@@ -140,6 +140,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             |tenant_id, message_id| CarrierSim::OutboundSms {
                 tenant_id,
                 message_id,
+                handed_over: None,
             },
         )
         .await?;

@@ -39,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use switchboard_core::{
     carrier::{SIGNATURE_HEADER, new_sid, sign},
-    jobs::{self, CarrierSim, Job},
+    jobs::{self, CarrierSim, HandedOver, Job},
 };
 use uuid::Uuid;
 
@@ -147,7 +147,8 @@ impl Handler for CarrierSim {
             CarrierSim::OutboundSms {
                 tenant_id,
                 message_id,
-            } => play_sms(ctx, self, tenant_id, message_id).await,
+                ref handed_over,
+            } => play_sms(ctx, tenant_id, message_id, handed_over.as_ref()).await,
         }
     }
 }
@@ -275,10 +276,23 @@ struct SmsState {
     sent_at: Option<DateTime<Utc>>,
 }
 
-async fn play_sms(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, message_id: Uuid) -> JobResult {
-    // The message as the API last confirmed it: after a receipt it applied,
-    // the next step needs no second read.
-    let mut known: Option<SmsState> = None;
+async fn play_sms(
+    ctx: &Ctx,
+    tenant_id: Uuid,
+    message_id: Uuid,
+    handed_over: Option<&HandedOver>,
+) -> JobResult {
+    // The message as the network last knew it: what it was handed, then what
+    // the API confirmed. Only a callback the API did not apply (a retried or
+    // re-driven job) sends the simulator to the row.
+    let mut known: Option<SmsState> = handed_over.map(|h| SmsState {
+        status: "sending".to_string(),
+        to_number: h.to.clone(),
+        from_number: h.from.clone(),
+        carrier_sid: Some(h.sid.clone()),
+        updated_at: h.at,
+        sent_at: None,
+    });
     loop {
         let message = match known.take() {
             Some(message) => message,
@@ -316,7 +330,14 @@ async fn play_sms(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, message_id: Uuid
             }
             _ => return Ok(()),
         };
-        if !wait_until(ctx, job, at).await? {
+        // Re-queued, the job keeps what the network was handed only while
+        // that is still all it knows.
+        let job = CarrierSim::OutboundSms {
+            tenant_id,
+            message_id,
+            handed_over: handed_over.filter(|_| message.status == "sending").cloned(),
+        };
+        if !wait_until(ctx, &job, at).await? {
             return Ok(());
         }
         let mut params = vec![

@@ -65,7 +65,7 @@ pub fn hand_overs(db: &sqlx::PgPool, simulated: bool) -> HandOvers {
 /// `current` locks the batch's messages (in id order) and reads their
 /// opt-outs; `updated` applies each hand-over only if its message is still
 /// queued; `handed` gives them to the simulated network in the same
-/// transaction. Columns of `current` are prefixed so the message JSON's
+/// transaction, with what the network is told (`HandedOver`). Columns of `current` are prefixed so the message JSON's
 /// names stay the row's.
 static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -91,8 +91,11 @@ static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
                  version = version + 1, updated_at = now()
              FROM current
              WHERE id = c_id AND c_status = 'queued'
-             RETURNING c_ord AS u_ord, id AS u_id, c_network AS u_network,
-                       status AS u_status, {MESSAGE_JSON} AS u_message),
+             RETURNING c_ord AS u_ord, id AS u_id, status AS u_status,
+                       c_network || jsonb_build_object('handed_over', jsonb_build_object(
+                           'sid', carrier_sid, 'from', from_number, 'to', to_number,
+                           'at', updated_at)) AS u_network,
+                       {MESSAGE_JSON} AS u_message),
          handed AS (
              INSERT INTO jobs (queue, subject, payload)
              SELECT $6, u_id, u_network FROM updated WHERE u_status = 'sending' AND $7)
@@ -122,6 +125,7 @@ async fn hand_over(
             serde_json::to_value(CarrierSim::OutboundSms {
                 tenant_id: job.tenant_id,
                 message_id: job.message_id,
+                handed_over: None,
             })
         })
         .collect::<Result<_, _>>()?;
