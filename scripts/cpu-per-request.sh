@@ -53,14 +53,12 @@ done = function(summary, latency, requests)
 end
 LUA
 TICK=$(getconf CLK_TCK)
-# utime + stime of the given processes, in clock ticks.
+# "pid ticks" (utime + stime) for each of the given processes still alive.
 ticks() {
-  local total=0 pid
+  local pid
   for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    awk -v pid="$pid" '{print pid, $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true
   done
-  echo $total
 }
 backends() {
   psql -qtA -h 127.0.0.1 -U postgres -d postgres -c \
@@ -77,18 +75,21 @@ for endpoint in \
   # Warm the pool (and any cache) first, so every backend is counted.
   wrk -t1 -c"$CONNECTIONS" -d2s -s "$LUA" "http://127.0.0.1:18290${endpoint#*|}" >/dev/null
   PG=$(backends)
-  a0=$(ticks $API) p0=$(ticks $PG) r0=$(ticks $REDIS)
+  before=$( (ticks $API | sed 's/^/api /'; ticks $PG | sed 's/^/pg /'; ticks $REDIS | sed 's/^/redis /') | tr '\n' ';')
   read -r n errors p50 p99 secs < <(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" \
     "http://127.0.0.1:18290${endpoint#*|}" | tail -1)
-  a1=$(ticks $API) p1=$(ticks $PG) r1=$(ticks $REDIS)
-  python3 - "$endpoint" "$n" "$errors" "$p50" "$p99" "$secs" "$TICK" \
-    $((a1 - a0)) $((p1 - p0)) $((r1 - r0)) <<'PY'
+  after=$( (ticks $API | sed 's/^/api /'; ticks $PG | sed 's/^/pg /'; ticks $REDIS | sed 's/^/redis /') | tr '\n' ';')
+  python3 - "$endpoint" "$n" "$errors" "$p50" "$p99" "$secs" "$TICK" "$before" "$after" <<'PY'
 import sys
-name, n, errors, p50, p99, secs, tick, api, pg, redis = sys.argv[1:]
+name, n, errors, p50, p99, secs, tick, before, after = sys.argv[1:]
 n, tick = int(n), int(tick)
-per = lambda t: int(t) / tick * 1e6 / max(n, 1)
+snap = lambda s: {tuple(l.split()[:2]): int(l.split()[2]) for l in s.split(";") if l.strip()}
+b, a = snap(before), snap(after)
+# Only processes alive at both ends count (a backend may come or go).
+cpu = lambda kind: sum(a[k] - b[k] for k in a if k in b and k[0] == kind)
+per = lambda kind: cpu(kind) / tick * 1e6 / max(n, 1)
 print(f"| {name.split('|')[0]} | {n / float(secs):,.0f} | {float(p50):.2f} | {float(p99):.2f} "
-      f"| {errors} | {per(api):.0f} | {per(pg):.0f} | {per(redis):.0f} |")
+      f"| {errors} | {per('api'):.0f} | {per('pg'):.0f} | {per('redis'):.0f} |")
 PY
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; wrk -t1 -c$CONNECTIONS -d${DURATION}s"

@@ -331,26 +331,45 @@ pub struct Tenant {
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me)))]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
-    let tenant: Tenant = sqlx::query_as("SELECT id, slug, name FROM tenants WHERE id = $1")
-        .bind(principal.tenant_id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the credential's tenant no longer exists"))?;
+    // One statement: the tenant, and the agent when the caller is one (an
+    // API key's row has no agent columns).
+    let agent_id = principal.agent_id();
+    let row: Option<MeRow> = sqlx::query_as(
+        "SELECT t.id, t.slug, t.name,
+                a.id AS agent_id, a.email, a.name AS agent_name, a.role
+         FROM tenants t
+         LEFT JOIN agents a ON a.tenant_id = t.id AND a.id = $2
+         WHERE t.id = $1",
+    )
+    .bind(principal.tenant_id)
+    .bind(agent_id)
+    .fetch_optional(&state.db)
+    .await?;
+    let row =
+        row.ok_or_else(|| ApiError::unauthorized("the credential's tenant no longer exists"))?;
+    let tenant = Tenant {
+        id: row.id,
+        slug: row.slug,
+        name: row.name,
+    };
     let me = match &principal.credential {
-        Credential::Agent { agent_id, claims } => {
-            let agent: Agent = sqlx::query_as(
-                "SELECT id, email, name, role, tenant_id FROM agents WHERE id = $1 AND tenant_id = $2",
-            )
-            .bind(agent_id)
-            .bind(principal.tenant_id)
-            .fetch_optional(&state.db)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the agent no longer exists"))?;
+        Credential::Agent { claims, .. } => {
+            let (Some(id), Some(email), Some(name), Some(role)) =
+                (row.agent_id, row.email, row.agent_name, row.role)
+            else {
+                return Err(ApiError::unauthorized("the agent no longer exists"));
+            };
             Me {
                 principal: "agent".into(),
                 role: principal.role,
+                agent: Some(Agent {
+                    id,
+                    email,
+                    name,
+                    role,
+                    tenant_id: tenant.id,
+                }),
                 tenant,
-                agent: Some(agent),
                 api_key_id: None,
                 expires_at: DateTime::from_timestamp(claims.exp, 0),
             }
@@ -365,4 +384,16 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
         },
     };
     Ok(Json(me))
+}
+
+/// The tenant's columns, then the agent's (all NULL for an API key).
+#[derive(sqlx::FromRow)]
+struct MeRow {
+    id: Uuid,
+    slug: String,
+    name: String,
+    agent_id: Option<Uuid>,
+    email: Option<String>,
+    agent_name: Option<String>,
+    role: Option<String>,
 }

@@ -140,7 +140,7 @@ impl Attempt {
             .arg(limits.account_max_failures)
             .arg(millis(limits.address_window))
             .arg(limits.address_max_failures)
-            .query_async(&mut conn)
+            .query_async(&mut *conn)
             .await
             .map_err(unavailable)?;
         let scope = match scope {
@@ -165,7 +165,7 @@ impl Attempt {
             .arg(millis(limits.account_window))
             .arg(millis(limits.address_window))
             .arg(uuid::Uuid::new_v4().simple().to_string())
-            .query_async(&mut conn)
+            .query_async(&mut *conn)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -186,7 +186,7 @@ impl Attempt {
             .ignore()
             .set_ex(&self.known, 1u8, ttl)
             .ignore()
-            .query_async(&mut conn)
+            .query_async(&mut *conn)
             .await
             .map_err(unavailable)?;
         Ok(())

@@ -13,7 +13,7 @@ pub struct AppState {
     /// Source of truth for every record.
     pub db: PgPool,
     /// Events, revocations and presence.
-    pub redis: deadpool_redis::Pool,
+    pub redis: switchboard_core::redis::Pool,
     pub settings: Arc<Settings>,
     /// Issues and verifies agent access tokens.
     pub tokens: Arc<TokenKeys>,

@@ -148,6 +148,31 @@ async fn expired_malformed_foreign_and_missing_tokens_are_refused() {
     expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
+/// A token outlives neither its agent nor its tenant: `/v1/me` answers
+/// who the credential is, so a removed agent gets 401, not a stale record.
+#[tokio::test]
+async fn me_refuses_a_token_whose_agent_was_removed() {
+    let app = spawn_app().await;
+    let (status, me) = json_of(app.get("/v1/me", &app.a.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["agent"]["email"], app.a.agent_email);
+    assert_eq!(me["agent"]["tenant_id"], app.a.id.to_string());
+    sqlx::query("DELETE FROM agents WHERE id = $1")
+        .bind(app.a.agent_id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let response = app.get("/v1/me", &app.a.token).await;
+    let error = expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent no longer exists"),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn a_tenant_api_key_authenticates_as_that_tenant_until_revoked() {
     let app = spawn_app().await;

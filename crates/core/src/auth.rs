@@ -214,7 +214,7 @@ pub fn revocations_channel(settings: &Settings) -> String {
 
 /// Revokes a token until it would have expired anyway.
 pub async fn revoke(
-    redis: &deadpool_redis::Pool,
+    redis: &crate::redis::Pool,
     settings: &Settings,
     claims: &Claims,
 ) -> anyhow::Result<()> {
@@ -236,7 +236,7 @@ pub async fn revoke(
 }
 
 pub async fn is_revoked(
-    redis: &deadpool_redis::Pool,
+    redis: &crate::redis::Pool,
     settings: &Settings,
     jti: Uuid,
 ) -> anyhow::Result<bool> {

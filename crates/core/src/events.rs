@@ -177,7 +177,7 @@ const MAX_BATCH: usize = 256;
 
 impl EventPublisher {
     /// Starts the publishing lane (inside a Tokio runtime).
-    pub fn new(redis: deadpool_redis::Pool, settings: std::sync::Arc<Settings>) -> Self {
+    pub fn new(redis: crate::redis::Pool, settings: std::sync::Arc<Settings>) -> Self {
         let stream = events_stream(&settings);
         let lane = GroupCommit::spawn("events_publish", 1, MAX_BATCH, move |batch| {
             send(redis.clone(), stream.clone(), batch)
@@ -213,7 +213,7 @@ impl EventPublisher {
 
 /// One batch: a `PUBLISH` and an `XADD` per envelope, one round trip.
 async fn send(
-    redis: deadpool_redis::Pool,
+    redis: crate::redis::Pool,
     stream: String,
     batch: Vec<Outgoing>,
 ) -> anyhow::Result<Vec<()>> {

@@ -20,11 +20,11 @@ pub async fn postgres(db: &PgPool) -> &'static str {
 }
 
 /// `PING` on a pooled connection (failures count in `redis_errors_total`).
-pub async fn redis(pool: &deadpool_redis::Pool) -> &'static str {
+pub async fn redis(pool: &crate::redis::Pool) -> &'static str {
     let ping = async {
         let mut conn = pool.get().await.map_err(|_| ())?;
         redis::cmd("PING")
-            .query_async::<String>(&mut conn)
+            .query_async::<String>(&mut *conn)
             .await
             .map_err(|_| ())
     };

@@ -269,7 +269,7 @@ return transition(tenant, agent, 'available', 0)
 /// The presence store. Cheap to clone: the pool and settings are handles.
 #[derive(Clone)]
 pub struct PresenceStore {
-    redis: deadpool_redis::Pool,
+    redis: crate::redis::Pool,
     settings: Arc<Settings>,
     events: EventPublisher,
     /// How long a socket counts as live after its last heartbeat.
@@ -286,7 +286,7 @@ impl std::fmt::Debug for PresenceStore {
 }
 
 impl PresenceStore {
-    pub fn new(redis: deadpool_redis::Pool, settings: Arc<Settings>) -> Self {
+    pub fn new(redis: crate::redis::Pool, settings: Arc<Settings>) -> Self {
         Self {
             events: EventPublisher::new(redis.clone(), settings.clone()),
             redis,
@@ -329,7 +329,7 @@ impl PresenceStore {
         cmd: &mut redis::Cmd,
     ) -> Result<T, PresenceError> {
         let mut conn = self.redis.get().await?;
-        Ok(cmd.query_async(&mut conn).await?)
+        Ok(cmd.query_async(&mut *conn).await?)
     }
 
     fn expiry_ms(&self) -> i64 {

@@ -133,7 +133,7 @@ async fn revoked_among<'a>(
         pipe.exists(auth::revocation_key(state.settings(), identity.jti));
     }
     let mut conn = state.redis().get().await?;
-    let flags: Vec<bool> = pipe.query_async(&mut conn).await?;
+    let flags: Vec<bool> = pipe.query_async(&mut *conn).await?;
     Ok(sockets
         .iter()
         .zip(flags)

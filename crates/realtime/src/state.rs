@@ -96,7 +96,7 @@ struct Inner {
     /// `call:watch` checks a call belongs to the socket's tenant.
     db: PgPool,
     /// Revocation checks and readiness.
-    redis: deadpool_redis::Pool,
+    redis: switchboard_core::redis::Pool,
     presence: PresenceStore,
     metrics: PrometheusHandle,
     /// Whether the relay is subscribed: until then events would be lost, so
@@ -144,7 +144,7 @@ impl RealtimeState {
         &self.0.db
     }
 
-    pub fn redis(&self) -> &deadpool_redis::Pool {
+    pub fn redis(&self) -> &switchboard_core::redis::Pool {
         &self.0.redis
     }
 

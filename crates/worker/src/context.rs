@@ -12,7 +12,7 @@ use crate::{jobs::sms::HandOvers, queue::Queues};
 pub struct Ctx {
     pub settings: Arc<Settings>,
     pub db: PgPool,
-    pub redis: deadpool_redis::Pool,
+    pub redis: switchboard_core::redis::Pool,
     /// The job queues' claims, acks, leases and watchdog state.
     pub queues: Arc<Queues>,
     pub events: EventPublisher,
