@@ -64,7 +64,12 @@ backends() {
   psql -qtA -h 127.0.0.1 -U postgres -d postgres -c \
     "SELECT pid FROM pg_stat_activity WHERE datname = '$DB' AND pid <> pg_backend_pid()"
 }
-REDIS=$(pidof redis-server || true)
+read -ra REDIS <<< "$(pidof redis-server || true)"
+# One line per process: "<kind> <pid> <ticks>", joined by ";".
+snapshot() {
+  { ticks "$API" | sed 's/^/api /'; ticks "${PG[@]}" | sed 's/^/pg /'
+    ticks "${REDIS[@]}" | sed 's/^/redis /'; } | tr '\n' ';'
+}
 printf '| endpoint | req/s | p50 ms | p99 ms | errors | api µs/req | postgres µs/req | redis µs/req |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
 for endpoint in \
@@ -74,11 +79,11 @@ for endpoint in \
   "GET /v1/calls?limit=20|/v1/calls?limit=20"; do
   # Warm the pool (and any cache) first, so every backend is counted.
   wrk -t1 -c"$CONNECTIONS" -d2s -s "$LUA" "http://127.0.0.1:18290${endpoint#*|}" >/dev/null
-  PG=$(backends)
-  before=$( (ticks $API | sed 's/^/api /'; ticks $PG | sed 's/^/pg /'; ticks $REDIS | sed 's/^/redis /') | tr '\n' ';')
+  mapfile -t PG < <(backends)
+  before=$(snapshot)
   read -r n errors p50 p99 secs < <(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$LUA" \
     "http://127.0.0.1:18290${endpoint#*|}" | tail -1)
-  after=$( (ticks $API | sed 's/^/api /'; ticks $PG | sed 's/^/pg /'; ticks $REDIS | sed 's/^/redis /') | tr '\n' ';')
+  after=$(snapshot)
   python3 - "$endpoint" "$n" "$errors" "$p50" "$p99" "$secs" "$TICK" "$before" "$after" <<'PY'
 import sys
 name, n, errors, p50, p99, secs, tick, before, after = sys.argv[1:]
