@@ -484,6 +484,8 @@ def check_dockerfile(root: Path) -> int:
             "the build must be `cargo build --release --locked`")
     f.check(bool(build) and "-p switchboard " in build[0] + " " and "-p switchboard-load" in build[0],
             "the image must hold switchboard and switchboard-load")
+    f.check(bool(build) and re.search(r"\binstall\s+(-\S*\s+)*-s\b|\bstrip\b|profile\.release\.strip", build[0])
+            is not None, "the image must ship stripped binaries (install -s, strip, or profile.release.strip)")
     runtime_runs = " ".join(rest for word, rest in runtime if word == "RUN")
     f.check("ca-certificates" in runtime_runs, "the runtime needs ca-certificates")
     f.check(" curl" in runtime_runs, "the runtime needs curl (compose healthchecks use it)")

@@ -224,6 +224,12 @@ PY
   expect_failure "alert naming a metric the code does not emit" \
     "${checks[@]}" metrics --rules "$broken/prom/alerts-typo.yml"
 
+  mkdir -p "$broken/docker/crates" "$broken/docker/loadtests"
+  cp .dockerignore "$broken/docker/"
+  mutate Dockerfile "$broken/docker/Dockerfile" 's/install -s -m/install -m/'
+  expect_failure "Dockerfile shipping unstripped binaries" \
+    "${checks[@]}" --root "$broken/docker" dockerfile
+
   mutate deny.toml "$broken/deny.toml" '/"Unicode-3.0",/d'
   expect_failure "deny.toml without a license the graph needs" \
     "${checks[@]}" licenses --deny "$broken/deny.toml"
