@@ -8,20 +8,14 @@
 //! use (the revocation check on each authenticated request, the presence
 //! scripts). This manager hands connections out as they are: a connection
 //! whose command failed because the socket dropped is marked and replaced
-//! at its next checkout, and an idle one is pinged only if it has not been
-//! verified for [`VERIFY_AFTER`]. Nothing here uses `WATCH`.
+//! at its next checkout, and one is pinged only if it has not answered
+//! anything for [`VERIFY_AFTER`]. Nothing here uses `WATCH`.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use redis::{
-    AsyncConnectionConfig, Client, RedisError, RedisFuture, Value,
+    Client, RedisError, RedisFuture, Value,
     aio::{ConnectionLike, MultiplexedConnection},
 };
 use secrecy::ExposeSecret;
@@ -33,7 +27,7 @@ pub use deadpool_redis::redis;
 /// The pool every service uses (`pool.get().await?` gives a connection).
 pub type Pool = managed::Pool<Manager>;
 
-/// An idle connection unverified for this long is pinged before reuse.
+/// A connection that has not answered for this long is pinged before reuse.
 pub const VERIFY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -71,19 +65,15 @@ impl managed::Manager for Manager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<Connection, RedisError> {
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
-            .await?;
         Ok(Connection {
-            conn,
-            dropped: Arc::default(),
+            conn: self.client.get_multiplexed_async_connection().await?,
+            dropped: false,
             verified: Instant::now(),
         })
     }
 
     async fn recycle(&self, conn: &mut Connection, _: &Metrics) -> RecycleResult<RedisError> {
-        if conn.dropped.load(Ordering::Relaxed) {
+        if conn.dropped {
             return Err(RecycleError::message("the connection dropped"));
         }
         if conn.verified.elapsed() >= VERIFY_AFTER {
@@ -95,34 +85,44 @@ impl managed::Manager for Manager {
 }
 
 /// A pooled multiplexed connection that remembers whether its socket
-/// dropped (so the pool replaces it instead of handing it out again).
+/// dropped (so the pool replaces it instead of handing it out again) and
+/// when it last answered.
 pub struct Connection {
     conn: MultiplexedConnection,
-    dropped: Arc<AtomicBool>,
+    dropped: bool,
     verified: Instant,
 }
 
-impl Connection {
-    fn note<T>(dropped: &AtomicBool, result: &Result<T, RedisError>) {
-        if let Err(error) = result
-            && (error.is_connection_dropped()
+/// Runs one request on a connection and notes what its outcome says about
+/// the connection: an answer verifies it, a dropped socket condemns it.
+async fn noted<T>(
+    dropped: &mut bool,
+    verified: &mut Instant,
+    request: RedisFuture<'_, T>,
+) -> Result<T, RedisError> {
+    let result = request.await;
+    match &result {
+        Ok(_) => *verified = Instant::now(),
+        Err(error)
+            if error.is_connection_dropped()
                 || error.is_io_error()
-                || error.is_unrecoverable_error())
+                || error.is_unrecoverable_error() =>
         {
-            dropped.store(true, Ordering::Relaxed);
+            *dropped = true;
         }
+        Err(_) => {}
     }
+    result
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
-        let dropped = self.dropped.clone();
-        let conn = &mut self.conn;
-        Box::pin(async move {
-            let result = conn.req_packed_command(cmd).await;
-            Self::note(&dropped, &result);
-            result
-        })
+        let Self {
+            conn,
+            dropped,
+            verified,
+        } = self;
+        Box::pin(noted(dropped, verified, conn.req_packed_command(cmd)))
     }
 
     fn req_packed_commands<'a>(
@@ -131,13 +131,16 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let dropped = self.dropped.clone();
-        let conn = &mut self.conn;
-        Box::pin(async move {
-            let result = conn.req_packed_commands(cmd, offset, count).await;
-            Self::note(&dropped, &result);
-            result
-        })
+        let Self {
+            conn,
+            dropped,
+            verified,
+        } = self;
+        Box::pin(noted(
+            dropped,
+            verified,
+            conn.req_packed_commands(cmd, offset, count),
+        ))
     }
 
     fn get_db(&self) -> i64 {

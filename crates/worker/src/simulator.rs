@@ -153,15 +153,19 @@ impl Handler for CarrierSim {
     }
 }
 
-/// Sleeps until `at` if that is soon; otherwise re-queues `job` for then
-/// and answers `false` (the job should stop).
-async fn wait_until(ctx: &Ctx, job: &CarrierSim, at: DateTime<Utc>) -> Result<bool, JobError> {
+/// Sleeps until `at` if that is soon; otherwise re-queues the job `job`
+/// builds for then and answers `false` (the job should stop).
+async fn wait_until(
+    ctx: &Ctx,
+    job: impl FnOnce() -> CarrierSim,
+    at: DateTime<Utc>,
+) -> Result<bool, JobError> {
     let remaining = (at - Utc::now()).to_std().unwrap_or_default();
     if remaining <= MAX_IN_JOB_WAIT {
         tokio::time::sleep(remaining).await;
         return Ok(true);
     }
-    jobs::enqueue_in(&ctx.db, job, remaining).await?;
+    jobs::enqueue_in(&ctx.db, &job(), remaining).await?;
     ctx.queues.wake(CarrierSim::QUEUE);
     Ok(false)
 }
@@ -247,7 +251,7 @@ async fn play_call(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, call_id: Uuid) 
             // Terminal: the network has nothing more to say.
             _ => return Ok(()),
         };
-        if !wait_until(ctx, job, at).await? {
+        if !wait_until(ctx, || job.clone(), at).await? {
             return Ok(());
         }
         let mut params = vec![
@@ -332,12 +336,12 @@ async fn play_sms(
         };
         // Re-queued, the job keeps what the network was handed only while
         // that is still all it knows.
-        let job = CarrierSim::OutboundSms {
+        let requeued = || CarrierSim::OutboundSms {
             tenant_id,
             message_id,
             handed_over: handed_over.filter(|_| message.status == "sending").cloned(),
         };
-        if !wait_until(ctx, &job, at).await? {
+        if !wait_until(ctx, requeued, at).await? {
             return Ok(());
         }
         let mut params = vec![

@@ -65,8 +65,8 @@ pub fn hand_overs(db: &sqlx::PgPool, simulated: bool) -> HandOvers {
 /// `current` locks the batch's messages (in id order) and reads their
 /// opt-outs; `updated` applies each hand-over only if its message is still
 /// queued; `handed` gives them to the simulated network in the same
-/// transaction, with what the network is told (`HandedOver`). Columns of `current` are prefixed so the message JSON's
-/// names stay the row's.
+/// transaction, with what the network is told (`HandedOver`). Columns of
+/// `current` are prefixed so the message JSON's names stay the row's.
 static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS (
