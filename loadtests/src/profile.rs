@@ -23,10 +23,11 @@ pub enum Scenario {
     Import,
     Health,
     Scheduling,
+    Cache,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Workday,
         Scenario::Voice,
         Scenario::Sms,
@@ -38,6 +39,7 @@ impl Scenario {
         Scenario::Import,
         Scenario::Health,
         Scenario::Scheduling,
+        Scenario::Cache,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Scenario {
             Scenario::Import => "import",
             Scenario::Health => "health",
             Scenario::Scheduling => "scheduling",
+            Scenario::Cache => "cache",
         }
     }
 
@@ -279,6 +282,9 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
             Some(if goal { 500.0 } else { 50.0 }),
             0,
         ),
+        // Seed 003 names no user count for its cache test: the database
+        // scenario's 50 agents.
+        Scenario::Cache => (50, None, 0),
     };
     // A paced generator never completes more than it offers, so the goal
     // tier offers 10 % more than its goal rate: a stack that can sustain the
@@ -290,7 +296,7 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         ramp: s(if scenario == Scenario::Workday { 20 } else { 5 }),
         steady: s(match scenario {
             Scenario::Workday => 120,
-            Scenario::Health | Scenario::Import => 30,
+            Scenario::Health | Scenario::Import | Scenario::Cache => 30,
             _ => 60,
         }),
         down: s(if scenario == Scenario::Workday { 10 } else { 2 }),

@@ -182,6 +182,7 @@ pub fn implements(scenario: Scenario) -> &'static str {
         Scenario::Scheduling => {
             "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)"
         }
+        Scenario::Cache => "seed 003 §Cache Metrics (hit rate > 80 %, get < 5 ms, set < 10 ms)",
     }
 }
 
@@ -369,6 +370,7 @@ async fn measure(
         Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
         Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
         Scenario::Scheduling => Some(scenarios::scheduling::setup(&ctx).await?),
+        Scenario::Cache => Some(scenarios::cache::setup(&ctx).await?),
         _ => None,
     };
     let lifted = if plan.scenario == Scenario::Queues && stack.is_some() {
@@ -418,6 +420,11 @@ async fn measure(
         && let Err(error) = scenarios::scheduling::finish(&ctx, setup_started).await
     {
         eprintln!("  scheduling: placement not measured: {error:#}");
+    }
+    if plan.scenario == Scenario::Cache
+        && let Err(error) = scenarios::cache::finish(&ctx, &mut result.extras).await
+    {
+        eprintln!("  cache: hit rate not measured: {error:#}");
     }
     if plan.scenario == Scenario::Scheduling && stack.is_some() {
         match scenarios::scheduling::retire_unfinished(setup_started).await {
@@ -584,6 +591,7 @@ async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
         Scenario::Import => scenarios::import::scenario(&plan.shape),
         Scenario::Health => scenarios::health::scenario(&plan.shape),
         Scenario::Scheduling => scenarios::scheduling::scenario(&plan.shape),
+        Scenario::Cache => scenarios::cache::scenario(&plan.shape),
     };
     goose::reset_killswitch();
     let outcome = GooseAttack::initialize_with_config(config)?

@@ -296,6 +296,48 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
         (Scenario::Health, Tier::Goal) => {
             vec![rule("rate.achieved", Ge, 20_000.0, "goal: ≥ 20 000 RPS")]
         }
+        (Scenario::Cache, Tier::Seed) => vec![
+            rule(
+                "cache.hit_pct",
+                Gt,
+                80.0,
+                "seed 003 §Cache Metrics: hit rate > 80 %",
+            ),
+            rule(
+                "HTTP GET /v1/customers?phone=.p95_ms",
+                Lt,
+                5.0,
+                "seed 003 §Cache Metrics: get < 5 ms (p95, as a client times it)",
+            ),
+            rule(
+                "HTTP PATCH /v1/customers/{id}.p95_ms",
+                Lt,
+                10.0,
+                "seed 003 §Cache Metrics: set < 10 ms (p95 of the write that replaces an entry)",
+            ),
+            rule("http.error_pct", Lt, 1.0, "seed 003: error rate < 1 %"),
+        ],
+        (Scenario::Cache, Tier::Goal) => vec![
+            rule(
+                "cache.customers.hit_pct_below_ideal",
+                Le,
+                2.0,
+                "goal: within 2 points of an ideal coherent cache on the same requests",
+            ),
+            rule(
+                "HTTP GET /v1/customers?phone=.p99_ms",
+                Le,
+                5.0,
+                "goal: get p99 ≤ 5 ms",
+            ),
+            rule(
+                "HTTP PATCH /v1/customers/{id}.p99_ms",
+                Le,
+                10.0,
+                "goal: set p99 ≤ 10 ms",
+            ),
+            rule("http.errors", Le, 0.0, "goal: 0 errors"),
+        ],
         (Scenario::Scheduling, tier) => {
             // Seed 002 "Call Scheduling"; the goal tier is ten times the rate
             // with the same latency and punctuality.

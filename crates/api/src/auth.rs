@@ -110,7 +110,9 @@ fn bearer_token(parts: &Parts) -> ApiResult<&str> {
 
 async fn authenticate_jwt(state: &AppState, token: &str) -> ApiResult<Principal> {
     let claims = state.tokens.verify(token).map_err(token_error)?;
-    let revoked = auth::is_revoked(&state.redis, &state.settings, claims.jti)
+    let revoked = state
+        .revocations
+        .is_revoked(&state.redis, &state.settings, claims.jti)
         .await
         .map_err(|e| {
             metrics::counter!("redis_errors_total", "op" => "revocation_check").increment(1);
@@ -302,6 +304,7 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiR
             metrics::counter!("redis_errors_total", "op" => "revoke").increment(1);
             ApiError::internal(e)
         })?;
+    state.revocations.note(claims.jti);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -320,7 +323,7 @@ pub struct Me {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Tenant {
     pub id: Uuid,
     pub slug: String,
@@ -331,44 +334,19 @@ pub struct Tenant {
 #[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Me)))]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
-    // One statement: the tenant, and the agent when the caller is one (an
-    // API key's row has no agent columns).
-    let agent_id = principal.agent_id();
-    let row: Option<MeRow> = sqlx::query_as(
-        "SELECT t.id, t.slug, t.name,
-                a.id AS agent_id, a.email, a.name AS agent_name, a.role
-         FROM tenants t
-         LEFT JOIN agents a ON a.tenant_id = t.id AND a.id = $2
-         WHERE t.id = $1",
-    )
-    .bind(principal.tenant_id)
-    .bind(agent_id)
-    .fetch_optional(&state.db)
-    .await?;
-    let row =
-        row.ok_or_else(|| ApiError::unauthorized("the credential's tenant no longer exists"))?;
-    let tenant = Tenant {
-        id: row.id,
-        slug: row.slug,
-        name: row.name,
-    };
+    let (tenant, agent) =
+        principal_records(&state, principal.tenant_id, principal.agent_id()).await?;
+    let tenant =
+        tenant.ok_or_else(|| ApiError::unauthorized("the credential's tenant no longer exists"))?;
     let me = match &principal.credential {
         Credential::Agent { claims, .. } => {
-            let (Some(id), Some(email), Some(name), Some(role)) =
-                (row.agent_id, row.email, row.agent_name, row.role)
-            else {
-                return Err(ApiError::unauthorized("the agent no longer exists"));
-            };
+            let agent = agent
+                .filter(|agent| agent.tenant_id == tenant.id)
+                .ok_or_else(|| ApiError::unauthorized("the agent no longer exists"))?;
             Me {
                 principal: "agent".into(),
                 role: principal.role,
-                agent: Some(Agent {
-                    id,
-                    email,
-                    name,
-                    role,
-                    tenant_id: tenant.id,
-                }),
+                agent: Some(agent),
                 tenant,
                 api_key_id: None,
                 expires_at: DateTime::from_timestamp(claims.exp, 0),
@@ -386,14 +364,74 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
     Ok(Json(me))
 }
 
-/// The tenant's columns, then the agent's (all NULL for an API key).
+/// The principal's tenant and agent (each `None` if gone), from the caches
+/// when both are there, else in one statement that refills both.
+async fn principal_records(
+    state: &AppState,
+    tenant_id: Uuid,
+    agent_id: Option<Uuid>,
+) -> ApiResult<(Option<Tenant>, Option<Agent>)> {
+    let caches = &state.caches;
+    let tenant = caches.tenants.get(&tenant_id);
+    let agent = match agent_id {
+        Some(id) => caches.agents.get(&id),
+        None => Some(None),
+    };
+    if let (Some(tenant), Some(agent)) = (tenant, agent) {
+        return Ok((tenant, agent));
+    }
+    let (tenant_ticket, agent_ticket) = (caches.tenants.ticket(), caches.agents.ticket());
+    // Each side is looked up on its own (an agent of another tenant is
+    // still that agent): the caller decides what a mismatch means.
+    let row: PrincipalRow = sqlx::query_as(
+        "SELECT t.id, t.slug, t.name,
+                a.id AS agent_id, a.email, a.name AS agent_name, a.role, a.tenant_id AS agent_tenant_id
+         FROM (SELECT) AS one
+         LEFT JOIN tenants t ON t.id = $1
+         LEFT JOIN agents a ON a.id = $2",
+    )
+    .bind(tenant_id)
+    .bind(agent_id)
+    .fetch_one(&state.db)
+    .await?;
+    let tenant = match (row.id, row.slug, row.name) {
+        (Some(id), Some(slug), Some(name)) => Some(Tenant { id, slug, name }),
+        _ => None,
+    };
+    let agent = match (
+        row.agent_id,
+        row.email,
+        row.agent_name,
+        row.role,
+        row.agent_tenant_id,
+    ) {
+        (Some(id), Some(email), Some(name), Some(role), Some(tenant_id)) => Some(Agent {
+            id,
+            email,
+            name,
+            role,
+            tenant_id,
+        }),
+        _ => None,
+    };
+    caches
+        .tenants
+        .fill(tenant_ticket, tenant_id, tenant.clone());
+    if let Some(id) = agent_id {
+        caches.agents.fill(agent_ticket, id, agent.clone());
+    }
+    Ok((tenant, agent))
+}
+
+/// The tenant's columns, then the agent's; NULL where a row is missing.
 #[derive(sqlx::FromRow)]
-struct MeRow {
-    id: Uuid,
-    slug: String,
-    name: String,
+struct PrincipalRow {
+    id: Option<Uuid>,
+    slug: Option<String>,
+    name: Option<String>,
     agent_id: Option<Uuid>,
     email: Option<String>,
     agent_name: Option<String>,
     role: Option<String>,
+    agent_tenant_id: Option<Uuid>,
 }

@@ -13,6 +13,7 @@
 
 pub mod agents;
 pub mod auth;
+pub mod cache;
 pub mod calls;
 pub mod campaigns;
 pub mod customers;
@@ -28,6 +29,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod reports;
+pub mod revocations;
 pub mod scheduled_calls;
 pub mod state;
 pub mod templates;
@@ -92,6 +94,8 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
     Ok(AppState {
         receipts: webhooks::receipts::Receipts::start(&db),
+        caches: cache::Caches::start(&db, &settings),
+        revocations: revocations::Revocations::start(&redis, &settings),
         tokens: Arc::new(TokenKeys::new(&settings)),
         events: EventPublisher::new(redis.clone(), settings.clone()),
         presence: PresenceStore::new(redis.clone(), settings.clone()),

@@ -29,4 +29,9 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// SMS delivery receipts, looked up and applied in groups.
     pub receipts: crate::webhooks::receipts::Receipts,
+    /// The principal's tenant and agent and customers by phone, kept
+    /// coherent by PostgreSQL notifications.
+    pub caches: crate::cache::Caches,
+    /// Revoked access tokens, mirrored from Redis.
+    pub revocations: crate::revocations::Revocations,
 }

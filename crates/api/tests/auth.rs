@@ -162,6 +162,17 @@ async fn me_refuses_a_token_whose_agent_was_removed() {
         .execute(&app.db.pool)
         .await
         .unwrap();
+    // The API caches the agent: the deletion reaches it as a PostgreSQL
+    // notification, delivered just after the commit (tests/cache.rs).
+    common::within(
+        std::time::Duration::from_secs(5),
+        "the removed agent refused",
+        || async {
+            (app.get("/v1/me", &app.a.token).await.status() == StatusCode::UNAUTHORIZED)
+                .then_some(())
+        },
+    )
+    .await;
     let response = app.get("/v1/me", &app.a.token).await;
     let error = expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert!(

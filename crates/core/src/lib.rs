@@ -30,6 +30,7 @@ pub mod health;
 pub mod ids;
 pub mod imports;
 pub mod jobs;
+pub mod memo;
 pub mod phone;
 pub mod presence;
 pub mod redis;

@@ -146,6 +146,12 @@ pub struct Settings {
     /// tenants' numbers (0 = none); keeps a demo stack alive.
     pub sim_inbound_calls_per_minute: f64,
     pub sim_inbound_sms_per_minute: f64,
+    /// How long an API instance may answer from its read caches (the
+    /// principal's tenant and agent, customers by phone) before it reads the
+    /// row again; `0` turns the caches off. Writes invalidate entries at
+    /// once (PostgreSQL notifications): this bounds staleness only when the
+    /// notifications themselves are lost.
+    pub cache_ttl: Duration,
     /// Sweeper: a record waiting this long without progress is re-driven.
     pub sweep_after: Duration,
     /// How often the worker sweeps, rolls reports up and trims queues.
@@ -342,6 +348,7 @@ impl Settings {
                 "SWITCHBOARD_QUEUE_STALL_AFTER_MS",
                 60_000u64,
             )?),
+            cache_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_CACHE_TTL_SECS", 300u64)?),
             sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
             sim_concurrency: parse(&get, "SWITCHBOARD_SIM_CONCURRENCY", 256usize)?,
             sim_inbound_calls_per_minute: parse(

@@ -3,6 +3,7 @@
 //! `scenario(shape)` building its Goose scenario, and may have `setup`
 //! (before the attack) and `collect` (after it) hooks.
 
+pub mod cache;
 pub mod database;
 pub mod fanout;
 pub mod health;

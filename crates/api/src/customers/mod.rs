@@ -55,6 +55,27 @@ pub struct Customer {
 pub(crate) const CUSTOMER_COLUMNS: &str =
     "id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at";
 
+/// The tenant's customer with this E.164 number (numbers are unique per
+/// tenant), through the read cache: the screen-pop of every inbound call
+/// and the CRM's phone lookup ask this.
+pub(crate) async fn customer_by_phone(
+    state: &AppState,
+    tenant_id: Uuid,
+    phone: &str,
+) -> Result<Option<Customer>, sqlx::Error> {
+    crate::cache::read_through(
+        &state.caches.customers_by_phone,
+        (tenant_id, phone.to_owned()),
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND phone = $2"
+        )))
+        .bind(tenant_id)
+        .bind(phone)
+        .fetch_optional(&state.db),
+    )
+    .await
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
@@ -263,34 +284,37 @@ impl CreateCustomer {
     }
 }
 
+/// A validated patch: `None` keeps the stored value; for the nullable
+/// fields `Some(None)` clears it.
+pub(crate) struct CustomerChanges {
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub metadata: Option<serde_json::Value>,
+}
+
 impl UpdateCustomer {
-    /// Applies the patch to `current`, validating what changes.
-    pub(crate) fn apply(self, current: Customer, region: &str) -> Result<CustomerFields, ApiError> {
-        Ok(CustomerFields {
-            name: match self.name {
-                Some(name) => validate_name(&name)?,
-                None => current.name,
-            },
-            email: match self.email {
-                Some(email) => validate_email(email.as_deref())?,
-                None => current.email,
-            },
-            phone: match self.phone {
-                Some(phone) => validate_phone(phone.as_deref(), region)?,
-                None => current.phone,
-            },
-            company: match self.company {
-                Some(company) => validate_company(company.as_deref())?,
-                None => current.company,
-            },
-            tags: match self.tags {
-                Some(tags) => validate_tags(tags)?,
-                None => current.tags,
-            },
-            metadata: match self.metadata {
-                Some(metadata) => validate_metadata(metadata)?,
-                None => current.metadata,
-            },
+    /// Validates what the patch changes (no rule depends on the stored
+    /// values, so the update can merge in one statement).
+    pub(crate) fn validate(self, region: &str) -> Result<CustomerChanges, ApiError> {
+        Ok(CustomerChanges {
+            name: self.name.map(|name| validate_name(&name)).transpose()?,
+            email: self
+                .email
+                .map(|email| validate_email(email.as_deref()))
+                .transpose()?,
+            phone: self
+                .phone
+                .map(|phone| validate_phone(phone.as_deref(), region))
+                .transpose()?,
+            company: self
+                .company
+                .map(|company| validate_company(company.as_deref()))
+                .transpose()?,
+            tags: self.tags.map(validate_tags).transpose()?,
+            metadata: self.metadata.map(validate_metadata).transpose()?,
         })
     }
 }

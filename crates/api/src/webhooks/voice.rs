@@ -180,12 +180,9 @@ pub async fn voice_incoming(
     let from = E164::parse(&from_raw, &state.settings.default_region)
         .map(String::from)
         .unwrap_or(from_raw);
-    let customer_id: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM customers WHERE tenant_id = $1 AND phone = $2")
-            .bind(tenant_id)
-            .bind(&from)
-            .fetch_optional(&state.db)
-            .await?;
+    let customer_id = crate::customers::customer_by_phone(&state, tenant_id, &from)
+        .await?
+        .map(|customer| customer.id);
     let agent = match state.presence.claim_longest_idle(tenant_id).await {
         Ok(agent) => agent,
         Err(error) => {

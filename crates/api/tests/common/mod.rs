@@ -93,6 +93,68 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
+/// Another API instance over the same database and Redis prefix, as a
+/// second replica behind a load balancer would be; stopped on drop.
+pub struct Peer {
+    pub addr: SocketAddr,
+    client: Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl Peer {
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(format!("http://{}{}", self.addr, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+}
+
+impl TestApp {
+    /// Starts a second instance of the API beside this one.
+    pub async fn spawn_peer(&self) -> Peer {
+        let state = switchboard_api::state(self.settings.clone())
+            .await
+            .expect("state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(switchboard_api::serve_on(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Peer {
+            addr,
+            client: Client::new(),
+            _shutdown: tx,
+        }
+    }
+}
+
+/// Polls `probe` every 5 ms until it returns `Some`, for at most `within`;
+/// panics with `what` if it never does. For changes that reach another
+/// instance through a notification, whose delivery is not instantaneous.
+pub async fn within<T, F: Future<Output = Option<T>>>(
+    within: std::time::Duration,
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 async fn insert_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -> TestTenant {
     let tenant_id = Uuid::now_v7();
     let suffix = &tenant_id.simple().to_string()[20..];

@@ -1,0 +1,210 @@
+//! Cache performance (seed 003 §Cache Metrics: hit rate > 80 %, get < 5 ms,
+//! set < 10 ms): agents screen-popping customers by phone, most often the
+//! same few (80 % of lookups go to a fifth of the customers, as a contact
+//! centre's repeat callers do), checking who they are (`/v1/me`, the
+//! principal's cache), and updating customers, each update invalidating that
+//! customer's entry on every API instance.
+//!
+//! "Get" is the phone lookup as a client times it and "set" the write that
+//! replaces a cached record; the hit rate is the API's own count
+//! (`cache_requests_total`) over the attack, read from its `/metrics`.
+//!
+//! What hit rate a workload allows depends on the workload: a customer's
+//! first lookup, and the first after each update, must miss. So the
+//! scenario also replays its own requests through an ideal coherent cache
+//! (no capacity limit, invalidated exactly by the updates it sent) and
+//! reports that cache's hit rate beside the API's (`cache.customers.
+//! ideal_hit_pct`); the goal tier holds the API within two points of it.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use goose::prelude::*;
+use serde_json::json;
+
+use super::{agent, log_in};
+use crate::{
+    context::{Call, RunContext, current},
+    measure::parse_value,
+    profile::Shape,
+};
+
+/// The API's metrics from before the attack, and the ideal cache.
+#[derive(Default)]
+pub struct CacheStats {
+    before: Mutex<String>,
+    /// The (tenant, phone) keys an ideal cache would hold now.
+    ideal: Mutex<HashSet<(usize, String)>>,
+    ideal_hits: AtomicU64,
+    ideal_misses: AtomicU64,
+}
+
+impl CacheStats {
+    fn looked_up(&self, key: (usize, String)) {
+        let inserted = self
+            .ideal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
+        let counter = if inserted {
+            &self.ideal_misses
+        } else {
+            &self.ideal_hits
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn updated(&self, key: &(usize, String)) {
+        self.ideal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
+    let weighted = |t: Transaction, w: usize| t.set_weight(w).unwrap_or_else(|_| unreachable!());
+    scenario!("cache")
+        .set_wait_time(Duration::from_millis(0), Duration::from_millis(100))
+        .unwrap_or_else(|_| unreachable!("a valid wait time"))
+        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        .register_transaction(weighted(
+            transaction!(lookup).set_name("customer lookup"),
+            80,
+        ))
+        .register_transaction(weighted(transaction!(me).set_name("who am I"), 15))
+        .register_transaction(weighted(
+            transaction!(update).set_name("customer update"),
+            5,
+        ))
+}
+
+async fn on_start(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, false).await
+}
+
+async fn scrape(http: &reqwest::Client, api: &str) -> String {
+    match http.get(format!("{api}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+    let http = crate::context::client()?;
+    let before = scrape(&http, &ctx.endpoints.api).await;
+    anyhow::ensure!(
+        !before.is_empty(),
+        "the API's /metrics did not answer: the hit rate could not be measured"
+    );
+    let stats = Arc::new(CacheStats {
+        before: Mutex::new(before),
+        ..CacheStats::default()
+    });
+    ctx.set_extra(stats);
+    Ok("hit rate from the API's cache_requests_total over the attack".into())
+}
+
+/// The hit rates over the attack, as `cache.*` metrics.
+pub async fn finish(
+    ctx: &RunContext,
+    extras: &mut std::collections::BTreeMap<String, f64>,
+) -> anyhow::Result<()> {
+    let Some(stats) = ctx.extra::<CacheStats>() else {
+        return Ok(());
+    };
+    let http = crate::context::client()?;
+    let after = scrape(&http, &ctx.endpoints.api).await;
+    let before = stats
+        .before
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let delta = |filter: &str| {
+        parse_value(&after, "cache_requests_total", filter).unwrap_or(0.0)
+            - parse_value(&before, "cache_requests_total", filter).unwrap_or(0.0)
+    };
+    for (name, hit, miss) in [
+        ("cache", r#"result="hit""#, r#"result="miss""#),
+        (
+            "cache.customers",
+            r#"cache="customers_by_phone",result="hit""#,
+            r#"cache="customers_by_phone",result="miss""#,
+        ),
+    ] {
+        let (hits, misses) = (delta(hit), delta(miss));
+        extras.insert(format!("{name}.hits"), hits);
+        extras.insert(format!("{name}.misses"), misses);
+        extras.insert(
+            format!("{name}.hit_pct"),
+            100.0 * hits / (hits + misses).max(1.0),
+        );
+    }
+    let hits = stats.ideal_hits.load(Ordering::Relaxed) as f64;
+    let misses = stats.ideal_misses.load(Ordering::Relaxed) as f64;
+    let ideal = 100.0 * hits / (hits + misses).max(1.0);
+    extras.insert("cache.customers.ideal_hit_pct".into(), ideal);
+    if let Some(actual) = extras.get("cache.customers.hit_pct").copied() {
+        extras.insert("cache.customers.hit_pct_below_ideal".into(), ideal - actual);
+    }
+    Ok(())
+}
+
+/// A customer of `tenant`: four times in five one of the first fifth.
+fn customer(tenant: usize) -> (uuid::Uuid, String) {
+    let ctx = current();
+    let customers = &ctx.tenant(tenant).customers;
+    let hot = (customers.len() / 5).max(1);
+    let i = if rand::random_range(0..5) < 4 {
+        rand::random_range(0..hot)
+    } else {
+        rand::random_range(0..customers.len())
+    };
+    customers[i].clone()
+}
+
+fn stats() -> Option<Arc<CacheStats>> {
+    current().extra::<CacheStats>()
+}
+
+async fn lookup(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    let (_, phone) = customer(me.tenant);
+    let path = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
+    Call::get(&path, "GET /v1/customers?phone=", &me.token)
+        .send(user)
+        .await?;
+    if let Some(stats) = stats() {
+        stats.looked_up((me.tenant, phone));
+    }
+    Ok(())
+}
+
+async fn me(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    Call::get("/v1/me", "GET /v1/me", &me.token)
+        .send(user)
+        .await?;
+    Ok(())
+}
+
+async fn update(user: &mut GooseUser) -> TransactionResult {
+    let me = agent(user)?;
+    let (id, phone) = customer(me.tenant);
+    let path = format!("/v1/customers/{id}");
+    let body = json!({ "company": format!("Cache Co {}", rand::random_range(0..100)) });
+    Call::post(&path, "PATCH /v1/customers/{id}", &me.token, &body)
+        .method(GooseMethod::Patch)
+        .send(user)
+        .await?;
+    if let Some(stats) = stats() {
+        stats.updated(&(me.tenant, phone));
+    }
+    Ok(())
+}
