@@ -6,7 +6,10 @@
 //! SHA-256). Every failure is a 401 in the error shape; login never says
 //! whether the email or the password was wrong.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use axum::{
     Extension,
@@ -189,11 +192,32 @@ pub struct Agent {
     pub tenant_id: Uuid,
 }
 
-/// Runs an argon2 check on a blocking thread, a bounded number at a time.
+/// Runs an argon2 check on a blocking thread, a bounded number at a time;
+/// refuses at once (503, `Retry-After`) when too many already wait.
 async fn password_check<T: Send + 'static>(
     state: &AppState,
     check: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
+    /// Leaves the queue however the check ends (a client that hangs up
+    /// drops this future while it waits).
+    struct Queued<'a>(&'a AtomicUsize);
+    impl Drop for Queued<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let ahead = state.password_queue.fetch_add(1, Ordering::Relaxed);
+    let _queued = Queued(&state.password_queue);
+    // As many run at once as the semaphore has permits (one per core).
+    let running = std::thread::available_parallelism().map_or(2, usize::from);
+    if ahead >= running + state.settings.login_queue_max {
+        metrics::counter!("auth_logins_shed_total").increment(1);
+        // About when the queue ahead will have drained, at ~20 checks per
+        // second per core (argon2id at the OWASP minimum on this class of
+        // machine), never less than a second.
+        let seconds = 1 + ahead as u64 / (20 * running as u64);
+        return Err(ApiError::login_busy(seconds));
+    }
     let _permit = state
         .password_checks
         .acquire()
@@ -215,7 +239,10 @@ async fn password_check<T: Send + 'static>(
             description = "Too many failed logins for this account or from this address \
                 (`too_many_attempts`), whatever the password; retry after `Retry-After` seconds",
             headers(("Retry-After" = u64, description = "Seconds until an attempt is allowed again"))),
-        (status = 503, body = ErrorBody, description = "The shared login throttle (Redis) is unavailable"),
+        (status = 503, body = ErrorBody,
+            description = "The shared login throttle (Redis) is unavailable (`unavailable`), or too many \
+                logins already wait for a password check (`login_busy`, with `Retry-After`)",
+            headers(("Retry-After" = u64, description = "With `login_busy`: seconds after which a retry is likely to be served"))),
     ))]
 pub async fn login(
     State(state): State<AppState>,

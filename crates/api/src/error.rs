@@ -133,6 +133,19 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 503 for a login shed because too many wait for a password check,
+    /// with `Retry-After`.
+    pub fn login_busy(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "login_busy",
+                "too many logins are waiting for a password check; retry after the Retry-After header's seconds",
+            )
+        }
+    }
+
     /// 429 for a login refused by the throttle, with `Retry-After`.
     pub fn throttled(retry_after_secs: u64) -> Self {
         Self {

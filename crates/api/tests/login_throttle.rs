@@ -174,3 +174,44 @@ async fn two_api_instances_on_one_redis_share_the_limit() {
         .await;
     }
 }
+
+/// A burst of logins beyond what can wait for a password check is refused at
+/// once with 503 `login_busy` and `Retry-After`, not queued until it times
+/// out; the logins admitted still succeed.
+#[tokio::test]
+async fn a_login_burst_beyond_the_queue_is_refused_with_retry_after() {
+    let app = spawn_app_with(|s| s.login_queue_max = 0).await;
+    // The real cost (OWASP's argon2id minimum), so admitted checks are
+    // still running while the rest of the burst arrives.
+    sqlx::query("UPDATE agents SET password_hash = $1 WHERE email = $2")
+        .bind(switchboard_core::auth::hash_password(
+            PASSWORD,
+            switchboard_core::settings::Argon2Params::default(),
+        ))
+        .bind(&app.a.agent_email)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let burst = (0..16).map(|_| login(&app, &app.a.agent_email, PASSWORD));
+    let responses = futures::future::join_all(burst).await;
+    let (mut served, mut shed) = (0, 0);
+    for response in responses {
+        match response.status() {
+            StatusCode::OK => served += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                let retry_after: u64 = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .expect("a Retry-After in seconds");
+                assert!(retry_after >= 1);
+                expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "login_busy").await;
+                shed += 1;
+            }
+            other => panic!("a login in a burst answered {other}"),
+        }
+    }
+    assert!(served >= 1, "the first logins are served");
+    assert!(shed >= 1, "16 logins at once cannot all wait with no queue");
+}

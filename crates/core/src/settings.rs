@@ -152,6 +152,11 @@ pub struct Settings {
     /// once (PostgreSQL notifications): this bounds staleness only when the
     /// notifications themselves are lost.
     pub cache_ttl: Duration,
+    /// Logins that may wait for a password check (argon2id, run a few at a
+    /// time) before more are refused with 503 and `Retry-After`: a burst
+    /// then costs its clients a retry instead of a timeout, and never
+    /// starves every other request of CPU.
+    pub login_queue_max: usize,
     /// Sweeper: a record waiting this long without progress is re-driven.
     pub sweep_after: Duration,
     /// How often the worker sweeps, rolls reports up and trims queues.
@@ -349,6 +354,7 @@ impl Settings {
                 60_000u64,
             )?),
             cache_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_CACHE_TTL_SECS", 300u64)?),
+            login_queue_max: parse(&get, "SWITCHBOARD_LOGIN_QUEUE_MAX", 64usize)?,
             sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
             sim_concurrency: parse(&get, "SWITCHBOARD_SIM_CONCURRENCY", 256usize)?,
             sim_inbound_calls_per_minute: parse(
