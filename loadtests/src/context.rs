@@ -323,6 +323,19 @@ impl<'a> Call<'a> {
 
     /// Sends it; returns the status and the JSON body (Null when none).
     pub async fn send(self, user: &mut GooseUser) -> Result<(u16, Value), Box<TransactionError>> {
+        self.send_told(user)
+            .await
+            .map(|(status, body, _)| (status, body))
+    }
+
+    /// As [`send`](Self::send), and when the answer is a refusal that says
+    /// when to come back (503 or 429 with `Retry-After`), an error that
+    /// carries those seconds ([`retry_after`]) for a caller that, as a real
+    /// client does, waits and tries again.
+    pub async fn send_told(
+        self,
+        user: &mut GooseUser,
+    ) -> Result<(u16, Value, Option<u64>), Box<TransactionError>> {
         let mut builder = user.get_request_builder(&self.method, self.path)?;
         if let Some(token) = self.token {
             builder = builder.bearer_auth(token);
@@ -349,18 +362,27 @@ impl<'a> Call<'a> {
         match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
                 let body = response.json::<Value>().await.unwrap_or(Value::Null);
                 if Some(status) == self.tolerate {
                     user.set_success(&mut goose.request)?;
-                    return Ok((status, body));
+                    return Ok((status, body, None));
                 }
                 if status != self.expect {
+                    let told = match (status, retry_after) {
+                        (429 | 503, Some(seconds)) => format!(" {RETRY_AFTER_MARK}{seconds}s"),
+                        _ => String::new(),
+                    };
                     return Err(Box::new(TransactionError::Custom(format!(
-                        "{} {} answered {status}: {:.200}",
+                        "{} {} answered {status}{told}: {:.200}",
                         self.name, self.path, body
                     ))));
                 }
-                Ok((status, body))
+                Ok((status, body, retry_after))
             }
             Err(error) => Err(Box::new(TransactionError::Custom(format!(
                 "{}: {error}",
@@ -368,6 +390,17 @@ impl<'a> Call<'a> {
             )))),
         }
     }
+}
+
+const RETRY_AFTER_MARK: &str = "retry-after=";
+
+/// The seconds a refusal told the client to wait ([`Call::send_told`]).
+pub fn retry_after(error: &TransactionError) -> Option<u64> {
+    let TransactionError::Custom(message) = error else {
+        return None;
+    };
+    let (_, rest) = message.split_once(RETRY_AFTER_MARK)?;
+    rest.split('s').next()?.parse().ok()
 }
 
 /// A transaction error with a message.
@@ -476,6 +509,17 @@ fn epoch() -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_carries_its_retry_after_and_nothing_else_does() {
+        let told = TransactionError::Custom(format!(
+            "POST /v1/auth/login /v1/auth/login answered 503 {RETRY_AFTER_MARK}3s: {{}}"
+        ));
+        assert_eq!(retry_after(&told), Some(3));
+        let plain =
+            TransactionError::Custom("POST /v1/auth/login /v1/auth/login answered 500: {}".into());
+        assert_eq!(retry_after(&plain), None);
+    }
 
     #[test]
     fn forms_are_signed_over_the_public_url_and_sorted_parameters() {

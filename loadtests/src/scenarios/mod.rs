@@ -56,16 +56,42 @@ fn identity(user: &GooseUser) -> (usize, String) {
     )
 }
 
-/// Logs the user in (measured) and stores its session.
+/// Logins a user tries before giving up on this action.
+const LOGIN_ATTEMPTS: usize = 5;
+
+/// Logs the user in (measured) and stores its session. A login refused
+/// with `Retry-After` (the API's queue for password checks is full, or the
+/// throttle) is tried again after those seconds, as a real client does;
+/// every refusal still counts as a failed request.
 pub async fn log_in(user: &mut GooseUser, with_socket: bool) -> TransactionResult {
     let (tenant, email) = identity(user);
     let body = json!({ "email": email, "password": crate::context::PASSWORD });
-    let (_, answer) = Call {
-        token: None,
-        ..Call::post("/v1/auth/login", "POST /v1/auth/login", "", &body)
-    }
-    .send(user)
-    .await?;
+    let mut attempt = 1;
+    let answer = loop {
+        let sent = Call {
+            token: None,
+            ..Call::post("/v1/auth/login", "POST /v1/auth/login", "", &body)
+        }
+        .send_told(user)
+        .await;
+        match sent {
+            Ok((_, answer, _)) => break answer,
+            Err(error) if attempt < LOGIN_ATTEMPTS => {
+                let Some(seconds) = crate::context::retry_after(&error) else {
+                    return Err(error);
+                };
+                attempt += 1;
+                // Spread out, so the refused do not all come back at once.
+                let jitter = rand::random_range(0..500);
+                tokio::time::sleep(
+                    std::time::Duration::from_secs(seconds)
+                        + std::time::Duration::from_millis(jitter),
+                )
+                .await;
+            }
+            Err(error) => return Err(error),
+        }
+    };
     let token = answer["access_token"]
         .as_str()
         .ok_or_else(|| fail("login answered no access_token"))?
