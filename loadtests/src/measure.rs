@@ -221,6 +221,14 @@ pub fn parse_histogram(text: &str, name: &str, label_filter: &str) -> Histogram 
     h
 }
 
+/// A service's `/metrics` text (empty when it does not answer).
+pub async fn scrape(http: &reqwest::Client, base: &str) -> String {
+    match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
 /// Sums every series of a counter or gauge `name` matching `label_filter`.
 pub fn parse_value(text: &str, name: &str, label_filter: &str) -> Option<f64> {
     let mut found = None;

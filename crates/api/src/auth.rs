@@ -192,6 +192,27 @@ pub struct Agent {
     pub tenant_id: Uuid,
 }
 
+/// The argon2 checks logins run: `slots` at a time, at most `queue_max`
+/// more waiting; beyond that a login is refused at once.
+pub struct PasswordChecks {
+    slots: usize,
+    queue_max: usize,
+    permits: tokio::sync::Semaphore,
+    /// Checks running or waiting.
+    admitted: AtomicUsize,
+}
+
+impl PasswordChecks {
+    pub fn new(slots: usize, queue_max: usize) -> Self {
+        Self {
+            slots,
+            queue_max,
+            permits: tokio::sync::Semaphore::new(slots),
+            admitted: AtomicUsize::new(0),
+        }
+    }
+}
+
 /// Runs an argon2 check on a blocking thread, a bounded number at a time;
 /// refuses at once (503, `Retry-After`) when too many already wait.
 async fn password_check<T: Send + 'static>(
@@ -200,29 +221,24 @@ async fn password_check<T: Send + 'static>(
 ) -> ApiResult<T> {
     /// Leaves the queue however the check ends (a client that hangs up
     /// drops this future while it waits).
-    struct Queued<'a>(&'a AtomicUsize);
-    impl Drop for Queued<'_> {
+    struct Admitted<'a>(&'a AtomicUsize);
+    impl Drop for Admitted<'_> {
         fn drop(&mut self) {
             self.0.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    let ahead = state.password_queue.fetch_add(1, Ordering::Relaxed);
-    let _queued = Queued(&state.password_queue);
-    // As many run at once as the semaphore has permits (one per core).
-    let running = std::thread::available_parallelism().map_or(2, usize::from);
-    if ahead >= running + state.settings.login_queue_max {
+    let checks = &state.password_checks;
+    let ahead = checks.admitted.fetch_add(1, Ordering::Relaxed);
+    let _admitted = Admitted(&checks.admitted);
+    if ahead >= checks.slots + checks.queue_max {
         metrics::counter!("auth_logins_shed_total").increment(1);
         // About when the queue ahead will have drained, at ~20 checks per
-        // second per core (argon2id at the OWASP minimum on this class of
-        // machine), never less than a second.
-        let seconds = 1 + ahead as u64 / (20 * running as u64);
+        // second per slot (argon2id at the OWASP minimum on one core of
+        // this class of machine), never less than a second.
+        let seconds = 1 + ahead as u64 / (20 * checks.slots as u64);
         return Err(ApiError::login_busy(seconds));
     }
-    let _permit = state
-        .password_checks
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
+    let _permit = checks.permits.acquire().await.map_err(ApiError::internal)?;
     metrics::counter!("auth_password_checks_total").increment(1);
     tokio::task::spawn_blocking(check)
         .await

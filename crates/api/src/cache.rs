@@ -130,11 +130,22 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         state.entries.insert(key, (Instant::now(), value));
     }
 
-    /// Drops the entries `stale` selects.
-    fn invalidate(&self, stale: impl Fn(&K, &V) -> bool) {
+    /// Drops the entries of `keys` (a lookup each, not a scan).
+    fn invalidate(&self, keys: impl IntoIterator<Item = K>) {
         let mut state = self.state();
         state.generation += 1;
-        state.entries.retain(|key, (_, value)| !stale(key, value));
+        for key in keys {
+            state.entries.remove(&key);
+        }
+        metrics::counter!("cache_invalidations_total", "cache" => self.name).increment(1);
+    }
+
+    /// Drops every entry `stale` selects (a scan: for writes too large to
+    /// name their keys).
+    fn invalidate_where(&self, stale: impl Fn(&K) -> bool) {
+        let mut state = self.state();
+        state.generation += 1;
+        state.entries.retain(|key, _| !stale(key));
         metrics::counter!("cache_invalidations_total", "cache" => self.name).increment(1);
     }
 
@@ -144,14 +155,6 @@ impl<K: Eq + Hash + Clone, V: Clone> Cache<K, V> {
         state.generation += 1;
         state.entries.clear();
         state.live = live;
-    }
-
-    pub fn len(&self) -> usize {
-        self.state().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -215,6 +218,9 @@ impl Caches {
             _stop: stop,
         });
         if !ttl.is_zero() {
+            // Down until the listener has connected: an instance that never
+            // connects shows it (and its alert fires).
+            metrics::gauge!("cache_listener_up").set(0.0);
             let own = PgPoolOptions::new()
                 .max_connections(1)
                 .min_connections(0)
@@ -241,26 +247,24 @@ impl Caches {
         let ids: Vec<Uuid> = keys.iter().filter_map(|k| k.parse().ok()).collect();
         match kind {
             "tenants" if everything => self.tenants.reset(true),
-            "tenants" => self.tenants.invalidate(|id, _| ids.contains(id)),
+            "tenants" => self.tenants.invalidate(ids),
             "agents" if everything => self.agents.reset(true),
-            "agents" => self.agents.invalidate(|id, _| ids.contains(id)),
+            "agents" => self.agents.invalidate(ids),
             "customers" if everything => self.customers_by_phone.reset(true),
             "customers" => {
                 // `<tenant>:<phone>` drops one number, `<tenant>` all of them.
                 let (phones, tenants): (Vec<&str>, Vec<&str>) =
                     keys.iter().partition(|k| k.contains(':'));
-                let phones: Vec<(Uuid, &str)> = phones
-                    .iter()
-                    .filter_map(|k| {
-                        let (tenant, phone) = k.split_once(':')?;
-                        Some((tenant.parse().ok()?, phone))
-                    })
-                    .collect();
-                let tenants: Vec<Uuid> = tenants.iter().filter_map(|k| k.parse().ok()).collect();
-                self.customers_by_phone.invalidate(|(tenant, phone), _| {
-                    tenants.contains(tenant)
-                        || phones.iter().any(|(t, p)| t == tenant && p == phone)
+                let phones = phones.iter().filter_map(|k| {
+                    let (tenant, phone) = k.split_once(':')?;
+                    Some((tenant.parse().ok()?, phone.to_owned()))
                 });
+                self.customers_by_phone.invalidate(phones);
+                let tenants: Vec<Uuid> = tenants.iter().filter_map(|k| k.parse().ok()).collect();
+                if !tenants.is_empty() {
+                    self.customers_by_phone
+                        .invalidate_where(|(tenant, _)| tenants.contains(tenant));
+                }
             }
             _ => {
                 // A kind this build does not know (a newer migration): drop
@@ -353,7 +357,7 @@ mod tests {
     fn a_fill_that_raced_an_invalidation_is_discarded() {
         let cache = live_cache();
         let ticket = cache.ticket();
-        cache.invalidate(|key, _| *key == 1);
+        cache.invalidate([1]);
         cache.fill(ticket, 1, "old");
         assert_eq!(
             cache.get(&1),

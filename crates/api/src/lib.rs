@@ -100,9 +100,9 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         events: EventPublisher::new(redis.clone(), settings.clone()),
         presence: PresenceStore::new(redis.clone(), settings.clone()),
         metrics: ops::prometheus(),
-        password_queue: Arc::default(),
-        password_checks: Arc::new(tokio::sync::Semaphore::new(
+        password_checks: Arc::new(auth::PasswordChecks::new(
             std::thread::available_parallelism().map_or(2, usize::from),
+            settings.login_queue_max,
         )),
         db,
         redis,

@@ -55,6 +55,7 @@ impl Revocations {
             keep: settings.jwt_ttl + Duration::from_secs(60),
             _stop: stop,
         });
+        metrics::gauge!("revocations_mirror_up").set(0.0);
         tokio::spawn(mirror(
             redis.clone(),
             settings.clone(),

@@ -25,11 +25,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Bounds concurrent argon2 password checks (each holds its memory cost,
     /// 19 MiB by default): a login burst queues instead of hashing all at
-    /// once (270 logins in 10 s once took the process to 6 GiB).
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// Logins running or waiting for a password check; beyond the permits
-    /// plus `login_queue_max` a login is refused at once (503).
-    pub password_queue: Arc<std::sync::atomic::AtomicUsize>,
+    /// once (270 logins in 10 s once took the process to 6 GiB), and a
+    /// queue too long is refused.
+    pub password_checks: Arc<crate::auth::PasswordChecks>,
     /// SMS delivery receipts, looked up and applied in groups.
     pub receipts: crate::webhooks::receipts::Receipts,
     /// The principal's tenant and agent and customers by phone, kept

@@ -26,12 +26,11 @@ use std::{
 };
 
 use goose::prelude::*;
-use serde_json::json;
 
 use super::{agent, log_in};
 use crate::{
     context::{Call, RunContext, current},
-    measure::parse_value,
+    measure::{parse_value, scrape},
     profile::Shape,
 };
 
@@ -87,13 +86,6 @@ pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
 
 async fn on_start(user: &mut GooseUser) -> TransactionResult {
     log_in(user, false).await
-}
-
-async fn scrape(http: &reqwest::Client, api: &str) -> String {
-    match http.get(format!("{api}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
 }
 
 pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
@@ -176,10 +168,7 @@ fn stats() -> Option<Arc<CacheStats>> {
 async fn lookup(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (_, phone) = customer(me.tenant);
-    let path = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
-    Call::get(&path, "GET /v1/customers?phone=", &me.token)
-        .send(user)
-        .await?;
+    super::database::look_up_phone(user, &me.token, &phone).await?;
     if let Some(stats) = stats() {
         stats.looked_up((me.tenant, phone));
     }
@@ -197,12 +186,7 @@ async fn me(user: &mut GooseUser) -> TransactionResult {
 async fn update(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (id, phone) = customer(me.tenant);
-    let path = format!("/v1/customers/{id}");
-    let body = json!({ "company": format!("Cache Co {}", rand::random_range(0..100)) });
-    Call::post(&path, "PATCH /v1/customers/{id}", &me.token, &body)
-        .method(GooseMethod::Patch)
-        .send(user)
-        .await?;
+    super::database::update_company(user, &me.token, id).await?;
     if let Some(stats) = stats() {
         stats.updated(&(me.tenant, phone));
     }

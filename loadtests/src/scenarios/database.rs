@@ -62,8 +62,17 @@ fn customer(tenant: usize) -> (uuid::Uuid, String) {
 async fn lookup(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (_, phone) = customer(me.tenant);
+    look_up_phone(user, &me.token, &phone).await
+}
+
+/// `GET /v1/customers?phone=`: the screen-pop lookup.
+pub(super) async fn look_up_phone(
+    user: &mut GooseUser,
+    token: &str,
+    phone: &str,
+) -> TransactionResult {
     let path = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
-    Call::get(&path, "GET /v1/customers?phone=", &me.token)
+    Call::get(&path, "GET /v1/customers?phone=", token)
         .send(user)
         .await?;
     Ok(())
@@ -122,9 +131,18 @@ async fn note(user: &mut GooseUser) -> TransactionResult {
 async fn update(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (id, _) = customer(me.tenant);
+    update_company(user, &me.token, id).await
+}
+
+/// `PATCH /v1/customers/{id}` with a new company.
+pub(super) async fn update_company(
+    user: &mut GooseUser,
+    token: &str,
+    id: uuid::Uuid,
+) -> TransactionResult {
     let path = format!("/v1/customers/{id}");
     let body = json!({ "company": format!("Load Co {}", rand::random_range(0..100)) });
-    Call::post(&path, "PATCH /v1/customers/{id}", &me.token, &body)
+    Call::post(&path, "PATCH /v1/customers/{id}", token, &body)
         .method(GooseMethod::Patch)
         .send(user)
         .await?;

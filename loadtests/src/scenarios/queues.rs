@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{agent, id_of, log_in};
 use crate::{
     context::{Call, current, fail},
-    measure::{Samples, parse_histogram, parse_value},
+    measure::{Samples, parse_histogram, parse_value, scrape},
     profile::Shape,
     sio::SioClient,
 };
@@ -41,13 +41,6 @@ pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
 
 async fn on_start(user: &mut GooseUser) -> TransactionResult {
     log_in(user, false).await
-}
-
-async fn scrape(http: &reqwest::Client, worker: &str) -> String {
-    match http.get(format!("{worker}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
 }
 
 /// One campaign per tenant (at most 10 000 explicit recipients each),

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use super::{agent, log_in, next_tick, record_scheduled};
 use crate::{
     context::{Call, RunContext, current},
-    measure::{parse_histogram, parse_value},
+    measure::{parse_histogram, parse_value, scrape},
     profile::Shape,
 };
 
@@ -49,13 +49,6 @@ pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
 
 async fn on_start(user: &mut GooseUser) -> TransactionResult {
     log_in(user, false).await
-}
-
-async fn scrape(http: &reqwest::Client, worker: &str) -> String {
-    match http.get(format!("{worker}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
 }
 
 /// Starts the queue-depth sampler (the worker refreshes its gauges about
