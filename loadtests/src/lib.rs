@@ -13,6 +13,8 @@
 //! - [`context`]: what an attack's users share, measured requests, signed
 //!   carrier forms, pacing;
 //! - [`sio`]: a Socket.IO v5 client that stamps arrival times;
+//! - [`probe`]: the control probe beside Goose, which tells the stack's
+//!   latency from the generator's own;
 //! - [`measure`], [`results`], [`thresholds`], [`baseline`], [`report`]:
 //!   turning an attack into numbers, verdicts and files.
 
@@ -20,6 +22,7 @@ pub mod baseline;
 pub mod cli;
 pub mod context;
 pub mod measure;
+pub mod probe;
 pub mod profile;
 pub mod report;
 pub mod results;

@@ -187,6 +187,28 @@ pub fn markdown(summary: &Summary) -> String {
                 );
             }
         }
+        if let Some(probe) = &r.probe {
+            let _ = writeln!(
+                out,
+                "\nControl probe (one client outside Goose, on its own thread, {} requests/s; `{}` rows): {}. {}",
+                crate::probe::RATE,
+                crate::probe::KIND,
+                probe.comparison,
+                if probe.generator_bound {
+                    format!(
+                        "**Generator-bound**: Goose's p95 exceeds the probe's by more than {}× + {} ms, so Goose's latencies above include the load generator's own delays; the probe's are the stack's.",
+                        crate::probe::MARGIN,
+                        crate::probe::MARGIN_MS
+                    )
+                } else {
+                    format!(
+                        "Goose agrees with the probe within the margin ({}× + {} ms).",
+                        crate::probe::MARGIN,
+                        crate::probe::MARGIN_MS
+                    )
+                }
+            );
+        }
         if !r.extras.is_empty() {
             let extras: Vec<String> = r
                 .extras
@@ -198,12 +220,13 @@ pub fn markdown(summary: &Summary) -> String {
         if let Some(res) = &r.resources {
             let _ = writeln!(
                 out,
-                "\nStack (child process: api + realtime + worker): CPU {:.2} cores on average ({:.1} CPU-s over {:.0} s), peak RSS {:.0} MiB during the run ({:.0} MiB since start). Whole machine (PostgreSQL, Redis, the load generator and anything else running): {:.2} of {} cores busy.",
+                "\nStack (child process: api + realtime + worker): CPU {:.2} cores on average ({:.1} CPU-s over {:.0} s), peak RSS {:.0} MiB during the run ({:.0} MiB since start). Load generator (this process): {:.2} cores. Whole machine (PostgreSQL, Redis, the load generator and anything else running): {:.2} of {} cores busy.",
                 res.cpu_cores,
                 res.cpu_seconds,
                 res.window_seconds,
                 res.peak_rss_mib,
                 res.lifetime_peak_rss_mib,
+                res.generator_cpu_cores,
                 res.machine_cpu_cores,
                 summary.machine.cores
             );

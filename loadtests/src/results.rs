@@ -65,6 +65,16 @@ pub struct OtherTier {
     pub thresholds: Vec<ThresholdOutcome>,
 }
 
+/// What the control probe ([`crate::probe`]) said of Goose's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeVerdict {
+    /// Goose's p95 for some request beyond the probe's by more than the
+    /// margin: Goose's latencies include the generator's own delays.
+    pub generator_bound: bool,
+    /// Request by request: Goose's p95 beside the probe's.
+    pub comparison: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ScenarioResult {
     pub scenario: String,
@@ -92,6 +102,9 @@ pub struct ScenarioResult {
     /// thresholds say where the break is, and are not a breach.
     #[serde(default)]
     pub break_found: bool,
+    /// The control probe's figures against Goose's for the same requests.
+    #[serde(default)]
+    pub probe: Option<ProbeVerdict>,
     /// Breakpoint: one line per step run.
     #[serde(default)]
     pub steps: Vec<String>,
@@ -176,9 +189,16 @@ impl ScenarioResult {
             m.insert("stack.cpu_cores".into(), r.cpu_cores);
             m.insert("machine.cpu_cores".into(), r.machine_cpu_cores);
             m.insert("stack.peak_rss_mib".into(), r.peak_rss_mib);
+            m.insert("generator.cpu_cores".into(), r.generator_cpu_cores);
             m.insert(
                 "stack.lifetime_peak_rss_mib".into(),
                 r.lifetime_peak_rss_mib,
+            );
+        }
+        if let Some(probe) = &self.probe {
+            m.insert(
+                "generator.bound".into(),
+                f64::from(u8::from(probe.generator_bound)),
             );
         }
         self.metrics = m;

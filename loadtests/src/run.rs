@@ -15,9 +15,10 @@ use crate::{
     baseline::Baseline,
     cli::{Cli, SeedSize},
     context::{self, RunContext},
+    probe::{self, Probe},
     profile::{Profile, Scenario, Shape, shape},
     report::{self, Summary},
-    results::ScenarioResult,
+    results::{self, ScenarioResult},
     scenarios,
     stack::{Carrier, Endpoints, Stack},
     thresholds,
@@ -394,6 +395,13 @@ async fn measure(
         samples: Default::default(),
     });
     context::install(ctx.clone());
+    let probe = match Probe::start(&ctx.endpoints.api, &ctx.tenants[0]) {
+        Ok(probe) => Some(probe),
+        Err(error) => {
+            eprintln!("  the control probe did not start: {error:#}");
+            None
+        }
+    };
     let window = stack.map(Stack::window);
     println!(
         "  attacking: plan {} {}",
@@ -404,6 +412,7 @@ async fn measure(
             .unwrap_or_default()
     );
     let metrics = attack(plan).await;
+    let probed = probe.map(Probe::finish).unwrap_or_default();
     if let Some(lifted) = lifted
         && let Err(error) = scenarios::queues::restore_rate_limits(lifted).await
     {
@@ -459,8 +468,35 @@ async fn measure(
         }
     }
     collect(plan, &ctx, result);
+    if plan.scenario == Scenario::Storm && stack.is_some() && plan.cli.profile() != Profile::Smoke {
+        // After the window closed: pgbench's load is not the stack's.
+        match scenarios::storm::pgbench_simple_update_tps().await {
+            Ok(tps) => {
+                result
+                    .extras
+                    .insert("pgbench.simple_update_tps".into(), tps);
+                if let Some(rate) = result.extras.get("rate.achieved").copied() {
+                    result
+                        .extras
+                        .insert("storm.per_pgbench_tps".into(), rate / tps);
+                    println!(
+                        "  storm: {rate:.0} callbacks accepted/s; pgbench simple-update on the same server right after: {tps:.0} TPS; ratio {:.2}",
+                        rate / tps
+                    );
+                }
+            }
+            Err(error) => eprintln!("  storm: pgbench not run beside it: {error:#}"),
+        }
+    }
     let metrics = metrics?;
     result.absorb(&metrics);
+    result.rows.extend(probed);
+    result.probe =
+        probe::compare(&result.rows).map(|(generator_bound, comparison)| results::ProbeVerdict {
+            generator_bound,
+            comparison,
+        });
+    result.rebuild_metrics();
     result.reports = ["report.html", "report.json", "report.md"]
         .iter()
         .map(|f| plan.dir.join(f).display().to_string())
@@ -733,7 +769,7 @@ fn step_line(factor: f64, users: usize, r: &ScenarioResult) -> String {
     format!(
         "×{factor} ({users} users): HTTP {} requests, p50/p95/p99 {}/{}/{} ms, {} errors; \
          SIO p95 {} ms, {} errors; QUEUE p95 {} ms, {} errors; stack {} cores, peak RSS {} MiB; \
-         machine {} of its cores busy; {}",
+         generator {} cores{}; machine {} of its cores busy; {}",
         v("http.count"),
         v("http.p50_ms"),
         v("http.p95_ms"),
@@ -745,6 +781,12 @@ fn step_line(factor: f64, users: usize, r: &ScenarioResult) -> String {
         v("all QUEUE.errors"),
         v("stack.cpu_cores"),
         v("stack.peak_rss_mib"),
+        v("generator.cpu_cores"),
+        if r.probe.as_ref().is_some_and(|p| p.generator_bound) {
+            " (generator-bound)"
+        } else {
+            ""
+        },
         v("machine.cpu_cores"),
         if r.passed() { "held" } else { "broke" }
     )

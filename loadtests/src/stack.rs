@@ -90,12 +90,17 @@ pub struct Resources {
     /// The whole machine's CPU use over the window (PostgreSQL, Redis and
     /// the load generator included), in cores: saturation shows here.
     pub machine_cpu_cores: f64,
+    /// The load generator's own CPU over the window (this process: Goose's
+    /// users, their sockets and the probe), in cores.
+    #[serde(default)]
+    pub generator_cpu_cores: f64,
 }
 
 /// A measurement window opened with [`Stack::window`].
 pub struct Window {
     started: Instant,
     cpu_ticks: u64,
+    generator_cpu_ticks: u64,
     machine_busy_ticks: u64,
 }
 
@@ -235,6 +240,7 @@ impl Stack {
         Window {
             started: Instant::now(),
             cpu_ticks: cpu_ticks(self.pid).unwrap_or(0),
+            generator_cpu_ticks: cpu_ticks(std::process::id()).unwrap_or(0),
             machine_busy_ticks: machine_busy_ticks().unwrap_or(0),
         }
     }
@@ -259,6 +265,11 @@ impl Stack {
             machine_cpu_cores: machine_busy_ticks()
                 .unwrap_or(window.machine_busy_ticks)
                 .saturating_sub(window.machine_busy_ticks) as f64
+                / 100.0
+                / seconds.max(1e-9),
+            generator_cpu_cores: cpu_ticks(std::process::id())
+                .unwrap_or(window.generator_cpu_ticks)
+                .saturating_sub(window.generator_cpu_ticks) as f64
                 / 100.0
                 / seconds.max(1e-9),
         }

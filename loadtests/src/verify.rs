@@ -90,14 +90,19 @@ async fn carrier_post(
     params: &[(&str, String)],
 ) -> anyhow::Result<reqwest::StatusCode> {
     let (body, signature) = signed_form(&endpoints.public_url, path, tenant.carrier_token, params);
-    Ok(http
+    let response = http
         .post(format!("{}{path}", endpoints.api))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(switchboard_core::carrier::SIGNATURE_HEADER, signature)
         .body(body)
         .send()
-        .await?
-        .status())
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        eprintln!("  verify: {path} answered {status}: {body:.300}");
+    }
+    Ok(status)
 }
 
 async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result<String> {
@@ -219,10 +224,29 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     let id = message["id"].as_str().context("message id")?.to_string();
     let started = Instant::now();
     if endpoints.carrier == Carrier::External {
-        let sid = message["carrier_sid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        // A carrier reports on a message only once it has been handed it:
+        // the worker's `sms.send` gives the message the MessageSid the
+        // carrier knows it by (the one in the create answer is replaced).
+        let sid = loop {
+            let current: Value = http
+                .get(format!("{}/v1/messages/{id}", endpoints.api))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()
+                .context("reading the SMS back")?
+                .json()
+                .await?;
+            if current["status"] != "queued"
+                && let Some(sid) = current["carrier_sid"].as_str()
+            {
+                break sid.to_string();
+            }
+            if started.elapsed() > WAIT {
+                bail!("the SMS was not handed to the carrier within {WAIT:?}: {current}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         for status in ["sent", "delivered"] {
             let code = carrier_post(
                 &http,

@@ -8,7 +8,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use axum::{
@@ -19,7 +22,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::auth::{
-    self, API_KEY_PREFIX, Claims, Role, TokenError, hash_api_key, verify_password,
+    self, API_KEY_PREFIX, Claims, PasswordMemory, Role, TokenError, hash_api_key, verify_password,
     verify_password_against_nothing,
 };
 use utoipa::ToSchema;
@@ -193,13 +196,17 @@ pub struct Agent {
 }
 
 /// The argon2 checks logins run: `slots` at a time, at most `queue_max`
-/// more waiting; beyond that a login is refused at once.
+/// more waiting; beyond that a login is refused at once. Each running check
+/// borrows one of at most `slots` working memories (~19 MiB each at the
+/// OWASP minimum), so the memory logins take is fixed however many arrive.
 pub struct PasswordChecks {
     slots: usize,
     queue_max: usize,
     permits: tokio::sync::Semaphore,
     /// Checks running or waiting.
     admitted: AtomicUsize,
+    /// Working memories not in use.
+    memories: std::sync::Mutex<Vec<PasswordMemory>>,
 }
 
 impl PasswordChecks {
@@ -209,40 +216,48 @@ impl PasswordChecks {
             queue_max,
             permits: tokio::sync::Semaphore::new(slots),
             admitted: AtomicUsize::new(0),
+            memories: std::sync::Mutex::new(Vec::with_capacity(slots)),
         }
     }
-}
 
-/// Runs an argon2 check on a blocking thread, a bounded number at a time;
-/// refuses at once (503, `Retry-After`) when too many already wait.
-async fn password_check<T: Send + 'static>(
-    state: &AppState,
-    check: impl FnOnce() -> T + Send + 'static,
-) -> ApiResult<T> {
-    /// Leaves the queue however the check ends (a client that hangs up
-    /// drops this future while it waits).
-    struct Admitted<'a>(&'a AtomicUsize);
-    impl Drop for Admitted<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::Relaxed);
+    /// Runs an argon2 check on a blocking thread, a bounded number at a
+    /// time, in a working memory of the pool; refuses at once (503,
+    /// `Retry-After`) when too many already wait.
+    async fn check<T: Send + 'static>(
+        self: &Arc<Self>,
+        check: impl FnOnce(&mut PasswordMemory) -> T + Send + 'static,
+    ) -> ApiResult<T> {
+        /// Leaves the queue however the check ends (a client that hangs up
+        /// drops this future while it waits).
+        struct Admitted<'a>(&'a AtomicUsize);
+        impl Drop for Admitted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
         }
-    }
-    let checks = &state.password_checks;
-    let ahead = checks.admitted.fetch_add(1, Ordering::Relaxed);
-    let _admitted = Admitted(&checks.admitted);
-    if ahead >= checks.slots + checks.queue_max {
-        metrics::counter!("auth_logins_shed_total").increment(1);
-        // About when the queue ahead will have drained, at ~20 checks per
-        // second per slot (argon2id at the OWASP minimum on one core of
-        // this class of machine), never less than a second.
-        let seconds = 1 + ahead as u64 / (20 * checks.slots as u64);
-        return Err(ApiError::login_busy(seconds));
-    }
-    let _permit = checks.permits.acquire().await.map_err(ApiError::internal)?;
-    metrics::counter!("auth_password_checks_total").increment(1);
-    tokio::task::spawn_blocking(check)
+        let ahead = self.admitted.fetch_add(1, Ordering::Relaxed);
+        let _admitted = Admitted(&self.admitted);
+        if ahead >= self.slots + self.queue_max {
+            metrics::counter!("auth_logins_shed_total").increment(1);
+            // About when the queue ahead will have drained, at ~20 checks per
+            // second per slot (argon2id at the OWASP minimum on one core of
+            // this class of machine), never less than a second.
+            let seconds = 1 + ahead as u64 / (20 * self.slots as u64);
+            return Err(ApiError::login_busy(seconds));
+        }
+        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        metrics::counter!("auth_password_checks_total").increment(1);
+        let checks = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let lock = || checks.memories.lock().unwrap_or_else(|p| p.into_inner());
+            let mut memory = lock().pop().unwrap_or_default();
+            let answer = check(&mut memory);
+            lock().push(memory);
+            answer
+        })
         .await
         .map_err(ApiError::internal)
+    }
 }
 
 /// Exchanges an agent's email and password for an access token.
@@ -286,14 +301,17 @@ pub async fn login(
     let params = state.settings.argon2;
     let password = req.password;
     let Some((agent_id, tenant_id, name, role, hash)) = row else {
-        password_check(&state, move || {
-            verify_password_against_nothing(&password, params)
-        })
-        .await?;
+        state
+            .password_checks
+            .check(move |memory| verify_password_against_nothing(&password, params, memory))
+            .await?;
         attempt.failed(&state).await?;
         return Err(invalid_credentials());
     };
-    let ok = password_check(&state, move || verify_password(&password, &hash)).await?;
+    let ok = state
+        .password_checks
+        .check(move |memory| verify_password(&password, &hash, memory))
+        .await?;
     if !ok {
         attempt.failed(&state).await?;
         return Err(invalid_credentials());
@@ -477,4 +495,42 @@ struct PrincipalRow {
     agent_name: Option<String>,
     role: Option<String>,
     agent_tenant_id: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::{auth::hash_password, settings::Argon2Params};
+
+    /// However many logins arrive together, the checks share at most one
+    /// working memory per slot, and every answer is still right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_checks_share_one_working_memory_per_slot() {
+        let params = Argon2Params {
+            m_cost: 2048,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let hash = Arc::new(hash_password("right", params));
+        let checks = Arc::new(PasswordChecks::new(2, 64));
+        let attempts = (0..24).map(|i| {
+            let (checks, hash) = (Arc::clone(&checks), Arc::clone(&hash));
+            tokio::spawn(async move {
+                let password = if i % 2 == 0 { "right" } else { "wrong" };
+                let ok = checks
+                    .check(move |memory| verify_password(password, &hash, memory))
+                    .await
+                    .unwrap_or_else(|_| panic!("check {i} was refused"));
+                assert_eq!(ok, i % 2 == 0, "check {i}");
+            })
+        });
+        for attempt in futures::future::join_all(attempts).await {
+            attempt.unwrap();
+        }
+        let made = checks.memories.lock().unwrap().len();
+        assert!(
+            (1..=2).contains(&made),
+            "{made} working memories for 2 slots"
+        );
+    }
 }

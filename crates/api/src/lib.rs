@@ -47,7 +47,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::{
+        CompressionLayer,
+        predicate::{NotForContentType, Predicate, SizeAbove},
+    },
+};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -93,7 +99,8 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         .context("connecting to PostgreSQL")?;
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
     Ok(AppState {
-        receipts: webhooks::receipts::Receipts::start(&db),
+        receipts: webhooks::receipts::start(&db),
+        call_statuses: webhooks::call_statuses::start(&db),
         caches: cache::Caches::start(&db, &settings),
         revocations: revocations::Revocations::start(&redis, &settings),
         tokens: Arc::new(TokenKeys::new(&settings)),
@@ -119,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(compression())
         .layer(axum::middleware::from_fn(middleware::track_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -127,6 +135,19 @@ pub fn app(state: AppState) -> Router {
             middleware::request_context,
         ))
         .with_state(state)
+}
+
+/// gzip or brotli (quality 4), as the client accepts, for bodies of at least
+/// 1 KiB: lists, reports, exports, the OpenAPI document and the docs' assets.
+/// Smaller answers (`/v1/me`, a single record, errors) cost more to compress
+/// than they save on the wire, and go as they are.
+fn compression() -> CompressionLayer<impl Predicate> {
+    CompressionLayer::new().compress_when(
+        SizeAbove::new(1024)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES)
+            .and(NotForContentType::SSE),
+    )
 }
 
 async fn not_found() -> ApiError {

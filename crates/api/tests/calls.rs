@@ -364,6 +364,87 @@ async fn racing_callbacks_leave_one_consistent_history() {
     );
 }
 
+/// A storm: callbacks for many calls at once share statements, and each
+/// call still gets exactly its own changes and history (its own times, its
+/// own carrier duration), none of another call's.
+#[tokio::test]
+async fn callbacks_for_many_calls_at_once_each_apply_to_their_own_call() {
+    let app = spawn_app().await;
+    let mut calls = Vec::new();
+    for i in 0..24 {
+        calls.push(originate(&app, &app.a.token, &format!("+131255501{i:02}")).await);
+    }
+    let lifecycles = calls.iter().enumerate().map(|(i, call)| {
+        let app = &app;
+        async move {
+            let answered: &[&str] = if i % 3 == 0 {
+                &["ringing"]
+            } else {
+                &["ringing", "in-progress"]
+            };
+            for status in answered {
+                let (code, ack) = report(app, call, status).await;
+                assert_eq!(
+                    (code, ack["result"].as_str()),
+                    (StatusCode::OK, Some("applied"))
+                );
+            }
+            let duration = (10 + i).to_string();
+            let (code, ack) = json_of(
+                app.carrier_post(
+                    "/webhooks/carrier/voice/status",
+                    &TestApp::carrier_token(&app.a),
+                    &[
+                        ("CallSid", call["carrier_sid"].as_str().unwrap()),
+                        ("CallStatus", if i % 3 == 0 { "busy" } else { "completed" }),
+                        ("CallDuration", &duration),
+                    ],
+                )
+                .await,
+            )
+            .await;
+            assert_eq!(
+                (code, ack["result"].as_str()),
+                (StatusCode::OK, Some("applied")),
+                "{ack}"
+            );
+            assert_eq!(ack["call_id"], call["id"]);
+        }
+    });
+    futures::future::join_all(lifecycles).await;
+    for (i, call) in calls.iter().enumerate() {
+        let done = get_call(&app, call).await;
+        let walk = if i % 3 == 0 {
+            vec!["queued", "ringing", "busy"]
+        } else {
+            vec!["queued", "ringing", "in-progress", "completed"]
+        };
+        assert_eq!(done["status"], *walk.last().unwrap(), "call {i}");
+        assert_eq!(done["version"], walk.len(), "call {i}");
+        assert!(done["ended_at"].is_string(), "call {i}: {done}");
+        if i % 3 == 0 {
+            assert!(done["answered_at"].is_null(), "call {i}: {done}");
+            assert!(done["duration_seconds"].is_null(), "call {i}: {done}");
+        } else {
+            assert!(done["answered_at"].is_string(), "call {i}: {done}");
+            assert_eq!(
+                done["duration_seconds"],
+                10 + i,
+                "call {i}: its own duration"
+            );
+        }
+        assert_eq!(
+            history(&app, call)
+                .await
+                .into_iter()
+                .map(|(_, s)| s.unwrap())
+                .collect::<Vec<_>>(),
+            walk,
+            "call {i}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn controls_work_in_their_states_and_are_409_elsewhere() {
     let app = spawn_app().await;

@@ -259,3 +259,53 @@ async fn the_openapi_document_validates_as_openapi_3() {
     );
     assert!(stdout.contains("OK"), "{stdout}");
 }
+
+/// Large answers travel compressed when the client accepts it (gzip or
+/// brotli) and decode to exactly the uncompressed answer; small ones and
+/// clients that accept nothing get plain bodies.
+#[tokio::test]
+async fn large_answers_are_compressed_as_the_client_accepts() {
+    use std::io::Read;
+
+    let app = spawn_app().await;
+    let get = |path: &'static str, encoding: Option<&'static str>| {
+        let mut request = app.client.get(app.url(path)).bearer_auth(&app.a.token);
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let encoding = response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap().to_string());
+            (encoding, response.bytes().await.unwrap().to_vec())
+        }
+    };
+
+    let (encoding, plain) = get("/openapi.json", None).await;
+    assert_eq!(encoding, None);
+    assert!(plain.len() > 50_000, "the document is large");
+
+    let (encoding, gzipped) = get("/openapi.json", Some("gzip")).await;
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert!(gzipped.len() < plain.len() / 4, "{} bytes", gzipped.len());
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, plain);
+
+    let (encoding, brotli) = get("/openapi.json", Some("br;q=1.0, gzip;q=0.5")).await;
+    assert_eq!(encoding.as_deref(), Some("br"));
+    let mut decoded = Vec::new();
+    brotli::Decompressor::new(&brotli[..], 4096)
+        .read_to_end(&mut decoded)
+        .unwrap();
+    assert_eq!(decoded, plain);
+
+    let (encoding, me) = get("/v1/me", Some("gzip, br")).await;
+    assert_eq!(encoding, None, "a small answer goes as it is");
+    serde_json::from_slice::<Value>(&me).unwrap();
+}

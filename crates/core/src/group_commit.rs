@@ -113,6 +113,25 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
         Self { name, tx }
     }
 
+    /// [`GroupCommit::spawn`] with a `run` that takes a clone of `with`
+    /// (a pool, say) beside each batch.
+    pub fn spawn_with<W, F, Fut>(
+        name: &'static str,
+        lanes: usize,
+        max_batch: usize,
+        with: W,
+        run: F,
+    ) -> Self
+    where
+        W: Clone + Send + Sync + 'static,
+        F: Fn(W, Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Vec<Resp>>> + Send + 'static,
+    {
+        Self::spawn(name, lanes, max_batch, move |batch| {
+            run(with.clone(), batch)
+        })
+    }
+
     /// Runs `request` in the next batch and answers once it has committed.
     pub async fn call(&self, request: Req) -> Result<Resp, BatchError> {
         let failed = |cause: Arc<anyhow::Error>| BatchError {

@@ -196,3 +196,99 @@ pub async fn retire_unfinished(since: chrono::DateTime<chrono::Utc>) -> anyhow::
     db.close().await;
     Ok(retired)
 }
+
+/// The database pgbench works in, beside the stack's on the same server.
+const PGBENCH_DATABASE: &str = "switchboard_pgbench";
+
+/// pgbench's built-in `simple-update` (per transaction: UPDATE one
+/// account, SELECT it, INSERT a history row — the shape of one status
+/// callback) against the stack's PostgreSQL, right after the storm, with
+/// 16 clients for 15 s at scale 10: what this server does with that work
+/// and nothing else in the way, in transactions per second. The storm's
+/// accepted callbacks per second are read against it.
+pub async fn pgbench_simple_update_tps() -> anyhow::Result<f64> {
+    use sqlx::ConnectOptions as _;
+
+    let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
+    let stack_db: sqlx::postgres::PgConnectOptions = {
+        use secrecy::ExposeSecret as _;
+        settings.database_url.expose_secret().parse()?
+    };
+    let mut admin = stack_db.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(PGBENCH_DATABASE)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {PGBENCH_DATABASE}"
+        )))
+        .execute(&mut admin)
+        .await?;
+    }
+    let target = |args: &[&str]| {
+        let mut command = tokio::process::Command::new("pgbench");
+        command
+            .args(args)
+            .args(["-h", stack_db.get_host(), "-p"])
+            .arg(stack_db.get_port().to_string())
+            .args(["-U", stack_db.get_username(), PGBENCH_DATABASE])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+    let init = target(&["-q", "-i", "-s", "10"])
+        .output()
+        .await
+        .context("running pgbench (is it installed? Debian: postgresql-contrib)")?;
+    anyhow::ensure!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = target(&[
+        "-n",
+        "-b",
+        "simple-update",
+        "-c",
+        "16",
+        "-j",
+        "2",
+        "-T",
+        "15",
+    ])
+    .output()
+    .await?;
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    anyhow::ensure!(
+        run.status.success(),
+        "pgbench failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    tps_of(&stdout).with_context(|| format!("no tps in pgbench's output:\n{stdout}"))
+}
+
+/// `tps = 4321.987654 (without initial connection time)` → 4321.99.
+fn tps_of(pgbench_output: &str) -> Option<f64> {
+    pgbench_output
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pgbench_tps_is_read_from_its_summary() {
+        let output = "transaction type: <builtin: simple update>\n\
+                      number of transactions actually processed: 64830\n\
+                      latency average = 3.701 ms\n\
+                      initial connection time = 12.345 ms\n\
+                      tps = 4321.987654 (without initial connection time)\n";
+        assert_eq!(super::tps_of(output), Some(4321.987654));
+        assert_eq!(super::tps_of("pgbench: error"), None);
+    }
+}

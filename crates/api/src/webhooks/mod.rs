@@ -7,6 +7,7 @@
 //! a bad signature is a 403, an unknown CallSid/MessageSid or number a 404,
 //! a malformed request a 400 — all without side effects.
 
+pub mod call_statuses;
 pub mod receipts;
 mod sms;
 mod voice;
@@ -17,7 +18,10 @@ use axum::{
 };
 use bytes::Bytes;
 use serde::Serialize;
+use sqlx::PgPool;
+use std::future::Future;
 use switchboard_core::carrier::{self, SIGNATURE_HEADER};
+use switchboard_core::group_commit::GroupCommit;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
@@ -257,4 +261,64 @@ pub(crate) fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&apos;")
+}
+
+/// A carrier's reports on records it knows by SID (call status callbacks,
+/// SMS receipts), in groups (see `switchboard_core::group_commit`): find
+/// the record by its SID, then apply the change its handler decided, only
+/// if the record is still where the decision was made.
+pub struct Reports<Target, Change, Record> {
+    /// SID → the record and its tenant's carrier token (`None`: unknown SID).
+    pub lookup: GroupCommit<String, Option<Target>>,
+    /// The updated record, or `None` when it had moved on meanwhile.
+    pub apply: GroupCommit<Change, Option<Record>>,
+}
+
+impl<T, C, R> Clone for Reports<T, C, R> {
+    fn clone(&self) -> Self {
+        Self {
+            lookup: self.lookup.clone(),
+            apply: self.apply.clone(),
+        }
+    }
+}
+
+impl<T, C, R> Reports<T, C, R>
+where
+    T: Send + 'static,
+    C: Send + 'static,
+    R: Send + 'static,
+{
+    /// How many batches of each kind may be in the database at once.
+    const LANES: usize = 4;
+    /// The largest batch (bounds one statement's size and lock set).
+    const MAX_BATCH: usize = 256;
+
+    /// Starts the lanes (inside a Tokio runtime); `name` prefixes the
+    /// batch metrics' `op` (`<name>_lookup`, `<name>_apply`).
+    pub fn start<L, LF, A, AF>(db: &PgPool, names: [&'static str; 2], lookup: L, apply: A) -> Self
+    where
+        L: Fn(PgPool, Vec<String>) -> LF + Send + Sync + 'static,
+        LF: Future<Output = anyhow::Result<Vec<Option<T>>>> + Send + 'static,
+        A: Fn(PgPool, Vec<C>) -> AF + Send + Sync + 'static,
+        AF: Future<Output = anyhow::Result<Vec<Option<R>>>> + Send + 'static,
+    {
+        let [lookup_name, apply_name] = names;
+        Self {
+            lookup: GroupCommit::spawn_with(
+                lookup_name,
+                Self::LANES,
+                Self::MAX_BATCH,
+                db.clone(),
+                lookup,
+            ),
+            apply: GroupCommit::spawn_with(
+                apply_name,
+                Self::LANES,
+                Self::MAX_BATCH,
+                db.clone(),
+                apply,
+            ),
+        }
+    }
 }

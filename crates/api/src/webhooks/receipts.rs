@@ -14,14 +14,9 @@ use sqlx::PgPool;
 use switchboard_core::sms::MessageStatus;
 use uuid::Uuid;
 
-use switchboard_core::group_commit::{GroupCommit, by_ordinality};
+use switchboard_core::group_commit::by_ordinality;
 
 use crate::messages::{MESSAGE_COLUMNS, Message};
-
-/// How many batches of each kind may be in the database at once.
-const LANES: usize = 4;
-/// The largest batch (bounds one statement's size and lock set).
-const MAX_BATCH: usize = 256;
 
 /// What a receipt needs to know about its message before deciding.
 #[derive(Debug, sqlx::FromRow)]
@@ -42,27 +37,17 @@ pub struct ApplyReceipt {
     pub error_code: Option<String>,
 }
 
-#[derive(Clone)]
-pub struct Receipts {
-    /// MessageSid → the message and its tenant's token (`None`: unknown SID).
-    pub lookup: GroupCommit<String, Option<ReceiptTarget>>,
-    /// The updated message, or `None` when it was no longer in `from`.
-    pub apply: GroupCommit<ApplyReceipt, Option<Message>>,
-}
+/// SMS delivery receipts, looked up and applied in groups.
+pub type Receipts = super::Reports<ReceiptTarget, ApplyReceipt, Message>;
 
-impl Receipts {
-    /// Starts the lanes (inside a Tokio runtime).
-    pub fn start(db: &PgPool) -> Self {
-        let pool = db.clone();
-        let lookup = GroupCommit::spawn("sms_receipt_lookup", LANES, MAX_BATCH, move |sids| {
-            lookup(pool.clone(), sids)
-        });
-        let pool = db.clone();
-        let apply = GroupCommit::spawn("sms_receipt_apply", LANES, MAX_BATCH, move |batch| {
-            apply(pool.clone(), batch)
-        });
-        Self { lookup, apply }
-    }
+/// Starts the lanes (inside a Tokio runtime).
+pub fn start(db: &PgPool) -> Receipts {
+    super::Reports::start(
+        db,
+        ["sms_receipt_lookup", "sms_receipt_apply"],
+        lookup,
+        apply,
+    )
 }
 
 #[derive(sqlx::FromRow)]

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use switchboard_core::{
-    calls::{CallStatus, Transition},
+    calls::{CallStatus, Transition, transition},
     events::{Envelope, EventType},
     ids::new_id,
     jobs::{self, RecordingProcess, VoicemailTranscribe},
@@ -12,7 +12,11 @@ use switchboard_core::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{CarrierForm, WebhookAck, tenant_for_number, tenant_token, xml_escape};
+use super::{
+    CarrierForm, WebhookAck,
+    call_statuses::{ApplyCallStatus, CallTarget},
+    tenant_for_number, tenant_token, xml_escape,
+};
 use crate::{
     calls::{
         CALL_COLUMNS, Call,
@@ -37,14 +41,6 @@ async fn call_by_sid(state: &AppState, sid: &str) -> ApiResult<(Uuid, Uuid, Opti
         .fetch_optional(&state.db)
         .await?
         .ok_or_else(|| ApiError::not_found("call"))
-}
-
-/// A call locked for update, with its tenant's carrier auth token.
-#[derive(sqlx::FromRow)]
-struct LockedCall {
-    #[sqlx(flatten)]
-    call: Call,
-    carrier_auth_token: String,
 }
 
 /// The carrier's `Timestamp` (RFC 2822, as Twilio sends it), else now.
@@ -98,22 +94,85 @@ pub async fn voice_status(
 ) -> ApiResult<Json<WebhookAck>> {
     let sid = form.require("CallSid")?;
     let raw_status = form.require("CallStatus")?;
-    // Find, lock and authenticate in one statement: the carrier storm's hot path.
-    let mut tx = state.db.begin().await?;
-    let found: Option<LockedCall> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CALL_COLUMNS},
-                (SELECT carrier_auth_token FROM tenants t WHERE t.id = calls.tenant_id) AS carrier_auth_token
-         FROM calls WHERE carrier_sid = $1 FOR UPDATE"
-    )))
-    .bind(sid)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let LockedCall {
-        call,
-        carrier_auth_token,
-    } = found.ok_or_else(|| ApiError::not_found("call"))?;
-    form.verify(&carrier_auth_token)?;
-    let call_id = call.id;
+    // Verified and parsed once, in the first round.
+    let mut update: Option<StatusUpdate> = None;
+    // Read, authenticate, decide, then apply only if the call is still in
+    // the status the decision was made from (both in groups: the carrier
+    // storm's hot path). A concurrent change to the same call makes the
+    // update match no row: read again and decide again. Statuses only move
+    // forward, so this ends within a few rounds.
+    let mut rounds = 0;
+    let outcome = loop {
+        rounds += 1;
+        let CallTarget {
+            call,
+            carrier_auth_token,
+        } = state
+            .call_statuses
+            .lookup
+            .call(sid.to_string())
+            .await?
+            .ok_or_else(|| ApiError::not_found("call"))?;
+        let update = match &update {
+            Some(update) => update.clone(),
+            None => {
+                form.verify(&carrier_auth_token)?;
+                let verified = status_update(&form, raw_status)?;
+                update = Some(verified.clone());
+                verified
+            }
+        };
+        let from = lifecycle::status_of(&call)?;
+        let decided = transition(from, update.to);
+        if decided != Transition::Apply {
+            break lifecycle::Outcome {
+                call,
+                transition: decided,
+            };
+        }
+        let applied = state
+            .call_statuses
+            .apply
+            .call(ApplyCallStatus {
+                call_id: call.id,
+                from,
+                to: update.to,
+                at: update.at,
+                duration: update.duration,
+                data: update.data,
+            })
+            .await?;
+        match applied {
+            Some(call) => {
+                break lifecycle::Outcome {
+                    call,
+                    transition: Transition::Apply,
+                };
+            }
+            // Every round that loses a race sees a later status; there are
+            // fewer statuses than this.
+            None if rounds >= 8 => {
+                return Err(ApiError::internal(anyhow::anyhow!(
+                    "call {} kept changing under a status callback",
+                    call.id
+                )));
+            }
+            None => continue,
+        }
+    };
+    lifecycle::after_status_commit(&state, &outcome, "carrier").await;
+    let call_id = outcome.call.id;
+    if outcome.transition == Transition::Illegal {
+        tracing::warn!(%call_id, from = %outcome.call.status, to = %raw_status, "carrier reported an impossible transition; ignored");
+    }
+    Ok(Json(WebhookAck {
+        call_id: Some(call_id),
+        ..WebhookAck::result(outcome.transition.as_str())
+    }))
+}
+
+/// What a verified status callback reports.
+fn status_update(form: &CarrierForm, raw_status: &str) -> ApiResult<StatusUpdate> {
     let to: CallStatus = raw_status.parse().map_err(|_| {
         ApiError::bad_request(
             "invalid_parameter",
@@ -121,26 +180,14 @@ pub async fn voice_status(
         )
         .with_field("CallStatus")
     })?;
-    let update = StatusUpdate {
+    Ok(StatusUpdate {
         to,
-        at: carrier_time(&form)?,
-        duration: seconds_param(&form, "CallDuration")?,
+        at: carrier_time(form)?,
+        duration: seconds_param(form, "CallDuration")?,
         source: "carrier",
         agent_id: None,
         data: serde_json::json!({ "carrier_status": raw_status }),
-    };
-    let outcome = lifecycle::apply_locked(&mut tx, call, &update).await?;
-    if outcome.transition == Transition::Apply {
-        tx.commit().await?;
-    }
-    lifecycle::after_status_commit(&state, &outcome, "carrier").await;
-    if outcome.transition == Transition::Illegal {
-        tracing::warn!(%call_id, from = %outcome.call.status, to = %to, "carrier reported an impossible transition; ignored");
-    }
-    Ok(Json(WebhookAck {
-        call_id: Some(call_id),
-        ..WebhookAck::result(outcome.transition.as_str())
-    }))
+    })
 }
 
 /// A call arrives on one of the tenant's numbers: create it, look the caller
