@@ -98,7 +98,7 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         .await
         .context("connecting to PostgreSQL")?;
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         receipts: webhooks::receipts::start(&db),
         call_statuses: webhooks::call_statuses::start(&db),
         caches: cache::Caches::start(&db, &settings),
@@ -114,7 +114,7 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
         db,
         redis,
         settings,
-    })
+    }))
 }
 
 /// The complete application: routes, docs, fallbacks and middleware.
