@@ -19,7 +19,7 @@ use std::{
 use crate::{
     context::{self, Tenant},
     measure::Distribution,
-    results::Row,
+    results::{ProbeVerdict, Row},
 };
 
 /// Requests a second the probe sends, round-robin over its requests.
@@ -176,7 +176,7 @@ async fn probe(
 /// How Goose's figures compare with the probe's, request by request
 /// (`GET /v1/me: Goose p95 136 ms, probe 16 ms`), and whether any of them
 /// is beyond the margin.
-pub fn compare(rows: &[Row]) -> Option<(bool, String)> {
+pub fn compare(rows: &[Row]) -> Option<ProbeVerdict> {
     let mut bound = false;
     let mut lines = Vec::new();
     for probe in rows.iter().filter(|r| r.kind == KIND) {
@@ -199,7 +199,10 @@ pub fn compare(rows: &[Row]) -> Option<(bool, String)> {
             if beyond { " (beyond the margin)" } else { "" }
         ));
     }
-    (!lines.is_empty()).then(|| (bound, lines.join("; ")))
+    (!lines.is_empty()).then(|| ProbeVerdict {
+        generator_bound: bound,
+        comparison: lines.join("; "),
+    })
 }
 
 #[cfg(test)]
@@ -226,21 +229,25 @@ mod tests {
             row("HTTP", "GET /v1/me", 500, 24.0),
             row(KIND, "GET /v1/me", 600, 10.0),
         ];
-        assert_eq!(compare(&agree).map(|c| c.0), Some(false));
+        assert_eq!(compare(&agree).map(|c| c.generator_bound), Some(false));
         let bound = [
             row("HTTP", "GET /v1/me", 500, 136.0),
             row(KIND, "GET /v1/me", 600, 16.0),
             row("HTTP", "GET /health", 500, 2.0),
             row(KIND, "GET /health", 600, 2.0),
         ];
-        let (is_bound, said) = compare(&bound).unwrap();
-        assert!(is_bound);
-        assert!(said.contains("GET /v1/me: Goose p95 136.0 ms, probe p95 16.0 ms (beyond"));
+        let verdict = compare(&bound).unwrap();
+        assert!(verdict.generator_bound);
+        assert!(
+            verdict
+                .comparison
+                .contains("GET /v1/me: Goose p95 136.0 ms, probe p95 16.0 ms (beyond")
+        );
         // Too few samples, or nothing to compare: no verdict.
         let thin = [
             row("HTTP", "GET /v1/me", 5, 136.0),
             row(KIND, "GET /v1/me", 600, 16.0),
         ];
-        assert_eq!(compare(&thin), None);
+        assert!(compare(&thin).is_none());
     }
 }

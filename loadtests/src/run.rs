@@ -18,7 +18,7 @@ use crate::{
     probe::{self, Probe},
     profile::{Profile, Scenario, Shape, shape},
     report::{self, Summary},
-    results::{self, ScenarioResult},
+    results::ScenarioResult,
     scenarios,
     stack::{Carrier, Endpoints, Stack},
     thresholds,
@@ -491,11 +491,7 @@ async fn measure(
     let metrics = metrics?;
     result.absorb(&metrics);
     result.rows.extend(probed);
-    result.probe =
-        probe::compare(&result.rows).map(|(generator_bound, comparison)| results::ProbeVerdict {
-            generator_bound,
-            comparison,
-        });
+    result.probe = probe::compare(&result.rows);
     result.rebuild_metrics();
     result.reports = ["report.html", "report.json", "report.md"]
         .iter()

@@ -53,7 +53,7 @@ pub struct Shared {
     /// SMS delivery receipts, looked up and applied in groups.
     pub receipts: crate::webhooks::receipts::Receipts,
     /// Call status callbacks, looked up and applied in groups.
-    pub call_statuses: crate::webhooks::call_statuses::CallStatuses,
+    pub(crate) call_statuses: crate::webhooks::call_statuses::CallStatuses,
     /// The principal's tenant and agent and customers by phone, kept
     /// coherent by PostgreSQL notifications.
     pub caches: crate::cache::Caches,

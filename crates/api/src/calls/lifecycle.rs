@@ -1,9 +1,14 @@
 //! Applying a status to a call: the state machine from core, one
 //! transaction (update the call, append its history), then the event.
 //!
-//! The row is locked (`FOR UPDATE`) before deciding, so concurrent
-//! callbacks for one call serialise and each decides against the state the
-//! previous one left. Applied changes bump the call's gapless `version`.
+//! Agents' controls lock the row (`FOR UPDATE`) before deciding, so each
+//! decides against the state the previous change left; the carrier's
+//! callbacks decide from an unlocked read and apply in batches
+//! (`webhooks::call_statuses`). Both go through [`apply_changes`], which
+//! applies a change only if the call is still in the status it was decided
+//! from. Applied changes bump the call's gapless `version`.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -64,7 +69,7 @@ pub(crate) fn status_of(call: &Call) -> ApiResult<CallStatus> {
 }
 
 /// Applies `update` to a locked call inside `tx`. No-ops return the call
-/// unchanged; the caller commits and then calls [`after_commit`].
+/// unchanged; the caller commits and then calls [`after_status_commit`].
 pub(crate) async fn apply_locked(
     tx: &mut PgConnection,
     current: Call,
@@ -78,71 +83,131 @@ pub(crate) async fn apply_locked(
             transition: decided,
         });
     }
-    // One statement updates the call and appends its history entry.
-    let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH updated AS (
-            UPDATE calls SET
-                status = $2,
-                ringing_at = CASE WHEN $2 = 'ringing' THEN coalesce(ringing_at, $3) ELSE ringing_at END,
-                answered_at = CASE WHEN $2 = 'in-progress' THEN coalesce(answered_at, $3) ELSE answered_at END,
-                ended_at = CASE WHEN $4 THEN coalesce(ended_at, $3) ELSE ended_at END,
-                duration_seconds = CASE
-                    WHEN $2 = 'completed' THEN coalesce($5, greatest(0, floor(extract(epoch FROM ($3 - answered_at))))::int)
-                    ELSE duration_seconds END,
-                agent_id = coalesce($6, agent_id),
-                on_hold = on_hold AND NOT $4,
-                muted = muted AND NOT $4,
-                recording = recording AND NOT $4,
-                version = version + 1,
-                updated_at = now()
-            WHERE id = $1
-            RETURNING *),
-         history AS (
-            INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
-            SELECT tenant_id, id, 'status', $7, $2, $8, $9, $3 FROM updated)
-         SELECT {CALL_COLUMNS} FROM updated"
-    )))
-    .bind(current.id)
-    .bind(update.to.as_str())
-    .bind(update.at)
-    .bind(update.to.is_terminal())
-    .bind(update.duration)
-    .bind(update.agent_id)
-    .bind(from.as_str())
-    .bind(&update.data)
-    .bind(update.source)
-    .fetch_one(&mut *tx)
-    .await?;
-    if update.to.is_terminal() {
-        wake_scheduled_call(tx, &call).await?;
-    }
+    let change = Change {
+        call_id: current.id,
+        from,
+        update: update.clone(),
+    };
+    // The row is locked and in `from`: the change applies.
+    let call = apply_changes(tx, std::slice::from_ref(&change))
+        .await?
+        .pop()
+        .map(|applied| applied.call)
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("locked call {} not updated", current.id))
+        })?;
     Ok(Outcome {
         call,
         transition: Transition::Apply,
     })
 }
 
-/// A call placed for a scheduled call has ended: its `scheduled_call.run`
-/// job goes in with the final status, so the retry decision can never be
-/// lost between the two.
-async fn wake_scheduled_call(tx: &mut PgConnection, call: &Call) -> ApiResult<()> {
-    let owner: Option<Uuid> = sqlx::query_scalar(
-        "SELECT scheduled_call_id FROM scheduled_call_attempts WHERE call_id = $1",
+/// A decided, legal status change: `update`, decided from `from`.
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub call_id: Uuid,
+    pub from: CallStatus,
+    pub update: StatusUpdate,
+}
+
+/// A call [`apply_changes`] updated, with the 1-based position of its change.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Applied {
+    pub ord: i64,
+    #[sqlx(flatten)]
+    pub call: Call,
+    /// The scheduled call this call was an attempt of, when it just ended.
+    wakes: Option<Uuid>,
+}
+
+/// The one statement that changes calls' statuses, for one change (a locked
+/// call) or a batch of carrier callbacks: each update applies only if its
+/// call is still in the status it was decided from, appends the history
+/// entry, and for a call that just ended names the scheduled call it was an
+/// attempt of. Rows are locked in id order, so concurrent batches wait for
+/// each other instead of deadlocking.
+static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH v AS (
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],
+                                  $5::int[], $6::uuid[], $7::jsonb[], $8::text[], $9::bool[])
+                 WITH ORDINALITY
+                 AS v(v_id, v_from, v_to, v_at, v_duration, v_agent, v_data, v_source, v_terminal, ord)),
+         locked AS (
+             SELECT id AS locked_id FROM calls WHERE id IN (SELECT v_id FROM v)
+             ORDER BY id FOR UPDATE),
+         updated AS (
+             UPDATE calls SET
+                 status = v.v_to,
+                 ringing_at = CASE WHEN v.v_to = 'ringing' THEN coalesce(ringing_at, v.v_at) ELSE ringing_at END,
+                 answered_at = CASE WHEN v.v_to = 'in-progress' THEN coalesce(answered_at, v.v_at) ELSE answered_at END,
+                 ended_at = CASE WHEN v.v_terminal THEN coalesce(ended_at, v.v_at) ELSE ended_at END,
+                 duration_seconds = CASE
+                     WHEN v.v_to = 'completed' THEN coalesce(v.v_duration,
+                         greatest(0, floor(extract(epoch FROM (v.v_at - answered_at))))::int)
+                     ELSE duration_seconds END,
+                 agent_id = coalesce(v.v_agent, agent_id),
+                 on_hold = on_hold AND NOT v.v_terminal,
+                 muted = muted AND NOT v.v_terminal,
+                 recording = recording AND NOT v.v_terminal,
+                 version = version + 1,
+                 updated_at = now()
+             FROM v JOIN locked l ON l.locked_id = v.v_id
+             WHERE calls.id = v.v_id AND calls.status = v.v_from
+             RETURNING v.ord, v.v_from, v.v_at, v.v_data, v.v_source, v.v_terminal, {CALL_COLUMNS}),
+         history AS (
+             INSERT INTO call_events
+                 (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
+             SELECT tenant_id, id, 'status', v_from, status, v_data, v_source, v_at
+             FROM updated ORDER BY ord)
+         SELECT u.*, a.scheduled_call_id AS wakes
+         FROM updated u
+         LEFT JOIN scheduled_call_attempts a ON u.v_terminal AND a.call_id = u.id"
     )
-    .bind(call.id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(scheduled_call_id) = owner {
-        jobs::enqueue(
-            &mut *tx,
-            &ScheduledCallRun {
-                tenant_id: call.tenant_id,
-                scheduled_call_id,
-            },
-        )
+});
+
+/// Applies `changes` inside `tx` (see [`APPLY_SQL`]); a call placed for a
+/// scheduled call that just ended gets its `scheduled_call.run` job in the
+/// same transaction, so the retry decision can never be lost between the
+/// two. Changes whose call had moved on return no row.
+pub(crate) async fn apply_changes(
+    tx: &mut PgConnection,
+    changes: &[Change],
+) -> Result<Vec<Applied>, sqlx::Error> {
+    let ids: Vec<Uuid> = changes.iter().map(|c| c.call_id).collect();
+    let from: Vec<&str> = changes.iter().map(|c| c.from.as_str()).collect();
+    let to: Vec<&str> = changes.iter().map(|c| c.update.to.as_str()).collect();
+    let at: Vec<DateTime<Utc>> = changes.iter().map(|c| c.update.at).collect();
+    let durations: Vec<Option<i32>> = changes.iter().map(|c| c.update.duration).collect();
+    let agents: Vec<Option<Uuid>> = changes.iter().map(|c| c.update.agent_id).collect();
+    let data: Vec<serde_json::Value> = changes.iter().map(|c| c.update.data.clone()).collect();
+    let sources: Vec<&str> = changes.iter().map(|c| c.update.source).collect();
+    let terminal: Vec<bool> = changes.iter().map(|c| c.update.to.is_terminal()).collect();
+    let applied: Vec<Applied> = sqlx::query_as(sqlx::AssertSqlSafe(APPLY_SQL.as_str()))
+        .bind(&ids)
+        .bind(&from)
+        .bind(&to)
+        .bind(&at)
+        .bind(&durations)
+        .bind(&agents)
+        .bind(&data)
+        .bind(&sources)
+        .bind(&terminal)
+        .fetch_all(&mut *tx)
         .await?;
+    for applied in &applied {
+        if let Some(scheduled_call_id) = applied.wakes {
+            jobs::enqueue(
+                &mut *tx,
+                &ScheduledCallRun {
+                    tenant_id: applied.call.tenant_id,
+                    scheduled_call_id,
+                },
+            )
+            .await?;
+        }
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Appends one entry to a call's history.

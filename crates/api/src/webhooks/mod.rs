@@ -294,8 +294,8 @@ where
     /// The largest batch (bounds one statement's size and lock set).
     const MAX_BATCH: usize = 256;
 
-    /// Starts the lanes (inside a Tokio runtime); `name` prefixes the
-    /// batch metrics' `op` (`<name>_lookup`, `<name>_apply`).
+    /// Starts the lanes (inside a Tokio runtime); `names` are the batch
+    /// metrics' `op` for the lookups and for the applies.
     pub fn start<L, LF, A, AF>(db: &PgPool, names: [&'static str; 2], lookup: L, apply: A) -> Self
     where
         L: Fn(PgPool, Vec<String>) -> LF + Send + Sync + 'static,

@@ -13,14 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    CarrierForm, WebhookAck,
-    call_statuses::{ApplyCallStatus, CallTarget},
-    tenant_for_number, tenant_token, xml_escape,
+    CarrierForm, WebhookAck, call_statuses::CallTarget, tenant_for_number, tenant_token, xml_escape,
 };
 use crate::{
     calls::{
         CALL_COLUMNS, Call,
-        lifecycle::{self, StatusUpdate},
+        lifecycle::{self, Change, StatusUpdate},
     },
     error::{ApiError, ApiResult, ErrorBody},
     extract::Json,
@@ -133,13 +131,10 @@ pub async fn voice_status(
         let applied = state
             .call_statuses
             .apply
-            .call(ApplyCallStatus {
+            .call(Change {
                 call_id: call.id,
                 from,
-                to: update.to,
-                at: update.at,
-                duration: update.duration,
-                data: update.data,
+                update,
             })
             .await?;
         match applied {
