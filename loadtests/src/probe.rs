@@ -167,6 +167,7 @@ async fn probe(
                 p50_ms: d.p50_ms,
                 p95_ms: d.p95_ms,
                 p99_ms: d.p99_ms,
+                p999_ms: d.p999_ms,
                 max_ms: d.max_ms,
             })
         })
@@ -219,6 +220,7 @@ mod tests {
             p50_ms: p95_ms / 2.0,
             p95_ms,
             p99_ms: p95_ms,
+            p999_ms: p95_ms,
             max_ms: p95_ms,
         }
     }

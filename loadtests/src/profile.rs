@@ -123,9 +123,13 @@ pub enum Profile {
     Smoke,
     Baseline,
     Average,
+    Peak,
+    Basic,
     Stress,
+    Stages,
     Spike,
     Soak,
+    Sustained,
     Breakpoint,
     Nightly,
 }
@@ -136,9 +140,13 @@ impl Profile {
             Profile::Smoke => "smoke",
             Profile::Baseline => "baseline",
             Profile::Average => "average",
+            Profile::Peak => "peak",
+            Profile::Basic => "basic",
             Profile::Stress => "stress",
+            Profile::Stages => "stages",
             Profile::Spike => "spike",
             Profile::Soak => "soak",
+            Profile::Sustained => "sustained",
             Profile::Breakpoint => "breakpoint",
             Profile::Nightly => "nightly",
         }
@@ -224,6 +232,18 @@ impl Shape {
         self.ramp + self.steady + self.down
     }
 
+    /// The open model: the workday driven at `rate` HTTP requests/s on a
+    /// schedule instead of think times (offered with [`RATE_HEADROOM`]),
+    /// with as many agents as that rate needs (at least this shape's).
+    pub fn open(self, rate: f64) -> Shape {
+        let offered = rate * RATE_HEADROOM;
+        Shape {
+            users: self.users.max((offered / AGENT_MAX_RPS).ceil() as usize),
+            rate: Some(offered),
+            ..self
+        }
+    }
+
     /// The same shape with `factor` times the users and rate (breakpoint steps).
     pub fn scaled(&self, factor: f64) -> Shape {
         Shape {
@@ -240,8 +260,20 @@ fn s(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// How much more than its goal rate the goal tier offers.
-pub const GOAL_HEADROOM: f64 = 1.1;
+/// How much more than its target rate a paced scenario offers: a paced
+/// generator never completes more than it offers, so a stack that can
+/// sustain the target then shows it (`rate.achieved ≥ target`) and one that
+/// cannot falls short. The rules stay at the targets.
+pub const RATE_HEADROOM: f64 = 1.1;
+
+/// The most HTTP requests per second one workday agent issues when a
+/// schedule replaces its think times: a transaction of the mix averages
+/// about four requests around seconds of talk, hold and reading pauses.
+/// An open-model workday keeps at least `rate / AGENT_MAX_RPS` agents.
+pub const AGENT_MAX_RPS: f64 = 1.25;
+
+/// Seed 003 §2 "Peak Load Test": 250 requests/s for 15 minutes.
+pub const PEAK_RPS: f64 = 250.0;
 
 /// The shape `profile` gives `scenario` under `tier` (rate targets are the
 /// tier's: the seeds' 500 call updates/s, or our 5 000).
@@ -286,11 +318,7 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         // scenario's 50 agents.
         Scenario::Cache => (50, None, 0),
     };
-    // A paced generator never completes more than it offers, so the goal
-    // tier offers 10 % more than its goal rate: a stack that can sustain the
-    // goal then shows it (`rate.achieved ≥ goal`), one that cannot falls
-    // short. The thresholds stay at the goals.
-    let rate = rate.map(|r| if goal { r * GOAL_HEADROOM } else { r });
+    let rate = rate.map(|r| r * RATE_HEADROOM);
     let base = Shape {
         users,
         ramp: s(if scenario == Scenario::Workday { 20 } else { 5 }),
@@ -363,6 +391,72 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
             steady: s(3_600),
             ..base
         },
+        // Seed 003 §2 "Peak Load Test", 2× normal load for 15 minutes: the
+        // workday at 250 requests/s (open model), everything else at twice
+        // its users and rate.
+        Profile::Peak if scenario == Scenario::Workday => Shape {
+            ramp: s(60),
+            steady: s(780),
+            down: s(60),
+            ..base
+        }
+        .open(PEAK_RPS),
+        Profile::Peak => Shape {
+            users: users * 2,
+            rate: rate.map(|r| r * 2.0),
+            ramp: s(30),
+            steady: s(840),
+            down: s(30),
+            ..base
+        },
+        // Seed 004 "Basic Load Test": 100 users spawned at 5/s, 30 minutes
+        // of normal business hours; other scenarios at their nominal load.
+        Profile::Basic => Shape {
+            users: if scenario == Scenario::Workday {
+                100
+            } else {
+                users
+            },
+            ramp: s(20),
+            steady: s(1_770),
+            down: s(10),
+            ..base
+        },
+        // Seed 004 "Sustained Load Test": 200 users spawned at 10/s for two
+        // hours; other scenarios at twice their nominal users and rate.
+        Profile::Sustained => Shape {
+            users: if scenario == Scenario::Workday {
+                200
+            } else {
+                users * 2
+            },
+            rate: rate.map(|r| r * 2.0),
+            ramp: s(20),
+            steady: s(7_170),
+            down: s(10),
+            ..base
+        },
+        // Seed 004's k6 stages: 2 m up to 100, 5 m at 100, 2 m up to 200,
+        // 5 m at 200, 2 m down. The workday takes the users as written;
+        // other scenarios their nominal users, then twice as many.
+        Profile::Stages => {
+            let first = if scenario == Scenario::Workday {
+                100
+            } else {
+                users
+            };
+            let second = first * 2;
+            Shape {
+                users: first,
+                plan: Some(format!(
+                    "{first},2m;{first},5m;{second},2m;{second},5m;0,2m"
+                )),
+                ramp: s(120),
+                steady: s(720),
+                down: s(120),
+                ..base
+            }
+        }
     }
 }
 
@@ -390,11 +484,30 @@ mod tests {
     }
 
     #[test]
-    fn the_goal_tier_offers_more_than_its_goal_rate() {
+    fn paced_scenarios_offer_more_than_their_target_rate() {
         let storm = shape(Scenario::Storm, Profile::Average, Tier::Goal);
         assert!(storm.rate.is_some_and(|r| r > 5_000.0), "{storm:?}");
         let seed = shape(Scenario::Storm, Profile::Average, Tier::Seed);
-        assert_eq!(seed.rate, Some(500.0));
+        assert!(seed.rate.is_some_and(|r| r > 500.0), "{seed:?}");
+    }
+
+    #[test]
+    fn the_seeds_profiles_have_their_users_and_durations() {
+        let peak = shape(Scenario::Workday, Profile::Peak, Tier::Seed);
+        assert_eq!(peak.total(), Duration::from_secs(15 * 60));
+        assert!(peak.rate.is_some_and(|r| r >= PEAK_RPS), "{peak:?}");
+        // Enough agents for the rate, never fewer than the seed's 50.
+        assert!(peak.users as f64 * AGENT_MAX_RPS >= PEAK_RPS && peak.users >= 50);
+        let basic = shape(Scenario::Workday, Profile::Basic, Tier::Seed);
+        assert_eq!((basic.users, basic.total()), (100, Duration::from_secs(30 * 60)));
+        let sustained = shape(Scenario::Workday, Profile::Sustained, Tier::Seed);
+        assert_eq!(
+            (sustained.users, sustained.total()),
+            (200, Duration::from_secs(2 * 3_600))
+        );
+        let stages = shape(Scenario::Workday, Profile::Stages, Tier::Seed);
+        assert_eq!(stages.test_plan(), "100,2m;100,5m;200,2m;200,5m;0,2m");
+        assert_eq!(stages.total(), Duration::from_secs(16 * 60));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct Row {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    /// Absent from runs recorded before it was measured.
+    #[serde(default)]
+    pub p999_ms: f64,
     pub max_ms: f64,
 }
 
@@ -36,6 +39,7 @@ impl Row {
             p50_ms: ms(0.50),
             p95_ms: ms(0.95),
             p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
             max_ms: t.maximum_time_us as f64 / 1000.0,
         }
     }
@@ -171,6 +175,7 @@ impl ScenarioResult {
             m.insert(format!("{prefix}.p50_ms"), r.p50_ms);
             m.insert(format!("{prefix}.p95_ms"), r.p95_ms);
             m.insert(format!("{prefix}.p99_ms"), r.p99_ms);
+            m.insert(format!("{prefix}.p999_ms"), r.p999_ms);
             m.insert(format!("{prefix}.max_ms"), r.max_ms);
         };
         if let Some(http) = &self.http {

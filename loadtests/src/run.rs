@@ -364,6 +364,7 @@ async fn measure(
         started: Instant::now(),
         extra: RwLock::new(None),
         throughput: Default::default(),
+        requests: None,
         samples: Default::default(),
     });
     let setup_started = chrono::Utc::now();
@@ -392,6 +393,8 @@ async fn measure(
         shape: ctx.shape.clone(),
         extra: RwLock::new(ctx.extra.read().unwrap_or_else(|p| p.into_inner()).clone()),
         throughput: Default::default(),
+        requests: (plan.scenario == Scenario::Workday && plan.shape.rate.is_some())
+            .then(Default::default),
         samples: Default::default(),
     });
     context::install(ctx.clone());
@@ -502,6 +505,17 @@ async fn measure(
 
 /// Scenario extras gathered after the attack.
 fn collect(plan: &Plan<'_>, ctx: &RunContext, result: &mut ScenarioResult) {
+    if let Some(requests) = &ctx.requests {
+        // The open-model workday: its target is HTTP requests answered.
+        let (from, to) = plan.shape.steady_window();
+        if let Some((mean, min)) = requests.steady(from, to) {
+            result.extras.insert("rate.achieved".into(), mean);
+            result.extras.insert("rate.min_second".into(), min);
+        }
+        result
+            .extras
+            .insert("rate.completed".into(), requests.total() as f64);
+    }
     if plan.scenario.paced() {
         let (from, to) = plan.shape.steady_window();
         if let Some((mean, min)) = ctx.throughput.steady(from, to) {
@@ -871,7 +885,12 @@ pub async fn run(cli: Cli) -> u8 {
             run_scenario(Plan {
                 cli: &cli,
                 scenario: *scenario,
-                shape: shape(*scenario, profile, cli.tier),
+                shape: match cli.rate {
+                    Some(rate) if *scenario == Scenario::Workday => {
+                        shape(*scenario, profile, cli.tier).open(rate)
+                    }
+                    _ => shape(*scenario, profile, cli.tier),
+                },
                 dir,
                 verify: i == 0 || cli.host.is_none(),
             })

@@ -101,12 +101,14 @@ pub async fn log_in(user: &mut GooseUser, with_socket: bool) -> TransactionResul
     } else {
         None
     };
+    // A paced user keeps its schedule across logins.
+    let pacer = user.get_session_data::<Agent>().and_then(|a| a.pacer.clone());
     user.set_session_data(Agent {
         token,
         email,
         tenant,
         socket,
-        pacer: None,
+        pacer,
     });
     Ok(())
 }

@@ -9,17 +9,27 @@ use std::time::{Duration, Instant};
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{agent, await_event, await_final, id_of, log_in, log_out_locally, pause, session};
+use super::{
+    Agent, agent, await_event, await_final, id_of, log_in, log_out_locally, pause, session,
+};
 use crate::{
-    context::{Call, current, pick, signed_form, sms_body},
+    context::{Call, Pacer, current, pick, signed_form, sms_body},
     profile::Shape,
     verify::plays_carrier,
 };
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("workday")
-        .set_wait_time(Duration::from_millis(500), Duration::from_millis(2_500))
-        .unwrap_or_else(|_| unreachable!("a valid wait time"))
+pub fn scenario(shape: &Shape) -> goose::goose::Scenario {
+    let workday = scenario!("workday");
+    // Closed model: think times between actions. Open model (a target
+    // rate): each action starts on the agent's schedule (see `open_pace`).
+    let workday = if shape.rate.is_some() {
+        workday
+    } else {
+        workday
+            .set_wait_time(Duration::from_millis(500), Duration::from_millis(2_500))
+            .unwrap_or_else(|_| unreachable!("a valid wait time"))
+    };
+    workday
         .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
         .register_transaction(
             transaction!(login_logout)
@@ -48,6 +58,44 @@ pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
         .register_transaction(transaction!(on_stop).set_name("log out").set_on_stop())
 }
 
+/// Requests a transaction of the mix makes before the run has measured it:
+/// login/logout 3 (20 %), voice 7 (30 %), SMS 2 (40 %), voicemail 3 (10 %).
+const EXPECTED_REQUESTS_PER_TRANSACTION: f64 = 3.8;
+
+/// The open model: waits for this agent's next scheduled start. Agents
+/// share the target request rate; the gap between one agent's starts is
+/// `agents × requests per transaction / rate`, with requests per
+/// transaction as measured so far in this run. An agent behind schedule
+/// starts at once (the schedule never slips), so a stack that slows down
+/// faces the same offered load rather than a politer one.
+async fn open_pace(user: &mut GooseUser) {
+    let ctx = current();
+    let (Some(rate), Some(requests)) = (ctx.shape.rate, ctx.requests.as_ref()) else {
+        return;
+    };
+    // Transactions started are counted in `throughput` (the workday has no
+    // other use for it).
+    let started = ctx.throughput.total();
+    let per_transaction = if started >= 100 {
+        (requests.total() as f64 / started as f64).max(1.0)
+    } else {
+        EXPECTED_REQUESTS_PER_TRANSACTION
+    };
+    ctx.throughput.record(ctx.started);
+    let (users, index) = (ctx.shape.users, user.weighted_users_index);
+    let mut pacer = user
+        .get_session_data::<Agent>()
+        .and_then(|a| a.pacer.clone())
+        .unwrap_or_else(|| Pacer::new(rate / per_transaction, users, index));
+    pacer.retime(Duration::from_secs_f64(
+        users as f64 * per_transaction / rate,
+    ));
+    pacer.tick().await;
+    if let Some(agent) = user.get_session_data_mut::<Agent>() {
+        agent.pacer = Some(pacer);
+    }
+}
+
 async fn on_start(user: &mut GooseUser) -> TransactionResult {
     log_in(user, true).await
 }
@@ -69,6 +117,7 @@ async fn on_stop(user: &mut GooseUser) -> TransactionResult {
 
 /// Log out, log back in (a new socket with the new token), read `/v1/me`.
 async fn login_logout(user: &mut GooseUser) -> TransactionResult {
+    open_pace(user).await;
     let old = session(user, true).await?;
     let logout = Call::post(
         "/v1/auth/logout",
@@ -111,6 +160,7 @@ fn forget_refused_token(user: &mut GooseUser, result: TransactionResult) -> Tran
 /// Screen-pop, originate, the carrier answers, hold/unhold, record, talk,
 /// read the customer's timeline, hang up.
 pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
+    open_pace(user).await;
     let result = voice_call_steps(user).await;
     forget_refused_token(user, result)
 }
@@ -256,6 +306,7 @@ async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
 /// Read the conversation, send a message (a template one time in four),
 /// see it on the socket, and with a worker follow it to `delivered`.
 pub async fn sms(user: &mut GooseUser) -> TransactionResult {
+    open_pace(user).await;
     let result = sms_steps(user).await;
     forget_refused_token(user, result)
 }
@@ -319,6 +370,7 @@ async fn sms_steps(user: &mut GooseUser) -> TransactionResult {
 
 /// List unheard voicemail, open one, mark it listened.
 pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
+    open_pace(user).await;
     let result = voicemail_steps(user).await;
     forget_refused_token(user, result)
 }
