@@ -499,7 +499,10 @@ mod tests {
         // Enough agents for the rate, never fewer than the seed's 50.
         assert!(peak.users as f64 * AGENT_MAX_RPS >= PEAK_RPS && peak.users >= 50);
         let basic = shape(Scenario::Workday, Profile::Basic, Tier::Seed);
-        assert_eq!((basic.users, basic.total()), (100, Duration::from_secs(30 * 60)));
+        assert_eq!(
+            (basic.users, basic.total()),
+            (100, Duration::from_secs(30 * 60))
+        );
         let sustained = shape(Scenario::Workday, Profile::Sustained, Tier::Seed);
         assert_eq!(
             (sustained.users, sustained.total()),

@@ -411,7 +411,11 @@ async fn measure(
         plan.shape.test_plan(),
         plan.shape
             .rate
-            .map(|r| format!("at {r:.1} ops/s"))
+            .map(|r| if plan.scenario == Scenario::Workday {
+                format!("at {r:.1} requests/s (open model)")
+            } else {
+                format!("at {r:.1} ops/s")
+            })
             .unwrap_or_default()
     );
     let metrics = attack(plan).await;
@@ -493,6 +497,19 @@ async fn measure(
     }
     let metrics = metrics?;
     result.absorb(&metrics);
+    if plan.scenario == Scenario::Workday {
+        // Calls whose simulated callee never answered nor hung up within the
+        // wait (FLOW rows that timed out): a stalled simulator or queue.
+        let never_answered: u64 = result
+            .rows
+            .iter()
+            .filter(|row| row.kind == "FLOW")
+            .map(|row| row.fails)
+            .sum();
+        result
+            .extras
+            .insert("calls.never_answered".into(), never_answered as f64);
+    }
     result.rows.extend(probed);
     result.probe = probe::compare(&result.rows);
     result.rebuild_metrics();

@@ -67,6 +67,12 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
                 "seed 000 §3: every SMS confirmed (none unsettled after 1 min)",
             ),
             rule(
+                "calls.never_answered",
+                Le,
+                0.0,
+                "seed 000 §2: every simulated call answered or ended (no FLOW wait timed out)",
+            ),
+            rule(
                 "all SIO.error_pct",
                 Lt,
                 0.5,
@@ -163,12 +169,7 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
                 95.0,
                 "seed 001 §3: delivery rate > 95 %",
             ),
-            rule(
-                "rate.achieved",
-                Ge,
-                500.0,
-                "seed 001 §3: 500 msg/s",
-            ),
+            rule("rate.achieved", Ge, 500.0, "seed 001 §3: 500 msg/s"),
             rule("fanout.p50_ms", Lt, 50.0, "seed 001 §3: p50 < 50 ms"),
             rule("fanout.p95_ms", Lt, 100.0, "seed 001 §3: p95 < 100 ms"),
             rule("fanout.p99_ms", Lt, 200.0, "seed 001 §3: p99 < 200 ms"),
@@ -184,12 +185,7 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
             rule("fanout.delivery_pct", Ge, 100.0, "goal: nothing lost"),
         ],
         (Scenario::Storm, Tier::Seed) => vec![
-            rule(
-                "rate.achieved",
-                Ge,
-                500.0,
-                "seed 001 §1: 500 updates/s",
-            ),
+            rule("rate.achieved", Ge, 500.0, "seed 001 §1: 500 updates/s"),
             rule(
                 "all SCHED.error_pct",
                 Lt,
@@ -205,12 +201,7 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
             rule("all SCHED.errors", Le, 0.0, "goal: 0 errors"),
         ],
         (Scenario::Reporting, Tier::Seed) => vec![
-            rule(
-                "rate.achieved",
-                Ge,
-                100.0,
-                "seed 001 §2: 100 QPS",
-            ),
+            rule("rate.achieved", Ge, 100.0, "seed 001 §2: 100 QPS"),
             rule(
                 "all SCHED.error_pct",
                 Lt,
@@ -293,12 +284,7 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
             rule("all QUEUE.errors", Le, 0.0, "goal: 0 failed imports"),
         ],
         (Scenario::Health, Tier::Seed) => vec![
-            rule(
-                "rate.achieved",
-                Ge,
-                1_000.0,
-                "seed 002 §1: 1 000+ RPS",
-            ),
+            rule("rate.achieved", Ge, 1_000.0, "seed 002 §1: 1 000+ RPS"),
             rule("all SCHED.p95_ms", Lt, 50.0, "seed 002 §1: p95 < 50 ms"),
             rule(
                 "all SCHED.error_pct",
@@ -571,7 +557,12 @@ mod tests {
         // A closed-model workday has no rate to meet.
         result.target_rate = None;
         judge(&mut result, Scenario::Workday, Tier::Seed, 30);
-        assert!(result.thresholds.iter().all(|t| t.metric != "rate.achieved"));
+        assert!(
+            result
+                .thresholds
+                .iter()
+                .all(|t| t.metric != "rate.achieved")
+        );
     }
 
     #[test]

@@ -128,8 +128,9 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
         .await?;
     let id = call["id"].as_str().context("call id")?.to_string();
     let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
-    let same = |e: &Value| e["data"]["id"].as_str() == Some(id.as_str());
-    socket.wait_for("call:created", WAIT, same).await?;
+    socket
+        .wait_for("call:created", WAIT, |e| e.is(&id, None))
+        .await?;
     for status in ["ringing", "in-progress"] {
         if plays_carrier(endpoints) {
             let code = carrier_post(
@@ -150,9 +151,7 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
             }
         }
         socket
-            .wait_for("call:status", WAIT, |e| {
-                same(e) && e["data"]["status"].as_str() == Some(status)
-            })
+            .wait_for("call:status", WAIT, |e| e.is(&id, Some(status)))
             .await
             .with_context(|| format!("waiting for {status}"))?;
     }
@@ -167,9 +166,7 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
         bail!("hangup answered {}", hangup.status());
     }
     socket
-        .wait_for("call:status", WAIT, |e| {
-            same(e) && e["data"]["status"].as_str() == Some("completed")
-        })
+        .wait_for("call:status", WAIT, |e| e.is(&id, Some("completed")))
         .await
         .context("waiting for completed")?;
     let history: Value = http
@@ -265,10 +262,7 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
         }
     }
     socket
-        .wait_for("message:status", WAIT, |e| {
-            e["data"]["id"].as_str() == Some(id.as_str())
-                && e["data"]["status"].as_str() == Some("delivered")
-        })
+        .wait_for("message:status", WAIT, |e| e.is(&id, Some("delivered")))
         .await
         .map_err(|e| anyhow!("{e}: the message never reached delivered"))?;
     Ok(format!(

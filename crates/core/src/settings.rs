@@ -9,6 +9,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@localhost:5432/switchboard";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -117,6 +118,12 @@ pub struct Settings {
     /// Latency injected into every API request (fault injection for the load
     /// suite's regression detection). Zero in normal operation.
     pub fault_latency: Duration,
+    /// Fault injection for the load suite's rules: the realtime relay
+    /// drops every event of this tenant (a lost event). None normally.
+    pub fault_drop_events_tenant: Option<Uuid>,
+    /// Fault injection: the carrier simulator never plays this tenant's
+    /// calls and messages (a stalled simulator). None normally.
+    pub fault_stall_carrier_tenant: Option<Uuid>,
     pub log_json: bool,
     /// Worker: jobs one worker process runs at once, per queue.
     pub worker_concurrency: usize,
@@ -334,6 +341,8 @@ impl Settings {
                 "SWITCHBOARD_FAULT_LATENCY_MS",
                 0u64,
             )?),
+            fault_drop_events_tenant: optional(&get, "SWITCHBOARD_FAULT_DROP_EVENTS_TENANT")?,
+            fault_stall_carrier_tenant: optional(&get, "SWITCHBOARD_FAULT_STALL_CARRIER_TENANT")?,
             log_json: matches!(get("SWITCHBOARD_LOG_FORMAT").as_deref(), Some("json")),
             worker_concurrency: parse(&get, "SWITCHBOARD_WORKER_CONCURRENCY", 64usize)?,
             job_max_attempts: parse(&get, "SWITCHBOARD_JOB_MAX_ATTEMPTS", 6u32)?,
@@ -446,10 +455,25 @@ impl Settings {
                 "SWITCHBOARD_JWT_SECRET is the development default".into(),
             ));
         }
-        if self.fault_latency > Duration::ZERO {
-            return Err(SettingsError::Unsafe(
-                "SWITCHBOARD_FAULT_LATENCY_MS is a test-only fault injection".into(),
-            ));
+        for (set, name) in [
+            (
+                self.fault_latency > Duration::ZERO,
+                "SWITCHBOARD_FAULT_LATENCY_MS",
+            ),
+            (
+                self.fault_drop_events_tenant.is_some(),
+                "SWITCHBOARD_FAULT_DROP_EVENTS_TENANT",
+            ),
+            (
+                self.fault_stall_carrier_tenant.is_some(),
+                "SWITCHBOARD_FAULT_STALL_CARRIER_TENANT",
+            ),
+        ] {
+            if set {
+                return Err(SettingsError::Unsafe(format!(
+                    "{name} is a test-only fault injection"
+                )));
+            }
         }
         Ok(())
     }
@@ -477,6 +501,24 @@ where
         Some(raw) => raw
             .trim()
             .parse()
+            .map_err(|e: T::Err| invalid(name, format!("{e} (got {raw:?})"))),
+    }
+}
+
+/// A setting with no default: absent or empty is `None`.
+fn optional<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<T>, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(name).filter(|raw| !raw.trim().is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
             .map_err(|e: T::Err| invalid(name, format!("{e} (got {raw:?})"))),
     }
 }
@@ -538,5 +580,28 @@ mod tests {
         .unwrap();
         assert!(s.ensure_production_safe().is_ok());
         assert!(load(&[]).unwrap().ensure_production_safe().is_ok());
+    }
+
+    #[test]
+    fn fault_injection_is_refused_in_production_and_parsed_elsewhere() {
+        let tenant = "0195c2a0-0000-7000-8000-000000000001";
+        for name in [
+            "SWITCHBOARD_FAULT_DROP_EVENTS_TENANT",
+            "SWITCHBOARD_FAULT_STALL_CARRIER_TENANT",
+        ] {
+            let s = load(&[
+                ("SWITCHBOARD_ENV", "production"),
+                ("SWITCHBOARD_JWT_SECRET", "a-real-secret-from-a-vault"),
+                (name, tenant),
+            ])
+            .unwrap();
+            assert!(
+                matches!(s.ensure_production_safe(), Err(SettingsError::Unsafe(m)) if m.contains(name))
+            );
+            assert!(load(&[(name, "not-a-uuid")]).is_err(), "{name}");
+        }
+        let s = load(&[("SWITCHBOARD_FAULT_DROP_EVENTS_TENANT", tenant)]).unwrap();
+        assert_eq!(s.fault_drop_events_tenant, tenant.parse().ok());
+        assert_eq!(s.fault_stall_carrier_tenant, None);
     }
 }

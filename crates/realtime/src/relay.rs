@@ -166,6 +166,12 @@ async fn relay<A: Adapter>(
                     continue;
                 };
                 metrics::counter!("realtime_events_in_total", "type" => incoming.kind.as_str()).increment(1);
+                if state.settings().fault_drop_events_tenant == Some(incoming.tenant_id) {
+                    // Injected fault (SWITCHBOARD_FAULT_DROP_EVENTS_TENANT, refused in
+                    // production): the load suite proves its rules see lost events.
+                    metrics::counter!("realtime_events_dropped_total", "reason" => "fault_injected").increment(1);
+                    continue;
+                }
                 let ready = match incoming.stream() {
                     Some((key, version)) => orderer.accept(&key, version, incoming, Instant::now()),
                     None => vec![incoming],

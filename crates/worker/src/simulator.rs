@@ -140,6 +140,17 @@ pub fn sms_script(seed: u64, sid: &str, to: &str) -> (SmsOutcome, Duration, Dura
 
 impl Handler for CarrierSim {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
+        let tenant = match *self {
+            CarrierSim::OutboundCall { tenant_id, .. }
+            | CarrierSim::OutboundSms { tenant_id, .. } => tenant_id,
+        };
+        if ctx.settings.fault_stall_carrier_tenant == Some(tenant) {
+            // Injected fault (SWITCHBOARD_FAULT_STALL_CARRIER_TENANT, refused in
+            // production): the network never answers this tenant, so the
+            // load suite can prove its rules see calls that never ring.
+            tracing::warn!(%tenant, "fault injected: the simulated carrier ignores this tenant");
+            return Ok(());
+        }
         match *self {
             CarrierSim::OutboundCall { tenant_id, call_id } => {
                 play_call(ctx, self, tenant_id, call_id).await

@@ -102,7 +102,9 @@ pub async fn log_in(user: &mut GooseUser, with_socket: bool) -> TransactionResul
         None
     };
     // A paced user keeps its schedule across logins.
-    let pacer = user.get_session_data::<Agent>().and_then(|a| a.pacer.clone());
+    let pacer = user
+        .get_session_data::<Agent>()
+        .and_then(|a| a.pacer.clone());
     user.set_session_data(Agent {
         token,
         email,
@@ -202,10 +204,7 @@ pub async fn await_event(
     let result = socket
         .lock()
         .await
-        .wait_for(name, EVENT_WAIT, |e: &Value| {
-            e["data"]["id"].as_str() == Some(id)
-                && status.is_none_or(|s| e["data"]["status"].as_str() == Some(s))
-        })
+        .wait_for(name, EVENT_WAIT, |e| e.is(id, status))
         .await;
     match result {
         Ok(event) => {
@@ -252,19 +251,13 @@ pub async fn await_final(
     let result = socket
         .lock()
         .await
-        .wait_for(name, EVENT_WAIT, |e: &Value| {
-            e["data"]["id"].as_str() == Some(id)
-                && e["data"]["status"]
-                    .as_str()
-                    .is_some_and(|s| finals.contains(&s))
+        .wait_for(name, EVENT_WAIT, |e| {
+            e.id.as_deref() == Some(id) && e.status.as_deref().is_some_and(|s| finals.contains(&s))
         })
         .await;
     match result {
         Ok(event) => {
-            let status = event.data["data"]["status"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let status = event.subject.status.unwrap_or_default();
             if status == wanted {
                 let took = event.at.saturating_duration_since(since);
                 user.record_custom_request_duration(metric.0, metric.1, took, true, None, None)

@@ -103,15 +103,15 @@ async fn campaigns(user: &mut GooseUser) -> TransactionResult {
         for (i, socket) in sockets.iter_mut().enumerate() {
             while let Ok(event) = socket
                 .wait_for("message:status", Duration::from_millis(1), |e| {
-                    e["data"]["campaign_id"].as_str() == Some(accepted[i].0.as_str())
+                    e.campaign_id.as_deref() == Some(accepted[i].0.as_str())
                         && matches!(
-                            e["data"]["status"].as_str(),
+                            e.status.as_deref(),
                             Some("delivered" | "undelivered" | "failed")
                         )
                 })
                 .await
             {
-                if event.data["data"]["status"].as_str() == Some("delivered") {
+                if event.subject.status.as_deref() == Some("delivered") {
                     delivered_total += 1;
                     stats
                         .deliveries

@@ -36,7 +36,7 @@ async fn on_start(user: &mut GooseUser) -> TransactionResult {
 async fn bulk(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let ctx = current();
-    let tenant = ctx.tenant(me.tenant).clone();
+    let tenant = ctx.tenant(me.tenant);
     let Some(template) = tenant.template else {
         return Err(fail("no template to send a campaign with"));
     };
@@ -105,7 +105,7 @@ async fn conversation(user: &mut GooseUser) -> TransactionResult {
 async fn exchange(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let ctx = current();
-    let tenant = ctx.tenant(me.tenant).clone();
+    let tenant = ctx.tenant(me.tenant);
     let (customer_id, phone) = pick(&tenant.customers).clone();
     if rand::random_range(0..3) == 0 {
         // The customer writes first: the carrier posts an inbound SMS.

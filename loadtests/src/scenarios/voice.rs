@@ -33,7 +33,7 @@ async fn call(user: &mut GooseUser) -> TransactionResult {
     // The recording of the last call this user made, as the carrier posts it.
     let me = agent(user)?;
     let ctx = current();
-    let tenant = ctx.tenant(me.tenant).clone();
+    let tenant = ctx.tenant(me.tenant);
     let path = "/v1/calls?limit=1";
     let (_, list) = Call::get(path, "GET /v1/calls", &me.token)
         .send(user)

@@ -168,7 +168,7 @@ pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
 async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
     let me = session(user, true).await?;
     let ctx = current();
-    let tenant = ctx.tenant(me.tenant).clone();
+    let tenant = ctx.tenant(me.tenant);
     let (customer_id, phone) = pick(&tenant.customers).clone();
     let lookup = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
     Call::get(&lookup, "GET /v1/customers?phone=", &me.token)
@@ -314,7 +314,7 @@ pub async fn sms(user: &mut GooseUser) -> TransactionResult {
 async fn sms_steps(user: &mut GooseUser) -> TransactionResult {
     let me = session(user, true).await?;
     let ctx = current();
-    let tenant = ctx.tenant(me.tenant).clone();
+    let tenant = ctx.tenant(me.tenant);
     let (customer_id, phone) = pick(&tenant.customers).clone();
     let history = format!("/v1/messages?customer_id={customer_id}&limit=20");
     Call::get(&history, "GET /v1/messages?customer_id=", &me.token)
