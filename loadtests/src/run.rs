@@ -522,26 +522,21 @@ async fn measure(
 
 /// Scenario extras gathered after the attack.
 fn collect(plan: &Plan<'_>, ctx: &RunContext, result: &mut ScenarioResult) {
-    if let Some(requests) = &ctx.requests {
-        // The open-model workday: its target is HTTP requests answered.
+    // What the run's rate target counts: HTTP answers for the open-model
+    // workday, completed operations for a paced scenario.
+    let completions = match &ctx.requests {
+        Some(requests) => Some(requests),
+        None => plan.scenario.paced().then_some(&ctx.throughput),
+    };
+    if let Some(completions) = completions {
         let (from, to) = plan.shape.steady_window();
-        if let Some((mean, min)) = requests.steady(from, to) {
+        if let Some((mean, min)) = completions.steady(from, to) {
             result.extras.insert("rate.achieved".into(), mean);
             result.extras.insert("rate.min_second".into(), min);
         }
         result
             .extras
-            .insert("rate.completed".into(), requests.total() as f64);
-    }
-    if plan.scenario.paced() {
-        let (from, to) = plan.shape.steady_window();
-        if let Some((mean, min)) = ctx.throughput.steady(from, to) {
-            result.extras.insert("rate.achieved".into(), mean);
-            result.extras.insert("rate.min_second".into(), min);
-        }
-        result
-            .extras
-            .insert("rate.completed".into(), ctx.throughput.total() as f64);
+            .insert("rate.completed".into(), completions.total() as f64);
     }
     if let Some(fanout) = ctx.extra::<scenarios::fanout::Fanout>() {
         fanout.stop();
