@@ -42,6 +42,18 @@ pub struct Cli {
     /// Add this run to this baseline file.
     #[arg(long)]
     pub save_baseline: Option<PathBuf>,
+    /// Run no load: judge these finished runs (their `summary.json`)
+    /// against `--baseline`, pooled (each metric's median across them);
+    /// exit 4 on regression. The paired comparison
+    /// (`scripts/paired-perf.sh`) judges the candidate's runs this way
+    /// against the runs of the previous revision made in the same job.
+    #[arg(long, num_args = 1.., requires = "baseline", conflicts_with = "save_baseline")]
+    pub judge: Vec<PathBuf>,
+    /// Run no load: add these finished runs (their `summary.json`) to
+    /// `--save-baseline` (a baseline re-recorded from runs already made,
+    /// such as a nightly job's artifacts).
+    #[arg(long, num_args = 1.., requires = "save_baseline", conflicts_with_all = ["judge", "baseline"])]
+    pub record: Vec<PathBuf>,
     /// Where reports go [default: target/loadtest/<run-id>].
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
@@ -139,6 +151,27 @@ mod tests {
             Ok(vec![Scenario::Storm, Scenario::Reporting])
         );
         assert!(Cli::try_parse_from(["switchboard-load", "--profile", "nope"]).is_err());
+        let judge = Cli::try_parse_from([
+            "switchboard-load",
+            "--baseline",
+            "a.json",
+            "--judge",
+            "b1/summary.json",
+            "b2/summary.json",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(judge.judge.len(), 2);
+        assert!(Cli::try_parse_from(["switchboard-load", "--judge", "b/summary.json"]).is_err());
+        let record = Cli::try_parse_from([
+            "switchboard-load",
+            "--save-baseline",
+            "a.json",
+            "--record",
+            "a1/summary.json",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(record.record.len(), 1);
+        assert!(Cli::try_parse_from(["switchboard-load", "--record", "a1/summary.json"]).is_err());
         assert!(Cli::try_parse_from(["switchboard-load", "--rate", "0"]).is_err());
         let open = Cli::try_parse_from(["switchboard-load", "--profile", "peak", "--rate", "300"])
             .unwrap_or_else(|e| panic!("{e}"));

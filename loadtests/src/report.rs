@@ -252,24 +252,7 @@ pub fn markdown(summary: &Summary) -> String {
         }
     }
     if let Some(b) = &summary.baseline {
-        let _ = writeln!(out, "\n## Against the baseline `{b}`\n");
-        let _ = writeln!(
-            out,
-            "| scenario | metric | baseline | now | limit | verdict |"
-        );
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
-        for c in &summary.comparisons {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                c.scenario,
-                c.metric,
-                num(Some(c.reference)),
-                num(Some(c.now)),
-                num(Some(c.limit)),
-                if c.regressed { "**REGRESSED**" } else { "ok" }
-            );
-        }
+        out.push_str(&comparison_table(b, &summary.comparisons));
     }
     let _ = writeln!(
         out,
@@ -283,6 +266,30 @@ pub fn markdown(summary: &Summary) -> String {
         "\nExit code {}: {}.",
         summary.exit_code, summary.verdict
     );
+    out
+}
+
+/// The comparisons with a baseline, as a Markdown section.
+pub fn comparison_table(baseline: &str, comparisons: &[Comparison]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n## Against the baseline `{baseline}`\n");
+    let _ = writeln!(
+        out,
+        "| scenario | metric | baseline | now | limit | verdict |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
+    for c in comparisons {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            c.scenario,
+            c.metric,
+            num(Some(c.reference)),
+            num(Some(c.now)),
+            num(Some(c.limit)),
+            if c.regressed { "**REGRESSED**" } else { "ok" }
+        );
+    }
     out
 }
 

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use goose::{GooseError, config::GooseConfiguration, prelude::*};
 
 use crate::{
-    baseline::Baseline,
+    baseline::{self, Baseline},
     cli::{Cli, SeedSize},
     context::{self, RunContext},
     probe::{self, Probe},
@@ -829,8 +829,121 @@ fn note_other_tier(result: &mut ScenarioResult, cli: &Cli, other_broke: &Option<
     ));
 }
 
+/// The summaries of finished runs, without the runs that failed (their
+/// figures measure nothing).
+fn finished_runs(files: &[PathBuf]) -> anyhow::Result<Vec<Summary>> {
+    let mut runs = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let summary: Summary =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+        if summary.exit_code == EXIT_ERROR {
+            println!(
+                "left out: {} (that run failed: {})",
+                file.display(),
+                summary.verdict
+            );
+        } else {
+            runs.push(summary);
+        }
+    }
+    Ok(runs)
+}
+
+/// `--record`: no load. The finished runs added to `--save-baseline`.
+fn record(cli: &Cli) -> u8 {
+    let Some(path) = &cli.save_baseline else {
+        eprintln!("switchboard-load: --record needs --save-baseline");
+        return EXIT_USAGE;
+    };
+    let runs = match finished_runs(&cli.record) {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_USAGE;
+        }
+    };
+    for run in &runs {
+        if let Err(e) = Baseline::save(
+            path,
+            &run.scenarios,
+            &run.profile,
+            &run.tier,
+            &run.machine.describe(),
+            &run.started,
+        ) {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_ERROR;
+        }
+    }
+    println!("{} run(s) added to {}", runs.len(), path.display());
+    if runs.is_empty() { EXIT_ERROR } else { EXIT_OK }
+}
+
+/// `--judge`: no load. The finished runs' summaries, pooled (each metric's
+/// median across them), against `--baseline`.
+fn judge(cli: &Cli) -> u8 {
+    let Some(path) = &cli.baseline else {
+        eprintln!("switchboard-load: --judge needs --baseline");
+        return EXIT_USAGE;
+    };
+    let baseline = match Baseline::load(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_USAGE;
+        }
+    };
+    let runs: Vec<_> = match finished_runs(&cli.judge) {
+        Ok(runs) => runs.into_iter().map(|run| run.scenarios).collect(),
+        Err(e) => {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_USAGE;
+        }
+    };
+    if runs.is_empty() {
+        eprintln!("switchboard-load: no run left to judge");
+        return EXIT_ERROR;
+    }
+    let comparisons = baseline.compare(&baseline::pooled(&runs));
+    if comparisons.is_empty() {
+        eprintln!(
+            "switchboard-load: the runs judged share no gated metric with {}",
+            path.display()
+        );
+        return EXIT_USAGE;
+    }
+    print!(
+        "{}",
+        report::comparison_table(&path.display().to_string(), &comparisons)
+    );
+    let regressed = comparisons.iter().filter(|c| c.regressed).count();
+    println!(
+        "\n{} run(s) pooled against {} stored run(s): {}",
+        runs.len(),
+        baseline.saved.len(),
+        if regressed == 0 {
+            "no regression".to_string()
+        } else {
+            format!("{regressed} metric(s) REGRESSED")
+        }
+    );
+    if regressed == 0 {
+        EXIT_OK
+    } else {
+        EXIT_REGRESSION
+    }
+}
+
 /// The whole job; returns the exit code.
 pub async fn run(cli: Cli) -> u8 {
+    if !cli.judge.is_empty() {
+        return judge(&cli);
+    }
+    if !cli.record.is_empty() {
+        return record(&cli);
+    }
     let scenarios = match cli.scenarios() {
         Ok(s) => s,
         Err(e) => {
@@ -974,6 +1087,7 @@ pub async fn run(cli: Cli) -> u8 {
                 &summary.profile,
                 &summary.tier,
                 &summary.machine.describe(),
+                &summary.started,
             ) {
                 Ok(b) => println!(
                     "baseline saved to {} ({} run(s) stored)",

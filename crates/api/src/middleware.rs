@@ -2,7 +2,7 @@
 //! request metrics, and the optional injected latency used to prove that
 //! the load suite catches regressions.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -41,7 +41,7 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
     let mut response = REQUEST_ID
         .scope(request_id.clone(), async move {
             if !fault.is_zero() {
-                tokio::time::sleep(fault).await;
+                inject_latency(fault).await;
             }
             match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(response) => response,
@@ -59,6 +59,23 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// Delays a request by `fault`, to a few microseconds: a regression test
+/// slows the stack by a known fraction of its median, a fraction of a
+/// millisecond. The runtime's timer rounds up to whole milliseconds and a
+/// thread's sleep overshoots by its timer slack (~50 µs), so a blocking
+/// thread sleeps most of it and spins the rest.
+async fn inject_latency(fault: Duration) {
+    const SLACK: Duration = Duration::from_micros(100);
+    let deadline = Instant::now() + fault;
+    let _ = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(fault.saturating_sub(SLACK));
+        while Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+    })
+    .await;
 }
 
 /// Counts and times every request by method, matched route and status.
