@@ -3,9 +3,11 @@
 # (B, this checkout) built and run in the same job on the same machine,
 # interleaved A B B A A B … (each run on a fresh stack, which the load
 # suite starts itself), then the candidate's runs, pooled, judged against
-# A's runs made right there (`switchboard-load --baseline A.json --judge
-# B-*/summary.json`). Stored baselines only compare like with like on the
-# hardware they were recorded on; this needs no stored baseline at all.
+# A's runs made right there (`switchboard-load --save-baseline A.json
+# --record A-*/summary.json`, then `--baseline A.json --judge
+# B-*/summary.json`, both by B's binary). Stored baselines only compare
+# like with like on the hardware they were recorded on; this needs no
+# stored baseline at all.
 #
 #   BASE_REV=origin/main scripts/paired-perf.sh              # nightly: last night's good build
 #   BASE_REV=HEAD~1 ROUNDS=3 PROFILE=average scripts/paired-perf.sh
@@ -126,8 +128,7 @@ run_side() { # side round
   log "round $round: $side"
   set +e
   env "${env[@]}" "$bins/$side/switchboard-load" "${args[@]}" \
-    --report-dir "$dir/$side-$round" --save-baseline "$dir/$side.json" \
-    >"$dir/$side-$round.log" 2>&1
+    --report-dir "$dir/$side-$round" >"$dir/$side-$round.log" 2>&1
   status=$?
   set -e
   grep -E '^Exit code|all HTTP' "$dir/$side-$round.log" || true
@@ -139,7 +140,7 @@ run_side() { # side round
   esac
 }
 
-rm -f "$dir/A.json" "$dir/B.json"
+rm -f "$dir/A.json"
 for round in $(seq 1 "$ROUNDS"); do
   # A B, then B A: a drift of the machine over the job falls on both sides.
   if [ $((round % 2)) = 1 ]; then order=(A B); else order=(B A); fi
@@ -148,6 +149,12 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# A's runs are recorded by B's binary, so what is compared is the
+# candidate's rule whatever A's revision stored.
+if [ "$failed" = 0 ]; then
+  "$bins/B/switchboard-load" --save-baseline "$dir/A.json" --record "$dir"/A-*/summary.json \
+    || failed=1
+fi
 if [ "$failed" = 1 ] || [ ! -f "$dir/A.json" ]; then
   verdict="failed: a run did not complete (see the logs in $dir)"
   status=1
