@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard_load::{cli::Cli, run, stack};
 
+/// The same allocator as the `switchboard` binary: this binary runs the
+/// stack too (`switchboard-load __stack`), and it is measured as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -34,7 +34,7 @@ impl Machine {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Summary {
     pub run_id: String,
     pub profile: String,
@@ -120,6 +120,13 @@ pub fn markdown(summary: &Summary) -> String {
     }
     for r in &summary.scenarios {
         let _ = writeln!(out, "\n## {} — {}\n", r.scenario, r.implements);
+        if let Some(seconds) = r.interrupted {
+            let _ = writeln!(
+                out,
+                "**Interrupted (Ctrl-C) {seconds:.0} s into the attack:** the figures below cover only that part of the plan `{}`; its rules are shown, not judged.\n",
+                r.test_plan
+            );
+        }
         let _ = writeln!(
             out,
             "Plan `{}`{}, carrier `{}`, {:.0} s.{}",

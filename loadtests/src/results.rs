@@ -113,6 +113,10 @@ pub struct ScenarioResult {
     #[serde(default)]
     pub steps: Vec<String>,
     pub error: Option<String>,
+    /// Stopped by Ctrl-C this many seconds into the attack: the figures
+    /// cover only that part of the plan and the run is not judged.
+    #[serde(default)]
+    pub interrupted: Option<f64>,
     pub reports: Vec<String>,
 }
 

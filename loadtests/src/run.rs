@@ -426,8 +426,13 @@ async fn measure(
         eprintln!("  teardown: the tenants' SMS rates were not restored: {error:#}");
     }
     if goose::is_killswitch_triggered() {
-        // Ctrl-C: Goose stopped early and returns what it had. Not a result.
-        anyhow::bail!("the run was interrupted (Ctrl-C): its figures are not a result");
+        // Ctrl-C: Goose stopped early and returns what it had. The report
+        // shows it, marked partial, and the run is never judged on it (a
+        // two-hour profile stopped after 15 minutes still tells what those
+        // minutes measured).
+        let seconds = ctx.started.elapsed().as_secs_f64();
+        println!("  interrupted (Ctrl-C) {seconds:.0} s into the attack: a partial report follows");
+        result.interrupted = Some(seconds);
     }
     if let (Some(stack), Some(window)) = (stack, &window) {
         result.resources = Some(stack.resources(window));
@@ -1024,7 +1029,12 @@ pub async fn run(cli: Cli) -> u8 {
         if let Some(error) = &result.error {
             println!("  ERROR: {error}");
         }
+        let interrupted = result.interrupted.is_some();
         results.push(result);
+        if interrupted {
+            // The user asked the run to stop: no further scenario starts.
+            break;
+        }
     }
     let mut summary = Summary {
         run_id,
@@ -1053,33 +1063,14 @@ pub async fn run(cli: Cli) -> u8 {
             }
         }
     }
-    let errored = cli.no_verify
-        || summary
-            .scenarios
-            .iter()
-            .any(|r| r.error.is_some() || r.verification.as_ref().is_some_and(|v| !v.passed));
-    let regressed = summary.comparisons.iter().any(|c| c.regressed);
-    let breached = summary
-        .scenarios
-        .iter()
-        .any(|r| !r.break_found && r.thresholds.iter().any(|t| !t.passed));
-    let (code, verdict) = if errored {
-        (
-            EXIT_ERROR,
-            "ERROR (a scenario failed to run or its target failed verification)",
-        )
-    } else if regressed {
-        (EXIT_REGRESSION, "REGRESSION against the baseline")
-    } else if breached {
-        (EXIT_BREACH, "THRESHOLD BREACH")
-    } else {
-        (EXIT_OK, "PASS")
-    };
+    let (code, verdict) = verdict(&summary);
     summary.exit_code = code;
     summary.verdict = verdict.to_string();
     if let Some(path) = &cli.save_baseline {
-        if errored {
-            eprintln!("switchboard-load: not saving a baseline from a run that failed");
+        if code == EXIT_ERROR {
+            eprintln!(
+                "switchboard-load: not saving a baseline from a run that failed or was interrupted"
+            );
         } else {
             match Baseline::save(
                 path,
@@ -1108,9 +1099,74 @@ pub async fn run(cli: Cli) -> u8 {
     code
 }
 
+/// A finished run's exit code and verdict. A run stopped by Ctrl-C is
+/// never judged, whatever its partial figures say; a run that failed to run
+/// or to verify is an error before it is a regression or a breach.
+fn verdict(summary: &Summary) -> (u8, &'static str) {
+    let scenarios = &summary.scenarios;
+    if scenarios.iter().any(|r| r.interrupted.is_some()) {
+        return (
+            EXIT_ERROR,
+            "INTERRUPTED (Ctrl-C): a partial report, shown and not judged",
+        );
+    }
+    let errored = summary.unverified
+        || scenarios
+            .iter()
+            .any(|r| r.error.is_some() || r.verification.as_ref().is_some_and(|v| !v.passed));
+    if errored {
+        (
+            EXIT_ERROR,
+            "ERROR (a scenario failed to run or its target failed verification)",
+        )
+    } else if summary.comparisons.iter().any(|c| c.regressed) {
+        (EXIT_REGRESSION, "REGRESSION against the baseline")
+    } else if scenarios
+        .iter()
+        .any(|r| !r.break_found && r.thresholds.iter().any(|t| !t.passed))
+    {
+        (EXIT_BREACH, "THRESHOLD BREACH")
+    } else {
+        (EXIT_OK, "PASS")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_run_is_reported_and_never_judged() {
+        let passing = ScenarioResult {
+            thresholds: vec![crate::results::ThresholdOutcome {
+                rule: "HTTP p99 < 2000 ms".into(),
+                metric: "http.p99_ms".into(),
+                observed: Some(120.0),
+                passed: true,
+            }],
+            ..Default::default()
+        };
+        let mut summary = Summary {
+            scenarios: vec![passing],
+            ..Default::default()
+        };
+        assert_eq!(verdict(&summary).0, EXIT_OK);
+        summary.scenarios[0].thresholds[0].passed = false;
+        assert_eq!(verdict(&summary).0, EXIT_BREACH);
+        summary.scenarios[0].thresholds[0].passed = true;
+        summary.scenarios[0].interrupted = Some(900.0);
+        let (code, text) = verdict(&summary);
+        assert_eq!(code, EXIT_ERROR, "a partial run passed: {text}");
+        assert!(text.starts_with("INTERRUPTED"), "{text}");
+        let report = report::markdown(&Summary {
+            verdict: text.to_string(),
+            ..summary
+        });
+        assert!(
+            report.contains("Interrupted (Ctrl-C) 900 s into the attack"),
+            "{report}"
+        );
+    }
 
     #[test]
     fn a_breakpoint_step_reads_as_one_line() {

@@ -97,10 +97,13 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
     let db = switchboard_core::db::connect(&settings)
         .await
         .context("connecting to PostgreSQL")?;
+    let batches = switchboard_core::db::connect_for_batches(&settings, webhooks::BATCH_CONNECTIONS)
+        .await
+        .context("connecting the carrier callbacks' lanes to PostgreSQL")?;
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
     Ok(AppState::new(state::Shared {
-        receipts: webhooks::receipts::start(&db),
-        call_statuses: webhooks::call_statuses::start(&db),
+        receipts: webhooks::receipts::start(&batches),
+        call_statuses: webhooks::call_statuses::start(&batches),
         caches: cache::Caches::start(&db, &settings),
         revocations: revocations::Revocations::start(&redis, &settings),
         tokens: Arc::new(TokenKeys::new(&settings)),

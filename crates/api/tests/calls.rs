@@ -224,6 +224,53 @@ async fn the_carrier_drives_a_call_through_its_whole_lifecycle() {
     );
 }
 
+/// The agent's presence as the wallboard shows it.
+async fn presence_of_agent_a(app: &TestApp) -> String {
+    let (_, agents) = json_of(app.get("/v1/agents", &app.a.token).await).await;
+    agents["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == app.a.agent_id.to_string())
+        .map(|a| a["presence"]["status"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// Presence follows calls in the API, before the callback is answered:
+/// the read right after each callback already sees the agent's new status
+/// (no realtime server runs here).
+#[tokio::test]
+async fn an_agents_call_makes_them_busy_and_available_again_when_it_ends() {
+    let app = spawn_app().await;
+    let (code, _) = json_of(
+        app.request(Method::PUT, "/v1/agents/me/presence", &app.a.token)
+            .json(&json!({"status": "available"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let call = originate(&app, &app.a.token, "+13125550177").await;
+    assert_eq!(presence_of_agent_a(&app).await, "available", "queued");
+    for (status, presence) in [
+        ("ringing", "busy"),
+        ("in-progress", "busy"),
+        ("completed", "available"),
+    ] {
+        let (code, ack) = report(&app, &call, status).await;
+        assert_eq!(
+            (code, ack["result"].as_str()),
+            (StatusCode::OK, Some("applied"))
+        );
+        assert_eq!(presence_of_agent_a(&app).await, presence, "after {status}");
+    }
+    // A duplicate final callback changes nothing, presence included.
+    let (_, ack) = report(&app, &call, "completed").await;
+    assert_ne!(ack["result"], "applied", "{ack}");
+    assert_eq!(presence_of_agent_a(&app).await, "available");
+}
+
 #[tokio::test]
 async fn every_legal_transition_applies_and_illegal_ones_change_nothing() {
     let app = spawn_app().await;

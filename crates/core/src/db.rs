@@ -57,9 +57,35 @@ pub async fn connect_for_worker(settings: &Settings) -> Result<PgPool, DbSetupEr
     pool(settings, options).await
 }
 
+/// The pool of the group-commit lanes (see [`crate::group_commit`]), at
+/// most `max_connections` (one per lane). Their statements have the same
+/// shape every time, arrays of any length, and PostgreSQL's default plan
+/// cache re-plans each execution (a custom plan always looks cheaper than
+/// the generic one for arrays it can see): in the carrier storm, planning
+/// was a quarter of PostgreSQL's CPU. These connections use the generic plan,
+/// made once per connection (`plan_cache_mode = force_generic_plan`); the
+/// other pools keep PostgreSQL's choice, which suits the reports' skewed
+/// ranges.
+pub async fn connect_for_batches(
+    settings: &Settings,
+    max_connections: u32,
+) -> Result<PgPool, DbSetupError> {
+    let options = connect_options(settings.database_url.expose_secret())?
+        .options([("plan_cache_mode", "force_generic_plan")]);
+    sized_pool(settings, max_connections, options).await
+}
+
 async fn pool(settings: &Settings, options: PgConnectOptions) -> Result<PgPool, DbSetupError> {
+    sized_pool(settings, settings.db_max_connections, options).await
+}
+
+async fn sized_pool(
+    settings: &Settings,
+    max_connections: u32,
+    options: PgConnectOptions,
+) -> Result<PgPool, DbSetupError> {
     PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
+        .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(settings.db_acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(300))
@@ -91,4 +117,34 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, DbSetupError> {
     let pool = connect(settings).await?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes' connections plan once and reuse the generic plan; the
+    /// main pool keeps PostgreSQL's default choice.
+    #[tokio::test]
+    async fn the_batch_pool_uses_generic_plans_and_the_main_pool_does_not() {
+        // The server's maintenance database: this test needs a connection,
+        // not a schema.
+        let mut settings = Settings::from_env().unwrap_or_default();
+        let url = settings.database_url.expose_secret().to_string();
+        let (server, _) = url.rsplit_once('/').expect("DATABASE_URL names a database");
+        settings.database_url = format!("{server}/postgres").into();
+        let mode = |pool: PgPool| async move {
+            let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+                .fetch_one(&pool)
+                .await
+                .expect("SHOW plan_cache_mode");
+            pool.close().await;
+            mode
+        };
+        let batches = connect_for_batches(&settings, 2).await.expect("batch pool");
+        assert_eq!(batches.options().get_max_connections(), 2);
+        assert_eq!(mode(batches).await, "force_generic_plan");
+        let main = connect(&settings).await.expect("main pool");
+        assert_eq!(mode(main).await, "auto");
+    }
 }

@@ -492,7 +492,7 @@ impl PresenceStore {
         tenant: Uuid,
         agent: Uuid,
         call: Uuid,
-    ) -> Result<PresenceChange, PresenceError> {
+    ) -> Result<Option<AgentPresence>, PresenceError> {
         let json: String = self
             .run(
                 self.invocation(&CALL_STARTED)
@@ -502,7 +502,7 @@ impl PresenceStore {
                     .arg(CALLS_TTL_SECS),
             )
             .await?;
-        self.outcome(tenant, agent, &json).await
+        self.changed(tenant, &json).await
     }
 
     /// `call` ended: once the agent has no other call, and calls were what
@@ -512,7 +512,7 @@ impl PresenceStore {
         tenant: Uuid,
         agent: Uuid,
         call: Uuid,
-    ) -> Result<PresenceChange, PresenceError> {
+    ) -> Result<Option<AgentPresence>, PresenceError> {
         let json: String = self
             .run(
                 self.invocation(&CALL_ENDED)
@@ -521,7 +521,24 @@ impl PresenceStore {
                     .arg(call.to_string()),
             )
             .await?;
-        self.outcome(tenant, agent, &json).await
+        self.changed(tenant, &json).await
+    }
+
+    /// A script's answer ('' = unchanged, JSON = the new presence): the new
+    /// presence, published, or `None`. Calls move presence thousands of
+    /// times a second in a carrier storm; their callers need only the
+    /// change, so an unchanged answer costs no second round trip.
+    async fn changed(
+        &self,
+        tenant: Uuid,
+        json: &str,
+    ) -> Result<Option<AgentPresence>, PresenceError> {
+        if json.is_empty() {
+            return Ok(None);
+        }
+        let presence: AgentPresence = serde_json::from_str(json)?;
+        self.publish(tenant, &presence).await;
+        Ok(Some(presence))
     }
 
     /// Turns a script's answer ('' = unchanged, JSON = the new presence) into
@@ -532,22 +549,20 @@ impl PresenceStore {
         agent: Uuid,
         json: &str,
     ) -> Result<PresenceChange, PresenceError> {
-        if json.is_empty() {
-            let presence = self.get(tenant, agent).await?.unwrap_or(AgentPresence {
-                agent_id: agent,
-                status: PresenceStatus::Offline,
-                since: DateTime::<Utc>::UNIX_EPOCH,
-            });
+        if let Some(presence) = self.changed(tenant, json).await? {
             return Ok(PresenceChange {
                 presence,
-                changed: false,
+                changed: true,
             });
         }
-        let presence: AgentPresence = serde_json::from_str(json)?;
-        self.publish(tenant, &presence).await;
+        let presence = self.get(tenant, agent).await?.unwrap_or(AgentPresence {
+            agent_id: agent,
+            status: PresenceStatus::Offline,
+            since: DateTime::<Utc>::UNIX_EPOCH,
+        });
         Ok(PresenceChange {
             presence,
-            changed: true,
+            changed: false,
         })
     }
 
@@ -748,34 +763,36 @@ mod tests {
                 .call_started(tenant, agent, call_1)
                 .await
                 .unwrap()
-                .changed
+                .is_some()
         );
         assert!(
-            !store
+            store
                 .call_started(tenant, agent, call_2)
                 .await
                 .unwrap()
-                .changed
+                .is_none()
         );
         assert_eq!(status(&store, tenant, agent).await, PresenceStatus::Busy);
         assert!(
-            !store
+            store
                 .call_ended(tenant, agent, call_1)
                 .await
                 .unwrap()
-                .changed
+                .is_none()
         );
         assert_eq!(status(&store, tenant, agent).await, PresenceStatus::Busy);
         let freed = store.call_ended(tenant, agent, call_2).await.unwrap();
-        assert!(freed.changed);
-        assert_eq!(freed.presence.status, PresenceStatus::Available);
+        assert_eq!(
+            freed.map(|presence| presence.status),
+            Some(PresenceStatus::Available)
+        );
         // A duplicate terminal event changes nothing.
         assert!(
-            !store
+            store
                 .call_ended(tenant, agent, call_2)
                 .await
                 .unwrap()
-                .changed
+                .is_none()
         );
     }
 

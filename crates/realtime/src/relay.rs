@@ -7,10 +7,11 @@
 //! deliver an event N times. Call and message events pass through the
 //! [`Orderer`] first, so one call's events reach sockets in `version` order.
 //!
-//! Presence follows calls: a `call.*` event with an agent moves that agent
-//! to busy (ringing, in-progress) or back (terminal statuses). Every
-//! instance sees the event; the store's atomic scripts let exactly one of
-//! them make (and publish) the change.
+//! Presence follows calls where each status is written, not here: the API
+//! moves the agent right after the status commits
+//! (`switchboard_api::calls::lifecycle::follow_presence`), so an HTTP read
+//! that follows sees it. Following the relayed events as well only repeated
+//! that work once per realtime instance (a Redis script per call event).
 //!
 //! [`heartbeats`] renews this instance's sockets; [`reaper`] offlines the
 //! agents whose sockets stopped being renewed (their instance died).
@@ -22,7 +23,7 @@ use futures::StreamExt;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use socketioxide::{SocketIo, adapter::Adapter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use switchboard_core::{
@@ -103,16 +104,14 @@ pub async fn run<A: Adapter>(
     io: SocketIo<A>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (presence_tx, presence_rx) = mpsc::channel(4096);
-    let follower = tokio::spawn(follow_calls(state.clone(), presence_rx));
     let mut orderer = Orderer::new(state.config().reorder_window);
     let mut backoff = Duration::from_millis(100);
     loop {
-        let result = relay(&state, &io, &mut orderer, &presence_tx, &mut stop).await;
+        let result = relay(&state, &io, &mut orderer, &mut stop).await;
         state.set_relay_subscribed(false);
         // Whatever was held back goes out rather than being lost.
         for incoming in orderer.flush_due(Instant::now() + Duration::from_secs(3600)) {
-            deliver(&io, &presence_tx, incoming).await;
+            deliver(&io, incoming).await;
         }
         match result {
             Ok(()) => break,
@@ -127,15 +126,12 @@ pub async fn run<A: Adapter>(
             }
         }
     }
-    drop(presence_tx);
-    let _ = follower.await;
 }
 
 async fn relay<A: Adapter>(
     state: &RealtimeState,
     io: &SocketIo<A>,
     orderer: &mut Orderer<Incoming>,
-    presence_tx: &mpsc::Sender<(Uuid, Uuid, Uuid, bool)>,
     stop: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let client = redis::Client::open(state.settings().redis_url.expose_secret())?;
@@ -177,12 +173,12 @@ async fn relay<A: Adapter>(
                     None => vec![incoming],
                 };
                 for incoming in ready {
-                    deliver(io, presence_tx, incoming).await;
+                    deliver(io, incoming).await;
                 }
             }
             _ = sleep_until(flush_at) => {
                 for incoming in orderer.flush_due(Instant::now()) {
-                    deliver(io, presence_tx, incoming).await;
+                    deliver(io, incoming).await;
                 }
             }
             _ = crate::stopped(stop) => return Ok(()),
@@ -197,11 +193,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn deliver<A: Adapter>(
-    io: &SocketIo<A>,
-    presence_tx: &mpsc::Sender<(Uuid, Uuid, Uuid, bool)>,
-    incoming: Incoming,
-) {
+async fn deliver<A: Adapter>(io: &SocketIo<A>, incoming: Incoming) {
     let event = incoming.kind.socket_event();
     let tenant = tenant_room(incoming.tenant_id);
     let operators = match (incoming.is_call(), incoming.subject) {
@@ -223,43 +215,6 @@ async fn deliver<A: Adapter>(
         let latency = (Utc::now() - at).to_std().unwrap_or_default();
         metrics::histogram!("realtime_emit_latency_seconds", "type" => incoming.kind.as_str())
             .record(latency.as_secs_f64());
-    }
-    if let Some(change) = call_presence(&incoming) {
-        // Full means presence is far behind; the reaper-style eventual truth
-        // (the next call event) is better than stalling every socket's feed.
-        if presence_tx.try_send(change).is_err() {
-            metrics::counter!("realtime_events_dropped_total", "reason" => "presence_backlog")
-                .increment(1);
-        }
-    }
-}
-
-/// `(tenant, agent, call, started)` for call events that move presence.
-fn call_presence(incoming: &Incoming) -> Option<(Uuid, Uuid, Uuid, bool)> {
-    if !incoming.is_call() {
-        return None;
-    }
-    let data = incoming.json.get("data")?;
-    let agent: Uuid = data.get("agent_id")?.as_str()?.parse().ok()?;
-    let started = match data.get("status")?.as_str()? {
-        "ringing" | "in-progress" => true,
-        "completed" | "busy" | "failed" | "no-answer" | "canceled" => false,
-        _ => return None,
-    };
-    Some((incoming.tenant_id, agent, incoming.subject?, started))
-}
-
-/// Applies call-driven presence changes one at a time, in event order.
-async fn follow_calls(state: RealtimeState, mut rx: mpsc::Receiver<(Uuid, Uuid, Uuid, bool)>) {
-    while let Some((tenant, agent, call, started)) = rx.recv().await {
-        let result = if started {
-            state.presence().call_started(tenant, agent, call).await
-        } else {
-            state.presence().call_ended(tenant, agent, call).await
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, %agent, %call, "presence did not follow the call");
-        }
     }
 }
 

@@ -263,6 +263,12 @@ pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, sou
 
 /// Busy while ringing or talking, available again afterwards (only if calls
 /// made the agent busy; the presence store keeps track of that).
+///
+/// The one place presence follows calls. Every status change of a call is
+/// written here in the API (agents' controls, carrier callbacks, transfers),
+/// and following it right after the commit means the HTTP answer, and any
+/// read after it, already sees the agent's new presence. The realtime
+/// servers only deliver the `presence.changed` event this publishes.
 pub(crate) async fn follow_presence(state: &AppState, call: &Call) {
     let Some(agent) = call.agent_id else {
         return;

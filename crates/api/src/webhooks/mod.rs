@@ -263,6 +263,11 @@ pub(crate) fn xml_escape(text: &str) -> String {
         .replace('\'', "&apos;")
 }
 
+/// Connections of the pool the reports' lanes share (call statuses and SMS
+/// receipts, lookups and applies: 16 lanes, rarely all busy at once; a lane
+/// that finds none waits its turn, and its batch grows meanwhile).
+pub const BATCH_CONNECTIONS: u32 = 8;
+
 /// A carrier's reports on records it knows by SID (call status callbacks,
 /// SMS receipts), in groups (see `switchboard_core::group_commit`): find
 /// the record by its SID, then apply the change its handler decided, only
