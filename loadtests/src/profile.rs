@@ -289,10 +289,12 @@ pub fn shape(scenario: Scenario, profile: Profile, tier: Tier) -> Shape {
         // Publishers; `size` subscribers.
         Scenario::Fanout => (10, Some(if goal { 150.0 } else { 500.0 }), 200),
         // A user has one callback in flight, so its interval (users / rate)
-        // must outlast the stack's tail service time, or the lateness its
-        // own previous callback caused is what the schedule measures: 192
-        // users are 35 ms apart each at the goal's 5 500/s (service p99
-        // ~23 ms); 96 were 17 ms apart.
+        // should outlast the stack's tail service time, or the lateness its
+        // own previous callback caused is what the schedule measures. 96
+        // users at the goal's 5 500/s were 17 ms apart against a service
+        // p99 of 23 ms (from-schedule p99 113 ms); 192 are 35 ms apart
+        // (from-schedule p99 64–84 ms, service p99 38–41 ms with twice as
+        // many in flight).
         Scenario::Storm => (
             if goal { 192 } else { 32 },
             Some(if goal { 5_000.0 } else { 500.0 }),

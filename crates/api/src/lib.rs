@@ -115,6 +115,7 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
             settings.login_queue_max,
         )),
         db,
+        batches,
         redis,
         settings,
     }))

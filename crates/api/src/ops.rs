@@ -95,6 +95,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("db_pool_connections", "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("db_pool_max_connections").set(f64::from(state.settings.db_max_connections));
+    // The carrier callback lanes' pool: all in use is normal in a storm (a
+    // lane that waits grows its batch); a lane that cannot get one within
+    // the acquire timeout fails its batch (`group_commit_errors_total`).
+    let size = state.batches.size();
+    let idle = u32::try_from(state.batches.num_idle()).unwrap_or(u32::MAX);
+    metrics::gauge!("db_batch_pool_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("db_batch_pool_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("db_batch_pool_max_connections")
+        .set(f64::from(state.batches.options().get_max_connections()));
     let redis_status = state.redis.status();
     metrics::gauge!("redis_pool_connections", "state" => "available")
         .set(redis_status.available as f64);

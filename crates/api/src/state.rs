@@ -34,6 +34,9 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// Source of truth for every record.
     pub db: PgPool,
+    /// The carrier callback lanes' own connections (generic plans; see
+    /// `switchboard_core::db::connect_for_batches`), shown in `/metrics`.
+    pub batches: PgPool,
     /// Events, revocations and presence.
     pub redis: switchboard_core::redis::Pool,
     pub settings: Arc<Settings>,

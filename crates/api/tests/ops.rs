@@ -72,6 +72,15 @@ async fn metrics_count_requests_by_method_matched_route_and_status() {
     assert!(find("http_request_duration_seconds_bucket"), "{text}");
     assert!(find("db_pool_connections{state=\"idle\"}"), "{text}");
     assert!(find("db_pool_connections{state=\"in_use\"}"), "{text}");
+    assert!(
+        find("db_batch_pool_connections{state=\"in_use\"}"),
+        "{text}"
+    );
+    let batch_max: Option<f64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("db_batch_pool_max_connections "))
+        .and_then(|v| v.parse().ok());
+    assert_eq!(batch_max, Some(8.0), "the carrier lanes' pool: {text}");
     // The process collector the memory panel and alerts read.
     let resident: f64 = text
         .lines()

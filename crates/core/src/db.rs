@@ -62,7 +62,7 @@ pub async fn connect_for_worker(settings: &Settings) -> Result<PgPool, DbSetupEr
 /// shape every time, arrays of any length, and PostgreSQL's default plan
 /// cache re-plans each execution (a custom plan always looks cheaper than
 /// the generic one for arrays it can see): in the carrier storm, planning
-/// was a quarter of PostgreSQL's CPU. These connections use the generic plan,
+/// was a third of PostgreSQL's CPU (14 % of the machine). These connections use the generic plan,
 /// made once per connection (`plan_cache_mode = force_generic_plan`); the
 /// other pools keep PostgreSQL's choice, which suits the reports' skewed
 /// ranges.
