@@ -21,21 +21,15 @@ export SWITCHBOARD_API_ADDR=127.0.0.1:18190 SWITCHBOARD_REALTIME_ADDR=127.0.0.1:
 export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18190
 export RUST_LOG=warn
 BIN=target/release/switchboard
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 [ -x "$BIN" ] || cargo build --release -p switchboard
 "$BIN" migrate >/dev/null
 SEEDED=$("$BIN" seed --quiet --customers 100000 --calls 1000000 --messages 200000 --voicemails 10000)
 echo "${SEEDED%%$'\n'*}"
-"$BIN" all & STACK=$!
-cleanup() {
-  kill $STACK 2>/dev/null
-  wait $STACK 2>/dev/null || true
-  redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 100); do curl -sf localhost:18190/ready >/dev/null && break; sleep 0.2; done
-TOKEN=$(curl -sf localhost:18190/v1/auth/login -H 'content-type: application/json' \
-  -d '{"email":"admin@acme.example","password":"switchboard-demo"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+serve all
+wait_ready http://127.0.0.1:18190
+TOKEN=$(login http://127.0.0.1:18190 admin@acme.example)
 # The worker's first maintenance pass rolls what the seed could not yet.
 for _ in $(seq 40); do
   [ "$(psql -qtA -h 127.0.0.1 -U postgres -d $DB -c \

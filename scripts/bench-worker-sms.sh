@@ -22,20 +22,15 @@ export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18180
 export SWITCHBOARD_DB_MAX_CONNECTIONS=${DB_POOL:-20}
 export RUST_LOG=warn
 BIN=target/release/switchboard
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 [ -x "$BIN" ] || cargo build --release -p switchboard
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null
 "$BIN" migrate >/dev/null
 "$BIN" seed --customers 100 --calls 0 --messages 0 --voicemails 0 --quiet >/dev/null
 psql -q -h 127.0.0.1 -U postgres -d $DB -c "UPDATE tenants SET sms_rate_per_second = 1000000" >/dev/null
-"$BIN" all & STACK=$!
-cleanup() {
-  kill $STACK 2>/dev/null
-  wait $STACK 2>/dev/null || true
-  # Leave no keys (events, presence) behind in Redis.
-  redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 100); do curl -sf localhost:18182/ready >/dev/null && curl -sf localhost:18180/ready >/dev/null && break; sleep 0.2; done
+serve all
+wait_ready http://127.0.0.1:18182 http://127.0.0.1:18180
 # A second seed changes nothing and prints the credentials again.
 KEY=$("$BIN" seed --quiet 2>/dev/null | awk '/API key/ {print $3; exit}')
 python3 - "$CAMPAIGNS" "$PER" "$KEY" "$DB" "$SWITCHBOARD_CARRIER_SPEED" <<'PY'

@@ -23,22 +23,17 @@ export SWITCHBOARD_API_ADDR=127.0.0.1:18290
 export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18290
 export RUST_LOG=warn
 BIN=target/release/switchboard
+# shellcheck source=scripts/lib/serve.sh
+source scripts/lib/serve.sh
 [ -x "$BIN" ] || cargo build --release -p switchboard
 "$BIN" migrate >/dev/null
 if [ "$(psql -qtA -h 127.0.0.1 -U postgres -d "$DB" -c 'SELECT count(*) FROM customers')" = 0 ]; then
   "$BIN" seed --quiet >/dev/null
 fi
-"$BIN" api & API=$!
-cleanup() {
-  kill $API 2>/dev/null
-  wait $API 2>/dev/null || true
-  redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 100); do curl -sf localhost:18290/ready >/dev/null && break; sleep 0.2; done
-TOKEN=$(curl -sf localhost:18290/v1/auth/login -H 'content-type: application/json' \
-  -d '{"email":"agent01@acme.example","password":"switchboard-demo"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+serve api
+API=$SERVED
+wait_ready http://127.0.0.1:18290
+TOKEN=$(login http://127.0.0.1:18290 agent01@acme.example)
 PHONE=$(psql -qtA -h 127.0.0.1 -U postgres -d "$DB" -c \
   "SELECT c.phone FROM customers c JOIN tenants t ON t.id = c.tenant_id
    WHERE t.slug = 'acme' AND c.phone IS NOT NULL ORDER BY c.id LIMIT 1")

@@ -184,8 +184,8 @@ actionlint -no-color
 echo "ok"
 
 if command -v shellcheck >/dev/null 2>&1; then
-  log "shellcheck scripts/*.sh"
-  shellcheck scripts/*.sh
+  log "shellcheck -x scripts/*.sh (and what they source)"
+  shellcheck -x scripts/*.sh
   echo "ok"
 fi
 

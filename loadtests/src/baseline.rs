@@ -303,24 +303,10 @@ mod tests {
     fn the_same_figures_do_not_regress_and_a_slower_stack_does() {
         let dir = std::env::temp_dir().join(format!("sb-baseline-{}", uuid::Uuid::now_v7()));
         let path = dir.join("test-class.json");
-        Baseline::save(
-            &path,
-            &[result(10.0, 100.0)],
-            "average",
-            "goal",
-            "test",
-            "t1",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        Baseline::save(
-            &path,
-            &[result(12.0, 98.0)],
-            "average",
-            "goal",
-            "test",
-            "t2",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        for (run, started) in [(result(10.0, 100.0), "t1"), (result(12.0, 98.0), "t2")] {
+            Baseline::save(&path, &[run], "average", "goal", "test", started)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
         let baseline = Baseline::load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(baseline.samples["workday"]["http.p95_ms"], vec![10.0, 12.0]);
         // Per-request rows are not gated.

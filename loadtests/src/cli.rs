@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::profile::{Profile, Scenario, Tier};
+use crate::{
+    profile::{Profile, Tier},
+    scenarios::Scenario,
+};
 
 /// Switchboard's load suite. With no arguments: the main job (prepare the
 /// database, start the stack, verify it, run the 30-user agent workday for
@@ -114,9 +117,22 @@ impl Cli {
 mod tests {
     use super::*;
 
+    /// The command line `switchboard-load args...`.
+    fn try_parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("switchboard-load").chain(args.iter().copied()))
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        try_parse(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refused(args: &[&str]) -> bool {
+        try_parse(args).is_err()
+    }
+
     #[test]
     fn no_arguments_is_the_main_job() {
-        let cli = Cli::try_parse_from(["switchboard-load"]).unwrap_or_else(|e| panic!("{e}"));
+        let cli = parse(&[]);
         assert_eq!(cli.profile(), Profile::Average);
         assert_eq!(cli.tier, Tier::Goal);
         assert_eq!(cli.scenarios(), Ok(vec![Scenario::Workday]));
@@ -124,8 +140,7 @@ mod tests {
 
     #[test]
     fn the_contract_parses() {
-        let cli = Cli::try_parse_from([
-            "switchboard-load",
+        let cli = parse(&[
             "--profile",
             "nightly",
             "--tier",
@@ -144,42 +159,27 @@ mod tests {
             "c.json",
             "--report-dir",
             "out",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        ]);
         assert_eq!(
             cli.scenarios(),
             Ok(vec![Scenario::Storm, Scenario::Reporting])
         );
-        assert!(Cli::try_parse_from(["switchboard-load", "--profile", "nope"]).is_err());
-        let judge = Cli::try_parse_from([
-            "switchboard-load",
+        assert!(refused(&["--profile", "nope"]));
+        let judge = parse(&[
             "--baseline",
             "a.json",
             "--judge",
             "b1/summary.json",
             "b2/summary.json",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        ]);
         assert_eq!(judge.judge.len(), 2);
-        assert!(Cli::try_parse_from(["switchboard-load", "--judge", "b/summary.json"]).is_err());
-        let record = Cli::try_parse_from([
-            "switchboard-load",
-            "--save-baseline",
-            "a.json",
-            "--record",
-            "a1/summary.json",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(refused(&["--judge", "b/summary.json"]));
+        let record = parse(&["--save-baseline", "a.json", "--record", "a1/summary.json"]);
         assert_eq!(record.record.len(), 1);
-        assert!(Cli::try_parse_from(["switchboard-load", "--record", "a1/summary.json"]).is_err());
-        assert!(Cli::try_parse_from(["switchboard-load", "--rate", "0"]).is_err());
-        let open = Cli::try_parse_from(["switchboard-load", "--profile", "peak", "--rate", "300"])
-            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(refused(&["--record", "a1/summary.json"]));
+        assert!(refused(&["--rate", "0"]));
+        let open = parse(&["--profile", "peak", "--rate", "300"]);
         assert_eq!((open.profile(), open.rate), (Profile::Peak, Some(300.0)));
-        assert!(
-            Cli::try_parse_from(["switchboard-load", "--scenarios", "nope"])
-                .map(|c| c.scenarios().is_err())
-                .unwrap_or(false)
-        );
+        assert!(parse(&["--scenarios", "nope"]).scenarios().is_err());
     }
 }

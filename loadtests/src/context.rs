@@ -99,14 +99,7 @@ pub async fn tenants(api: &str) -> anyhow::Result<Vec<Tenant>> {
             if let Some(c) = &cursor {
                 url.push_str(&format!("&cursor={c}"));
             }
-            let page: Value = http
-                .get(&url)
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
+            let page = get_json(&http, &url, &token).await?;
             for c in page["data"].as_array().into_iter().flatten() {
                 if let (Some(id), Some(phone)) = (c["id"].as_str(), c["phone"].as_str()) {
                     customers.push((id.parse()?, phone.to_string()));
@@ -163,14 +156,7 @@ async fn ensure_template(http: &reqwest::Client, api: &str, token: &str) -> anyh
             .parse()
             .context("template id");
     }
-    let list: Value = http
-        .get(format!("{api}/v1/templates?limit=200"))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let list = get_json(http, &format!("{api}/v1/templates?limit=200"), token).await?;
     list["data"]
         .as_array()
         .into_iter()
@@ -178,6 +164,18 @@ async fn ensure_template(http: &reqwest::Client, api: &str, token: &str) -> anyh
         .find(|t| t["name"].as_str() == Some(TEMPLATE_NAME))
         .and_then(|t| t["id"].as_str()?.parse().ok())
         .ok_or_else(|| anyhow!("could not create or find the suite's SMS template"))
+}
+
+/// `GET url` with a bearer token: the JSON of a successful answer.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
+    Ok(http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
 }
 
 /// An out-of-band HTTP client (setup, verification, polling): never measured.

@@ -8,8 +8,11 @@
 //! - [`stack`]: the stack under test as a child process (re-executing this
 //!   binary as `__stack`), with its CPU and memory read from `/proc`;
 //! - [`verify`]: the correctness pass that gates measurement;
-//! - [`scenarios`]: one module per scenario, each mapped to a seed section;
-//! - [`profile`]: profiles and the load shape each gives each scenario;
+//! - [`scenarios`]: one module per scenario, each declaring all of itself
+//!   (seed section, carrier, nominal load, rules per tier, hooks), and the
+//!   registry of them;
+//! - [`profile`]: profiles, tiers, and the shape a profile makes of a
+//!   scenario's nominal load;
 //! - [`context`]: what an attack's users share, measured requests, signed
 //!   carrier forms, pacing;
 //! - [`sio`]: a Socket.IO v5 client that stamps arrival times;

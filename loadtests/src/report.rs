@@ -178,19 +178,19 @@ pub fn markdown(summary: &Summary) -> String {
                 } else {
                     row.name.clone()
                 };
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} ({:.2} %) |",
-                    row.kind,
-                    name,
-                    row.count,
-                    row.rps,
-                    ms(row.p50_ms),
-                    ms(row.p95_ms),
-                    ms(row.p99_ms),
-                    ms(row.max_ms),
-                    row.fails,
-                    row.error_pct()
+                table_row(
+                    &mut out,
+                    &[
+                        &row.kind,
+                        &name,
+                        &row.count,
+                        &format!("{:.1}", row.rps),
+                        &ms(row.p50_ms),
+                        &ms(row.p95_ms),
+                        &ms(row.p99_ms),
+                        &ms(row.max_ms),
+                        &format!("{} ({:.2} %)", row.fails, row.error_pct()),
+                    ],
                 );
             }
         }
@@ -286,15 +286,16 @@ pub fn comparison_table(baseline: &str, comparisons: &[Comparison]) -> String {
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---|");
     for c in comparisons {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} |",
-            c.scenario,
-            c.metric,
-            num(Some(c.reference)),
-            num(Some(c.now)),
-            num(Some(c.limit)),
-            if c.regressed { "**REGRESSED**" } else { "ok" }
+        table_row(
+            &mut out,
+            &[
+                &c.scenario,
+                &c.metric,
+                &num(Some(c.reference)),
+                &num(Some(c.now)),
+                &num(Some(c.limit)),
+                &if c.regressed { "**REGRESSED**" } else { "ok" },
+            ],
         );
     }
     out
@@ -315,12 +316,16 @@ fn threshold_table(out: &mut String, heading: &str, rules: &[ThresholdOutcome], 
     let _ = writeln!(out, "\n| threshold ({heading}) | observed | verdict |");
     let _ = writeln!(out, "|---|---:|---|");
     for t in rules {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} |",
-            t.rule,
-            num(t.observed),
-            if t.passed { "pass" } else { failed }
-        );
+        let verdict = if t.passed { "pass" } else { failed };
+        table_row(out, &[&t.rule, &num(t.observed), &verdict]);
     }
+}
+
+/// One row of a Markdown table.
+fn table_row(out: &mut String, cells: &[&dyn std::fmt::Display]) {
+    out.push('|');
+    for cell in cells {
+        let _ = write!(out, " {cell} |");
+    }
+    out.push('\n');
 }

@@ -79,6 +79,9 @@ pub struct ProbeVerdict {
     pub comparison: String,
 }
 
+/// Figures a scenario measures beyond Goose's rows, by metric name.
+pub type Extras = BTreeMap<String, f64>;
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ScenarioResult {
     pub scenario: String,
@@ -94,7 +97,7 @@ pub struct ScenarioResult {
     pub http: Option<Row>,
     /// One aggregate row per kind (HTTP, SIO, SCHED, QUEUE, FLOW).
     pub kinds: Vec<Row>,
-    pub extras: BTreeMap<String, f64>,
+    pub extras: Extras,
     pub resources: Option<Resources>,
     pub metrics: BTreeMap<String, f64>,
     pub thresholds: Vec<ThresholdOutcome>,

@@ -16,10 +16,10 @@ use crate::{
     cli::{Cli, SeedSize},
     context::{self, RunContext},
     probe::{self, Probe},
-    profile::{Profile, Scenario, Shape, shape},
+    profile::{Profile, Shape},
     report::{self, Summary},
-    results::ScenarioResult,
-    scenarios,
+    results::{Extras, ScenarioResult, ThresholdOutcome},
+    scenarios::{LoadScenario, Run, Scenario},
     stack::{Carrier, Endpoints, Stack},
     thresholds,
     verify::verify,
@@ -161,46 +161,13 @@ impl Drop for AutoAnalyze {
     }
 }
 
-/// What seed section each scenario implements.
-pub fn implements(scenario: Scenario) -> &'static str {
-    match scenario {
-        Scenario::Workday => {
-            "seed 000 §Scenario 1 Concurrent User Load (30 users; 20/30/40/10 mix)"
-        }
-        Scenario::Voice => "seed 000 §Scenario 2 Voice Call Load (15 concurrent calls)",
-        Scenario::Sms => "seed 000 §Scenario 3 SMS Messaging Load (100/min, 20 conversations)",
-        Scenario::Database => "seed 000 §Scenario 4 Database Performance (50 concurrent)",
-        Scenario::Fanout => {
-            "seed 001 §3 Redis Pub/Sub Throughput (200 subscribers) + seed 000 §Scenario 5 Socket.io Scaling"
-        }
-        Scenario::Storm => "seed 001 §1 Call State Updates (500/s)",
-        Scenario::Reporting => "seed 001 §2 Reporting Endpoints (100 QPS)",
-        Scenario::Queues => "seed 003 Queue Metrics + seed 002 Queue Metrics",
-        Scenario::Import => {
-            "seed 002 Bulk Import (10 concurrent 1 000-row uploads, < 60 s each) + seed 003 batch lead import"
-        }
-        Scenario::Health => "seed 002 §1 API Health Check (1 000+ RPS)",
-        Scenario::Scheduling => {
-            "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)"
-        }
-        Scenario::Cache => "seed 003 §Cache Metrics (hit rate > 80 %, get < 5 ms, set < 10 ms)",
-    }
-}
-
-fn carrier_speed(scenario: Scenario) -> f64 {
-    if let Some(speed) = std::env::var("SWITCHBOARD_CARRIER_SPEED")
+/// How much faster than real telephony the simulator plays: the
+/// scenario's speed unless `SWITCHBOARD_CARRIER_SPEED` says otherwise.
+fn carrier_speed(scenario: &dyn LoadScenario) -> f64 {
+    std::env::var("SWITCHBOARD_CARRIER_SPEED")
         .ok()
         .and_then(|s| s.parse().ok())
-    {
-        return speed;
-    }
-    // Queues: "no simulated delay" (the goal row); elsewhere calls
-    // and messages progress twenty times faster than real telephony.
-    if scenario == Scenario::Queues {
-        1_000.0
-    } else {
-        20.0
-    }
+        .unwrap_or_else(|| scenario.about().carrier_speed)
 }
 
 /// Everything one scenario run needs to know.
@@ -216,7 +183,7 @@ struct Plan<'a> {
 async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
     let mut result = ScenarioResult {
         scenario: plan.scenario.name().to_string(),
-        implements: implements(plan.scenario).to_string(),
+        implements: plan.scenario.about().implements.to_string(),
         test_plan: plan.shape.test_plan(),
         target_rate: plan.shape.rate,
         ..Default::default()
@@ -236,13 +203,14 @@ async fn run_scenario(plan: Plan<'_>) -> ScenarioResult {
             Ok(None) => {}
             Err(error) => eprintln!("  could not check or vacuum the database: {error:#}"),
         }
+        let spec = plan.scenario.spec();
         println!(
             "  starting the stack (carrier {}) ...",
-            plan.scenario.carrier().as_str()
+            spec.about().carrier.as_str()
         );
         match Stack::spawn(
-            plan.scenario.carrier(),
-            carrier_speed(plan.scenario),
+            spec.about().carrier,
+            carrier_speed(spec),
             &plan.dir.join("stack.log"),
         )
         .await
@@ -367,21 +335,17 @@ async fn measure(
         requests: None,
         samples: Default::default(),
     });
+    let spec = plan.scenario.spec();
+    let open_model = spec.about().open_model;
     let setup_started = chrono::Utc::now();
-    result.setup = match plan.scenario {
-        Scenario::Storm => Some(scenarios::storm::setup(&ctx).await?),
-        Scenario::Fanout => Some(scenarios::fanout::setup(&ctx).await?),
-        Scenario::Scheduling => Some(scenarios::scheduling::setup(&ctx).await?),
-        Scenario::Cache => Some(scenarios::cache::setup(&ctx).await?),
-        _ => None,
+    let run = |ctx| Run {
+        ctx,
+        own_stack: stack.is_some(),
+        profile: plan.cli.profile(),
+        since: setup_started,
     };
-    let lifted = if plan.scenario == Scenario::Queues && stack.is_some() {
-        let (setup, lifted) = scenarios::queues::lift_rate_limit().await?;
-        result.setup = Some(setup);
-        Some(lifted)
-    } else {
-        None
-    };
+    let setup = spec.setup(&run(&ctx)).await?;
+    result.setup = setup.note;
     if let Some(setup) = &result.setup {
         println!("  setup: {setup}");
     }
@@ -393,8 +357,7 @@ async fn measure(
         shape: ctx.shape.clone(),
         extra: RwLock::new(ctx.extra.read().unwrap_or_else(|p| p.into_inner()).clone()),
         throughput: Default::default(),
-        requests: (plan.scenario == Scenario::Workday && plan.shape.rate.is_some())
-            .then(Default::default),
+        requests: (open_model && plan.shape.rate.is_some()).then(Default::default),
         samples: Default::default(),
     });
     context::install(ctx.clone());
@@ -411,7 +374,7 @@ async fn measure(
         plan.shape.test_plan(),
         plan.shape
             .rate
-            .map(|r| if plan.scenario == Scenario::Workday {
+            .map(|r| if open_model {
                 format!("at {r:.1} requests/s (open model)")
             } else {
                 format!("at {r:.1} ops/s")
@@ -420,10 +383,10 @@ async fn measure(
     );
     let metrics = attack(plan).await;
     let probed = probe.map(Probe::finish).unwrap_or_default();
-    if let Some(lifted) = lifted
-        && let Err(error) = scenarios::queues::restore_rate_limits(lifted).await
+    if let Some(undo) = setup.undo
+        && let Err(error) = undo.await
     {
-        eprintln!("  teardown: the tenants' SMS rates were not restored: {error:#}");
+        eprintln!("  teardown: {error:#}");
     }
     if goose::is_killswitch_triggered() {
         // Ctrl-C: Goose stopped early and returns what it had. The report
@@ -437,84 +400,11 @@ async fn measure(
     if let (Some(stack), Some(window)) = (stack, &window) {
         result.resources = Some(stack.resources(window));
     }
-    if plan.scenario == Scenario::Scheduling
-        && let Err(error) = scenarios::scheduling::finish(&ctx, setup_started).await
-    {
-        eprintln!("  scheduling: placement not measured: {error:#}");
-    }
-    if plan.scenario == Scenario::Cache
-        && let Err(error) = scenarios::cache::finish(&ctx, &mut result.extras).await
-    {
-        eprintln!("  cache: hit rate not measured: {error:#}");
-    }
-    if plan.scenario == Scenario::Scheduling && stack.is_some() {
-        match scenarios::scheduling::retire_unfinished(setup_started).await {
-            Ok((canceled, ended)) => println!(
-                "  teardown: {canceled} unfinished scheduled calls canceled, {ended} live calls ended"
-            ),
-            Err(error) => eprintln!("  teardown: unfinished scheduled calls left: {error:#}"),
-        }
-    }
-    if plan.scenario == Scenario::Storm && stack.is_some() {
-        // In a database this run owns: the calls the storm created but gave
-        // no final callback would otherwise be played by the next
-        // scenario's simulator (its sweeper re-drives live outbound calls).
-        match scenarios::storm::retire_unfinished(setup_started).await {
-            Ok(retired) => println!("  teardown: {retired} unfinished storm calls ended"),
-            Err(error) => eprintln!("  teardown: unfinished storm calls left live: {error:#}"),
-        }
-    }
-    if plan.scenario == Scenario::Workday && stack.is_some() {
-        // Our stack plays the carrier: every call it was given must have
-        // rung and every SMS settled, or the run lost work silently.
-        match scenarios::workday::stuck_in_carrier(setup_started).await {
-            Ok((calls, sms)) => {
-                result
-                    .extras
-                    .insert("flow.calls_never_rang".into(), calls as f64);
-                result
-                    .extras
-                    .insert("flow.sms_unsettled".into(), sms as f64);
-            }
-            Err(error) => eprintln!("  teardown: unplayed calls and SMS not counted: {error:#}"),
-        }
-    }
-    collect(plan, &ctx, result);
-    if plan.scenario == Scenario::Storm && stack.is_some() && plan.cli.profile() != Profile::Smoke {
-        // After the window closed: pgbench's load is not the stack's.
-        match scenarios::storm::pgbench_simple_update_tps().await {
-            Ok(tps) => {
-                result
-                    .extras
-                    .insert("pgbench.simple_update_tps".into(), tps);
-                if let Some(rate) = result.extras.get("rate.achieved").copied() {
-                    result
-                        .extras
-                        .insert("storm.per_pgbench_tps".into(), rate / tps);
-                    println!(
-                        "  storm: {rate:.0} callbacks accepted/s; pgbench simple-update on the same server right after: {tps:.0} TPS; ratio {:.2}",
-                        rate / tps
-                    );
-                }
-            }
-            Err(error) => eprintln!("  storm: pgbench not run beside it: {error:#}"),
-        }
-    }
+    collect_rate(spec, &ctx, &mut result.extras);
+    spec.finish(&run(&ctx), &mut result.extras).await;
     let metrics = metrics?;
     result.absorb(&metrics);
-    if plan.scenario == Scenario::Workday {
-        // Calls whose simulated callee never answered nor hung up within the
-        // wait (FLOW rows that timed out): a stalled simulator or queue.
-        let never_answered: u64 = result
-            .rows
-            .iter()
-            .filter(|row| row.kind == "FLOW")
-            .map(|row| row.fails)
-            .sum();
-        result
-            .extras
-            .insert("calls.never_answered".into(), never_answered as f64);
-    }
+    spec.read_rows(result);
     result.rows.extend(probed);
     result.probe = probe::compare(&result.rows);
     result.rebuild_metrics();
@@ -525,93 +415,20 @@ async fn measure(
     Ok(())
 }
 
-/// Scenario extras gathered after the attack.
-fn collect(plan: &Plan<'_>, ctx: &RunContext, result: &mut ScenarioResult) {
-    // What the run's rate target counts: HTTP answers for the open-model
-    // workday, completed operations for a paced scenario.
+/// What the run's rate target counts, over the steady window: HTTP
+/// answers for an open-model scenario, completed operations for a paced one.
+fn collect_rate(scenario: &dyn LoadScenario, ctx: &RunContext, extras: &mut Extras) {
     let completions = match &ctx.requests {
-        Some(requests) => Some(requests),
-        None => plan.scenario.paced().then_some(&ctx.throughput),
+        Some(requests) => requests,
+        None if scenario.about().paced => &ctx.throughput,
+        None => return,
     };
-    if let Some(completions) = completions {
-        let (from, to) = plan.shape.steady_window();
-        if let Some((mean, min)) = completions.steady(from, to) {
-            result.extras.insert("rate.achieved".into(), mean);
-            result.extras.insert("rate.min_second".into(), min);
-        }
-        result
-            .extras
-            .insert("rate.completed".into(), completions.total() as f64);
+    let (from, to) = ctx.shape.steady_window();
+    if let Some((mean, min)) = completions.steady(from, to) {
+        extras.insert("rate.achieved".into(), mean);
+        extras.insert("rate.min_second".into(), min);
     }
-    if let Some(fanout) = ctx.extra::<scenarios::fanout::Fanout>() {
-        fanout.stop();
-        let published = fanout.published.load(std::sync::atomic::Ordering::Relaxed);
-        let delivered = fanout.delivered.load(std::sync::atomic::Ordering::Relaxed);
-        let expected = published * fanout.subscribers as u64;
-        let seconds = plan.shape.total().as_secs_f64();
-        result
-            .extras
-            .insert("fanout.published".into(), published as f64);
-        result
-            .extras
-            .insert("fanout.delivered".into(), delivered as f64);
-        result.extras.insert(
-            "fanout.delivery_pct".into(),
-            100.0 * delivered as f64 / expected.max(1) as f64,
-        );
-        result
-            .extras
-            .insert("fanout.deliveries_per_s".into(), delivered as f64 / seconds);
-        if let Some(d) = fanout.deliveries.summary() {
-            result.extras.insert("fanout.p50_ms".into(), d.p50_ms);
-            result.extras.insert("fanout.p95_ms".into(), d.p95_ms);
-            result.extras.insert("fanout.p99_ms".into(), d.p99_ms);
-            result.extras.insert("fanout.max_ms".into(), d.max_ms);
-        }
-    }
-    if plan.scenario == Scenario::Scheduling {
-        scenarios::scheduling::collect(ctx, &mut result.extras);
-    }
-    if let Some(queues) = ctx.extra::<scenarios::queues::QueueStats>() {
-        if let Some(summary) = queues
-            .summary
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
-            for key in [
-                "delivered_per_s",
-                "success_pct",
-                "job_wait_p95_ms",
-                "job_processing_p95_ms",
-                "jobs_failed",
-                "jobs_retried",
-                "queue_depth_max",
-                "recipients",
-                "delivered",
-            ] {
-                if let Some(v) = summary[key].as_f64() {
-                    result.extras.insert(format!("queue.{key}"), v);
-                }
-            }
-            let recipients = summary["recipients"].as_f64().unwrap_or(0.0);
-            let finals = summary["final"].as_f64().unwrap_or(0.0);
-            result
-                .extras
-                .insert("queue.lost".into(), (recipients - finals).max(0.0));
-        }
-        if let Some(d) = queues.deliveries.summary() {
-            result
-                .extras
-                .insert("queue.accept_to_delivered_p50_ms".into(), d.p50_ms);
-            result
-                .extras
-                .insert("queue.accept_to_delivered_p95_ms".into(), d.p95_ms);
-            result
-                .extras
-                .insert("queue.accept_to_delivered_p99_ms".into(), d.p99_ms);
-        }
-    }
+    extras.insert("rate.completed".into(), completions.total() as f64);
 }
 
 /// The Goose attack for one scenario.
@@ -636,26 +453,10 @@ async fn attack(plan: &Plan<'_>) -> anyhow::Result<GooseMetrics> {
         "--timeout".into(),
         "30".into(),
     ];
-    if plan.scenario == Scenario::Queues {
-        args.extend(["--users", "1", "--iterations", "1"].map(String::from));
-    } else {
-        args.extend(["--test-plan".to_string(), plan.shape.test_plan()]);
-    }
+    let spec = plan.scenario.spec();
+    args.extend(spec.users_args(&plan.shape));
     let config = GooseConfiguration::try_parse_from_args(&args)?;
-    let scenario = match plan.scenario {
-        Scenario::Workday => scenarios::workday::scenario(&plan.shape),
-        Scenario::Voice => scenarios::voice::scenario(&plan.shape),
-        Scenario::Sms => scenarios::sms::scenario(&plan.shape),
-        Scenario::Database => scenarios::database::scenario(&plan.shape),
-        Scenario::Fanout => scenarios::fanout::scenario(&plan.shape),
-        Scenario::Storm => scenarios::storm::scenario(&plan.shape),
-        Scenario::Reporting => scenarios::reporting::scenario(&plan.shape),
-        Scenario::Queues => scenarios::queues::scenario(&plan.shape),
-        Scenario::Import => scenarios::import::scenario(&plan.shape),
-        Scenario::Health => scenarios::health::scenario(&plan.shape),
-        Scenario::Scheduling => scenarios::scheduling::scenario(&plan.shape),
-        Scenario::Cache => scenarios::cache::scenario(&plan.shape),
-    };
+    let scenario = spec.goose(&plan.shape);
     goose::reset_killswitch();
     let outcome = GooseAttack::initialize_with_config(config)?
         .register_scenario(scenario)
@@ -684,7 +485,7 @@ impl ParseArgs for GooseConfiguration {
 /// broke.
 async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult {
     const FACTORS: [f64; 8] = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0];
-    let nominal = shape(scenario, Profile::Average, cli.tier);
+    let nominal = scenario.shape(Profile::Average, cli.tier);
     let mut last_pass: Option<(f64, ScenarioResult)> = None;
     // Where the other tier's rules (informational) first broke, and which.
     let mut other_broke: Option<(f64, String)> = None;
@@ -719,20 +520,11 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
             && let Some(other) = &result.other_tier
             && other.thresholds.iter().any(|t| !t.passed)
         {
-            let failed: Vec<String> = other
-                .thresholds
-                .iter()
-                .filter(|t| !t.passed)
-                .map(|t| format!("{} (observed {:?})", t.rule, t.observed))
-                .collect();
+            let failed: Vec<String> = broken(&other.thresholds).collect();
             other_broke = Some((*factor, failed.join("; ")));
         }
         if !result.passed() {
-            let failed: Vec<String> = result
-                .thresholds
-                .iter()
-                .filter(|t| !t.passed)
-                .map(|t| format!("{} (observed {:?})", t.rule, t.observed))
+            let failed: Vec<String> = broken(&result.thresholds)
                 .chain(result.error.clone())
                 .collect();
             result
@@ -779,6 +571,14 @@ async fn breakpoint(cli: &Cli, scenario: Scenario, dir: &Path) -> ScenarioResult
     result.steps = steps;
     result.rebuild_metrics();
     result
+}
+
+/// The rules that broke, each with what was observed.
+fn broken(outcomes: &[ThresholdOutcome]) -> impl Iterator<Item = String> + '_ {
+    outcomes
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| format!("{} (observed {:?})", t.rule, t.observed))
 }
 
 /// A breakpoint step in one line: its load, the figures its thresholds
@@ -1008,7 +808,7 @@ pub async fn run(cli: Cli) -> u8 {
         } else {
             report_dir.clone()
         };
-        println!("\n== {} ({})", scenario, implements(*scenario));
+        println!("\n== {} ({})", scenario, scenario.about().implements);
         let result = if profile == Profile::Breakpoint {
             breakpoint(&cli, *scenario, &dir).await
         } else {
@@ -1016,10 +816,10 @@ pub async fn run(cli: Cli) -> u8 {
                 cli: &cli,
                 scenario: *scenario,
                 shape: match cli.rate {
-                    Some(rate) if *scenario == Scenario::Workday => {
-                        shape(*scenario, profile, cli.tier).open(rate)
+                    Some(rate) if scenario.about().open_model => {
+                        scenario.shape(profile, cli.tier).open(rate)
                     }
-                    _ => shape(*scenario, profile, cli.tier),
+                    _ => scenario.shape(profile, cli.tier),
                 },
                 dir,
                 verify: i == 0 || cli.host.is_none(),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::{
-    context::{Tenant, client, login, signed_form},
+    context::{Tenant, client, get_json, login, signed_form},
     sio::SioClient,
     stack::{Carrier, Endpoints},
 };
@@ -82,13 +82,15 @@ pub fn plays_carrier(endpoints: &Endpoints) -> bool {
     endpoints.carrier == Carrier::External || endpoints.worker.is_none()
 }
 
+/// Posts a signed carrier webhook, as the carrier `tenant` uses; `what`
+/// names it in the error when it is refused.
 async fn carrier_post(
     http: &reqwest::Client,
     endpoints: &Endpoints,
     tenant: &Tenant,
-    path: &str,
+    (path, what): (&str, &str),
     params: &[(&str, String)],
-) -> anyhow::Result<reqwest::StatusCode> {
+) -> anyhow::Result<()> {
     let (body, signature) = signed_form(&endpoints.public_url, path, tenant.carrier_token, params);
     let response = http
         .post(format!("{}{path}", endpoints.api))
@@ -101,8 +103,9 @@ async fn carrier_post(
     if !status.is_success() {
         let body = response.text().await.unwrap_or_default();
         eprintln!("  verify: {path} answered {status}: {body:.300}");
+        bail!("{what} answered {status}");
     }
-    Ok(status)
+    Ok(())
 }
 
 async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result<String> {
@@ -133,22 +136,15 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
         .await?;
     for status in ["ringing", "in-progress"] {
         if plays_carrier(endpoints) {
-            let code = carrier_post(
-                &http,
-                endpoints,
-                tenant,
-                "/webhooks/carrier/voice/status",
-                &[
-                    ("CallSid", sid.clone()),
-                    ("CallStatus", status.to_string()),
-                    ("From", tenant.numbers[0].clone()),
-                    ("To", phone.clone()),
-                ],
-            )
-            .await?;
-            if !code.is_success() {
-                bail!("the {status} callback answered {code}");
-            }
+            let what = format!("the {status} callback");
+            let webhook = ("/webhooks/carrier/voice/status", what.as_str());
+            let params = [
+                ("CallSid", sid.clone()),
+                ("CallStatus", status.to_string()),
+                ("From", tenant.numbers[0].clone()),
+                ("To", phone.clone()),
+            ];
+            carrier_post(&http, endpoints, tenant, webhook, &params).await?;
         }
         socket
             .wait_for("call:status", WAIT, |e| e.is(&id, Some(status)))
@@ -169,14 +165,8 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
         .wait_for("call:status", WAIT, |e| e.is(&id, Some("completed")))
         .await
         .context("waiting for completed")?;
-    let history: Value = http
-        .get(format!("{}/v1/calls/{id}/events", endpoints.api))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let events = format!("{}/v1/calls/{id}/events", endpoints.api);
+    let history = get_json(&http, &events, &token).await?;
     let entries = history["data"]
         .as_array()
         .or_else(|| history.as_array())
@@ -245,20 +235,13 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         for status in ["sent", "delivered"] {
-            let code = carrier_post(
-                &http,
-                endpoints,
-                tenant,
-                "/webhooks/carrier/sms/status",
-                &[
-                    ("MessageSid", sid.clone()),
-                    ("MessageStatus", status.to_string()),
-                ],
-            )
-            .await?;
-            if !code.is_success() {
-                bail!("the {status} receipt answered {code}");
-            }
+            let what = format!("the {status} receipt");
+            let webhook = ("/webhooks/carrier/sms/status", what.as_str());
+            let params = [
+                ("MessageSid", sid.clone()),
+                ("MessageStatus", status.to_string()),
+            ];
+            carrier_post(&http, endpoints, tenant, webhook, &params).await?;
         }
     }
     socket
@@ -271,28 +254,34 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     ))
 }
 
-async fn bad_signature(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result<String> {
-    let http = client()?;
-    let (body, _) = signed_form(
-        &endpoints.public_url,
-        "/webhooks/carrier/voice/status",
-        tenant.carrier_token,
-        &[
-            ("CallSid", "CA00000000000000000000000000000000".to_string()),
-            ("CallStatus", "completed".to_string()),
-        ],
-    );
-    let status = http
-        .post(format!("{}/webhooks/carrier/voice/status", endpoints.api))
+/// Posts the call `sid`'s `completed` callback under a forged signature:
+/// the status it was answered with.
+async fn forged_callback(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    tenant: &Tenant,
+    sid: String,
+) -> anyhow::Result<reqwest::StatusCode> {
+    let path = "/webhooks/carrier/voice/status";
+    let params = [("CallSid", sid), ("CallStatus", "completed".to_string())];
+    let (body, _) = signed_form(&endpoints.public_url, path, tenant.carrier_token, &params);
+    Ok(http
+        .post(format!("{}{path}", endpoints.api))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(
             switchboard_core::carrier::SIGNATURE_HEADER,
             "bm90IGEgc2lnbmF0dXJl",
         )
-        .body(body.clone())
+        .body(body)
         .send()
         .await?
-        .status();
+        .status())
+}
+
+async fn bad_signature(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result<String> {
+    let http = client()?;
+    let unknown = "CA00000000000000000000000000000000".to_string();
+    let status = forged_callback(&http, endpoints, tenant, unknown).await?;
     // An unknown CallSid may be a 404 before the signature is looked at:
     // forge one for a real call too.
     let http2 = client()?;
@@ -307,23 +296,7 @@ async fn bad_signature(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
         .json()
         .await?;
     let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
-    let (real_body, _) = signed_form(
-        &endpoints.public_url,
-        "/webhooks/carrier/voice/status",
-        tenant.carrier_token,
-        &[("CallSid", sid), ("CallStatus", "completed".to_string())],
-    );
-    let forged = http2
-        .post(format!("{}/webhooks/carrier/voice/status", endpoints.api))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            switchboard_core::carrier::SIGNATURE_HEADER,
-            "bm90IGEgc2lnbmF0dXJl",
-        )
-        .body(real_body)
-        .send()
-        .await?
-        .status();
+    let forged = forged_callback(&http2, endpoints, tenant, sid).await?;
     if forged != reqwest::StatusCode::FORBIDDEN {
         bail!("a forged callback for a real call answered {forged}, expected 403");
     }

@@ -29,14 +29,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An agent and their current presence.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AgentWithPresence {
+    /// The agent's id.
     pub id: Uuid,
+    /// The agent's login email.
     pub email: String,
+    /// The agent's display name.
     pub name: String,
+    /// `agent`, `supervisor` or `admin`.
     #[schema(example = "agent")]
     pub role: String,
+    /// Where the agent is now.
     pub presence: Presence,
 }
 
+/// An agent's presence status and since when.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
     /// `available`, `busy`, `away` or `offline`.
@@ -46,6 +52,7 @@ pub struct Presence {
     pub since: Option<DateTime<Utc>>,
 }
 
+/// The presence an agent sets for themselves.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPresence {

@@ -166,32 +166,44 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> ApiResult<Principa
 
 // Handlers --------------------------------------------------------------------
 
+/// An agent's credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// The agent's login email.
     #[schema(example = "agent01@acme.example")]
     pub email: String,
+    /// The agent's password.
     #[schema(example = "switchboard-demo")]
     pub password: String,
 }
 
+/// A new access token and the agent it belongs to.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
+    /// The JWT to send as `Authorization: Bearer <token>`.
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until the token expires.
     pub expires_in: i64,
+    /// The agent who logged in.
     pub agent: Agent,
 }
 
+/// An agent (a user of a tenant).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Agent {
+    /// The agent's id.
     pub id: Uuid,
+    /// The agent's login email.
     pub email: String,
+    /// The agent's display name.
     pub name: String,
+    /// `agent`, `supervisor` or `admin`.
     #[schema(value_type = String, example = "agent")]
     pub role: String,
+    /// The tenant the agent belongs to.
     pub tenant_id: Uuid,
 }
 
@@ -369,12 +381,15 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who the credential of the request belongs to.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     /// `agent` or `api_key`.
     pub principal: String,
+    /// The caller's role: `agent`, `supervisor` or `admin`.
     #[schema(value_type = String, example = "agent")]
     pub role: Role,
+    /// The caller's tenant.
     pub tenant: Tenant,
     /// The agent, when the caller is one.
     pub agent: Option<Agent>,
@@ -384,10 +399,14 @@ pub struct Me {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// A tenant (one customer organisation of Switchboard).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Tenant {
+    /// The tenant's id.
     pub id: Uuid,
+    /// The tenant's short unique name.
     pub slug: String,
+    /// The tenant's display name.
     pub name: String,
 }
 

@@ -26,11 +26,13 @@ use uuid::Uuid;
 
 use crate::{
     auth::Principal,
+    by_id,
     customers::parse_phone,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path},
     idempotency::{self, IdempotencyKey},
     state::AppState,
+    text::validate_name,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,9 +47,13 @@ pub const MAX_EXPLICIT_RECIPIENTS: usize = 10_000;
 /// A campaign.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Campaign {
+    /// The campaign's id.
     pub id: Uuid,
+    /// The tenant the campaign belongs to.
     pub tenant_id: Uuid,
+    /// The campaign's name.
     pub name: String,
+    /// The template every message is rendered from.
     pub template_id: Uuid,
     /// `pending`, `running`, `completed`, `failed` or `canceled`.
     #[schema(example = "pending")]
@@ -64,8 +70,11 @@ pub struct Campaign {
     pub opted_out_count: i32,
     /// The agent who created it, when an agent did.
     pub created_by: Option<Uuid>,
+    /// When the campaign was created.
     pub created_at: DateTime<Utc>,
+    /// When its messages started being created.
     pub started_at: Option<DateTime<Utc>>,
+    /// When no message of it was on its way any more.
     pub completed_at: Option<DateTime<Utc>>,
 }
 
@@ -77,6 +86,7 @@ const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, template_id, status, audien
 pub struct CampaignWithProgress {
     #[serde(flatten)]
     pub campaign: Campaign,
+    /// How far the campaign got.
     pub progress: Progress,
 }
 
@@ -84,11 +94,17 @@ pub struct CampaignWithProgress {
 /// and the recipients it has or skipped.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
+    /// Messages still `queued`.
     pub queued: i64,
+    /// Messages `sending`.
     pub sending: i64,
+    /// Messages `sent`.
     pub sent: i64,
+    /// Messages `delivered`.
     pub delivered: i64,
+    /// Messages `undelivered`.
     pub undelivered: i64,
+    /// Messages `failed`.
     pub failed: i64,
     /// Messages created so far.
     pub messages: i64,
@@ -115,6 +131,7 @@ pub struct Audience {
     pub customer_query: Option<String>,
 }
 
+/// A campaign to create: one template sent to an audience.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
@@ -126,10 +143,12 @@ pub struct CreateCampaign {
         pattern = "\\S"
     )]
     pub name: String,
+    /// A template of the tenant.
     pub template_id: Uuid,
     /// Values for the template's placeholders, shared by every recipient;
     /// each recipient's customer record fills the rest.
     pub variables: Option<BTreeMap<String, String>>,
+    /// Who receives the campaign.
     pub recipients: Audience,
 }
 
@@ -181,17 +200,6 @@ impl Audience {
             customer_query,
         })
     }
-}
-
-fn validate_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation(
-            "name",
-            "name must be 1 to 200 characters",
-        ));
-    }
-    Ok(name.to_string())
 }
 
 /// Creates a campaign and queues its expansion. Honours `Idempotency-Key`.
@@ -305,14 +313,15 @@ pub async fn get_campaign(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<CampaignWithProgress>> {
-    let campaign: Campaign = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(principal.tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("campaign"))?;
+    let campaign: Campaign = by_id::fetch(
+        &state.db,
+        CAMPAIGN_COLUMNS,
+        "campaigns",
+        principal.tenant_id,
+        id,
+        "campaign",
+    )
+    .await?;
     // messages_campaign_idx (campaign_id, status) answers this.
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status",

@@ -41,9 +41,11 @@ pub struct ApiError {
 /// The error body, as documented in the OpenAPI schema.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong.
     pub error: ErrorDetail,
 }
 
+/// What went wrong with a request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable snake_case code.

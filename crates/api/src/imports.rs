@@ -44,10 +44,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An import and its counts.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Import {
+    /// The import's id.
     pub id: Uuid,
+    /// The tenant the import belongs to.
     pub tenant_id: Uuid,
+    /// Where the import is (`queued`, `running`, `completed` or `failed`).
     #[schema(value_type = ImportStatus)]
     pub status: String,
+    /// What happens to rows matching an existing customer.
     #[schema(value_type = ImportMode)]
     pub mode: String,
     /// Data rows in the file (blank lines excluded).
@@ -67,9 +71,13 @@ pub struct Import {
     pub source_bytes: i32,
     /// Why a `failed` import failed.
     pub error: Option<String>,
+    /// The agent who uploaded the file, when an agent did.
     pub created_by: Option<Uuid>,
+    /// When the file was uploaded.
     pub created_at: DateTime<Utc>,
+    /// When processing started.
     pub started_at: Option<DateTime<Utc>>,
+    /// When processing finished.
     pub finished_at: Option<DateTime<Utc>>,
 }
 
@@ -125,6 +133,7 @@ pub struct ImportError {
     /// The column at fault (`phone`, `email`, …, a metadata column), or
     /// `row` when the record itself is wrong (field count).
     pub field: String,
+    /// Why the row was rejected.
     pub reason: String,
 }
 

@@ -13,11 +13,12 @@
 
 pub mod agents;
 pub mod auth;
+mod by_id;
 pub mod cache;
 pub mod calls;
 pub mod campaigns;
+pub mod carrier;
 pub mod customers;
-pub mod endpoints;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -33,9 +34,9 @@ pub mod revocations;
 pub mod scheduled_calls;
 pub mod state;
 pub mod templates;
+pub mod tenant_webhooks;
 pub mod text;
 pub mod voicemails;
-pub mod webhooks;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
@@ -81,8 +82,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(scheduled_calls::router())
         .merge(voicemails::router())
         .merge(reports::router())
-        .merge(webhooks::router())
-        .merge(endpoints::router())
+        .merge(carrier::router())
+        .merge(tenant_webhooks::router())
 }
 
 /// The OpenAPI document for every route.
@@ -97,13 +98,13 @@ pub async fn state(settings: Arc<Settings>) -> anyhow::Result<AppState> {
     let db = switchboard_core::db::connect(&settings)
         .await
         .context("connecting to PostgreSQL")?;
-    let batches = switchboard_core::db::connect_for_batches(&settings, webhooks::BATCH_CONNECTIONS)
+    let batches = switchboard_core::db::connect_for_batches(&settings, carrier::BATCH_CONNECTIONS)
         .await
         .context("connecting the carrier callbacks' lanes to PostgreSQL")?;
     let redis = switchboard_core::redis::pool(&settings).context("creating the Redis pool")?;
     Ok(AppState::new(state::Shared {
-        receipts: webhooks::receipts::start(&batches),
-        call_statuses: webhooks::call_statuses::start(&batches),
+        receipts: carrier::receipts::start(&batches),
+        call_statuses: carrier::call_statuses::start(&batches),
         caches: cache::Caches::start(&db, &settings),
         revocations: revocations::Revocations::start(&redis, &settings),
         tokens: Arc::new(TokenKeys::new(&settings)),

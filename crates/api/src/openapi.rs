@@ -228,3 +228,18 @@ pub mod items {
 
     impl ToSchema for EventTypeName {}
 }
+
+/// Asserts that `T`'s schema (what clients see of it) has exactly the fields
+/// of the shared `record`, which SQL reads it with and events carry.
+#[cfg(test)]
+pub(crate) fn assert_same_fields<T: utoipa::PartialSchema>(
+    record: &[switchboard_core::records::Field],
+) {
+    let RefOr::T(Schema::Object(object)) = T::schema() else {
+        panic!("not an object schema");
+    };
+    let in_schema: Vec<String> = object.properties.into_keys().collect();
+    let mut in_record: Vec<&str> = switchboard_core::records::names(record).collect();
+    in_record.sort_unstable();
+    assert_eq!(in_schema, in_record);
+}

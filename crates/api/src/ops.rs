@@ -21,8 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The process-wide Prometheus recorder (shared with the other services).
 pub use switchboard_core::telemetry::prometheus;
 
+/// The liveness answer.
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// Always `ok`.
     #[schema(example = "ok")]
     status: &'static str,
 }
@@ -33,19 +35,24 @@ pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// The readiness answer.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     status: &'static str,
     /// Per dependency: `ok` or what went wrong.
     checks: Checks,
+    /// When not ready: the error, in the usual shape.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<crate::error::ErrorDetail>,
 }
 
+/// Each dependency's check: `ok` or what went wrong.
 #[derive(Serialize, ToSchema)]
 pub struct Checks {
+    /// PostgreSQL.
     postgres: String,
+    /// Redis.
     redis: String,
 }
 

@@ -19,6 +19,7 @@ pub const MAX_LIMIT: u32 = 200;
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    /// The items of this page.
     pub data: Vec<T>,
     /// Pass as `cursor` to get the next page; null on the last page.
     pub next_cursor: Option<String>,
@@ -117,6 +118,38 @@ pub fn page<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -
     Page {
         data: rows,
         next_cursor,
+    }
+}
+
+/// What a client asked of a list ordered by id, newest first: SQL filters
+/// `id < after` (when set), orders by `id DESC` and fetches
+/// [`IdPageRequest::fetch`] rows.
+#[derive(Debug, Clone, Copy)]
+pub struct IdPageRequest {
+    /// Rows the page holds.
+    pub limit: u32,
+    /// The last id of the previous page; `None` for the first page.
+    pub after: Option<Uuid>,
+}
+
+impl IdPageRequest {
+    /// Validates the `limit` and `cursor` query parameters.
+    pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        Ok(IdPageRequest {
+            limit: self::limit(limit)?,
+            after: decode_id_cursor(cursor)?,
+        })
+    }
+
+    /// How many rows to fetch: one more than a page, to know whether
+    /// another page follows.
+    pub fn fetch(&self) -> i64 {
+        i64::from(self.limit) + 1
+    }
+
+    /// The page of the fetched `rows`; its cursor is the last row's id.
+    pub fn page<T>(&self, rows: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        page(rows, self.limit, |row| encode_id_cursor(id_of(row)))
     }
 }
 

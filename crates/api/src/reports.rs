@@ -24,7 +24,7 @@ use crate::{
     auth::Principal,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Query},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -82,13 +82,21 @@ pub struct SummaryQuery {
 /// Calls in a bucket.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct CallStats {
+    /// Calls created.
     pub total: i64,
+    /// Inbound calls.
     pub inbound: i64,
+    /// Outbound calls.
     pub outbound: i64,
+    /// Calls that ended `completed`.
     pub completed: i64,
+    /// Calls that ended `busy`.
     pub busy: i64,
+    /// Calls that ended `no-answer`.
     pub no_answer: i64,
+    /// Calls that ended `failed`.
     pub failed: i64,
+    /// Calls that ended `canceled`.
     pub canceled: i64,
     /// Still queued, ringing or in progress.
     pub live: i64,
@@ -98,40 +106,60 @@ pub struct CallStats {
     pub answer_rate: f64,
     /// Talk time of completed calls.
     pub talk_seconds_total: i64,
+    /// Average talk time of completed calls.
     pub talk_seconds_avg: Option<f64>,
+    /// Median talk time of completed calls.
     pub talk_seconds_p50: Option<f64>,
+    /// 90th percentile talk time of completed calls.
     pub talk_seconds_p90: Option<f64>,
 }
 
 /// Messages in a bucket.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct MessageStats {
+    /// Messages created.
     pub total: i64,
+    /// Inbound messages.
     pub inbound: i64,
+    /// Outbound messages.
     pub outbound: i64,
+    /// Outbound messages still `queued`.
     pub queued: i64,
+    /// Outbound messages `sending`.
     pub sending: i64,
+    /// Outbound messages `sent`.
     pub sent: i64,
+    /// Outbound messages `delivered`.
     pub delivered: i64,
+    /// Outbound messages `undelivered`.
     pub undelivered: i64,
+    /// Outbound messages `failed`.
     pub failed: i64,
+    /// Inbound messages received.
     pub received: i64,
 }
 
+/// Activity in one bucket of time.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SummaryBucket {
     /// The bucket's start (UTC).
     pub start: DateTime<Utc>,
+    /// Calls created in the bucket.
     pub calls: CallStats,
+    /// Messages created in the bucket.
     pub messages: MessageStats,
     /// Voicemails left (and not deleted since).
     pub voicemails: i64,
 }
 
+/// The tenant's activity over a range, bucket by bucket.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Summary {
+    /// The range's start (inclusive).
     pub from: DateTime<Utc>,
+    /// The range's end (exclusive).
     pub to: DateTime<Utc>,
+    /// The buckets' size: `hour` or `day`.
     pub granularity: String,
     /// Every bucket of the range, empty ones included, oldest first.
     pub buckets: Vec<SummaryBucket>,
@@ -262,32 +290,46 @@ pub struct CallRecordsQuery {
     /// `outbound` or `inbound`.
     #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
+    /// Only calls of this agent.
     pub agent_id: Option<Uuid>,
+    /// Only calls with this customer.
     pub customer_id: Option<Uuid>,
     /// Only calls with at least this much talk time.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_f64)]
     pub min_talk_seconds: Option<u32>,
+    /// Page size, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
 }
 
 /// One call detail record.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct CallRecord {
+    /// The call's id.
     pub call_id: Uuid,
+    /// `outbound` or `inbound`.
     pub direction: String,
+    /// E.164.
     pub from: String,
+    /// E.164.
     pub to: String,
     /// The final (or current) status.
     pub status: String,
+    /// The agent on the call, when one was.
     pub agent_id: Option<Uuid>,
+    /// The customer on the other end, when known.
     pub customer_id: Option<Uuid>,
+    /// When the call was created.
     pub started_at: DateTime<Utc>,
+    /// When it was answered.
     pub answered_at: Option<DateTime<Utc>>,
+    /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
     /// From creation to answer (or to the end, if unanswered).
     pub ring_seconds: Option<f64>,
+    /// Talk time: answer to hang-up.
     pub talk_seconds: Option<i32>,
 }
 
@@ -308,8 +350,7 @@ pub async fn call_records(
         Duration::hours(24),
         Duration::days(MAX_RANGE_DAYS),
     )?;
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<CallRecord> = sqlx::query_as(
         "SELECT id AS call_id, direction, from_number AS \"from\", to_number AS \"to\", status, agent_id,
                 customer_id, created_at AS started_at, answered_at, ended_at,
@@ -328,18 +369,16 @@ pub async fn call_records(
     .bind(principal.tenant_id)
     .bind(from)
     .bind(to)
-    .bind(after)
+    .bind(request.after)
     .bind(query.status.map(CallStatus::as_str))
     .bind(query.direction.map(Direction::as_str))
     .bind(query.agent_id)
     .bind(query.customer_id)
     .bind(query.min_talk_seconds.map(|s| i32::try_from(s).unwrap_or(i32::MAX)))
-    .bind(i64::from(limit) + 1)
+    .bind(request.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(pagination::page(rows, limit, |r| {
-        pagination::encode_id_cursor(r.call_id)
-    })))
+    Ok(Json(request.page(rows, |r| r.call_id)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -355,23 +394,32 @@ pub struct AgentStatsQuery {
 /// One agent's numbers over the range.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct AgentStats {
+    /// The agent's id.
     pub agent_id: Uuid,
+    /// The agent's display name.
     pub name: String,
+    /// The agent's login email.
     pub email: String,
     /// Calls assigned to the agent.
     pub calls_handled: i64,
+    /// Inbound calls among them.
     pub inbound: i64,
+    /// Outbound calls among them.
     pub outbound: i64,
     /// Calls the agent talked on.
     pub answered: i64,
+    /// Talk time of the agent's completed calls.
     pub talk_seconds_total: i64,
     /// Average talk time of the agent's completed calls.
     pub average_handle_seconds: Option<f64>,
 }
 
+/// Every agent's numbers over a range.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AgentReport {
+    /// The range's start (inclusive).
     pub from: DateTime<Utc>,
+    /// The range's end (exclusive).
     pub to: DateTime<Utc>,
     /// Every agent of the tenant, busiest first.
     pub data: Vec<AgentStats>,

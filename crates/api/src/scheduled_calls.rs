@@ -23,7 +23,7 @@ use sqlx::PgConnection;
 use switchboard_core::{
     auth::Role,
     calls::CallStatus,
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     jobs::{self, ScheduledCallRun},
     scheduling::{MAX_ATTEMPTS, MAX_BACKOFF_SECONDS, SCHEDULED_CALL_JSON},
@@ -39,7 +39,7 @@ use crate::{
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path, Query},
     idempotency::{self, IdempotencyKey},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -112,6 +112,7 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A call to place later, with its retry policy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateScheduledCall {
@@ -131,6 +132,7 @@ pub struct CreateScheduledCall {
     pub retry: Option<RetryPolicy>,
 }
 
+/// Scheduled calls to create together.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateScheduledCallBatch {
@@ -142,6 +144,7 @@ pub struct CreateScheduledCallBatch {
 /// The scheduled calls a batch created, in request order.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ScheduledCallBatch {
+    /// The created scheduled calls.
     pub data: Vec<ScheduledCall>,
 }
 
@@ -150,26 +153,35 @@ pub struct ScheduledCallBatch {
 pub struct Attempt {
     /// 1 for the first attempt.
     pub attempt: i32,
+    /// The call placed for this attempt.
     pub call_id: Uuid,
     /// The call's status (`queued` … `completed`, `busy`, `no-answer`, `failed`, `canceled`).
     #[schema(example = "busy")]
     pub status: String,
+    /// When the attempt was placed.
     pub started_at: DateTime<Utc>,
+    /// When its call ended.
     pub ended_at: Option<DateTime<Utc>>,
 }
 
 /// A scheduled call, as every endpoint and `scheduled_call.updated` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ScheduledCall {
+    /// The scheduled call's id.
     pub id: Uuid,
+    /// The tenant it belongs to.
     pub tenant_id: Uuid,
+    /// Where it is in its lifecycle.
     pub status: ScheduledCallStatus,
     /// E.164.
     pub to: String,
     /// E.164; null: the tenant's default number.
     pub from: Option<String>,
+    /// The customer being called, when known.
     pub customer_id: Option<Uuid>,
+    /// When the first attempt was due.
     pub run_at: DateTime<Utc>,
+    /// When and how often it is retried.
     pub retry: RetryPolicy,
     /// The calls placed so far, oldest first.
     pub attempts: Vec<Attempt>,
@@ -179,8 +191,11 @@ pub struct ScheduledCall {
     pub last_error: Option<String>,
     /// Gapless change counter (1 = created).
     pub version: i32,
+    /// The agent who scheduled it, when an agent did.
     pub created_by: Option<Uuid>,
+    /// When it was scheduled.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -219,6 +234,7 @@ pub struct ListScheduledCallsQuery {
     /// Only calls to this number (any common format).
     #[param(max_length = 64)]
     pub to: Option<String>,
+    /// Only scheduled calls to this customer.
     pub customer_id: Option<Uuid>,
     /// Only those with `run_at` at or after this time (RFC 3339).
     pub run_after: Option<DateTime<Utc>>,
@@ -431,11 +447,7 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
     for call in calls {
         state
             .events
-            .publish_after_commit(Envelope::new(
-                call.tenant_id,
-                EventType::ScheduledCallUpdated,
-                call,
-            ))
+            .publish_new(call.tenant_id, EventType::ScheduledCallUpdated, call)
             .await;
     }
 }
@@ -532,8 +544,7 @@ pub async fn list_scheduled_calls(
     principal: Principal,
     Query(query): Query<ListScheduledCallsQuery>,
 ) -> ApiResult<Json<Page<ScheduledCall>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let to = query
         .to
         .as_deref()
@@ -551,22 +562,20 @@ pub async fn list_scheduled_calls(
          ORDER BY s.id DESC LIMIT $8"
     )))
     .bind(principal.tenant_id)
-    .bind(after)
+    .bind(request.after)
     .bind(query.status.map(ScheduledCallStatus::as_str))
     .bind(to)
     .bind(query.customer_id)
     .bind(query.run_after)
     .bind(query.run_before)
-    .bind(i64::from(limit) + 1)
+    .bind(request.fetch())
     .fetch_all(&state.db)
     .await?;
     let rows = rows
         .into_iter()
         .map(decode)
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(pagination::page(rows, limit, |c| {
-        pagination::encode_id_cursor(c.id)
-    })))
+    Ok(Json(request.page(rows, |c| c.id)))
 }
 
 /// Gets a scheduled call with its attempts.

@@ -54,9 +54,9 @@ pub struct Shared {
     /// queue too long is refused.
     pub password_checks: Arc<crate::auth::PasswordChecks>,
     /// SMS delivery receipts, looked up and applied in groups.
-    pub receipts: crate::webhooks::receipts::Receipts,
+    pub receipts: crate::carrier::receipts::Receipts,
     /// Call status callbacks, looked up and applied in groups.
-    pub(crate) call_statuses: crate::webhooks::call_statuses::CallStatuses,
+    pub(crate) call_statuses: crate::carrier::call_statuses::CallStatuses,
     /// The principal's tenant and agent and customers by phone, kept
     /// coherent by PostgreSQL notifications.
     pub caches: crate::cache::Caches,

@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use crate::{
     auth::Principal,
+    by_id,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path, Query},
     messages::MAX_BODY_CHARS,
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
+    text::validate_name,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,17 +35,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A message template.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Template {
+    /// The template's id.
     pub id: Uuid,
+    /// The tenant the template belongs to.
     pub tenant_id: Uuid,
+    /// The template's name, unique in the tenant.
     #[schema(example = "Appointment reminder")]
     pub name: String,
+    /// The text, with `{{placeholders}}`.
     #[schema(example = "Hi {{first_name}}, see you on {{date}}.")]
     pub body: String,
     /// The placeholder names the body uses, sorted.
     #[sqlx(skip)]
     #[schema(example = json!(["date", "first_name"]))]
     pub placeholders: Vec<String>,
+    /// When the template was created.
     pub created_at: DateTime<Utc>,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -60,6 +68,7 @@ impl Template {
 
 const TEMPLATE_COLUMNS: &str = "id, tenant_id, name, body, created_at, updated_at";
 
+/// A template to create.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
@@ -85,8 +94,10 @@ pub struct CreateTemplate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplate {
+    /// 1 to 200 characters, unique in the tenant.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    /// 1 to 1600 characters; placeholders are `{{name}}`.
     #[schema(min_length = 1, max_length = 1600, pattern = "\\S")]
     pub body: Option<String>,
 }
@@ -100,17 +111,6 @@ pub struct ListTemplatesQuery {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
-}
-
-fn validate_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation(
-            "name",
-            "name must be 1 to 200 characters",
-        ));
-    }
-    Ok(name.to_string())
 }
 
 fn validate_body(body: &str) -> ApiResult<String> {
@@ -138,22 +138,19 @@ pub async fn list_templates(
     principal: Principal,
     Query(query): Query<ListTemplatesQuery>,
 ) -> ApiResult<Json<Page<Template>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<Template> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TEMPLATE_COLUMNS} FROM templates
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
          ORDER BY id DESC LIMIT $3"
     )))
     .bind(principal.tenant_id)
-    .bind(after)
-    .bind(i64::from(limit) + 1)
+    .bind(request.after)
+    .bind(request.fetch())
     .fetch_all(&state.db)
     .await?;
     let rows = rows.into_iter().map(Template::with_placeholders).collect();
-    Ok(Json(pagination::page(rows, limit, |t| {
-        pagination::encode_id_cursor(t.id)
-    })))
+    Ok(Json(request.page(rows, |t| t.id)))
 }
 
 /// Creates a template.
@@ -196,14 +193,15 @@ pub async fn get_template(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Template>> {
-    let template: Template = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(principal.tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("template"))?;
+    let template: Template = by_id::fetch(
+        &state.db,
+        TEMPLATE_COLUMNS,
+        "templates",
+        principal.tenant_id,
+        id,
+        "template",
+    )
+    .await?;
     Ok(Json(template.with_placeholders()))
 }
 
@@ -254,15 +252,7 @@ pub async fn delete_template(
 ) -> ApiResult<StatusCode> {
     // The campaigns' foreign key refuses the delete while one uses it; the
     // violation maps to 409 `template_in_use`.
-    let deleted = sqlx::query("DELETE FROM templates WHERE tenant_id = $1 AND id = $2")
-        .bind(principal.tenant_id)
-        .bind(id)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::not_found("template"));
-    }
+    by_id::delete(&state.db, "templates", principal.tenant_id, id, "template").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -65,6 +65,19 @@ pub fn check(field: &str, value: &str, kind: TextKind) -> Result<(), ApiError> {
     }
 }
 
+/// A resource's `name` (customer, template, campaign), trimmed: 1 to 200
+/// characters.
+pub fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::validation(
+            "name",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// Checks every string and key of a JSON document, naming the first
 /// offender by its path (`metadata.notes`, `tags[2]`).
 pub fn check_json(value: &serde_json::Value) -> Result<(), ApiError> {

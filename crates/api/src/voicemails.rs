@@ -4,15 +4,17 @@
 use axum::{extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchboard_core::records::VOICEMAIL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     auth::Principal,
+    by_id,
     error::{ApiError, ApiResult},
     extract::{Json, Path, Query},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -23,28 +25,37 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_listened))
 }
 
+/// A voicemail left on an inbound call, with its transcription.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Voicemail {
+    /// The voicemail's id.
     pub id: Uuid,
+    /// The tenant it belongs to.
     pub tenant_id: Uuid,
+    /// The call it was left on.
     pub call_id: Option<Uuid>,
+    /// The caller, when a known customer.
     pub customer_id: Option<Uuid>,
+    /// The caller, E.164.
     pub from: String,
+    /// The tenant's number called, E.164.
     pub to: String,
+    /// Where the carrier keeps the recording.
     pub recording_url: String,
+    /// Length of the recording.
     pub duration_seconds: i32,
     /// `pending`, `processing`, `completed` or `failed`.
     #[schema(example = "completed")]
     pub transcription_status: String,
+    /// The text, once transcribed.
     pub transcription: Option<String>,
+    /// Whether someone listened to it.
     pub listened: bool,
+    /// When someone first listened to it.
     pub listened_at: Option<DateTime<Utc>>,
+    /// When it was left.
     pub created_at: DateTime<Utc>,
 }
-
-const VOICEMAIL_COLUMNS: &str = "id, tenant_id, call_id, customer_id, from_number AS \"from\", \
-    to_number AS \"to\", recording_url, duration_seconds, transcription_status, transcription, \
-    listened_at IS NOT NULL AS listened, listened_at, created_at";
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -52,10 +63,12 @@ const VOICEMAIL_COLUMNS: &str = "id, tenant_id, call_id, customer_id, from_numbe
 pub struct ListVoicemailsQuery {
     /// Only voicemails nobody has listened to yet.
     pub unlistened: Option<bool>,
+    /// Only voicemails from this customer.
     pub customer_id: Option<Uuid>,
     /// Page size, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
 }
 
@@ -68,8 +81,7 @@ pub async fn list_voicemails(
     principal: Principal,
     Query(query): Query<ListVoicemailsQuery>,
 ) -> ApiResult<Json<Page<Voicemail>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<Voicemail> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {VOICEMAIL_COLUMNS} FROM voicemails
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)
@@ -78,15 +90,13 @@ pub async fn list_voicemails(
          ORDER BY id DESC LIMIT $5"
     )))
     .bind(principal.tenant_id)
-    .bind(after)
+    .bind(request.after)
     .bind(query.unlistened.unwrap_or(false))
     .bind(query.customer_id)
-    .bind(i64::from(limit) + 1)
+    .bind(request.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(pagination::page(rows, limit, |v| {
-        pagination::encode_id_cursor(v.id)
-    })))
+    Ok(Json(request.page(rows, |v| v.id)))
 }
 
 /// Gets a voicemail with its transcription.
@@ -98,15 +108,16 @@ pub async fn get_voicemail(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Voicemail>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {VOICEMAIL_COLUMNS} FROM voicemails WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(principal.tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
+    by_id::fetch(
+        &state.db,
+        VOICEMAIL_COLUMNS,
+        "voicemails",
+        principal.tenant_id,
+        id,
+        "voicemail",
+    )
+    .await
     .map(Json)
-    .ok_or_else(|| ApiError::not_found("voicemail"))
 }
 
 /// Marks a voicemail listened (the first listen's time is kept).
@@ -160,4 +171,14 @@ pub async fn delete_voicemail(
         return Err(ApiError::not_found("voicemail"));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voicemail_has_the_fields_of_the_shared_record() {
+        crate::openapi::assert_same_fields::<Voicemail>(switchboard_core::records::VOICEMAIL);
+    }
 }

@@ -2,26 +2,30 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
 use chrono::Utc;
-use common::{PASSWORD, expect_error, json_of, spawn_app};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 use switchboard_core::auth::{Claims, Role, TokenKeys};
+use switchboard_testkit::{PASSWORD, TestApp, api::expect_code, expect_error, json_of, spawn_app};
 use uuid::Uuid;
+
+async fn logout(app: &TestApp, token: &str) -> Response {
+    app.request(Method::POST, "/v1/auth/logout", token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Asserts `token` is refused by `/v1/me` with 401, and returns the error.
+async fn refused(app: &TestApp, token: &str, what: &str) -> serde_json::Value {
+    expect_code(app.get("/v1/me", token).await, "unauthorized", what).await
+}
 
 #[tokio::test]
 async fn login_returns_a_bearer_token_and_the_agent() {
     let app = spawn_app().await;
-    let response = app
-        .client
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": app.a.agent_email.to_uppercase(), "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = json_of(response).await;
+    let email = app.a.agent_email.to_uppercase();
+    let (status, body) = json_of(app.login_response(&email, PASSWORD).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], app.settings.jwt_ttl.as_secs());
@@ -48,13 +52,7 @@ async fn wrong_password_and_unknown_email_fail_identically() {
         ("", PASSWORD),
         (app.a.agent_email.as_str(), ""),
     ] {
-        let response = app
-            .client
-            .post(app.url("/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
+        let response = app.login_response(email, password).await;
         let mut error =
             expect_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
         error.as_object_mut().unwrap().remove("request_id");
@@ -67,13 +65,14 @@ async fn wrong_password_and_unknown_email_fail_identically() {
 #[tokio::test]
 async fn login_without_a_password_field_is_a_422_naming_it() {
     let app = spawn_app().await;
+    let body = json!({"email": app.a.agent_email});
     let response = app
         .client
         .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": app.a.agent_email}))
+        .json(&body)
         .send()
-        .await
-        .unwrap();
+        .await;
+    let response = response.unwrap();
     let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
     assert_eq!(error["field"], "password");
 }
@@ -83,26 +82,14 @@ async fn logout_revokes_the_token_but_not_other_sessions() {
     let app = spawn_app().await;
     let first = app.login(&app.a.agent_email, PASSWORD).await;
     let second = app.login(&app.a.agent_email, PASSWORD).await;
-    let response = app
-        .request(Method::POST, "/v1/auth/logout", &first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(logout(&app, &first).await.status(), StatusCode::NO_CONTENT);
 
-    let error = expect_error(
-        app.get("/v1/me", &first).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let error = refused(&app, &first, "a logged-out token").await;
     assert!(error["message"].as_str().unwrap().contains("revoked"));
-    let again = app
-        .request(Method::POST, "/v1/auth/logout", &first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        logout(&app, &first).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(app.get("/v1/me", &second).await.status(), StatusCode::OK);
 }
 
@@ -119,12 +106,7 @@ async fn expired_malformed_foreign_and_missing_tokens_are_refused() {
         iat: now - 7200,
         exp: now - 3600,
     });
-    let error = expect_error(
-        app.get("/v1/me", &expired).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let error = refused(&app, &expired, "an expired token").await;
     assert!(error["message"].as_str().unwrap().contains("expired"));
 
     let mut forged_settings = (*app.settings).clone();
@@ -133,19 +115,20 @@ async fn expired_malformed_foreign_and_missing_tokens_are_refused() {
 
     for token in ["not-a-jwt", "a.b.c", forged.as_str(), "sbk_not_a_real_key"] {
         let response = app.get("/v1/me", token).await;
-        assert!(response.headers().contains_key("www-authenticate"));
-        expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        assert!(
+            response.headers().contains_key("www-authenticate"),
+            "{token}"
+        );
+        expect_code(response, "unauthorized", token).await;
     }
-    let response = app.client.get(app.url("/v1/me")).send().await.unwrap();
-    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let response = app
-        .client
-        .get(app.url("/v1/me"))
-        .header("authorization", "Basic dXNlcjpwYXNz")
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    for authorization in [None, Some("Basic dXNlcjpwYXNz")] {
+        let mut request = app.client.get(app.url("/v1/me"));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let what = format!("authorization {authorization:?}");
+        expect_code(request.send().await.unwrap(), "unauthorized", &what).await;
+    }
 }
 
 /// A token outlives neither its agent nor its tenant: `/v1/me` answers
@@ -164,7 +147,7 @@ async fn me_refuses_a_token_whose_agent_was_removed() {
         .unwrap();
     // The API caches the agent: the deletion reaches it as a PostgreSQL
     // notification, delivered just after the commit (tests/cache.rs).
-    common::within(
+    switchboard_testkit::within(
         std::time::Duration::from_secs(5),
         "the removed agent refused",
         || async {
@@ -173,8 +156,7 @@ async fn me_refuses_a_token_whose_agent_was_removed() {
         },
     )
     .await;
-    let response = app.get("/v1/me", &app.a.token).await;
-    let error = expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let error = refused(&app, &app.a.token, "a removed agent's token").await;
     assert!(
         error["message"]
             .as_str()
@@ -193,17 +175,11 @@ async fn a_tenant_api_key_authenticates_as_that_tenant_until_revoked() {
     assert_eq!(me["tenant"]["id"], app.a.id.to_string());
     assert_eq!(me["role"], "admin");
 
-    let created = app
-        .create_customer(&app.a.api_key, json!({"name": "Via API key"}))
-        .await;
+    let created = app.customer_named(&app.a.api_key, "Via API key").await;
     assert_eq!(created["tenant_id"], app.a.id.to_string());
 
     // API keys have no session to log out of.
-    let response = app
-        .request(Method::POST, "/v1/auth/logout", &app.a.api_key)
-        .send()
-        .await
-        .unwrap();
+    let response = logout(&app, &app.a.api_key).await;
     expect_error(response, StatusCode::BAD_REQUEST, "not_a_session").await;
 
     sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE tenant_id = $1")
@@ -211,10 +187,5 @@ async fn a_tenant_api_key_authenticates_as_that_tenant_until_revoked() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    expect_error(
-        app.get("/v1/me", &app.a.api_key).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    refused(&app, &app.a.api_key, "a revoked API key").await;
 }

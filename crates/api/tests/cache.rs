@@ -3,13 +3,11 @@
 //! notification's delivery — far inside the caches' TTL (300 s), so nothing
 //! here passes by an entry merely expiring.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{expect_error, json_of, spawn_app, within};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use switchboard_testkit::{Peer, api::expect_code, json_of, spawn_app, within};
 
 /// How long a change may take to reach the other instance. Delivery is
 /// sub-millisecond on one host; the margin is for a loaded CI machine.
@@ -20,7 +18,7 @@ fn lookup(phone: &str) -> String {
 }
 
 /// The names of the customers a phone lookup on `peer` returns.
-async fn names_on(peer: &common::Peer, token: &str, phone: &str) -> Vec<String> {
+async fn names_on(peer: &Peer, token: &str, phone: &str) -> Vec<String> {
     let (status, page) = json_of(peer.get(&lookup(phone), token).await).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     page["data"]
@@ -29,6 +27,14 @@ async fn names_on(peer: &common::Peer, token: &str, phone: &str) -> Vec<String> 
         .iter()
         .map(|c| c["name"].as_str().expect("name").to_owned())
         .collect()
+}
+
+/// Waits until a phone lookup on `peer` names exactly `expected`.
+async fn until_names_on(peer: &Peer, token: &str, phone: &str, expected: &[&str], what: &str) {
+    within(PROPAGATION, what, || async {
+        (names_on(peer, token, phone).await == expected).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -41,42 +47,24 @@ async fn customer_writes_through_one_instance_reach_the_lookups_of_another() {
     assert!(names_on(&peer, token, "+12025550177").await.is_empty());
     assert!(names_on(&peer, token, "+12025550177").await.is_empty());
     let created = app
-        .create_customer(
-            token,
-            json!({"name": "Grace Hopper", "phone": "+12025550177"}),
-        )
+        .customer_with_phone(token, "Grace Hopper", "+12025550177")
         .await;
     let id = created["id"].as_str().expect("id").to_owned();
-    within(
-        PROPAGATION,
-        "the new customer on the other instance",
-        || async {
-            (names_on(&peer, token, "+12025550177").await == ["Grace Hopper"]).then_some(())
-        },
-    )
-    .await;
+    let what = "the new customer on the other instance";
+    until_names_on(&peer, token, "+12025550177", &["Grace Hopper"], what).await;
 
     // Renamed: the other instance stops answering the old name.
+    let path = format!("/v1/customers/{id}");
     let response = app
-        .patch(
-            &format!("/v1/customers/{id}"),
-            token,
-            json!({"name": "Grace B. Hopper"}),
-        )
+        .patch(&path, token, json!({"name": "Grace B. Hopper"}))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    within(PROPAGATION, "the rename on the other instance", || async {
-        (names_on(&peer, token, "+12025550177").await == ["Grace B. Hopper"]).then_some(())
-    })
-    .await;
+    let what = "the rename on the other instance";
+    until_names_on(&peer, token, "+12025550177", &["Grace B. Hopper"], what).await;
 
     // Renumbered: the old number is nobody's, the new one hers.
     let response = app
-        .patch(
-            &format!("/v1/customers/{id}"),
-            token,
-            json!({"phone": "+12025550178"}),
-        )
+        .patch(&path, token, json!({"phone": "+12025550178"}))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     within(
@@ -96,39 +84,25 @@ async fn customer_writes_through_one_instance_reach_the_lookups_of_another() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    within(
-        PROPAGATION,
-        "an SQL update on the other instance",
-        || async {
-            (names_on(&peer, token, "+12025550178").await == ["Admiral Hopper"]).then_some(())
-        },
-    )
-    .await;
+    let what = "an SQL update on the other instance";
+    until_names_on(&peer, token, "+12025550178", &["Admiral Hopper"], what).await;
 
     // Deleted.
-    let response = app.delete(&format!("/v1/customers/{id}"), token).await;
+    let response = app.delete(&path, token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    within(
-        PROPAGATION,
-        "the deletion on the other instance",
-        || async {
-            names_on(&peer, token, "+12025550178")
-                .await
-                .is_empty()
-                .then_some(())
-        },
-    )
-    .await;
+    let what = "the deletion on the other instance";
+    until_names_on(&peer, token, "+12025550178", &[], what).await;
 
     // Numbers are per tenant: the other tenant's lookup never sees hers.
-    app.create_customer(
+    app.customer_with_phone(token, "Only Alpha's", "+12025550179")
+        .await;
+    until_names_on(
+        &peer,
         token,
-        json!({"name": "Only Alpha's", "phone": "+12025550179"}),
+        "+12025550179",
+        &["Only Alpha's"],
+        "alpha's customer",
     )
-    .await;
-    within(PROPAGATION, "alpha's customer", || async {
-        (names_on(&peer, token, "+12025550179").await == ["Only Alpha's"]).then_some(())
-    })
     .await;
     assert!(
         names_on(&peer, &app.b.token, "+12025550179")
@@ -174,12 +148,8 @@ async fn an_agent_removed_in_sql_loses_access_on_every_instance() {
         .then_some(())
     })
     .await;
-    let error = expect_error(
-        peer.get("/v1/me", &app.a.token).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let response = peer.get("/v1/me", &app.a.token).await;
+    let error = expect_code(response, "unauthorized", "the peer, after the removal").await;
     assert!(
         error["message"]
             .as_str()
@@ -192,22 +162,17 @@ async fn an_agent_removed_in_sql_loses_access_on_every_instance() {
 async fn a_token_logged_out_on_one_instance_is_refused_by_the_other() {
     let app = spawn_app().await;
     let peer = app.spawn_peer().await;
-    let token = app.login(&app.a.agent_email, common::PASSWORD).await;
+    let token = app
+        .login(&app.a.agent_email, switchboard_testkit::PASSWORD)
+        .await;
     let (status, me) = json_of(peer.get("/v1/me", &token).await).await;
     assert_eq!(status, StatusCode::OK, "{me}");
-    let response = app
-        .request(Method::POST, "/v1/auth/logout", &token)
-        .send()
-        .await
-        .expect("logout");
+    let logout = app.request(Method::POST, "/v1/auth/logout", &token);
+    let response = logout.send().await.expect("logout");
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     // The instance that logged out refuses the token at once.
-    expect_error(
-        app.get("/v1/me", &token).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let response = app.get("/v1/me", &token).await;
+    expect_code(response, "unauthorized", "the instance that logged out").await;
     within(
         PROPAGATION,
         "the revocation on the other instance",
@@ -218,10 +183,6 @@ async fn a_token_logged_out_on_one_instance_is_refused_by_the_other() {
     .await;
     // A peer started after the logout loads the list before trusting it.
     let late = app.spawn_peer().await;
-    expect_error(
-        late.get("/v1/me", &token).await,
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-    )
-    .await;
+    let response = late.get("/v1/me", &token).await;
+    expect_code(response, "unauthorized", "a peer started after the logout").await;
 }

@@ -2,25 +2,13 @@
 //! its test binary: the counters are process-wide, so no other test may
 //! look anything up meanwhile.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{json_of, spawn_app, within};
-use reqwest::StatusCode;
-use serde_json::json;
+use switchboard_testkit::{spawn_app, within};
 
 /// The customers-by-phone cache's (hits, misses) so far.
-async fn counts(app: &common::TestApp) -> (f64, f64) {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics body");
+async fn counts(app: &switchboard_testkit::TestApp) -> (f64, f64) {
+    let text = app.metrics().await;
     let sum = |result: &str| {
         text.lines()
             .filter(|l| {
@@ -34,24 +22,17 @@ async fn counts(app: &common::TestApp) -> (f64, f64) {
     (sum("hit"), sum("miss"))
 }
 
-async fn look_up_ada(app: &common::TestApp) {
-    let (status, page) = json_of(
-        app.get("/v1/customers?phone=%2B12025550188", &app.a.token)
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+async fn look_up_ada(app: &switchboard_testkit::TestApp) {
+    let page = app.get_ok("/v1/customers?phone=%2B12025550188", &app.a.token);
+    let page = page.await;
     assert_eq!(page["data"][0]["name"], "Ada", "{page}");
 }
 
 #[tokio::test]
 async fn repeated_lookups_are_answered_from_the_cache_and_counted() {
     let app = spawn_app().await;
-    app.create_customer(
-        &app.a.token,
-        json!({"name": "Ada", "phone": "+12025550188"}),
-    )
-    .await;
+    app.customer_with_phone(&app.a.token, "Ada", "+12025550188")
+        .await;
     // The cache starts once its listener is connected, and the creation's
     // own notification may drop a first fill: wait for one hit.
     let (start, _) = counts(&app).await;

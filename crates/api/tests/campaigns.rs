@@ -4,24 +4,21 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
-use common::{TestApp, expect_error, json_of, spawn_app};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard_testkit::{
+    TestApp,
+    api::{expect_field_error, expect_not_found},
+    expect_error, json_of, spawn_app,
+};
 use uuid::Uuid;
 
 async fn campaign_count(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM campaigns")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap()
+    app.count_rows("campaigns").await
 }
 
 async fn create(app: &TestApp, token: &str, body: Value) -> Value {
-    let (status, campaign) = json_of(app.post("/v1/campaigns", token, body).await).await;
-    assert_eq!(status, StatusCode::CREATED, "{campaign}");
-    campaign
+    app.create("/v1/campaigns", token, body).await
 }
 
 #[tokio::test]
@@ -31,10 +28,7 @@ async fn a_campaign_is_created_pending_with_its_normalised_audience_and_queued_f
         .create_template(&app.a.token, "promo", "Hi {{first_name}}, {{offer}}")
         .await;
     let ada = app
-        .create_customer(
-            &app.a.token,
-            json!({"name": "Ada", "phone": "+12025550123"}),
-        )
+        .customer_with_phone(&app.a.token, "Ada", "+12025550123")
         .await;
     let campaign = create(
         &app,
@@ -77,10 +71,9 @@ async fn a_campaign_is_created_pending_with_its_normalised_audience_and_queued_f
         })
     );
     let id = campaign["id"].as_str().unwrap();
-
-    let (status, fetched) =
-        json_of(app.get(&format!("/v1/campaigns/{id}"), &app.a.token).await).await;
-    assert_eq!(status, StatusCode::OK);
+    let fetched = app
+        .get_ok(&format!("/v1/campaigns/{id}"), &app.a.token)
+        .await;
     assert_eq!(fetched, campaign);
 
     let jobs = app.queued_jobs("campaign.expand").await;
@@ -91,9 +84,7 @@ async fn a_campaign_is_created_pending_with_its_normalised_audience_and_queued_f
 async fn each_recipient_source_is_enough_on_its_own() {
     let app = spawn_app().await;
     let template = app.create_template(&app.a.token, "promo", "Sale!").await;
-    let ada = app
-        .create_customer(&app.a.token, json!({"name": "Ada"}))
-        .await;
+    let ada = app.customer_named(&app.a.token, "Ada").await;
     for recipients in [
         json!({"customer_ids": [ada["id"]]}),
         json!({"phone_numbers": ["+12025550123"]}),
@@ -119,7 +110,7 @@ async fn invalid_campaigns_are_422s_naming_the_field_and_write_nothing() {
     let too_many: Vec<String> = (0..10_001)
         .map(|i| format!("+1202555{:04}", i % 10_000))
         .collect();
-    for (body, field) in [
+    let invalid = [
         (
             json!({"name": "c", "template_id": t, "recipients": {}}),
             "recipients",
@@ -156,15 +147,9 @@ async fn invalid_campaigns_are_422s_naming_the_field_and_write_nothing() {
             json!({"name": " ", "template_id": t, "recipients": {"phone_numbers": ["+12025550123"]}}),
             "name",
         ),
-    ] {
-        let error = expect_error(
-            app.post("/v1/campaigns", &app.a.token, body.clone()).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
+    ];
+    app.expect_refused("/v1/campaigns", &app.a.token, "validation_failed", invalid)
         .await;
-        assert_eq!(error["field"], field, "{error}");
-    }
     assert_eq!(campaign_count(&app).await, 0);
 }
 
@@ -172,29 +157,17 @@ async fn invalid_campaigns_are_422s_naming_the_field_and_write_nothing() {
 async fn unknown_and_foreign_customer_ids_are_refused_by_name() {
     let app = spawn_app().await;
     let template = app.create_template(&app.a.token, "promo", "Sale!").await;
-    let ours = app
-        .create_customer(&app.a.token, json!({"name": "Ours"}))
-        .await;
-    let theirs = app
-        .create_customer(&app.b.token, json!({"name": "Theirs"}))
-        .await;
+    let ours = app.customer_named(&app.a.token, "Ours").await;
+    let theirs = app.customer_named(&app.b.token, "Theirs").await;
     let unknown = Uuid::now_v7();
-    let error = expect_error(
-        app.post(
-            "/v1/campaigns",
-            &app.a.token,
-            json!({
-                "name": "c",
-                "template_id": template["id"],
-                "recipients": {"customer_ids": [ours["id"], theirs["id"], unknown]}
-            }),
-        )
-        .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["field"], "recipients.customer_ids");
+    let body = json!({
+        "name": "c",
+        "template_id": template["id"],
+        "recipients": {"customer_ids": [ours["id"], theirs["id"], unknown]}
+    });
+    let response = app.post("/v1/campaigns", &app.a.token, body).await;
+    let field = "recipients.customer_ids";
+    let error = expect_field_error(response, "validation_failed", field, "customer_ids").await;
     let message = error["message"].as_str().unwrap();
     assert!(
         message.contains(theirs["id"].as_str().unwrap()),
@@ -210,24 +183,19 @@ async fn a_campaign_with_an_idempotency_key_is_created_once() {
     let app = spawn_app().await;
     let template = app.create_template(&app.a.token, "promo", "Sale!").await;
     let post = |name: &str| {
-        app.request(Method::POST, "/v1/campaigns", &app.a.token)
-            .header("Idempotency-Key", "spring-2026")
-            .json(&json!({"name": name, "template_id": template["id"], "recipients": {"phone_numbers": ["+12025550123"]}}))
-            .send()
+        let body = json!({"name": name, "template_id": template["id"], "recipients": {"phone_numbers": ["+12025550123"]}});
+        app.post_idempotent("/v1/campaigns", &app.a.token, "spring-2026", body)
     };
-    let (status, first) = json_of(post("Spring").await.unwrap()).await;
+    let (status, first) = json_of(post("Spring").await).await;
     assert_eq!(status, StatusCode::CREATED);
-    let replay = post("Spring").await.unwrap();
+    let replay = post("Spring").await;
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     let (status, replay) = json_of(replay).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(replay, first);
-    expect_error(
-        post("Autumn").await.unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
-    )
-    .await;
+    let reused = post("Autumn").await;
+    let reused_code = "idempotency_key_reused";
+    expect_error(reused, StatusCode::UNPROCESSABLE_ENTITY, reused_code).await;
     assert_eq!(campaign_count(&app).await, 1);
 }
 
@@ -273,9 +241,9 @@ async fn progress_counts_the_campaigns_messages_by_status() {
         .await
         .unwrap();
     }
-    let (status, fetched) =
-        json_of(app.get(&format!("/v1/campaigns/{id}"), &app.a.token).await).await;
-    assert_eq!(status, StatusCode::OK);
+    let fetched = app
+        .get_ok(&format!("/v1/campaigns/{id}"), &app.a.token)
+        .await;
     assert_eq!(fetched["status"], "running");
     assert_eq!(
         fetched["progress"],
@@ -297,35 +265,18 @@ async fn another_tenants_campaigns_are_not_found() {
     )
     .await;
     let path = format!("/v1/campaigns/{}", theirs["id"].as_str().unwrap());
-    expect_error(
-        app.get(&path, &app.a.token).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get(&path, &app.a.api_key).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    assert_eq!(app.get(&path, &app.b.token).await.status(), StatusCode::OK);
+    app.expect_hidden_from(&app.a, &path).await;
+    app.get_ok(&path, &app.b.token).await;
 }
 
 #[tokio::test]
 async fn malformed_campaign_requests_are_4xx_json() {
     let app = spawn_app().await;
     let template = app.create_template(&app.a.token, "promo", "Sale!").await;
-    let response = app
-        .request(Method::POST, "/v1/campaigns", &app.a.token)
-        .header("content-type", "application/json")
-        .body("{\"name\": \"c\",")
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, StatusCode::BAD_REQUEST, "malformed_json").await;
+    app.expect_malformed_json("/v1/campaigns", &app.a.token, &["{\"name\": \"c\","])
+        .await;
     let t = template["id"].clone();
-    for (body, field) in [
+    let unreadable = [
         (json!({"name": "c", "template_id": t}), "recipients"),
         (
             json!({"name": "c", "recipients": {"phone_numbers": ["+12025550123"]}}),
@@ -355,27 +306,12 @@ async fn malformed_campaign_requests_are_4xx_json() {
             json!({"name": "c", "template_id": t, "recipients": {"segment": "vip"}}),
             "recipients.segment",
         ),
-    ] {
-        let error = expect_error(
-            app.post("/v1/campaigns", &app.a.token, body.clone()).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-        )
+    ];
+    app.expect_refused("/v1/campaigns", &app.a.token, "invalid_body", unreadable)
         .await;
-        assert_eq!(error["field"], field, "{body}: {error}");
-    }
-    expect_error(
-        app.get("/v1/campaigns/not-a-uuid", &app.a.token).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-    )
-    .await;
-    expect_error(
-        app.get(&format!("/v1/campaigns/{}", Uuid::now_v7()), &app.a.token)
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    let response = app.get("/v1/campaigns/not-a-uuid", &app.a.token).await;
+    expect_error(response, StatusCode::BAD_REQUEST, "invalid_path").await;
+    let unknown = format!("/v1/campaigns/{}", Uuid::now_v7());
+    expect_not_found(app.get(&unknown, &app.a.token).await).await;
     assert_eq!(campaign_count(&app).await, 0);
 }

@@ -5,35 +5,23 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
-use common::{TestApp, expect_error, json_of, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard_testkit::{TestApp, api::expect_field_error, expect_error, json_of, spawn_app};
 
 async fn count(app: &TestApp, table: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap()
+    app.count_rows(table).await
 }
 
 /// Asserts a 422 `validation_failed` naming `field`.
 async fn expect_field_422(response: reqwest::Response, field: &str, what: &str) {
-    let (status, error) = json_of(response).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {error}");
-    assert_eq!(
-        error["error"]["code"], "validation_failed",
-        "{what}: {error}"
-    );
-    assert_eq!(error["error"]["field"], field, "{what}: {error}");
-    assert!(error["error"]["request_id"].is_string(), "{what}: {error}");
+    expect_field_error(response, "validation_failed", field, what).await;
 }
 
 #[tokio::test]
 async fn control_characters_in_names_and_emails_are_422s_and_nothing_is_written() {
     let app = spawn_app().await;
-    for (body, field) in [
+    let customers = [
         (json!({"name": "Ada\u{0}Lovelace"}), "name"),
         (json!({"name": "Ada\nLovelace"}), "name"),
         (json!({"name": "Ada\u{1b}[31m"}), "name"),
@@ -47,35 +35,27 @@ async fn control_characters_in_names_and_emails_are_422s_and_nothing_is_written(
             json!({"name": "Ada", "phone": "+1202555\u{0}0123"}),
             "phone",
         ),
-    ] {
-        let what = body.to_string();
-        expect_field_422(
-            app.post("/v1/customers", &app.a.token, body).await,
-            field,
-            &what,
-        )
-        .await;
-    }
-    for (body, field) in [
+    ];
+    app.expect_refused(
+        "/v1/customers",
+        &app.a.token,
+        "validation_failed",
+        customers,
+    )
+    .await;
+    let templates = [
         (json!({"name": "Re\u{0}minder", "body": "Hi"}), "name"),
         (json!({"name": "Re\tminder", "body": "Hi"}), "name"),
-    ] {
-        let what = body.to_string();
-        expect_field_422(
-            app.post("/v1/templates", &app.a.token, body).await,
-            field,
-            &what,
-        )
-        .await;
-    }
+    ];
+    app.expect_refused(
+        "/v1/templates",
+        &app.a.token,
+        "validation_failed",
+        templates,
+    )
+    .await;
     // Login: a NUL in the email is a 422, not a 500 from the lookup.
-    let response = app
-        .client
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": "agent\u{0}@alpha.test", "password": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.login_response("agent\u{0}@alpha.test", "x").await;
     expect_field_422(response, "email", "login").await;
 
     assert_eq!(count(&app, "customers").await, 0, "bad names wrote nothing");
@@ -85,43 +65,18 @@ async fn control_characters_in_names_and_emails_are_422s_and_nothing_is_written(
 #[tokio::test]
 async fn free_text_refuses_nul_but_keeps_line_breaks_and_tabs() {
     let app = spawn_app().await;
-    let customer = app
-        .create_customer(&app.a.token, json!({"name": "Ada Lovelace"}))
-        .await;
+    let customer = app.customer_named(&app.a.token, "Ada Lovelace").await;
     let notes = format!("/v1/customers/{}/notes", customer["id"].as_str().unwrap());
 
     for bad in ["call\u{0}back", "bell\u{7}", "c1\u{85}control"] {
-        let what = format!("note {bad:?}");
-        expect_field_422(
-            app.post(&notes, &app.a.token, json!({"body": bad})).await,
-            "body",
-            &what,
-        )
-        .await;
-        let what = format!("template {bad:?}");
-        expect_field_422(
-            app.post(
-                "/v1/templates",
-                &app.a.token,
-                json!({"name": "t", "body": bad}),
-            )
-            .await,
-            "body",
-            &what,
-        )
-        .await;
-        let what = format!("message {bad:?}");
-        expect_field_422(
-            app.post(
-                "/v1/messages",
-                &app.a.token,
-                json!({"to": "+12025550123", "body": bad}),
-            )
-            .await,
-            "body",
-            &what,
-        )
-        .await;
+        for (path, body) in [
+            (notes.as_str(), json!({"body": bad})),
+            ("/v1/templates", json!({"name": "t", "body": bad})),
+            ("/v1/messages", json!({"to": "+12025550123", "body": bad})),
+        ] {
+            let what = format!("{path} {bad:?}");
+            expect_field_422(app.post(path, &app.a.token, body).await, "body", &what).await;
+        }
     }
     assert_eq!(count(&app, "customer_notes").await, 0);
     assert_eq!(count(&app, "templates").await, 0);
@@ -132,23 +87,15 @@ async fn free_text_refuses_nul_but_keeps_line_breaks_and_tabs() {
     );
 
     // Line breaks and tabs are ordinary in free text.
-    let (status, note) = json_of(
-        app.post(
-            &notes,
-            &app.a.token,
-            json!({"body": "line one\r\nline two\tend"}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{note}");
+    let note = json!({"body": "line one\r\nline two\tend"});
+    let note = app.create(&notes, &app.a.token, note).await;
     assert_eq!(note["body"], "line one\r\nline two\tend");
 }
 
 #[tokio::test]
 async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_unchanged() {
     let app = spawn_app().await;
-    for (metadata, field) in [
+    let metadata = [
         (json!({"k\u{0}": "v"}), "metadata"),
         (json!({"line\nbreak": "v"}), "metadata"),
         (json!({"k": "v\u{0}"}), "metadata.k"),
@@ -156,20 +103,10 @@ async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_
             json!({"k": {"deep": ["ok", "\u{0}"]}}),
             "metadata.k.deep[1]",
         ),
-    ] {
-        let what = metadata.to_string();
-        expect_field_422(
-            app.post(
-                "/v1/customers",
-                &app.a.token,
-                json!({"name": "Ada", "metadata": metadata}),
-            )
-            .await,
-            field,
-            &what,
-        )
+    ]
+    .map(|(metadata, field)| (json!({"name": "Ada", "metadata": metadata}), field));
+    app.expect_refused("/v1/customers", &app.a.token, "validation_failed", metadata)
         .await;
-    }
     assert_eq!(count(&app, "customers").await, 0);
 
     let customer = app
@@ -183,14 +120,14 @@ async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_
         "free text in values"
     );
     let path = format!("/v1/customers/{}", customer["id"].as_str().unwrap());
+    let nul = json!({"metadata": {"note": "\u{0}"}});
     expect_field_422(
-        app.patch(&path, &app.a.token, json!({"metadata": {"note": "\u{0}"}}))
-            .await,
+        app.patch(&path, &app.a.token, nul).await,
         "metadata.note",
         "patch",
     )
     .await;
-    let (_, after) = json_of(app.get(&path, &app.a.token).await).await;
+    let after = app.get_ok(&path, &app.a.token).await;
     assert_eq!(after["metadata"], customer["metadata"]);
     assert_eq!(after["updated_at"], customer["updated_at"]);
 }
@@ -198,23 +135,16 @@ async fn control_characters_in_metadata_keys_and_values_are_422s_and_the_row_is_
 #[tokio::test]
 async fn control_characters_in_query_and_path_parameters_are_400s_naming_them() {
     let app = spawn_app().await;
-    app.create_customer(&app.a.token, json!({"name": "Ada Lovelace"}))
+    app.customer_named(&app.a.token, "Ada Lovelace").await;
+    let refused: [(&str, &[&str]); 3] = [
+        ("q", &["ada%00", "ada%0A"]),
+        ("phone", &["%2B12025550123%00"]),
+        ("cursor", &["%01"]),
+    ];
+    app.expect_refused_params("/v1/customers", &app.a.token, "invalid_query", &refused)
         .await;
-    for (query, field) in [
-        ("q=ada%00", "q"),
-        ("q=ada%0A", "q"),
-        ("phone=%2B12025550123%00", "phone"),
-        ("cursor=%01", "cursor"),
-    ] {
-        let response = app
-            .get(&format!("/v1/customers?{query}"), &app.a.token)
-            .await;
-        let error = expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
-        assert_eq!(error["field"], field, "{query}: {error}");
-    }
     let response = app.get("/v1/customers/ada%00", &app.a.token).await;
-    let error = expect_error(response, StatusCode::BAD_REQUEST, "invalid_path").await;
-    assert_eq!(error["field"], "id", "{error}");
+    expect_field_error(response, "invalid_path", "id", "a NUL in the id").await;
 }
 
 #[tokio::test]

@@ -3,14 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use common::{PASSWORD, TestApp, expect_error, json_of, spawn_app_with};
 use reqwest::{Response, StatusCode};
 use serde_json::json;
 use switchboard_core::Settings;
+use switchboard_testkit::{PASSWORD, TestApp, expect_error, json_of, spawn_app_with};
 use tokio::sync::oneshot;
 
 async fn login_at(app: &TestApp, addr: SocketAddr, email: &str, password: &str) -> Response {
@@ -23,7 +21,7 @@ async fn login_at(app: &TestApp, addr: SocketAddr, email: &str, password: &str) 
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> Response {
-    login_at(app, app.addr, email, password).await
+    app.login_response(email, password).await
 }
 
 /// Asserts a 429 `too_many_attempts` with a `Retry-After` within `window`.
@@ -41,22 +39,6 @@ async fn expect_throttled(response: Response, window: Duration) {
         "Retry-After {retry_after}"
     );
     expect_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
-}
-
-async fn metric(app: &TestApp, prefix: &str) -> f64 {
-    let body = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find(|line| line.starts_with(prefix))
-        .and_then(|line| line.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
 }
 
 fn limits(account: u32, address: u32) -> impl FnOnce(&mut Settings) {
@@ -98,8 +80,12 @@ async fn repeated_wrong_passwords_lock_the_account_while_another_account_logs_in
     let (status, body) = json_of(login(&app, &app.b.agent_email, PASSWORD).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    assert!(metric(&app, "auth_login_throttled_total{scope=\"account\"}").await >= 3.0);
-    assert!(metric(&app, "auth_login_failures_total").await >= 6.0);
+    assert!(
+        app.metric("auth_login_throttled_total{scope=\"account\"}")
+            .await
+            >= 3.0
+    );
+    assert!(app.metric("auth_login_failures_total").await >= 6.0);
 }
 
 #[tokio::test]
@@ -134,7 +120,11 @@ async fn a_password_spray_from_one_address_is_cut_off_but_agents_who_work_there_
         Duration::from_secs(60),
     )
     .await;
-    assert!(metric(&app, "auth_login_throttled_total{scope=\"address\"}").await >= 1.0);
+    assert!(
+        app.metric("auth_login_throttled_total{scope=\"address\"}")
+            .await
+            >= 1.0
+    );
     // Agents who logged in from this address before are not
     // locked out by other people's failures on it.
     let (status, body) = json_of(login(&app, &app.a.agent_email, PASSWORD).await).await;

@@ -4,14 +4,9 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
-use common::{TestApp, expect_error, json_of, spawn_app};
-use futures::StreamExt;
-use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchboard_core::{events::events_channel, redis::redis};
+use switchboard_testkit::{TestApp, expect_error, json_of, spawn_app};
 use uuid::Uuid;
 
 fn is_message_sid(sid: &str) -> bool {
@@ -26,10 +21,7 @@ fn is_message_sid(sid: &str) -> bool {
 async fn a_message_is_stored_queued_from_the_default_number_and_handed_to_the_sms_queue() {
     let app = spawn_app().await;
     let message = app
-        .send_message(
-            &app.a.token,
-            json!({"to": "(202) 555-0123", "body": "Your order has shipped."}),
-        )
+        .send_text(&app.a.token, "(202) 555-0123", "Your order has shipped.")
         .await;
     assert_eq!(message["direction"], "outbound");
     assert_eq!(message["to"], "+12025550123", "normalised to E.164");
@@ -58,9 +50,9 @@ async fn a_message_is_stored_queued_from_the_default_number_and_handed_to_the_sm
     }
 
     let id = message["id"].as_str().unwrap();
-    let (status, fetched) =
-        json_of(app.get(&format!("/v1/messages/{id}"), &app.a.token).await).await;
-    assert_eq!(status, StatusCode::OK);
+    let fetched = app
+        .get_ok(&format!("/v1/messages/{id}"), &app.a.token)
+        .await;
     assert_eq!(fetched, message);
 
     let jobs = app.queued_jobs("sms.send").await;
@@ -74,10 +66,7 @@ async fn a_message_is_stored_queued_from_the_default_number_and_handed_to_the_sm
 async fn an_api_key_can_send_and_the_message_has_no_agent() {
     let app = spawn_app().await;
     let message = app
-        .send_message(
-            &app.a.api_key,
-            json!({"to": "+12025550123", "body": "From a server"}),
-        )
+        .send_text(&app.a.api_key, "+12025550123", "From a server")
         .await;
     assert_eq!(message["agent_id"], Value::Null);
 }
@@ -117,7 +106,7 @@ async fn segments_and_encoding_are_recorded_for_gsm7_extended_gsm_and_ucs2_bodie
 async fn a_send_needs_a_valid_recipient_and_exactly_one_of_body_or_template() {
     let app = spawn_app().await;
     let template = app.create_template(&app.a.token, "t", "Hello").await;
-    let cases = [
+    let refused = [
         (json!({"to": "hello", "body": "x"}), "to"),
         (json!({"to": "123", "body": "x"}), "to"),
         (json!({"to": "+1 000 000 0000", "body": "x"}), "to"),
@@ -138,15 +127,8 @@ async fn a_send_needs_a_valid_recipient_and_exactly_one_of_body_or_template() {
             "variables",
         ),
     ];
-    for (body, field) in cases {
-        let error = expect_error(
-            app.post("/v1/messages", &app.a.token, body.clone()).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
+    app.expect_refused("/v1/messages", &app.a.token, "validation_failed", refused)
         .await;
-        assert_eq!(error["field"], field, "{body}");
-    }
     // 1600 characters is the limit, inclusive.
     app.send_message(
         &app.a.token,
@@ -159,38 +141,28 @@ async fn a_send_needs_a_valid_recipient_and_exactly_one_of_body_or_template() {
 #[tokio::test]
 async fn a_send_with_an_idempotency_key_happens_once() {
     let app = spawn_app().await;
-    let send = |key: &'static str, body: &'static str| {
-        app.request(Method::POST, "/v1/messages", &app.a.token)
-            .header("Idempotency-Key", key)
-            .json(&json!({"to": "+12025550123", "body": body}))
-            .send()
-    };
-    let first = send("send-1", "Once only").await.unwrap();
+    async fn send(app: &TestApp, token: &str, body: &str) -> reqwest::Response {
+        let body = json!({"to": "+12025550123", "body": body});
+        app.post_idempotent("/v1/messages", token, "send-1", body)
+            .await
+    }
+    let first = send(&app, &app.a.token, "Once only").await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let (_, first) = json_of(first).await;
 
-    let replay = send("send-1", "Once only").await.unwrap();
+    let replay = send(&app, &app.a.token, "Once only").await;
     assert_eq!(replay.status(), StatusCode::CREATED);
     assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
     let (_, replay) = json_of(replay).await;
     assert_eq!(replay, first, "the stored response is replayed");
 
-    expect_error(
-        send("send-1", "Something else").await.unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_key_reused",
-    )
-    .await;
+    let reused = send(&app, &app.a.token, "Something else").await;
+    let reused_code = "idempotency_key_reused";
+    expect_error(reused, StatusCode::UNPROCESSABLE_ENTITY, reused_code).await;
     assert_eq!(app.message_count(&app.a).await, 1);
 
     // Keys are per tenant: tenant b's identical key is its own.
-    let other = app
-        .request(Method::POST, "/v1/messages", &app.b.token)
-        .header("Idempotency-Key", "send-1")
-        .json(&json!({"to": "+12025550123", "body": "Once only"}))
-        .send()
-        .await
-        .unwrap();
+    let other = send(&app, &app.b.token, "Once only").await;
     assert_eq!(other.status(), StatusCode::CREATED);
     assert_eq!(app.message_count(&app.b).await, 1);
 }
@@ -198,15 +170,12 @@ async fn a_send_with_an_idempotency_key_happens_once() {
 #[tokio::test]
 async fn concurrent_sends_with_one_idempotency_key_create_one_message() {
     let app = spawn_app().await;
-    let sends = (0..8).map(|_| {
-        app.request(Method::POST, "/v1/messages", &app.a.token)
-            .header("Idempotency-Key", "race")
-            .json(&json!({"to": "+12025550123", "body": "Raced"}))
-            .send()
-    });
+    let body = json!({"to": "+12025550123", "body": "Raced"});
+    let sends =
+        (0..8).map(|_| app.post_idempotent("/v1/messages", &app.a.token, "race", body.clone()));
     let mut ids = std::collections::HashSet::new();
     for response in futures::future::join_all(sends).await {
-        let (status, body) = json_of(response.unwrap()).await;
+        let (status, body) = json_of(response).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         ids.insert(body["id"].as_str().unwrap().to_string());
     }
@@ -333,12 +302,9 @@ async fn another_tenants_template_or_customer_cannot_be_used() {
     let app = spawn_app().await;
     let theirs = app.create_template(&app.b.token, "theirs", "Hello").await;
     let their_customer = app
-        .create_customer(
-            &app.b.token,
-            json!({"name": "Bea", "phone": "+12025550123"}),
-        )
+        .customer_with_phone(&app.b.token, "Bea", "+12025550123")
         .await;
-    for (body, field) in [
+    let refused = [
         (
             json!({"to": "+12025550123", "template_id": theirs["id"]}),
             "template_id",
@@ -355,19 +321,11 @@ async fn another_tenants_template_or_customer_cannot_be_used() {
             json!({"to": "+12025550123", "body": "x", "customer_id": Uuid::now_v7()}),
             "customer_id",
         ),
-    ] {
-        let error = expect_error(
-            app.post("/v1/messages", &app.a.token, body.clone()).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
+    ];
+    app.expect_refused("/v1/messages", &app.a.token, "validation_failed", refused)
         .await;
-        assert_eq!(error["field"], field, "{body}");
-    }
     // Tenant b's customer with the same number is not linked to a's message.
-    let message = app
-        .send_message(&app.a.token, json!({"to": "+12025550123", "body": "x"}))
-        .await;
+    let message = app.send_text(&app.a.token, "+12025550123", "x").await;
     assert_eq!(message["customer_id"], Value::Null);
     assert_eq!(app.message_count(&app.a).await, 1);
 }
@@ -377,16 +335,14 @@ async fn messages_are_listed_newest_first_searched_and_filtered() {
     let app = spawn_app().await;
     let ada = customer_ada(&app).await;
     let reminder = app
-        .send_message(
+        .send_text(
             &app.a.token,
-            json!({"to": "+12025550123", "body": "Reminder: your appointment is tomorrow"}),
+            "+12025550123",
+            "Reminder: your appointment is tomorrow",
         )
         .await;
     let invoice = app
-        .send_message(
-            &app.a.token,
-            json!({"to": "+12025550177", "body": "Your invoice is ready"}),
-        )
+        .send_text(&app.a.token, "+12025550177", "Your invoice is ready")
         .await;
     let (status, _) = json_of(
         app.inbound_sms(
@@ -409,13 +365,8 @@ async fn messages_are_listed_newest_first_searched_and_filtered() {
 
     let list = |query: &str| {
         let path = format!("/v1/messages{query}");
-        let token = app.a.token.clone();
         let app = &app;
-        async move {
-            let (status, page) = json_of(app.get(&path, &token).await).await;
-            assert_eq!(status, StatusCode::OK, "{path}: {page}");
-            page
-        }
+        async move { app.get_ok(&path, &app.a.token).await }
     };
     let bodies = |page: &Value| -> Vec<String> {
         page["data"]
@@ -488,71 +439,43 @@ async fn messages_are_listed_newest_first_searched_and_filtered() {
 #[tokio::test]
 async fn bad_list_filters_are_400s_naming_the_parameter() {
     let app = spawn_app().await;
-    for (query, code, field) in [
-        ("?status=lost", "invalid_query", "status"),
-        ("?status=accepted", "invalid_query", "status"),
-        ("?direction=sideways", "invalid_query", "direction"),
-        ("?customer_id=not-a-uuid", "invalid_query", "customer_id"),
-        ("?limit=0", "invalid_query", "limit"),
-        ("?limit=abc", "invalid_query", "limit"),
-        ("?cursor=!!!", "invalid_cursor", "cursor"),
-    ] {
-        let error = expect_error(
-            app.get(&format!("/v1/messages{query}"), &app.a.token).await,
-            StatusCode::BAD_REQUEST,
-            code,
-        )
+    let (path, token) = ("/v1/messages", &app.a.token);
+    let refused: [(&str, &[&str]); 4] = [
+        ("status", &["lost", "accepted"]),
+        ("direction", &["sideways"]),
+        ("customer_id", &["not-a-uuid"]),
+        ("limit", &["0", "abc"]),
+    ];
+    app.expect_refused_params(path, token, "invalid_query", &refused)
         .await;
-        assert_eq!(error["field"], field, "{query}");
-    }
+    let cursor = [("cursor", &["!!!"][..])];
+    app.expect_refused_params(path, token, "invalid_cursor", &cursor)
+        .await;
     // An empty search is no search.
-    assert_eq!(
-        app.get("/v1/messages?q=", &app.a.token).await.status(),
-        StatusCode::OK
-    );
-    let long = "x".repeat(201);
-    expect_error(
-        app.get(&format!("/v1/messages?q={long}"), &app.a.token)
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    )
-    .await;
-    expect_error(
-        app.get("/v1/messages?sort=asc", &app.a.token).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    )
-    .await;
+    app.get_ok("/v1/messages?q=", &app.a.token).await;
+    let long = format!("/v1/messages?q={}", "x".repeat(201));
+    for path in [long.as_str(), "/v1/messages?sort=asc"] {
+        let response = app.get(path, &app.a.token).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
+    }
 }
 
 #[tokio::test]
 async fn another_tenants_messages_are_not_found_and_never_listed() {
     let app = spawn_app().await;
     let theirs = app
-        .send_message(
-            &app.b.token,
-            json!({"to": "+12025550123", "body": "secret plans"}),
-        )
+        .send_text(&app.b.token, "+12025550123", "secret plans")
         .await;
     let id = theirs["id"].as_str().unwrap();
-    expect_error(
-        app.get(&format!("/v1/messages/{id}"), &app.a.token).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get(&format!("/v1/messages/{id}"), &app.a.api_key).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    app.expect_hidden_from(&app.a, &format!("/v1/messages/{id}"))
+        .await;
     for query in ["", "?q=secret", "?status=queued", "?direction=outbound"] {
-        let (_, page) = json_of(app.get(&format!("/v1/messages{query}"), &app.a.token).await).await;
+        let page = app
+            .get_ok(&format!("/v1/messages{query}"), &app.a.token)
+            .await;
         assert_eq!(page["data"], json!([]), "{query}");
     }
-    let (_, page) = json_of(app.get("/v1/messages", &app.b.token).await).await;
+    let page = app.get_ok("/v1/messages", &app.b.token).await;
     assert_eq!(page["data"][0]["id"], theirs["id"]);
     // Tenant b sends from its own number.
     assert_eq!(theirs["from"], "+12025550150");
@@ -561,21 +484,14 @@ async fn another_tenants_messages_are_not_found_and_never_listed() {
 #[tokio::test]
 async fn malformed_send_requests_are_4xx_json_and_write_nothing() {
     let app = spawn_app().await;
-    for body in [
+    let malformed = [
         "{",
         "not json",
         "{\"to\": \"+12025550123\", \"body\": \"x\"} trailing",
-    ] {
-        let response = app
-            .request(Method::POST, "/v1/messages", &app.a.token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        expect_error(response, StatusCode::BAD_REQUEST, "malformed_json").await;
-    }
-    for (body, field) in [
+    ];
+    app.expect_malformed_json("/v1/messages", &app.a.token, &malformed)
+        .await;
+    let invalid = [
         (json!({}), "to"),
         (json!({"to": 12025550123_i64, "body": "x"}), "to"),
         (json!({"to": "+12025550123", "body": 5}), "body"),
@@ -595,15 +511,9 @@ async fn malformed_send_requests_are_4xx_json_and_write_nothing() {
             json!({"to": "+12025550123", "body": "x", "customer_id": 7}),
             "customer_id",
         ),
-    ] {
-        let error = expect_error(
-            app.post("/v1/messages", &app.a.token, body.clone()).await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-        )
+    ];
+    app.expect_refused("/v1/messages", &app.a.token, "invalid_body", invalid)
         .await;
-        assert_eq!(error["field"], field, "{body}");
-    }
     let error = expect_error(
         app.post(
             "/v1/messages",
@@ -619,57 +529,37 @@ async fn malformed_send_requests_are_4xx_json_and_write_nothing() {
         error["message"].as_str().unwrap().contains("bdy"),
         "{error}"
     );
-    let response = app
-        .request(Method::POST, "/v1/messages", &app.a.token)
-        .header("content-type", "text/plain")
-        .body("to=+12025550123")
-        .send()
-        .await
-        .unwrap();
-    expect_error(
-        response,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    )
-    .await;
-    expect_error(
-        app.get("/v1/messages/not-a-uuid", &app.a.token).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-    )
-    .await;
-    let response = app
-        .client
-        .post(app.url("/v1/messages"))
+    let plain = app
+        .post_raw(
+            "/v1/messages",
+            &app.a.token,
+            Some("text/plain"),
+            "to=+12025550123",
+        )
+        .await;
+    let unsupported = "unsupported_media_type";
+    expect_error(plain, StatusCode::UNSUPPORTED_MEDIA_TYPE, unsupported).await;
+    let bad_path = app.get("/v1/messages/not-a-uuid", &app.a.token).await;
+    expect_error(bad_path, StatusCode::BAD_REQUEST, "invalid_path").await;
+    let anonymous = app.client.post(app.url("/v1/messages"));
+    let anonymous = anonymous
         .json(&json!({"to": "+12025550123", "body": "x"}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        .send();
+    expect_error(
+        anonymous.await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
     assert_eq!(app.message_count(&app.a).await, 0);
 }
 
 #[tokio::test]
 async fn a_created_message_is_published_on_the_tenant_channel() {
     let app = spawn_app().await;
-    let client = redis::Client::open(app.settings.redis_url.expose_secret()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(events_channel(&app.settings, app.a.id))
-        .await
-        .unwrap();
-    let mut events = pubsub.into_on_message();
-    let message = app
-        .send_message(
-            &app.a.token,
-            json!({"to": "+12025550123", "body": "Evented"}),
-        )
-        .await;
-    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
-        .await
-        .expect("an event within 5 s")
-        .unwrap();
-    let envelope: Value = serde_json::from_str(&event.get_payload::<String>().unwrap()).unwrap();
+    let mut events = app.events(&app.a).await;
+    let message = app.send_text(&app.a.token, "+12025550123", "Evented").await;
+    let envelope = events.next(std::time::Duration::from_secs(5)).await;
     assert_eq!(envelope["type"], "message.created");
     assert_eq!(envelope["data"], message);
 }
@@ -677,20 +567,8 @@ async fn a_created_message_is_published_on_the_tenant_channel() {
 #[tokio::test]
 async fn sent_messages_are_counted_in_metrics() {
     let app = spawn_app().await;
-    app.send_message(
-        &app.a.token,
-        json!({"to": "+12025550123", "body": "Counted"}),
-    )
-    .await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    app.send_text(&app.a.token, "+12025550123", "Counted").await;
+    let text = app.metrics().await;
     assert!(
         text.lines()
             .any(|l| l.starts_with("messages_created_total{direction=\"outbound\"}")),

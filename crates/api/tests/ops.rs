@@ -2,13 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{json_of, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use switchboard_testkit::{json_of, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_and_ready_answer_when_dependencies_are_up() {
@@ -47,15 +45,7 @@ async fn metrics_count_requests_by_method_matched_route_and_status() {
     let id = uuid::Uuid::now_v7();
     app.get(&format!("/v1/customers/{id}"), &app.a.token).await;
     app.get("/no/such/route", &app.a.token).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let find = |needle: &str| text.lines().any(|l| l.starts_with(needle));
     assert!(
         text.lines().any(|l| l.starts_with("http_requests_total")

@@ -2,14 +2,24 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
 use chrono::{DateTime, Duration, Utc};
-use common::{TestApp, expect_error, json_of, spawn_app};
 use reqwest::StatusCode;
 use serde_json::Value;
 use switchboard_core::reports::roll_up;
+use switchboard_testkit::{TestApp, expect_error, json_of, spawn_app};
 use uuid::Uuid;
+
+/// The summary over the fixture's first three hours.
+const FIRST_HOURS: &str = "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
+/// The summary of the fixture's day, by day.
+const FIXTURE_DAY: &str =
+    "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day";
+
+/// The integer fields `keys` of `object`, in order (`None` where one is
+/// missing or not an integer).
+fn ints(object: &Value, keys: &[&str]) -> Vec<Option<i64>> {
+    keys.iter().map(|key| object[key].as_i64()).collect()
+}
 
 fn at(hour: i64, minute: i64) -> DateTime<Utc> {
     "2026-01-10T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
@@ -117,27 +127,28 @@ async fn fixture(app: &TestApp) -> Uuid {
 async fn the_hourly_summary_matches_hand_computed_figures() {
     let app = spawn_app().await;
     fixture(&app).await;
-    let (status, report) = json_of(
-        app.get("/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z&granularity=hour", &app.a.token).await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = app
+        .get_ok(&format!("{FIRST_HOURS}&granularity=hour"), &app.a.token)
+        .await;
     let buckets = report["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 3, "empty hours are included");
     assert_eq!(buckets[0]["start"], "2026-01-10T00:00:00Z");
 
     let h0 = &buckets[0]["calls"];
     assert_eq!(
-        (
-            h0["total"].as_i64(),
-            h0["inbound"].as_i64(),
-            h0["outbound"].as_i64(),
-            h0["completed"].as_i64(),
-            h0["busy"].as_i64(),
-            h0["no_answer"].as_i64(),
-            h0["answered"].as_i64()
+        ints(
+            h0,
+            &[
+                "total",
+                "inbound",
+                "outbound",
+                "completed",
+                "busy",
+                "no_answer",
+                "answered"
+            ]
         ),
-        (
+        [
             Some(4),
             Some(1),
             Some(3),
@@ -145,7 +156,7 @@ async fn the_hourly_summary_matches_hand_computed_figures() {
             Some(1),
             Some(1),
             Some(2)
-        )
+        ]
     );
     assert_eq!(h0["answer_rate"], 0.5);
     assert_eq!(h0["talk_seconds_total"], 180);
@@ -157,13 +168,8 @@ async fn the_hourly_summary_matches_hand_computed_figures() {
 
     let h1 = &buckets[1]["calls"];
     assert_eq!(
-        (
-            h1["total"].as_i64(),
-            h1["completed"].as_i64(),
-            h1["failed"].as_i64(),
-            h1["answered"].as_i64()
-        ),
-        (Some(2), Some(1), Some(1), Some(1))
+        ints(h1, &["total", "completed", "failed", "answered"]),
+        [Some(2), Some(1), Some(1), Some(1)]
     );
     assert_eq!(h1["talk_seconds_p50"], 30.0);
     assert_eq!(buckets[1]["voicemails"], 1);
@@ -176,12 +182,8 @@ async fn the_hourly_summary_matches_hand_computed_figures() {
 
     let totals = &report["totals"]["calls"];
     assert_eq!(
-        (
-            totals["total"].as_i64(),
-            totals["completed"].as_i64(),
-            totals["answered"].as_i64()
-        ),
-        (Some(6), Some(3), Some(3))
+        ints(totals, &["total", "completed", "answered"]),
+        [Some(6), Some(3), Some(3)]
     );
     assert_eq!(totals["answer_rate"], 0.5);
     assert_eq!(totals["talk_seconds_total"], 210);
@@ -196,35 +198,17 @@ async fn the_hourly_summary_matches_hand_computed_figures() {
 async fn the_daily_summary_includes_the_whole_day() {
     let app = spawn_app().await;
     fixture(&app).await;
-    let (_, report) = json_of(
-        app.get(
-            "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day",
-            &app.a.token,
-        )
-        .await,
-    )
-    .await;
+    let report = app.get_ok(FIXTURE_DAY, &app.a.token).await;
     let buckets = report["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 1);
     let day = &buckets[0]["calls"];
     assert_eq!(
-        (
-            day["total"].as_i64(),
-            day["completed"].as_i64(),
-            day["talk_seconds_total"].as_i64()
-        ),
-        (Some(7), Some(4), Some(300))
+        ints(day, &["total", "completed", "talk_seconds_total"]),
+        [Some(7), Some(4), Some(300)]
     );
     assert_eq!(day["talk_seconds_avg"], 75.0);
     // The other tenant sees only its own call.
-    let (_, theirs) = json_of(
-        app.get(
-            "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day",
-            &app.b.token,
-        )
-        .await,
-    )
-    .await;
+    let theirs = app.get_ok(FIXTURE_DAY, &app.b.token).await;
     assert_eq!(theirs["totals"]["calls"]["total"], 1);
     assert_eq!(theirs["totals"]["calls"]["talk_seconds_total"], 999);
 }
@@ -234,48 +218,38 @@ async fn call_detail_records_filter_and_paginate() {
     let app = spawn_app().await;
     fixture(&app).await;
     let range = "from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
-    let (_, all) = json_of(
-        app.get(&format!("/v1/reports/calls?{range}"), &app.a.token)
-            .await,
-    )
-    .await;
+    let all = app
+        .get_ok(&format!("/v1/reports/calls?{range}"), &app.a.token)
+        .await;
     assert_eq!(all["data"].as_array().unwrap().len(), 6);
-    let (_, completed) = json_of(
-        app.get(
+    let completed = app
+        .get_ok(
             &format!("/v1/reports/calls?{range}&status=completed"),
             &app.a.token,
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(completed["data"].as_array().unwrap().len(), 3);
-    let (_, long) = json_of(
-        app.get(
+    let long = app
+        .get_ok(
             &format!("/v1/reports/calls?{range}&min_talk_seconds=100"),
             &app.a.token,
         )
-        .await,
-    )
-    .await;
+        .await;
     let long = long["data"].as_array().unwrap();
     assert_eq!(long.len(), 1);
     assert_eq!(long[0]["talk_seconds"], 120);
     assert_eq!(long[0]["ring_seconds"], 10.0);
-    let (_, page) = json_of(
-        app.get(&format!("/v1/reports/calls?{range}&limit=4"), &app.a.token)
-            .await,
-    )
-    .await;
+    let page = app
+        .get_ok(&format!("/v1/reports/calls?{range}&limit=4"), &app.a.token)
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 4);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, rest) = json_of(
-        app.get(
+    let rest = app
+        .get_ok(
             &format!("/v1/reports/calls?{range}&limit=4&cursor={cursor}"),
             &app.a.token,
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 2);
     assert!(rest["next_cursor"].is_null());
 }
@@ -284,15 +258,12 @@ async fn call_detail_records_filter_and_paginate() {
 async fn agent_statistics_match_hand_computed_figures() {
     let app = spawn_app().await;
     let admin = fixture(&app).await;
-    let (status, report) = json_of(
-        app.get(
+    let report = app
+        .get_ok(
             "/v1/reports/agents?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z",
             &app.a.token,
         )
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+        .await;
     let rows = report["data"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "every agent of the tenant, and only theirs");
     assert_eq!(
@@ -301,23 +272,25 @@ async fn agent_statistics_match_hand_computed_figures() {
         "busiest first"
     );
     assert_eq!(
-        (
-            rows[0]["calls_handled"].as_i64(),
-            rows[0]["outbound"].as_i64(),
-            rows[0]["answered"].as_i64(),
-            rows[0]["talk_seconds_total"].as_i64()
+        ints(
+            &rows[0],
+            &[
+                "calls_handled",
+                "outbound",
+                "answered",
+                "talk_seconds_total"
+            ]
         ),
-        (Some(4), Some(4), Some(2), Some(180))
+        [Some(4), Some(4), Some(2), Some(180)]
     );
     assert_eq!(rows[0]["average_handle_seconds"], 90.0);
     assert_eq!(rows[1]["agent_id"], admin.to_string());
     assert_eq!(
-        (
-            rows[1]["calls_handled"].as_i64(),
-            rows[1]["inbound"].as_i64(),
-            rows[1]["talk_seconds_total"].as_i64()
+        ints(
+            &rows[1],
+            &["calls_handled", "inbound", "talk_seconds_total"]
         ),
-        (Some(1), Some(1), Some(30))
+        [Some(1), Some(1), Some(30)]
     );
 }
 
@@ -352,7 +325,7 @@ async fn bad_report_parameters_are_400s() {
 
 /// Everything the fixture's reports say, for comparing the live answer with
 /// the answer from the rollups.
-async fn reports_of(app: &TestApp, tenant: &common::TestTenant) -> Vec<Value> {
+async fn reports_of(app: &TestApp, tenant: &switchboard_testkit::TestTenant) -> Vec<Value> {
     let mut all = Vec::new();
     for path in [
         "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z&granularity=hour",
@@ -363,9 +336,7 @@ async fn reports_of(app: &TestApp, tenant: &common::TestTenant) -> Vec<Value> {
         "/v1/reports/agents?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z",
         "/v1/reports/agents?from=2026-01-10T00:20:00Z&to=2026-01-10T03:30:00Z",
     ] {
-        let (status, body) = json_of(app.get(path, &tenant.token).await).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        all.push(body);
+        all.push(app.get_ok(path, &tenant.token).await);
     }
     all
 }
@@ -456,13 +427,13 @@ async fn calls_still_live_hold_the_rollups_back_until_they_end() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let path = "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
-    let (_, live) = json_of(app.get(path, &app.a.token).await).await;
+    let path = FIRST_HOURS;
+    let live = app.get_ok(path, &app.a.token).await;
     assert_eq!(live["buckets"][1]["calls"]["completed"], 2);
     assert_eq!(live["buckets"][1]["calls"]["talk_seconds_p50"], 40.0);
     roll_up(&app.db.pool, at(6, 0)).await.unwrap();
     assert_eq!(rolled_through(&app, app.a.id).await, Some(at(5, 0)));
-    let (_, rolled) = json_of(app.get(path, &app.a.token).await).await;
+    let rolled = app.get_ok(path, &app.a.token).await;
     assert_eq!(rolled, live);
 }
 
@@ -482,14 +453,12 @@ async fn a_call_open_past_the_horizon_is_rolled_as_it_stands() {
     .unwrap();
     roll_up(&app.db.pool, at(72, 0)).await.unwrap();
     assert_eq!(rolled_through(&app, app.a.id).await, Some(at(71, 0)));
-    let (_, report) = json_of(
-        app.get(
+    let report = app
+        .get_ok(
             "/v1/reports/summary?from=2026-01-10T01:00:00Z&to=2026-01-10T02:00:00Z",
             &app.a.token,
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(report["totals"]["calls"]["total"], 3);
     assert_eq!(report["totals"]["calls"]["live"], 1);
 }
@@ -499,9 +468,8 @@ async fn a_deleted_voicemail_leaves_rolled_up_hours_too() {
     let app = spawn_app().await;
     fixture(&app).await;
     roll_up(&app.db.pool, at(72, 0)).await.unwrap();
-    let path =
-        "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-11T00:00:00Z&granularity=day";
-    let (_, before) = json_of(app.get(path, &app.a.token).await).await;
+    let path = FIXTURE_DAY;
+    let before = app.get_ok(path, &app.a.token).await;
     assert_eq!(before["totals"]["voicemails"], 1);
     let id: Uuid = sqlx::query_scalar("SELECT id FROM voicemails WHERE tenant_id = $1")
         .bind(app.a.id)
@@ -512,7 +480,7 @@ async fn a_deleted_voicemail_leaves_rolled_up_hours_too() {
         .delete(&format!("/v1/voicemails/{id}"), &app.a.token)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let (_, after) = json_of(app.get(path, &app.a.token).await).await;
+    let after = app.get_ok(path, &app.a.token).await;
     assert_eq!(after["totals"]["voicemails"], 0);
     assert_eq!(after["buckets"][0]["voicemails"], 0);
 }
@@ -537,34 +505,27 @@ async fn a_late_delivery_receipt_moves_the_message_in_its_rolled_hour() {
         .unwrap();
     roll_up(&app.db.pool, at(72, 0)).await.unwrap();
     assert_eq!(rolled_through(&app, app.a.id).await, Some(at(71, 0)));
-    let path = "/v1/reports/summary?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
-    let (_, before) = json_of(app.get(path, &app.a.token).await).await;
+    let path = FIRST_HOURS;
+    let before = app.get_ok(path, &app.a.token).await;
     let hour = &before["buckets"][0]["messages"];
-    assert_eq!(
-        (hour["sent"].as_i64(), hour["delivered"].as_i64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!(ints(hour, &["sent", "delivered"]), [Some(1), Some(1)]);
 
     let (status, body) = json_of(app.sms_status(&app.a, &sid, "delivered").await).await;
     assert_eq!(
         (status, body["result"].as_str()),
         (StatusCode::OK, Some("applied"))
     );
-    let (_, after) = json_of(app.get(path, &app.a.token).await).await;
+    let after = app.get_ok(path, &app.a.token).await;
     let hour = &after["buckets"][0]["messages"];
     assert_eq!(
-        (
-            hour["total"].as_i64(),
-            hour["sent"].as_i64(),
-            hour["delivered"].as_i64()
-        ),
-        (Some(3), Some(0), Some(2))
+        ints(hour, &["total", "sent", "delivered"]),
+        [Some(3), Some(0), Some(2)]
     );
     // The live aggregate agrees: rebuild the rollups from the messages.
     sqlx::query("DELETE FROM report_rollup_state")
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let (_, live) = json_of(app.get(path, &app.a.token).await).await;
+    let live = app.get_ok(path, &app.a.token).await;
     assert_eq!(live, after);
 }

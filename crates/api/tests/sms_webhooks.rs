@@ -5,23 +5,20 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
-use common::{TestApp, expect_error, json_of, spawn_app};
-use futures::StreamExt;
 use reqwest::StatusCode;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use switchboard_core::{events::events_channel, redis::redis};
+use switchboard_testkit::{
+    TestApp,
+    api::{expect_code, expect_field_error, expect_not_found},
+    expect_error, json_of, spawn_app,
+};
 
 const STATUS: &str = "/webhooks/carrier/sms/status";
 const INCOMING: &str = "/webhooks/carrier/sms/incoming";
 
 /// Sends a message as tenant a and returns `(id, carrier_sid)`.
 async fn queued_message(app: &TestApp) -> (String, String) {
-    let message = app
-        .send_message(&app.a.token, json!({"to": "+12025550123", "body": "Hello"}))
-        .await;
+    let message = app.send_text(&app.a.token, "+12025550123", "Hello").await;
     (
         message["id"].as_str().unwrap().to_string(),
         message["carrier_sid"].as_str().unwrap().to_string(),
@@ -29,16 +26,24 @@ async fn queued_message(app: &TestApp) -> (String, String) {
 }
 
 async fn message(app: &TestApp, id: &str) -> Value {
-    let (status, message) =
-        json_of(app.get(&format!("/v1/messages/{id}"), &app.a.token).await).await;
-    assert_eq!(status, StatusCode::OK);
-    message
+    app.get_ok(&format!("/v1/messages/{id}"), &app.a.token)
+        .await
+}
+
+/// The result of a delivery receipt for `sid`, asserting 200.
+async fn receipt(app: &TestApp, sid: &str, status: &str) -> Value {
+    ack(app.sms_status(&app.a, sid, status).await).await["result"].clone()
 }
 
 async fn ack(response: reqwest::Response) -> Value {
     let (status, body) = json_of(response).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
+}
+
+/// Posts a signed inbound SMS for tenant a and returns its 200 answer.
+async fn inbound(app: &TestApp, sid: &str, from: &str, to: &str, body: &str) -> Value {
+    ack(app.inbound_sms(&app.a, sid, from, to, body).await).await
 }
 
 #[tokio::test]
@@ -66,13 +71,13 @@ async fn receipts_move_a_message_through_its_lifecycle() {
 async fn carriers_may_skip_steps_and_failures_keep_their_error_code() {
     let app = spawn_app().await;
     let (id, sid) = queued_message(&app).await;
-    ack(app.sms_status(&app.a, &sid, "delivered").await).await;
+    receipt(&app, &sid, "delivered").await;
     let delivered = message(&app, &id).await;
     assert_eq!(delivered["status"], "delivered");
     assert!(delivered["sent_at"].is_string(), "delivered implies sent");
 
     let (id, sid) = queued_message(&app).await;
-    ack(app.sms_status(&app.a, &sid, "accepted").await).await; // Twilio's word for queued
+    receipt(&app, &sid, "accepted").await; // Twilio's word for queued
     assert_eq!(message(&app, &id).await["version"], 1);
     let response = app
         .carrier_post(
@@ -96,48 +101,30 @@ async fn carriers_may_skip_steps_and_failures_keep_their_error_code() {
 async fn duplicate_late_and_post_final_receipts_are_acknowledged_without_change() {
     let app = spawn_app().await;
     let (id, sid) = queued_message(&app).await;
-    ack(app.sms_status(&app.a, &sid, "sent").await).await;
+    receipt(&app, &sid, "sent").await;
     let before = message(&app, &id).await;
 
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "sent").await).await["result"],
-        "duplicate"
-    );
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "sending").await).await["result"],
-        "stale"
-    );
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "queued").await).await["result"],
-        "stale"
-    );
+    for (status, result) in [
+        ("sent", "duplicate"),
+        ("sending", "stale"),
+        ("queued", "stale"),
+    ] {
+        assert_eq!(receipt(&app, &sid, status).await, result, "{status}");
+    }
     assert_eq!(message(&app, &id).await, before, "nothing changed");
 
-    ack(app.sms_status(&app.a, &sid, "delivered").await).await;
+    receipt(&app, &sid, "delivered").await;
     let delivered = message(&app, &id).await;
     for late in ["failed", "undelivered", "sent", "sending"] {
-        assert_eq!(
-            ack(app.sms_status(&app.a, &sid, late).await).await["result"],
-            "already_ended",
-            "{late}"
-        );
+        assert_eq!(receipt(&app, &sid, late).await, "already_ended", "{late}");
     }
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "delivered").await).await["result"],
-        "duplicate"
-    );
+    assert_eq!(receipt(&app, &sid, "delivered").await, "duplicate");
     // An outbound message is never `received`: ignored, still a 200.
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "received").await).await["result"],
-        "already_ended"
-    );
+    assert_eq!(receipt(&app, &sid, "received").await, "already_ended");
     assert_eq!(message(&app, &id).await, delivered);
 
     let (id, sid) = queued_message(&app).await;
-    assert_eq!(
-        ack(app.sms_status(&app.a, &sid, "received").await).await["result"],
-        "ignored"
-    );
+    assert_eq!(receipt(&app, &sid, "received").await, "ignored");
     assert_eq!(message(&app, &id).await["status"], "queued");
 }
 
@@ -254,40 +241,28 @@ async fn a_receipt_with_a_bad_signature_is_403_and_changes_nothing() {
     let app = spawn_app().await;
     let (id, sid) = queued_message(&app).await;
     let before = message(&app, &id).await;
-    // Signed with another tenant's token.
-    expect_error(
-        app.sms_status(&app.b, &sid, "delivered").await,
-        StatusCode::FORBIDDEN,
-        "invalid_signature",
-    )
-    .await;
-    // Unsigned.
-    let response = app
-        .client
-        .post(app.url(STATUS))
-        .form(&[("MessageSid", sid.as_str()), ("MessageStatus", "delivered")])
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, StatusCode::FORBIDDEN, "invalid_signature").await;
-    // Signed, then tampered with.
-    let signature = switchboard_core::carrier::sign(
-        &TestApp::carrier_token(&app.a),
-        &format!("{}{STATUS}", app.settings.public_url),
-        &[
-            ("MessageSid".to_string(), sid.clone()),
-            ("MessageStatus".to_string(), "sent".to_string()),
-        ],
+    let delivered = [("MessageSid", sid.as_str()), ("MessageStatus", "delivered")];
+    let sent = [("MessageSid", sid.as_str()), ("MessageStatus", "sent")];
+    let (a, b) = (
+        TestApp::carrier_token(&app.a),
+        TestApp::carrier_token(&app.b),
     );
-    let response = app
-        .client
-        .post(app.url(STATUS))
-        .header("x-twilio-signature", signature)
-        .form(&[("MessageSid", sid.as_str()), ("MessageStatus", "delivered")])
-        .send()
-        .await
-        .unwrap();
-    expect_error(response, StatusCode::FORBIDDEN, "invalid_signature").await;
+    for (signature, what) in [
+        (
+            Some(app.carrier_signature(&b, STATUS, &delivered)),
+            "signed with another tenant's token",
+        ),
+        (None, "unsigned"),
+        (
+            Some(app.carrier_signature(&a, STATUS, &sent)),
+            "signed, then tampered with",
+        ),
+    ] {
+        let response = app
+            .post_form(STATUS, signature.as_deref(), &delivered)
+            .await;
+        expect_code(response, "invalid_signature", what).await;
+    }
     assert_eq!(message(&app, &id).await, before);
 }
 
@@ -296,50 +271,27 @@ async fn unknown_sids_missing_parameters_and_other_content_types_are_refused() {
     let app = spawn_app().await;
     let (id, sid) = queued_message(&app).await;
     let token = TestApp::carrier_token(&app.a);
-    expect_error(
-        app.sms_status(&app.a, "SM00000000000000000000000000000000", "delivered")
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    let error = expect_error(
-        app.carrier_post(STATUS, &token, &[("MessageStatus", "delivered")])
-            .await,
-        StatusCode::BAD_REQUEST,
-        "missing_parameter",
-    )
-    .await;
-    assert_eq!(error["field"], "MessageSid");
-    let error = expect_error(
-        app.carrier_post(STATUS, &token, &[("MessageSid", sid.as_str())])
-            .await,
-        StatusCode::BAD_REQUEST,
-        "missing_parameter",
-    )
-    .await;
-    assert_eq!(error["field"], "MessageStatus");
-    let error = expect_error(
-        app.sms_status(&app.a, &sid, "teleported").await,
-        StatusCode::BAD_REQUEST,
+    let unknown = "SM00000000000000000000000000000000";
+    expect_not_found(app.sms_status(&app.a, unknown, "delivered").await).await;
+    for (params, field) in [
+        (&[("MessageStatus", "delivered")], "MessageSid"),
+        (&[("MessageSid", sid.as_str())], "MessageStatus"),
+    ] {
+        let response = app.carrier_post(STATUS, &token, params).await;
+        expect_field_error(response, "missing_parameter", field, field).await;
+    }
+    let teleported = app.sms_status(&app.a, &sid, "teleported").await;
+    expect_field_error(
+        teleported,
         "invalid_parameter",
+        "MessageStatus",
+        "teleported",
     )
     .await;
-    assert_eq!(error["field"], "MessageStatus");
     for path in [STATUS, INCOMING] {
-        let response = app
-            .client
-            .post(app.url(path))
-            .json(&json!({"MessageSid": sid, "MessageStatus": "delivered"}))
-            .send()
-            .await
-            .unwrap();
-        expect_error(
-            response,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        )
-        .await;
+        let body = json!({"MessageSid": sid, "MessageStatus": "delivered"});
+        let response = app.client.post(app.url(path)).json(&body).send().await;
+        expect_code(response.unwrap(), "unsupported_media_type", path).await;
     }
     let current = message(&app, &id).await;
     assert_eq!(current["status"], "queued");
@@ -350,21 +302,13 @@ async fn unknown_sids_missing_parameters_and_other_content_types_are_refused() {
 async fn an_inbound_message_is_stored_once_per_sid_and_linked_to_the_customer() {
     let app = spawn_app().await;
     let ada = app
-        .create_customer(
-            &app.a.token,
-            json!({"name": "Ada", "phone": "+12025550123"}),
-        )
+        .customer_with_phone(&app.a.token, "Ada", "+12025550123")
         .await;
-    let body = ack(app
-        .inbound_sms(
-            &app.a,
-            "SMinbound1",
-            "+12025550123",
-            "+12025550101",
-            "Can we move it to 3pm?",
-        )
-        .await)
-    .await;
+    let deliver = || {
+        let body = "Can we move it to 3pm?";
+        inbound(&app, "SMinbound1", "+12025550123", "+12025550101", body)
+    };
+    let body = deliver().await;
     assert_eq!(body["result"], "created");
     assert_eq!(body["action"], "none");
     assert_eq!(body["customer_id"], ada["id"]);
@@ -385,30 +329,19 @@ async fn an_inbound_message_is_stored_once_per_sid_and_linked_to_the_customer() 
     assert_eq!(stored["encoding"], "GSM-7");
 
     // The carrier retries: the same message comes back, nothing new is made.
-    let retry = ack(app
-        .inbound_sms(
-            &app.a,
-            "SMinbound1",
-            "+12025550123",
-            "+12025550101",
-            "Can we move it to 3pm?",
-        )
-        .await)
-    .await;
+    let retry = deliver().await;
     assert_eq!(retry["result"], "duplicate");
     assert_eq!(retry["message_id"], id);
     assert_eq!(app.message_count(&app.a).await, 1);
 
     // An unknown sender is stored without a customer.
-    let body = ack(app
-        .inbound_sms(
-            &app.a,
-            "SMinbound2",
-            "+12025550188",
-            "+12025550100",
-            "Who is this?",
-        )
-        .await)
+    let body = inbound(
+        &app,
+        "SMinbound2",
+        "+12025550188",
+        "+12025550100",
+        "Who is this?",
+    )
     .await;
     assert_eq!(body["customer_id"], Value::Null);
 }
@@ -432,30 +365,11 @@ async fn concurrent_deliveries_of_one_inbound_message_create_it_once() {
 async fn inbound_messages_are_refused_without_side_effects_when_unsigned_unknown_or_malformed() {
     let app = spawn_app().await;
     // Signed with the wrong tenant's token.
-    expect_error(
-        app.carrier_post(
-            INCOMING,
-            &TestApp::carrier_token(&app.b),
-            &[
-                ("MessageSid", "SMx1"),
-                ("From", "+12025550123"),
-                ("To", "+12025550100"),
-                ("Body", "STOP"),
-            ],
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        "invalid_signature",
-    )
-    .await;
+    let wrong_tenant = app.inbound_sms(&app.b, "SMx1", "+12025550123", "+12025550100", "STOP");
+    expect_code(wrong_tenant.await, "invalid_signature", "b's token").await;
     // A number nobody owns.
-    expect_error(
-        app.inbound_sms(&app.a, "SMx2", "+12025550123", "+12025550199", "STOP")
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    let nobodys = app.inbound_sms(&app.a, "SMx2", "+12025550123", "+12025550199", "STOP");
+    expect_not_found(nobodys.await).await;
     let token = TestApp::carrier_token(&app.a);
     for (params, field) in [
         (
@@ -507,14 +421,8 @@ async fn inbound_messages_are_refused_without_side_effects_when_unsigned_unknown
         assert_eq!(body["error"]["field"], field, "{params:?}: {body}");
     }
     let long = "x".repeat(1601);
-    let error = expect_error(
-        app.inbound_sms(&app.a, "SMx7", "+12025550123", "+12025550100", &long)
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_eq!(error["field"], "Body");
+    let long = app.inbound_sms(&app.a, "SMx7", "+12025550123", "+12025550100", &long);
+    expect_field_error(long.await, "invalid_parameter", "Body", "a long body").await;
     assert_eq!(app.message_count(&app.a).await, 0);
     assert_eq!(app.opt_out_keyword(&app.a, "+12025550123").await, None);
 }
@@ -537,10 +445,7 @@ async fn stop_keywords_in_any_case_or_spacing_opt_the_sender_out() {
     ];
     for (i, (body, keyword)) in cases.into_iter().enumerate() {
         let from = format!("+1202555{:04}", 1000 + i);
-        let ack = ack(app
-            .inbound_sms(&app.a, &format!("SMstop{i}"), &from, "+12025550100", body)
-            .await)
-        .await;
+        let ack = inbound(&app, &format!("SMstop{i}"), &from, "+12025550100", body).await;
         assert_eq!(ack["result"], "created", "{body:?}");
         assert_eq!(ack["action"], "opted_out", "{body:?}");
         let reply = ack["reply"].as_str().unwrap();
@@ -559,15 +464,13 @@ async fn stop_keywords_in_any_case_or_spacing_opt_the_sender_out() {
         );
     }
     // A keyword inside a sentence is just a message.
-    let ack = ack(app
-        .inbound_sms(
-            &app.a,
-            "SMstopx",
-            "+12025559999",
-            "+12025550100",
-            "please don't stop",
-        )
-        .await)
+    let ack = inbound(
+        &app,
+        "SMstopx",
+        "+12025559999",
+        "+12025550100",
+        "please don't stop",
+    )
     .await;
     assert_eq!(ack["action"], "none");
     assert_eq!(app.opt_out_keyword(&app.a, "+12025559999").await, None);
@@ -576,24 +479,14 @@ async fn stop_keywords_in_any_case_or_spacing_opt_the_sender_out() {
 #[tokio::test]
 async fn a_send_to_an_opted_out_number_is_refused_until_they_reply_start() {
     let app = spawn_app().await;
-    ack(app
-        .inbound_sms(&app.a, "SM1", "+12025550123", "+12025550100", "Stop")
-        .await)
-    .await;
+    inbound(&app, "SM1", "+12025550123", "+12025550100", "Stop").await;
 
+    let opted_out = "recipient_opted_out";
     for to in ["+12025550123", "(202) 555-0123"] {
-        let error = expect_error(
-            app.post(
-                "/v1/messages",
-                &app.a.token,
-                json!({"to": to, "body": "Big sale!"}),
-            )
-            .await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "recipient_opted_out",
-        )
-        .await;
-        assert_eq!(error["field"], "to");
+        let sale = json!({"to": to, "body": "Big sale!"});
+        let response = app.post("/v1/messages", &app.a.token, sale).await;
+        let error = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, opted_out).await;
+        assert_eq!(error["field"], "to", "{to}");
         assert!(
             error["message"].as_str().unwrap().contains("opted out"),
             "{error}"
@@ -602,98 +495,64 @@ async fn a_send_to_an_opted_out_number_is_refused_until_they_reply_start() {
     // Templates are refused the same way, and with an Idempotency-Key
     // nothing is stored either: the key stays usable.
     let template = app.create_template(&app.a.token, "promo", "Sale!").await;
-    let refused = app
-        .request(reqwest::Method::POST, "/v1/messages", &app.a.token)
-        .header("Idempotency-Key", "promo-1")
-        .json(&json!({"to": "+12025550123", "template_id": template["id"]}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "recipient_opted_out",
-    )
-    .await;
+    let promo = || {
+        let body = json!({"to": "+12025550123", "template_id": template["id"]});
+        app.post_idempotent("/v1/messages", &app.a.token, "promo-1", body)
+    };
+    let refused = promo().await;
+    expect_error(refused, StatusCode::UNPROCESSABLE_ENTITY, opted_out).await;
     let outbound: i64 =
         sqlx::query_scalar("SELECT count(*) FROM messages WHERE direction = 'outbound'")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
     assert_eq!(outbound, 0, "a refused send writes nothing");
-    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
-    assert_eq!(keys, 0);
+    assert_eq!(app.count_rows("idempotency_keys").await, 0);
 
     // The opt-out belongs to tenant a: tenant b may still message the number.
-    app.send_message(
-        &app.b.token,
-        json!({"to": "+12025550123", "body": "Hi from b"}),
-    )
-    .await;
+    app.send_text(&app.b.token, "+12025550123", "Hi from b")
+        .await;
 
-    let ack = ack(app
-        .inbound_sms(&app.a, "SM2", "+12025550123", "+12025550101", "  start ")
-        .await)
-    .await;
+    let ack = inbound(&app, "SM2", "+12025550123", "+12025550101", "  start ").await;
     assert_eq!(ack["action"], "opted_in");
     assert!(ack["reply"].as_str().unwrap().contains("resubscribed"));
     assert_eq!(app.opt_out_keyword(&app.a, "+12025550123").await, None);
-    let sent = app
-        .request(reqwest::Method::POST, "/v1/messages", &app.a.token)
-        .header("Idempotency-Key", "promo-1")
-        .json(&json!({"to": "+12025550123", "template_id": template["id"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), StatusCode::CREATED);
+    assert_eq!(promo().await.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn unstop_and_yes_also_opt_back_in() {
     let app = spawn_app().await;
     for (i, keyword) in ["UNSTOP", "yes"].into_iter().enumerate() {
-        ack(app
-            .inbound_sms(
-                &app.a,
-                &format!("SMa{i}"),
-                "+12025550123",
-                "+12025550100",
-                "QUIT",
-            )
-            .await)
+        inbound(
+            &app,
+            &format!("SMa{i}"),
+            "+12025550123",
+            "+12025550100",
+            "QUIT",
+        )
         .await;
         assert!(app.opt_out_keyword(&app.a, "+12025550123").await.is_some());
-        let ack = ack(app
-            .inbound_sms(
-                &app.a,
-                &format!("SMb{i}"),
-                "+12025550123",
-                "+12025550100",
-                keyword,
-            )
-            .await)
+        let ack = inbound(
+            &app,
+            &format!("SMb{i}"),
+            "+12025550123",
+            "+12025550100",
+            keyword,
+        )
         .await;
         assert_eq!(ack["action"], "opted_in", "{keyword}");
         assert_eq!(app.opt_out_keyword(&app.a, "+12025550123").await, None);
     }
     // START from someone who never opted out changes nothing and is fine.
-    let ack = ack(app
-        .inbound_sms(&app.a, "SMc", "+12025550177", "+12025550100", "Start")
-        .await)
-    .await;
+    let ack = inbound(&app, "SMc", "+12025550177", "+12025550100", "Start").await;
     assert_eq!(ack["action"], "opted_in");
 }
 
 #[tokio::test]
 async fn help_replies_with_the_tenants_help_text() {
     let app = spawn_app().await;
-    let ack1 = ack(app
-        .inbound_sms(&app.a, "SMh1", "+12025550123", "+12025550100", " help ")
-        .await)
-    .await;
+    let ack1 = inbound(&app, "SMh1", "+12025550123", "+12025550100", " help ").await;
     assert_eq!(ack1["action"], "help");
     assert_eq!(
         ack1["reply"],
@@ -706,10 +565,7 @@ async fn help_replies_with_the_tenants_help_text() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    let ack2 = ack(app
-        .inbound_sms(&app.a, "SMh2", "+12025550123", "+12025550100", "INFO?")
-        .await)
-    .await;
+    let ack2 = inbound(&app, "SMh2", "+12025550123", "+12025550100", "INFO?").await;
     assert_eq!(ack2["action"], "help");
     assert_eq!(ack2["reply"], "Alpha support: call <202> 555-0100 & ask");
     assert_eq!(
@@ -728,21 +584,10 @@ async fn help_replies_with_the_tenants_help_text() {
 async fn receipts_and_keywords_are_counted_in_metrics() {
     let app = spawn_app().await;
     let (_, sid) = queued_message(&app).await;
-    ack(app.sms_status(&app.a, &sid, "sent").await).await;
-    ack(app.sms_status(&app.a, &sid, "sent").await).await;
-    ack(app
-        .inbound_sms(&app.a, "SMm", "+12025550123", "+12025550100", "hello")
-        .await)
-    .await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    receipt(&app, &sid, "sent").await;
+    receipt(&app, &sid, "sent").await;
+    inbound(&app, "SMm", "+12025550123", "+12025550100", "hello").await;
+    let text = app.metrics().await;
     for needle in [
         "message_transitions_total{to=\"sent\",result=\"applied\"}",
         "message_transitions_total{to=\"sent\",result=\"duplicate\"}",
@@ -756,29 +601,14 @@ async fn receipts_and_keywords_are_counted_in_metrics() {
 async fn applied_receipts_and_inbound_messages_are_published_as_events() {
     let app = spawn_app().await;
     let (id, sid) = queued_message(&app).await;
-    let client = redis::Client::open(app.settings.redis_url.expose_secret()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(events_channel(&app.settings, app.a.id))
-        .await
-        .unwrap();
-    let mut events = pubsub.into_on_message();
-    let mut next = async || {
-        let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
-            .await
-            .expect("an event within 5 s")
-            .unwrap();
-        serde_json::from_str::<Value>(&event.get_payload::<String>().unwrap()).unwrap()
-    };
+    let mut events = app.events(&app.a).await;
+    let mut next = async || events.next(std::time::Duration::from_secs(5)).await;
 
-    ack(app.sms_status(&app.a, &sid, "sent").await).await;
+    receipt(&app, &sid, "sent").await;
     // A duplicate changes nothing and publishes nothing: the next event is
     // the inbound message's.
-    ack(app.sms_status(&app.a, &sid, "sent").await).await;
-    let inbound = ack(app
-        .inbound_sms(&app.a, "SMev", "+12025550123", "+12025550100", "ok")
-        .await)
-    .await;
+    receipt(&app, &sid, "sent").await;
+    let inbound_ack = inbound(&app, "SMev", "+12025550123", "+12025550100", "ok").await;
 
     let status = next().await;
     assert_eq!(status["type"], "message.status");
@@ -787,6 +617,6 @@ async fn applied_receipts_and_inbound_messages_are_published_as_events() {
     assert_eq!(status["data"]["version"], 2);
     let received = next().await;
     assert_eq!(received["type"], "message.received");
-    assert_eq!(received["data"]["id"], inbound["message_id"]);
+    assert_eq!(received["data"]["id"], inbound_ack["message_id"]);
     assert_eq!(received["data"]["status"], "received");
 }

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-mod common;
-
-use common::{PASSWORD, TestApp, expect_error, json_of, spawn_app};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use switchboard_testkit::{
+    PASSWORD, TestApp,
+    api::{expect_code, expect_field_error, expect_not_found},
+    expect_error, json_of, spawn_app,
+};
 
 const INCOMING: &str = "/webhooks/carrier/voice/incoming";
 
@@ -30,37 +32,33 @@ async fn incoming(app: &TestApp, sid: &str, from: &str) -> Value {
     ack
 }
 
-async fn set_presence(app: &TestApp, token: &str, status: &str) -> (StatusCode, Value) {
-    json_of(
-        app.request(Method::PUT, "/v1/agents/me/presence", token)
-            .json(&json!({"status": status}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-async fn count(app: &TestApp, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&app.db.pool)
+async fn put_presence(app: &TestApp, token: &str, status: &str) -> Response {
+    let request = app.request(Method::PUT, "/v1/agents/me/presence", token);
+    request
+        .json(&json!({"status": status}))
+        .send()
         .await
         .unwrap()
+}
+
+async fn set_presence(app: &TestApp, token: &str, status: &str) -> (StatusCode, Value) {
+    json_of(put_presence(app, token, status).await).await
+}
+
+/// Posts a signed recording callback for tenant a.
+async fn recording(app: &TestApp, params: &[(&str, &str)]) -> Response {
+    let token = TestApp::carrier_token(&app.a);
+    app.carrier_post("/webhooks/carrier/voice/recording", &token, params)
+        .await
 }
 
 #[tokio::test]
 async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
     let app = spawn_app().await;
     let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
-    let admin_id: String = json_of(app.get("/v1/me", &admin_token).await).await.1["agent"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin_id = app.get_ok("/v1/me", &admin_token).await["agent"]["id"].clone();
     let caller = app
-        .create_customer(
-            &app.a.token,
-            json!({"name": "Caller", "phone": "+13125550177"}),
-        )
+        .customer_with_phone(&app.a.token, "Caller", "+13125550177")
         .await;
 
     // The agent became available first, so has been idle longest.
@@ -94,7 +92,7 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
     assert!(third["twiml"].as_str().unwrap().contains("<Record"));
 
     // Both agents show busy; the wallboard lists every agent of the tenant.
-    let (_, agents) = json_of(app.get("/v1/agents", &app.a.token).await).await;
+    let agents = app.get_ok("/v1/agents", &app.a.token).await;
     let statuses: Vec<&str> = agents["data"]
         .as_array()
         .unwrap()
@@ -107,7 +105,7 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
     let retry = incoming(&app, "CAinbound1", "+13125550177").await;
     assert_eq!(retry["result"], "duplicate");
     assert_eq!(retry["call_id"], first["call_id"]);
-    assert_eq!(count(&app, "SELECT count(*) FROM calls").await, 3);
+    assert_eq!(app.count_rows("calls").await, 3);
 
     // When the first call ends, its agent is available again and takes the next one.
     for status in ["in-progress", "completed"] {
@@ -120,7 +118,7 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
             .await;
         assert_eq!(json_of(done).await.1["result"], "applied", "{status}");
     }
-    let (_, agents) = json_of(app.get("/v1/agents", &app.a.token).await).await;
+    let agents = app.get_ok("/v1/agents", &app.a.token).await;
     let mine = agents["data"]
         .as_array()
         .unwrap()
@@ -161,31 +159,14 @@ async fn away_and_offline_agents_are_never_routed_to() {
 #[tokio::test]
 async fn presence_rest_validates_and_is_per_tenant() {
     let app = spawn_app().await;
-    let error = expect_error(
-        app.request(Method::PUT, "/v1/agents/me/presence", &app.a.token)
-            .json(&json!({"status": "sleeping"}))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["field"], "status");
-    expect_error(
-        app.request(Method::PUT, "/v1/agents/me/presence", &app.a.api_key)
-            .json(&json!({"status": "available"}))
-            .send()
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-        "not_an_agent",
-    )
-    .await;
+    let sleeping = put_presence(&app, &app.a.token, "sleeping").await;
+    expect_field_error(sleeping, "validation_failed", "status", "sleeping").await;
+    let by_key = put_presence(&app, &app.a.api_key, "available").await;
+    expect_error(by_key, StatusCode::BAD_REQUEST, "not_an_agent").await;
     let (status, presence) = set_presence(&app, &app.a.token, "available").await;
     assert_eq!(status, StatusCode::OK);
     assert!(presence["since"].is_string());
-    let (_, theirs) = json_of(app.get("/v1/agents", &app.b.token).await).await;
+    let theirs = app.get_ok("/v1/agents", &app.b.token).await;
     assert!(
         theirs["data"]
             .as_array()
@@ -206,66 +187,35 @@ async fn presence_rest_validates_and_is_per_tenant() {
 #[tokio::test]
 async fn webhooks_with_bad_signatures_unknown_sids_or_bad_input_change_nothing() {
     let app = spawn_app().await;
-    let call: Value = app
-        .post("/v1/calls", &app.a.token, json!({"to": "+13125550177"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let call = app.originate(&app.a.token, "+13125550177").await;
     let sid = call["carrier_sid"].as_str().unwrap();
     let token = TestApp::carrier_token(&app.a);
     let status_path = "/webhooks/carrier/voice/status";
 
-    expect_error(
-        app.carrier_post(
-            status_path,
-            "wrong-token",
-            &[("CallSid", sid), ("CallStatus", "ringing")],
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        "invalid_signature",
-    )
-    .await;
-    let unsigned = app
-        .client
-        .post(app.url(status_path))
-        .form(&[("CallSid", sid), ("CallStatus", "ringing")])
-        .send()
-        .await
-        .unwrap();
-    expect_error(unsigned, StatusCode::FORBIDDEN, "invalid_signature").await;
-    // A signature over other parameters does not cover these.
-    let params = [
-        ("CallSid".to_string(), sid.to_string()),
-        ("CallStatus".to_string(), "ringing".to_string()),
-    ];
-    let signature = switchboard_core::carrier::sign(
-        &token,
-        &format!("{}{status_path}", app.settings.public_url),
-        &params,
-    );
-    let tampered = app
-        .client
-        .post(app.url(status_path))
-        .header("x-twilio-signature", signature)
-        .form(&[("CallSid", sid), ("CallStatus", "completed")])
-        .send()
-        .await
-        .unwrap();
-    expect_error(tampered, StatusCode::FORBIDDEN, "invalid_signature").await;
+    let ringing = [("CallSid", sid), ("CallStatus", "ringing")];
+    let completed = [("CallSid", sid), ("CallStatus", "completed")];
+    for (signature, params, what) in [
+        (
+            Some(app.carrier_signature("wrong-token", status_path, &ringing)),
+            ringing,
+            "a wrong token",
+        ),
+        (None, ringing, "unsigned"),
+        // A signature over other parameters does not cover these.
+        (
+            Some(app.carrier_signature(&token, status_path, &ringing)),
+            completed,
+            "tampered with",
+        ),
+    ] {
+        let response = app
+            .post_form(status_path, signature.as_deref(), &params)
+            .await;
+        expect_code(response, "invalid_signature", what).await;
+    }
 
-    expect_error(
-        app.carrier_post(
-            status_path,
-            &token,
-            &[("CallSid", "CAunknown"), ("CallStatus", "ringing")],
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    let unknown = [("CallSid", "CAunknown"), ("CallStatus", "ringing")];
+    expect_not_found(app.carrier_post(status_path, &token, &unknown).await).await;
     for (params, field) in [
         (vec![("CallStatus", "ringing")], "CallSid"),
         (vec![("CallSid", sid)], "CallStatus"),
@@ -297,93 +247,29 @@ async fn webhooks_with_bad_signatures_unknown_sids_or_bad_input_change_nothing()
     let json_body = app
         .client
         .post(app.url(status_path))
-        .json(&json!({"CallSid": sid}))
-        .send()
-        .await
-        .unwrap();
-    expect_error(
-        json_body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-    )
-    .await;
+        .json(&json!({"CallSid": sid}));
+    let json_body = json_body.send().await.unwrap();
+    expect_code(json_body, "unsupported_media_type", "a JSON body").await;
 
-    // Incoming: unknown number, bad signature, bad To.
-    expect_error(
-        app.carrier_post(
-            INCOMING,
-            &token,
-            &[
-                ("CallSid", "CAx"),
-                ("From", "+13125550177"),
-                ("To", "+12025550199"),
-            ],
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.carrier_post(
-            INCOMING,
-            "wrong",
-            &[
-                ("CallSid", "CAx"),
-                ("From", "+13125550177"),
-                ("To", "+12025550100"),
-            ],
-        )
-        .await,
-        StatusCode::FORBIDDEN,
-        "invalid_signature",
-    )
-    .await;
-    expect_error(
-        app.carrier_post(
-            INCOMING,
-            &token,
-            &[
-                ("CallSid", "CAx"),
-                ("From", "+13125550177"),
-                ("To", "garbage"),
-            ],
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    let long_from = "9".repeat(65);
-    expect_error(
-        app.carrier_post(
-            INCOMING,
-            &token,
-            &[
-                ("CallSid", "CAx"),
-                ("From", long_from.as_str()),
-                ("To", "+12025550100"),
-            ],
-        )
-        .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
+    // Incoming: unknown number, bad signature, bad To, overlong From.
+    let (t, long_from) = (token.as_str(), "9".repeat(65));
+    for (auth, from, to, code) in [
+        (t, "+13125550177", "+12025550199", "not_found"),
+        ("wrong", "+13125550177", "+12025550100", "invalid_signature"),
+        (t, "+13125550177", "garbage", "invalid_parameter"),
+        (t, long_from.as_str(), "+12025550100", "invalid_parameter"),
+    ] {
+        let params = [("CallSid", "CAx"), ("From", from), ("To", to)];
+        let what = format!("incoming {params:?}");
+        expect_code(app.carrier_post(INCOMING, auth, &params).await, code, &what).await;
+    }
 
-    let after: Value = json_of(
-        app.get(
-            &format!("/v1/calls/{}", call["id"].as_str().unwrap()),
-            &app.a.token,
-        )
-        .await,
-    )
-    .await
-    .1;
+    let call_path = format!("/v1/calls/{}", call["id"].as_str().unwrap());
+    let after = app.get_ok(&call_path, &app.a.token).await;
     assert_eq!(after["status"], "queued");
     assert_eq!(after["version"], 1);
-    assert_eq!(count(&app, "SELECT count(*) FROM calls").await, 1);
-    assert_eq!(count(&app, "SELECT count(*) FROM call_events").await, 1);
+    assert_eq!(app.count_rows("calls").await, 1);
+    assert_eq!(app.count_rows("call_events").await, 1);
 }
 
 #[tokio::test]
@@ -391,35 +277,24 @@ async fn a_recording_of_a_voicemail_call_becomes_a_voicemail_once() {
     let app = spawn_app().await;
     let routed = incoming(&app, "CAvm1", "+13125550177").await;
     assert_eq!(routed["action"], "voicemail");
-    let token = TestApp::carrier_token(&app.a);
     let params = [
         ("CallSid", "CAvm1"),
         ("RecordingSid", "RE123"),
         ("RecordingUrl", "https://recordings.example/RE123.wav"),
         ("RecordingDuration", "17"),
     ];
-    let (status, ack) = json_of(
-        app.carrier_post("/webhooks/carrier/voice/recording", &token, &params)
-            .await,
-    )
-    .await;
+    let (status, ack) = json_of(recording(&app, &params).await).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(
         (ack["result"].as_str(), ack["action"].as_str()),
         (Some("created"), Some("voicemail"))
     );
-    let (_, again) = json_of(
-        app.carrier_post("/webhooks/carrier/voice/recording", &token, &params)
-            .await,
-    )
-    .await;
+    let (_, again) = json_of(recording(&app, &params).await).await;
     assert_eq!(again["result"], "duplicate");
 
-    let (_, list) = json_of(
-        app.get("/v1/voicemails?unlistened=true", &app.a.token)
-            .await,
-    )
-    .await;
+    let list = app
+        .get_ok("/v1/voicemails?unlistened=true", &app.a.token)
+        .await;
     let voicemails = list["data"].as_array().unwrap();
     assert_eq!(voicemails.len(), 1);
     let vm = &voicemails[0];
@@ -429,147 +304,72 @@ async fn a_recording_of_a_voicemail_call_becomes_a_voicemail_once() {
     assert_eq!(vm["transcription_status"], "pending");
     assert_eq!(vm["listened"], false);
     let id = vm["id"].as_str().unwrap();
+    let (path, listen) = (
+        format!("/v1/voicemails/{id}"),
+        format!("/v1/voicemails/{id}/listened"),
+    );
 
-    let (status, listened) = json_of(
-        app.post(
-            &format!("/v1/voicemails/{id}/listened"),
-            &app.a.token,
-            json!({}),
-        )
-        .await,
-    )
-    .await;
+    let (status, listened) = json_of(app.post(&listen, &app.a.token, json!({})).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listened["listened"], true);
     let first_listen = listened["listened_at"].clone();
-    let (_, twice) = json_of(
-        app.post(
-            &format!("/v1/voicemails/{id}/listened"),
-            &app.a.token,
-            json!({}),
-        )
-        .await,
-    )
-    .await;
+    let (_, twice) = json_of(app.post(&listen, &app.a.token, json!({})).await).await;
     assert_eq!(
         twice["listened_at"], first_listen,
         "the first listen is kept"
     );
-    let (_, unlistened) = json_of(
-        app.get("/v1/voicemails?unlistened=true", &app.a.token)
-            .await,
-    )
-    .await;
+    let unlistened = app
+        .get_ok("/v1/voicemails?unlistened=true", &app.a.token)
+        .await;
     assert_eq!(unlistened["data"], json!([]));
 
     // Another tenant sees none of it.
-    expect_error(
-        app.get(&format!("/v1/voicemails/{id}"), &app.b.token).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.post(
-            &format!("/v1/voicemails/{id}/listened"),
-            &app.b.token,
-            json!({}),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.delete(&format!("/v1/voicemails/{id}"), &app.b.token)
-            .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
+    app.expect_hidden_from(&app.b, &path).await;
+    expect_not_found(app.post(&listen, &app.b.token, json!({})).await).await;
+    expect_not_found(app.delete(&path, &app.b.token).await).await;
     assert_eq!(
-        json_of(app.get("/v1/voicemails", &app.b.token).await)
-            .await
-            .1["data"],
+        app.get_ok("/v1/voicemails", &app.b.token).await["data"],
         json!([])
     );
 
-    assert_eq!(
-        app.delete(&format!("/v1/voicemails/{id}"), &app.a.token)
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
-    expect_error(
-        app.get(&format!("/v1/voicemails/{id}"), &app.a.token).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get("/v1/voicemails/not-a-uuid", &app.a.token).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-    )
-    .await;
-    expect_error(
-        app.get("/v1/voicemails?unlistened=maybe", &app.a.token)
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-    )
-    .await;
+    let deleted = app.delete(&path, &app.a.token).await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    expect_not_found(app.get(&path, &app.a.token).await).await;
+    let bad_path = app.get("/v1/voicemails/not-a-uuid", &app.a.token).await;
+    expect_error(bad_path, StatusCode::BAD_REQUEST, "invalid_path").await;
+    let bad_query = app
+        .get("/v1/voicemails?unlistened=maybe", &app.a.token)
+        .await;
+    expect_error(bad_query, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
 
 #[tokio::test]
 async fn a_recording_of_an_answered_call_is_kept_as_a_call_recording() {
     let app = spawn_app().await;
-    let call: Value = app
-        .post("/v1/calls", &app.a.token, json!({"to": "+13125550177"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let call = app.originate(&app.a.token, "+13125550177").await;
     let sid = call["carrier_sid"].as_str().unwrap();
-    let token = TestApp::carrier_token(&app.a);
     let params = [
         ("CallSid", sid),
         ("RecordingSid", "RE999"),
         ("RecordingUrl", "https://recordings.example/RE999.wav"),
         ("RecordingDuration", "60"),
     ];
-    let (_, ack) = json_of(
-        app.carrier_post("/webhooks/carrier/voice/recording", &token, &params)
-            .await,
-    )
-    .await;
+    let (_, ack) = json_of(recording(&app, &params).await).await;
     assert_eq!(
         (ack["result"].as_str(), ack["action"].as_str()),
         (Some("created"), Some("recording"))
     );
-    assert_eq!(count(&app, "SELECT count(*) FROM recordings").await, 1);
-    assert_eq!(count(&app, "SELECT count(*) FROM voicemails").await, 0);
-    let after: Value = json_of(
-        app.get(
-            &format!("/v1/calls/{}", call["id"].as_str().unwrap()),
-            &app.a.token,
-        )
-        .await,
-    )
-    .await
-    .1;
+    assert_eq!(app.count_rows("recordings").await, 1);
+    assert_eq!(app.count_rows("voicemails").await, 0);
+    let call_path = format!("/v1/calls/{}", call["id"].as_str().unwrap());
+    let after = app.get_ok(&call_path, &app.a.token).await;
     assert_eq!(after["version"], 2, "the recording is a change to the call");
     let bad = [
         ("CallSid", sid),
         ("RecordingSid", "RE1000"),
         ("RecordingUrl", "ftp://nope"),
     ];
-    expect_error(
-        app.carrier_post("/webhooks/carrier/voice/recording", &token, &bad)
-            .await,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-    )
-    .await;
-    assert_eq!(count(&app, "SELECT count(*) FROM recordings").await, 1);
+    let response = recording(&app, &bad).await;
+    expect_error(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(app.count_rows("recordings").await, 1);
 }

@@ -17,6 +17,8 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::Transition;
+
 /// Which way a call or message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,42 +121,6 @@ impl FromStr for CallStatus {
             "canceled" | "cancelled" => Ok(CallStatus::Canceled),
             _ => Err(UnknownCallStatus(s.to_string())),
         }
-    }
-}
-
-/// What reporting a status does to a call currently in another status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    /// A legal step forward: apply it.
-    Apply,
-    /// The call already has this status.
-    Duplicate,
-    /// The call is already past this status (a late callback).
-    Stale,
-    /// The call has ended; nothing changes it any more.
-    AlreadyEnded,
-    /// Not a step this lifecycle allows (e.g. `busy` once answered).
-    Illegal,
-}
-
-impl Transition {
-    /// The outcome's name in webhook answers and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transition::Apply => "applied",
-            Transition::Duplicate => "duplicate",
-            Transition::Stale => "stale",
-            Transition::AlreadyEnded => "already_ended",
-            Transition::Illegal => "ignored",
-        }
-    }
-
-    /// Whether the report is acknowledged without change (carriers get 200).
-    pub fn is_noop(self) -> bool {
-        matches!(
-            self,
-            Transition::Duplicate | Transition::Stale | Transition::AlreadyEnded
-        )
     }
 }
 

@@ -195,6 +195,13 @@ impl EventPublisher {
         Ok(())
     }
 
+    /// A new envelope for `tenant_id`'s `kind` event about `data`, published
+    /// after a commit ([`Self::publish_after_commit`]).
+    pub async fn publish_new(&self, tenant_id: Uuid, kind: EventType, data: impl Serialize) {
+        self.publish_after_commit(Envelope::new(tenant_id, kind, data))
+            .await;
+    }
+
     /// Publishes after a commit: a failure is logged and counted, never
     /// returned, because the change itself is already durable.
     pub async fn publish_after_commit(&self, envelope: Envelope) {

@@ -152,6 +152,15 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
     }
 }
 
+/// A row of a batch statement's answer: `ord`, the 1-based position of the
+/// request it answers (see [`by_ordinality`]), and the rest of the row.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Numbered<T> {
+    pub ord: i64,
+    #[sqlx(flatten)]
+    pub row: T,
+}
+
 /// A batch statement's answers, one per request in order: each returned row
 /// names its request by its 1-based position in the batch's arrays
 /// (`unnest(…) WITH ORDINALITY`); a request no row names is answered `None`.

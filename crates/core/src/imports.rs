@@ -332,7 +332,7 @@ impl Header {
         };
         let email = match cell(self.email) {
             None => None,
-            Some(email) if valid_email(email) => Some(email.to_lowercase()),
+            Some(email) if crate::email::is_valid(email) => Some(email.to_lowercase()),
             Some(_) => return Err(RowError::new("email", "email is not a valid address")),
         };
         let company = match cell(self.company) {
@@ -395,18 +395,6 @@ impl Header {
             metadata,
         })
     }
-}
-
-/// The address check of `POST /v1/customers`.
-fn valid_email(email: &str) -> bool {
-    email.len() <= 320
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
 }
 
 #[cfg(test)]

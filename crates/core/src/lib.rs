@@ -7,7 +7,8 @@
 //! - [`db`] and [`redis`]: PostgreSQL and Redis pools, database creation and
 //!   migrations;
 //! - [`auth`]: password hashing, JWT access tokens, revocation, API keys, roles;
-//! - [`phone`]: E.164 normalisation of phone numbers;
+//! - [`phone`]: E.164 normalisation of phone numbers; [`email`]: the address check;
+//! - [`lifecycle`]: what a reported status does (shared by calls and messages);
 //! - [`calls`]: the call state machine and agent controls;
 //! - [`carrier`]: carrier webhook signatures (Twilio's scheme);
 //! - [`templates`]: SMS template rendering;
@@ -15,7 +16,8 @@
 //! - [`jobs`]: job payloads and their PostgreSQL queues (enqueued in the write's transaction);
 //! - [`presence`]: agent presence in Redis (tabs, heartbeats, routing);
 //! - [`reports`]: report aggregation and the hourly rollups behind it;
-//! - [`sms`]: GSM-7/UCS-2 encoding and segment counting;
+//! - [`sms`]: GSM-7/UCS-2 encoding, segment counting and the message lifecycle;
+//! - [`records`]: the message, call and voicemail records, as SQL columns and JSON;
 //! - [`telemetry`]: the process's Prometheus recorder;
 //! - [`imports`]: the CSV files of bulk customer imports and their rows;
 //! - [`ids`]: time-ordered identifiers.
@@ -24,15 +26,18 @@ pub mod auth;
 pub mod calls;
 pub mod carrier;
 pub mod db;
+pub mod email;
 pub mod events;
 pub mod group_commit;
 pub mod health;
 pub mod ids;
 pub mod imports;
 pub mod jobs;
+pub mod lifecycle;
 pub mod memo;
 pub mod phone;
 pub mod presence;
+pub mod records;
 pub mod redis;
 pub mod reports;
 pub mod scheduling;
@@ -41,7 +46,6 @@ pub mod settings;
 pub mod sms;
 pub mod telemetry;
 pub mod templates;
-#[cfg(feature = "testing")]
-pub mod testing;
+pub mod ticker;
 
 pub use settings::Settings;

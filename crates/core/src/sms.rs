@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::Transition;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Encoding {
     #[serde(rename = "GSM-7")]
@@ -201,8 +203,7 @@ impl std::str::FromStr for MessageStatus {
 
 /// What reporting `to` does to an outbound message in `from`; the same
 /// vocabulary as calls, since carriers retry and reorder SMS receipts too.
-pub fn message_transition(from: MessageStatus, to: MessageStatus) -> crate::calls::Transition {
-    use crate::calls::Transition;
+pub fn message_transition(from: MessageStatus, to: MessageStatus) -> Transition {
     use MessageStatus::*;
     if from == to {
         return Transition::Duplicate;
@@ -227,7 +228,6 @@ pub fn message_transition(from: MessageStatus, to: MessageStatus) -> crate::call
 #[cfg(test)]
 mod status_tests {
     use super::{MessageStatus::*, *};
-    use crate::calls::Transition;
 
     #[test]
     fn receipts_move_messages_forward_only() {

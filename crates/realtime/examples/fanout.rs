@@ -9,14 +9,11 @@
 //! database, the API and a realtime server on port 0, all in this process).
 //! Prints figures only: nothing here asserts a timing.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{RealtimeServer, SioClient, common::spawn_app};
 use switchboard_core::events::{Envelope, EventPublisher, EventType};
+use switchboard_testkit::{RealtimeServer, SioClient, spawn_app};
 use uuid::Uuid;
 
 fn rss_kib() -> u64 {

@@ -169,6 +169,11 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
 
+/// [`stopped`], owning its receiver (for a [`Ticker`](switchboard_core::ticker::Ticker)).
+pub(crate) async fn stopped_owned(mut stop: watch::Receiver<bool>) {
+    stopped(&mut stop).await;
+}
+
 /// Binds `settings.realtime_addr` and serves until `shutdown` resolves.
 pub async fn serve(
     settings: Arc<Settings>,

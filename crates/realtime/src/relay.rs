@@ -30,6 +30,7 @@ use switchboard_core::{
     auth,
     events::{EventType, events_pattern},
     redis::redis,
+    ticker::Ticker,
 };
 
 use crate::{
@@ -229,15 +230,13 @@ const ADMISSION_GRACE: Duration = Duration::from_secs(5);
 pub async fn heartbeats<A: Adapter>(
     state: RealtimeState,
     io: SocketIo<A>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(state.config().heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = crate::stopped(&mut stop) => return,
-        }
+    let mut ticker = Ticker::new(
+        state.config().heartbeat_interval,
+        crate::stopped_owned(stop),
+    );
+    while ticker.tick().await {
         let sockets = state.local_sockets_since();
         futures::stream::iter(sockets)
             .for_each_concurrent(16, |(sid, identity, admitted)| {
@@ -273,14 +272,12 @@ pub async fn heartbeats<A: Adapter>(
 
 /// Offlines agents whose sockets all expired, until `stop`. Every instance
 /// runs one; the store makes concurrent passes safe.
-pub async fn reaper(state: RealtimeState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(state.config().heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = crate::stopped(&mut stop) => return,
-        }
+pub async fn reaper(state: RealtimeState, stop: watch::Receiver<bool>) {
+    let mut ticker = Ticker::new(
+        state.config().heartbeat_interval,
+        crate::stopped_owned(stop),
+    );
+    while ticker.tick().await {
         match state.presence().reap_expired().await {
             Ok(reaped) if !reaped.is_empty() => {
                 metrics::counter!("realtime_presence_reaped_total").increment(reaped.len() as u64);

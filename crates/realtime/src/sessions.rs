@@ -22,7 +22,7 @@ use socketioxide::{SocketIo, adapter::Adapter, socket::Sid};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use switchboard_core::{auth, redis::redis};
+use switchboard_core::{auth, redis::redis, ticker::Ticker};
 
 use crate::state::{Identity, RealtimeState};
 
@@ -84,19 +84,10 @@ pub(crate) fn revoked<A: Adapter>(state: &RealtimeState, io: &SocketIo<A>, jti: 
 
 /// Expires sockets at their token's `exp` and re-checks revocations each
 /// heartbeat interval, until `stop`.
-pub async fn watch<A: Adapter>(
-    state: RealtimeState,
-    io: SocketIo<A>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+pub async fn watch<A: Adapter>(state: RealtimeState, io: SocketIo<A>, stop: watch::Receiver<bool>) {
+    let mut ticker = Ticker::new(Duration::from_secs(1), crate::stopped_owned(stop));
     let mut last_sweep = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = crate::stopped(&mut stop) => return,
-        }
+    while ticker.tick().await {
         let now = Utc::now().timestamp();
         let sockets = state.local_sockets();
         for (sid, identity) in &sockets {

@@ -2,13 +2,11 @@
 //! works against the server unchanged: it authenticates, sets presence and
 //! receives a `call:status` event.
 
-mod support;
-
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use serde_json::{Value, json};
-use support::{RealtimeServer, common::spawn_app};
 use switchboard_core::events::{Envelope, EventPublisher, EventType};
+use switchboard_testkit::{RealtimeServer, spawn_app};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,

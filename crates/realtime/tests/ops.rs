@@ -2,15 +2,13 @@
 //! binary without the API, so this server's Prometheus recorder is the one
 //! installed in the process.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::{RealtimeServer, SioClient};
 use switchboard_core::{
     auth::{Role, TokenKeys},
     events::{Envelope, EventPublisher, EventType},
-    testing::TestDatabase,
 };
+use switchboard_testkit::http::{get_json, get_text};
+use switchboard_testkit::{RealtimeServer, SioClient, TestDatabase};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -21,14 +19,7 @@ async fn health_ready_and_metrics_describe_sockets_and_events() {
     let http = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", rt.addr);
 
-    let health: Value = http
-        .get(url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&http, &url("/health")).await;
     assert_eq!(health["status"], "ok");
     let response = http.get(url("/ready")).send().await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
@@ -49,14 +40,7 @@ async fn health_ready_and_metrics_describe_sockets_and_events() {
         .unwrap();
     socket.next_event("campaign:progress").await;
 
-    let metrics = http
-        .get(url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &url("/metrics")).await;
     for expected in [
         "realtime_connected_sockets 1",
         "realtime_events_in_total{type=\"campaign.progress\"}",

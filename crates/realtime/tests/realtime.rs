@@ -2,21 +2,17 @@
 //! port 0, real PostgreSQL and Redis, and Socket.IO clients speaking the
 //! wire protocol.
 
-mod support;
-
 use std::time::Duration;
 
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
-use support::{
-    KillableServer, RealtimeServer, SioClient,
-    common::{PASSWORD, TestApp, spawn_app},
-    eventually,
-};
 use switchboard_core::{
     auth::{Claims, TokenKeys},
     events::{Envelope, EventPublisher, EventType},
     presence::{PresenceStatus, PresenceStore},
+};
+use switchboard_testkit::{
+    KillableServer, PASSWORD, RealtimeServer, SioClient, TestApp, eventually, spawn_app,
 };
 use uuid::Uuid;
 
@@ -76,6 +72,20 @@ fn is_presence_of(agent: Uuid, status: &'static str) -> impl Fn(&Value) -> bool 
     }
 }
 
+/// An access token for tenant A's agent, issued and expiring these many
+/// seconds from now.
+fn agent_token(app: &TestApp, issued: i64, expires: i64) -> (String, Claims) {
+    let now = chrono::Utc::now().timestamp();
+    TokenKeys::new(&app.settings).encode(Claims {
+        sub: app.a.agent_id,
+        tid: app.a.id,
+        role: switchboard_core::auth::Role::Agent,
+        jti: Uuid::new_v4(),
+        iat: now + issued,
+        exp: now + expires,
+    })
+}
+
 #[tokio::test]
 async fn a_valid_token_connects_and_bad_tokens_are_refused_with_a_reason() {
     let app = spawn_app().await;
@@ -99,16 +109,7 @@ async fn a_valid_token_connects_and_bad_tokens_are_refused_with_a_reason() {
             .starts_with("token_invalid")
     );
 
-    let keys = TokenKeys::new(&app.settings);
-    let now = chrono::Utc::now().timestamp();
-    let (expired, _) = keys.encode(Claims {
-        sub: app.a.agent_id,
-        tid: app.a.id,
-        role: switchboard_core::auth::Role::Agent,
-        jti: Uuid::new_v4(),
-        iat: now - 7200,
-        exp: now - 3600,
-    });
+    let (expired, _) = agent_token(&app, -7200, -3600);
     assert!(
         refused(json!({"token": expired}))
             .await
@@ -595,16 +596,7 @@ async fn heartbeats_keep_a_long_lived_socket_and_its_agent_online() {
 async fn a_socket_is_told_and_disconnected_when_its_token_expires() {
     let app = spawn_app().await;
     let rt = RealtimeServer::start(app.settings.clone()).await;
-    let keys = TokenKeys::new(&app.settings);
-    let now = chrono::Utc::now().timestamp();
-    let (short_lived, claims) = keys.encode(Claims {
-        sub: app.a.agent_id,
-        tid: app.a.id,
-        role: switchboard_core::auth::Role::Agent,
-        jti: Uuid::new_v4(),
-        iat: now,
-        exp: now + 2,
-    });
+    let (short_lived, claims) = agent_token(&app, 0, 2);
     let mut expiring = SioClient::with_token(rt.addr, &short_lived).await;
     let mut lasting = SioClient::with_token(rt.addr, &app.a.token).await;
 
@@ -669,7 +661,7 @@ async fn a_logout_reaches_the_socket_at_once_not_at_the_next_revocation_sweep() 
     let config = switchboard_realtime::RealtimeConfig {
         heartbeat_interval: Duration::from_secs(600),
         socket_ttl: Duration::from_secs(1800),
-        ..support::test_config()
+        ..switchboard_testkit::test_config()
     };
     let rt = RealtimeServer::start_with(app.settings.clone(), config).await;
     let token = app.login(&app.a.agent_email, PASSWORD).await;

@@ -4,15 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::Stack;
-use switchboard_core::{auth, jobs};
+use switchboard_core::jobs;
+use switchboard_testkit::Stack;
 use uuid::Uuid;
+
+/// The binary under test, for the tests that run it as a child process.
+const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
 
 const DONE: Duration = Duration::from_secs(60);
 
@@ -76,26 +77,6 @@ async fn count(stack: &Stack, table: &str) -> i64 {
         .fetch_one(&stack.db.pool)
         .await
         .unwrap()
-}
-
-/// A second tenant with its own admin API key.
-async fn other_tenant(stack: &Stack) -> String {
-    let tenant_id = Uuid::now_v7();
-    sqlx::query("INSERT INTO tenants (id, slug, name, carrier_auth_token) VALUES ($1, 'globex', 'Globex', 'globex-carrier-token')")
-        .bind(tenant_id)
-        .execute(&stack.db.pool)
-        .await
-        .unwrap();
-    let key = auth::generate_api_key();
-    sqlx::query("INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role) VALUES ($1, $2, 'test', $3, $4, 'admin')")
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(auth::api_key_display_prefix(&key))
-        .bind(auth::hash_api_key(&key))
-        .execute(&stack.db.pool)
-        .await
-        .unwrap();
-    key
 }
 
 /// `n` distinct valid US numbers.
@@ -327,7 +308,7 @@ async fn oversize_malformed_and_mistyped_files_are_refused_with_nothing_written(
 #[tokio::test]
 async fn another_tenants_import_is_not_found_on_every_route() {
     let stack = Stack::start(|_| {}).await;
-    let other = other_tenant(&stack).await;
+    let other = stack.other_tenant("globex").await;
     let done = import(&stack, "", "name,phone\nAda,nope\n".to_string()).await;
     let id = done["id"].as_str().unwrap();
     for path in [
@@ -336,24 +317,14 @@ async fn another_tenants_import_is_not_found_on_every_route() {
         format!("/v1/imports/{}", Uuid::now_v7()),
         format!("/v1/imports/{}/errors", Uuid::now_v7()),
     ] {
-        let response = stack
-            .client
-            .get(stack.url(&path))
-            .bearer_auth(&other)
-            .send()
-            .await
-            .unwrap();
+        let response = stack.request_as(Method::GET, &path, &other).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "not_found");
     }
     let response = stack
-        .client
-        .get(stack.url("/v1/imports/not-a-uuid"))
-        .bearer_auth(&stack.api_key)
-        .send()
-        .await
-        .unwrap();
+        .request_as(Method::GET, "/v1/imports/not-a-uuid", &stack.api_key)
+        .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // The other tenant's own import of the same number creates its own customer.
     let (status, body) = upload(
@@ -411,7 +382,7 @@ async fn an_import_resumes_after_its_worker_is_killed_and_a_rerun_writes_nothing
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_string();
 
-    let mut worker = stack.spawn_worker_process();
+    let mut worker = stack.spawn_worker_process(SWITCHBOARD);
     stack
         .wait_until_sql(
             &format!("SELECT rows_processed > 0 FROM imports WHERE id = '{id}'"),
@@ -497,7 +468,10 @@ async fn an_import_whose_attempts_run_out_is_failed_and_resumes_when_redriven() 
         .execute(&stack.db.pool)
         .await
         .unwrap();
-    let out = stack.cli(&["jobs", "dead-letter", "retry", "--queue", "import.process"]);
+    let out = stack.cli(
+        SWITCHBOARD,
+        &["jobs", "dead-letter", "retry", "--queue", "import.process"],
+    );
     assert!(out.contains("re-queued 1 dead job"), "{out}");
     let id = failed["id"].as_str().unwrap();
     let done = stack

@@ -4,17 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use support::Stack;
 use switchboard_core::{
     jobs::{SmsSend, enqueue},
     settings::CarrierMode,
 };
+use switchboard_testkit::Stack;
+use switchboard_testkit::http::get_text;
 use uuid::Uuid;
 
 const LIFECYCLE: Duration = Duration::from_secs(30);
@@ -163,15 +162,7 @@ async fn a_stalled_queue_is_reported_not_ready_and_recovers() {
     };
     assert_eq!(body["checks"]["queues"], "stalled: sms.send", "{body}");
     let base = stack.worker_base.clone().unwrap();
-    let metrics = stack
-        .client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&stack.client, &format!("{base}/metrics")).await;
     assert!(
         metrics.contains("jobs_watchdog_restarts_total{queue=\"sms.send\"}"),
         "{metrics}"

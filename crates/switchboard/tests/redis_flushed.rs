@@ -7,13 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use support::Stack;
 use switchboard_core::redis::redis;
+use switchboard_testkit::Stack;
 
 #[tokio::test]
 async fn redis_emptied_mid_campaign_loses_no_message_and_sends_none_twice() {

@@ -3,16 +3,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, SecondsFormat, Timelike, Utc};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::Stack;
-use switchboard_core::auth;
+use switchboard_testkit::Stack;
+
 use uuid::Uuid;
+
+/// The binary under test, for the tests that run it as a child process.
+const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
 
 const LIFECYCLE: Duration = Duration::from_secs(30);
 
@@ -31,6 +32,16 @@ async fn schedule(stack: &Stack, body: Value) -> Value {
     let (status, call) = stack.post("/v1/scheduled-calls", body).await;
     assert_eq!(status, StatusCode::CREATED, "{call}");
     call
+}
+
+/// Schedules a call to `to` due now with `retry` as its policy; returns its id.
+async fn schedule_now(stack: &Stack, to: &str, retry: Value) -> String {
+    let call = schedule(
+        stack,
+        json!({"to": to, "run_at": at(Utc::now()), "retry": retry}),
+    )
+    .await;
+    call["id"].as_str().expect("id").to_string()
 }
 
 async fn wait_status(stack: &Stack, id: &str, status: &str, limit: Duration) -> Value {
@@ -95,13 +106,12 @@ async fn a_scheduled_call_is_placed_at_its_time_and_not_before() {
 #[tokio::test]
 async fn busy_then_answered_is_retried_per_the_policy_and_completes_with_two_attempts() {
     let stack = Stack::start(|_| {}).await;
-    let created = schedule(
+    let id = &schedule_now(
         &stack,
-        json!({"to": "+12025550908", "run_at": at(Utc::now()),
-               "retry": {"max_attempts": 3, "backoff_seconds": 2, "on": ["busy"]}}),
+        "+12025550908",
+        json!({"max_attempts": 3, "backoff_seconds": 2, "on": ["busy"]}),
     )
     .await;
-    let id = created["id"].as_str().unwrap();
     let retrying = wait_status(&stack, id, "retrying", LIFECYCLE).await;
     assert_eq!(attempt_statuses(&retrying), ["busy"]);
     let ended = time(&retrying["attempts"][0]["ended_at"]);
@@ -123,13 +133,12 @@ async fn busy_then_answered_is_retried_per_the_policy_and_completes_with_two_att
 #[tokio::test]
 async fn a_call_that_never_connects_is_exhausted_after_max_attempts() {
     let stack = Stack::start(|_| {}).await;
-    let created = schedule(
+    let id = &schedule_now(
         &stack,
-        json!({"to": "+12025550901", "run_at": at(Utc::now()),
-               "retry": {"max_attempts": 3, "backoff_seconds": 1}}),
+        "+12025550901",
+        json!({"max_attempts": 3, "backoff_seconds": 1}),
     )
     .await;
-    let id = created["id"].as_str().unwrap();
     let done = wait_status(&stack, id, "exhausted", LIFECYCLE).await;
     assert_eq!(attempt_statuses(&done), ["busy", "busy", "busy"], "{done}");
     // Nothing more is placed afterwards.
@@ -194,13 +203,12 @@ async fn a_call_canceled_before_its_time_is_never_placed() {
 async fn a_call_canceled_while_ringing_is_hung_up_and_not_retried() {
     // Real-time telephony: the no-answer number rings for 2–12 s.
     let stack = Stack::start(|s| s.carrier_speed = 1.0).await;
-    let created = schedule(
+    let id = &schedule_now(
         &stack,
-        json!({"to": "+12025550902", "run_at": at(Utc::now()),
-               "retry": {"max_attempts": 3, "backoff_seconds": 1}}),
+        "+12025550902",
+        json!({"max_attempts": 3, "backoff_seconds": 1}),
     )
     .await;
-    let id = created["id"].as_str().unwrap();
     let dialing = wait_status(&stack, id, "dialing", LIFECYCLE).await;
     let call_id = dialing["attempts"][0]["call_id"].as_str().unwrap();
     let (status, canceled) = stack
@@ -221,13 +229,12 @@ async fn a_call_canceled_while_ringing_is_hung_up_and_not_retried() {
 #[tokio::test]
 async fn a_call_canceled_while_waiting_to_retry_makes_no_more_attempts() {
     let stack = Stack::start(|_| {}).await;
-    let created = schedule(
+    let id = &schedule_now(
         &stack,
-        json!({"to": "+12025550901", "run_at": at(Utc::now()),
-               "retry": {"max_attempts": 3, "backoff_seconds": 2}}),
+        "+12025550901",
+        json!({"max_attempts": 3, "backoff_seconds": 2}),
     )
     .await;
-    let id = created["id"].as_str().unwrap();
     wait_status(&stack, id, "retrying", LIFECYCLE).await;
     let (status, canceled) = stack
         .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
@@ -311,36 +318,59 @@ async fn calling_hours_defer_a_call_to_the_next_window_in_the_tenant_time_zone()
             got.to_rfc3339()
         }
     };
-    // 07:00 in New York (EST, -05:00) before a 09:00–17:00 window: 09:00 local.
-    assert_eq!(
-        next("2026-12-01T12:00:00Z", "America/New_York", "09:00", "17:00").await,
-        "2026-12-01T14:00:00+00:00"
-    );
-    // Inside: now.
-    assert_eq!(
-        next("2026-12-01T15:00:00Z", "America/New_York", "09:00", "17:00").await,
-        "2026-12-01T15:00:00+00:00"
-    );
-    // After hours: tomorrow 09:00.
-    assert_eq!(
-        next("2026-12-01T23:00:00Z", "America/New_York", "09:00", "17:00").await,
-        "2026-12-02T14:00:00+00:00"
-    );
-    // An overnight 22:00–02:00 window at 01:00 UTC is open; at 03:00 it waits until 22:00.
-    assert_eq!(
-        next("2026-12-01T01:00:00Z", "UTC", "22:00", "02:00").await,
-        "2026-12-01T01:00:00+00:00"
-    );
-    assert_eq!(
-        next("2026-12-01T03:00:00Z", "UTC", "22:00", "02:00").await,
-        "2026-12-01T22:00:00+00:00"
-    );
+    for (now, zone, start, end, expected) in [
+        // 07:00 in New York (EST, -05:00) before a 09:00–17:00 window: 09:00 local.
+        (
+            "2026-12-01T12:00:00Z",
+            "America/New_York",
+            "09:00",
+            "17:00",
+            "2026-12-01T14:00:00+00:00",
+        ),
+        // Inside: now.
+        (
+            "2026-12-01T15:00:00Z",
+            "America/New_York",
+            "09:00",
+            "17:00",
+            "2026-12-01T15:00:00+00:00",
+        ),
+        // After hours: tomorrow 09:00.
+        (
+            "2026-12-01T23:00:00Z",
+            "America/New_York",
+            "09:00",
+            "17:00",
+            "2026-12-02T14:00:00+00:00",
+        ),
+        // An overnight 22:00–02:00 window at 01:00 UTC is open; at 03:00 it waits until 22:00.
+        (
+            "2026-12-01T01:00:00Z",
+            "UTC",
+            "22:00",
+            "02:00",
+            "2026-12-01T01:00:00+00:00",
+        ),
+        (
+            "2026-12-01T03:00:00Z",
+            "UTC",
+            "22:00",
+            "02:00",
+            "2026-12-01T22:00:00+00:00",
+        ),
+    ] {
+        assert_eq!(
+            next(now, zone, start, end).await,
+            expected,
+            "at {now} in {zone}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_worker_killed_between_scheduling_and_run_at_loses_nothing() {
     let stack = Stack::api_only(|_| {}).await;
-    let mut worker = stack.spawn_worker_process();
+    let mut worker = stack.spawn_worker_process(SWITCHBOARD);
     let run_at = Utc::now() + Span::seconds(3);
     let mut ids = Vec::new();
     for to in ["+12025550904", "+12025550908"] {
@@ -361,7 +391,7 @@ async fn a_worker_killed_between_scheduling_and_run_at_loses_nothing() {
         let waiting = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
         assert_eq!(waiting["status"], "pending", "{waiting}");
     }
-    let mut worker = stack.spawn_worker_process();
+    let mut worker = stack.spawn_worker_process(SWITCHBOARD);
     let first = wait_status(&stack, &ids[0], "completed", LIFECYCLE).await;
     let second = wait_status(&stack, &ids[1], "completed", LIFECYCLE).await;
     worker.kill().unwrap();
@@ -589,55 +619,29 @@ async fn another_tenants_scheduled_calls_are_not_found() {
     .await;
     let id = mine["id"].as_str().unwrap();
 
-    let other = Uuid::now_v7();
-    sqlx::query("INSERT INTO tenants (id, slug, name, carrier_auth_token) VALUES ($1, 'globex', 'Globex', 'globex-carrier-token')")
-        .bind(other)
-        .execute(&stack.db.pool)
-        .await
-        .unwrap();
-    let key = auth::generate_api_key();
-    sqlx::query("INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role) VALUES ($1, $2, 'test', $3, $4, 'admin')")
-        .bind(Uuid::now_v7())
-        .bind(other)
-        .bind(auth::api_key_display_prefix(&key))
-        .bind(auth::hash_api_key(&key))
-        .execute(&stack.db.pool)
-        .await
-        .unwrap();
-    let get = stack
-        .client
-        .get(stack.url(&format!("/v1/scheduled-calls/{id}")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(get.status(), StatusCode::NOT_FOUND);
-    let cancel = stack
-        .client
-        .post(stack.url(&format!("/v1/scheduled-calls/{id}/cancel")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
+    let key = stack.other_tenant("globex").await;
+    for path in [
+        format!("/v1/scheduled-calls/{id}"),
+        format!("/v1/scheduled-calls/{id}/cancel"),
+    ] {
+        let method = if path.ends_with("/cancel") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let response = stack.request_as(method, &path, &key).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
     let list: Value = stack
-        .client
-        .get(stack.url("/v1/scheduled-calls"))
-        .bearer_auth(&key)
-        .send()
+        .request_as(Method::GET, "/v1/scheduled-calls", &key)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(list["data"], json!([]));
     let settings: Value = stack
-        .client
-        .get(stack.url("/v1/scheduling/settings"))
-        .bearer_auth(&key)
-        .send()
+        .request_as(Method::GET, "/v1/scheduling/settings", &key)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -657,18 +661,8 @@ async fn another_tenants_scheduled_calls_are_not_found() {
 
 #[tokio::test]
 async fn every_change_is_published_as_scheduled_call_updated() {
-    use futures::StreamExt;
-    use secrecy::ExposeSecret;
-    use switchboard_core::{events::events_channel, redis::redis};
-
     let stack = Stack::start(|_| {}).await;
-    let client = redis::Client::open(stack.settings.redis_url.expose_secret()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(events_channel(&stack.settings, stack.tenant_id))
-        .await
-        .unwrap();
-    let mut events = pubsub.into_on_message();
+    let mut events = stack.events().await;
     let created = schedule(
         &stack,
         json!({"to": "+12025550908", "run_at": at(Utc::now()),
@@ -677,15 +671,8 @@ async fn every_change_is_published_as_scheduled_call_updated() {
     .await;
     let mut seen = Vec::new();
     let last = loop {
-        let message = tokio::time::timeout(LIFECYCLE, events.next())
-            .await
-            .expect("events keep coming until the call completes")
-            .unwrap();
-        let envelope: Value =
-            serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
-        if envelope["type"] != "scheduled_call.updated" {
-            continue;
-        }
+        // Events keep coming until the call completes.
+        let envelope = events.next_of("scheduled_call.updated", LIFECYCLE).await;
         assert_eq!(envelope["data"]["id"], created["id"]);
         seen.push((
             envelope["data"]["version"].as_i64().unwrap(),

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use serde_json::{Value, json};
+use serde_json::json;
 use switchboard::seed::{self, DEMO_PASSWORD, SeedParams};
-use switchboard_core::{settings::Environment, testing::TestDatabase};
+use switchboard_core::settings::Environment;
+use switchboard_testkit::{ApiServer, TestDatabase, http::send_json};
 
 fn small() -> SeedParams {
     SeedParams {
@@ -94,49 +95,31 @@ async fn demo_credentials_work_against_the_api() {
     let report = seed::run(&db.pool, &settings, &small(), false, false)
         .await
         .unwrap();
-    let state = switchboard_api::state(settings.clone()).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(switchboard_api::serve_on(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let api = ApiServer::start(settings.clone()).await;
     let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", api.addr);
+    let login_as = |email: &str| {
+        send_json(
+            client
+                .post(url("/v1/auth/login"))
+                .json(&json!({"email": email, "password": DEMO_PASSWORD})),
+        )
+    };
 
-    let login: Value = client
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(&json!({"email": "agent01@acme.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = login_as("agent01@acme.example").await;
     assert_eq!(
         login["agent"]["tenant_id"],
         report.tenants[0].id.to_string()
     );
-    let admin: Value = client
-        .post(format!("http://{addr}/v1/auth/login"))
-        .json(&json!({"email": "admin@globex.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = login_as("admin@globex.example").await;
     assert_eq!(admin["agent"]["role"], "admin");
 
-    let me: Value = client
-        .get(format!("http://{addr}/v1/me"))
-        .bearer_auth(&report.tenants[1].api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = send_json(
+        client
+            .get(url("/v1/me"))
+            .bearer_auth(&report.tenants[1].api_key),
+    )
+    .await;
     assert_eq!(me["tenant"]["slug"], "globex");
 
     // A seeded customer's number finds them, and their timeline has history.
@@ -146,26 +129,20 @@ async fn demo_credentials_work_against_the_api() {
         .await
         .unwrap();
     let token = login["access_token"].as_str().unwrap();
-    let found: Value = client
-        .get(format!("http://{addr}/v1/customers"))
-        .query(&[("phone", phone.as_str())])
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = send_json(
+        client
+            .get(url("/v1/customers"))
+            .query(&[("phone", phone.as_str())])
+            .bearer_auth(token),
+    )
+    .await;
     let id = found["data"][0]["id"].as_str().unwrap();
-    let timeline: Value = client
-        .get(format!("http://{addr}/v1/customers/{id}/timeline"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let timeline = send_json(
+        client
+            .get(url(&format!("/v1/customers/{id}/timeline")))
+            .bearer_auth(token),
+    )
+    .await;
     assert!(!timeline["data"].as_array().unwrap().is_empty());
 }
 

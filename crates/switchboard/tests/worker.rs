@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::{
     sync::{
         Arc,
@@ -18,8 +16,11 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::{Stack, is_terminal_message};
+use switchboard_testkit::{Stack, is_terminal_message};
 use tokio::sync::Mutex;
+
+/// The binary under test, for the tests that run it as a child process.
+const SWITCHBOARD: &str = env!("CARGO_BIN_EXE_switchboard");
 
 const LIFECYCLE: Duration = Duration::from_secs(30);
 
@@ -321,9 +322,12 @@ async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
         .await
         .unwrap();
     // Inspect and re-drive with the CLI, as an operator would.
-    let listed = stack.cli(&["jobs", "dead-letter", "list", "--json"]);
+    let listed = stack.cli(SWITCHBOARD, &["jobs", "dead-letter", "list", "--json"]);
     assert_eq!(listed.lines().count(), 2, "{listed}");
-    let out = stack.cli(&["jobs", "dead-letter", "retry", "--queue", "campaign.expand"]);
+    let out = stack.cli(
+        SWITCHBOARD,
+        &["jobs", "dead-letter", "retry", "--queue", "campaign.expand"],
+    );
     assert!(out.contains("re-queued 1 dead job"), "{out}");
     let id = campaign["id"].as_str().unwrap();
     stack
@@ -387,7 +391,7 @@ async fn a_campaign_with_opted_out_recipients_ends_with_exact_counts() {
 #[tokio::test]
 async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
     let stack = Stack::api_only(|_| {}).await;
-    let mut worker = stack.spawn_worker_process();
+    let mut worker = stack.spawn_worker_process(SWITCHBOARD);
     let id = stack.campaign_under_way("556").await;
     worker.kill().unwrap(); // SIGKILL
     worker.wait().unwrap();
@@ -397,7 +401,7 @@ async fn a_worker_killed_mid_campaign_loses_nothing_and_doubles_nothing() {
         "killed mid-campaign ({handed_over} handed over)"
     );
 
-    let mut worker = stack.spawn_worker_process();
+    let mut worker = stack.spawn_worker_process(SWITCHBOARD);
     stack
         .assert_campaign_sent_exactly_once(&id, 1000, Duration::from_secs(120))
         .await;

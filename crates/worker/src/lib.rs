@@ -12,7 +12,7 @@
 //! - the queue machinery around them: the `LISTEN` connection that wakes
 //!   idle queues, batched acknowledgements, lease renewal and the watchdog
 //!   ([`queue`]);
-//! - the event feed that turns events into tenant webhook deliveries ([`feed`]);
+//! - the fan-out that turns events into tenant webhook deliveries ([`webhook_fanout`]);
 //! - periodic maintenance: the sweeper, campaign progress, report rollups
 //!   ([`maintenance`]);
 //! - the simulator's inbound traffic, when configured ([`simulator`]);
@@ -25,13 +25,13 @@
 pub mod context;
 pub mod deadletter;
 pub mod error;
-pub mod feed;
 pub mod jobs;
 pub mod maintenance;
 mod ops;
 pub mod queue;
 pub mod runner;
 pub mod simulator;
+pub mod webhook_fanout;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -138,7 +138,7 @@ pub async fn serve_on(
     let leases = tokio::spawn(queue::renew_leases(ctx.queues.clone(), stopped()));
     let watchdog = tokio::spawn(queue::watchdog(ctx.queues.clone(), stopped()));
     let vacuum = tokio::spawn(queue::vacuum_loop(ctx.queues.clone(), stopped()));
-    let feed = tokio::spawn(feed::run(ctx.clone(), stopped()));
+    let fanout = tokio::spawn(webhook_fanout::run(ctx.clone(), stopped()));
     let maintenance = tokio::spawn(maintenance::run(ctx.clone(), stopped()));
     let inbound = tokio::spawn(simulator::run_inbound(ctx.clone(), stopped()));
 
@@ -173,7 +173,7 @@ pub async fn serve_on(
         leases,
         watchdog,
         vacuum,
-        feed,
+        fanout,
         maintenance,
         inbound
     );

@@ -27,6 +27,7 @@ use switchboard_core::{
     redis::redis,
     reports,
     settings::CarrierMode,
+    ticker::Ticker,
 };
 use uuid::Uuid;
 
@@ -39,14 +40,8 @@ const SWEEP_BATCH: i64 = 5_000;
 const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(ctx.settings.maintenance_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = Ticker::new(ctx.settings.maintenance_interval, shutdown);
+    while ticker.tick().await {
         match lease(&ctx).await {
             Ok(true) => {}
             Ok(false) => continue,
@@ -104,21 +99,17 @@ async fn lease(ctx: &Ctx) -> anyhow::Result<bool> {
     Ok(taken.is_some())
 }
 
-/// Re-drives what is stuck; returns how many jobs it enqueued. Each query
-/// selects `(tenant_id, id)` of records `r` idle for longer than `$1`
-/// seconds but less than `$3` (the sweep window), at most `$2`, that no
-/// job and no dead letter names ([`UNSEEN`]).
+/// Re-drives what is stuck; returns how many jobs it enqueued.
 pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     let after = ctx.settings.sweep_after.as_secs_f64();
     let mut pushed = redrive(
         ctx,
-        "SELECT tenant_id, id FROM messages r
-         WHERE status = 'queued' AND direction = 'outbound'
-           AND updated_at < now() - make_interval(secs => $1)
-           AND updated_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         ORDER BY updated_at LIMIT $2",
+        Stuck {
+            table: "messages",
+            waiting: "r.status = 'queued' AND r.direction = 'outbound'",
+            since: "updated_at",
+            oldest_first: true,
+        },
         after,
         |tenant_id, message_id| SmsSend {
             tenant_id,
@@ -129,13 +120,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     if ctx.settings.carrier == CarrierMode::Simulated {
         pushed += redrive(
             ctx,
-            "SELECT tenant_id, id FROM messages r
-             WHERE status IN ('sending', 'sent') AND direction = 'outbound'
-               AND updated_at < now() - make_interval(secs => $1)
-               AND updated_at > now() - make_interval(secs => $3)
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         ORDER BY updated_at LIMIT $2",
+            Stuck {
+                table: "messages",
+                waiting: "r.status IN ('sending', 'sent') AND r.direction = 'outbound'",
+                since: "updated_at",
+                oldest_first: true,
+            },
             after,
             |tenant_id, message_id| CarrierSim::OutboundSms {
                 tenant_id,
@@ -147,13 +137,13 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         // A call can legitimately talk for 30 minutes of simulated time.
         pushed += redrive(
             ctx,
-            "SELECT tenant_id, id FROM calls r
-             WHERE status IN ('queued', 'ringing', 'in-progress') AND direction = 'outbound'
-               AND updated_at < now() - make_interval(secs => $1)
-               AND updated_at > now() - make_interval(secs => $3)
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         ORDER BY updated_at LIMIT $2",
+            Stuck {
+                table: "calls",
+                waiting: "r.status IN ('queued', 'ringing', 'in-progress') \
+                          AND r.direction = 'outbound'",
+                since: "updated_at",
+                oldest_first: true,
+            },
             after.max(1_800.0 / ctx.settings.carrier_speed),
             |tenant_id, call_id| CarrierSim::OutboundCall { tenant_id, call_id },
         )
@@ -161,13 +151,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     }
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM campaigns r
-         WHERE status = 'pending'
-           AND created_at < now() - make_interval(secs => $1)
-           AND created_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         LIMIT $2",
+        Stuck {
+            table: "campaigns",
+            waiting: "r.status = 'pending'",
+            since: "created_at",
+            oldest_first: false,
+        },
         after,
         |tenant_id, campaign_id| CampaignExpand {
             tenant_id,
@@ -177,13 +166,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     .await?;
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM voicemails r
-         WHERE transcription_status IN ('pending', 'processing')
-           AND created_at < now() - make_interval(secs => $1)
-           AND created_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         LIMIT $2",
+        Stuck {
+            table: "voicemails",
+            waiting: "r.transcription_status IN ('pending', 'processing')",
+            since: "created_at",
+            oldest_first: false,
+        },
         after,
         |tenant_id, voicemail_id| VoicemailTranscribe {
             tenant_id,
@@ -193,13 +181,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     .await?;
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM recordings r
-         WHERE status IN ('pending', 'processing')
-           AND created_at < now() - make_interval(secs => $1)
-           AND created_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         LIMIT $2",
+        Stuck {
+            table: "recordings",
+            waiting: "r.status IN ('pending', 'processing')",
+            since: "created_at",
+            oldest_first: false,
+        },
         after,
         |tenant_id, recording_id| RecordingProcess {
             tenant_id,
@@ -211,13 +198,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     // one whose job was lost to a bug or a hand-edited table.
     pushed += redrive(
         ctx,
-        "SELECT tenant_id, id FROM scheduled_calls r
-         WHERE status IN ('pending', 'retrying')
-           AND next_attempt_at < now() - make_interval(secs => $1)
-           AND next_attempt_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-         ORDER BY next_attempt_at LIMIT $2",
+        Stuck {
+            table: "scheduled_calls",
+            waiting: "r.status IN ('pending', 'retrying')",
+            since: "next_attempt_at",
+            oldest_first: true,
+        },
         after,
         |tenant_id, scheduled_call_id| ScheduledCallRun {
             tenant_id,
@@ -227,16 +213,15 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     .await?;
     pushed += redrive(
         ctx,
-        "SELECT r.tenant_id, r.id FROM scheduled_calls r
-         WHERE r.status = 'dialing'
-           AND r.updated_at < now() - make_interval(secs => $1)
-           AND r.updated_at > now() - make_interval(secs => $3)
-           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
-           AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
-           AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
-                       WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
-                         AND c.status NOT IN ('queued', 'ringing', 'in-progress'))
-         LIMIT $2",
+        Stuck {
+            table: "scheduled_calls",
+            waiting: "r.status = 'dialing'
+                AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
+                            WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
+                              AND c.status NOT IN ('queued', 'ringing', 'in-progress'))",
+            since: "updated_at",
+            oldest_first: false,
+        },
         after,
         |tenant_id, scheduled_call_id| ScheduledCallRun {
             tenant_id,
@@ -251,14 +236,54 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     Ok(pushed)
 }
 
+/// One kind of record the sweeper looks for: rows `r` of `table` that are
+/// `waiting`, idle (by `since`) for longer than the threshold but not past
+/// the sweep window, and named by no job and no dead letter.
+struct Stuck {
+    table: &'static str,
+    /// The condition on `r` of a record that needs a job to progress.
+    waiting: &'static str,
+    /// The timestamp column its wait is measured from.
+    since: &'static str,
+    /// Take the longest-waiting first (where an index on `since` serves it).
+    oldest_first: bool,
+}
+
+impl Stuck {
+    /// `(tenant_id, id)` of at most `$2` records idle for longer than `$1`
+    /// seconds but less than `$3`.
+    fn sql(&self) -> String {
+        let Stuck {
+            table,
+            waiting,
+            since,
+            oldest_first,
+        } = self;
+        let order = if *oldest_first {
+            format!("ORDER BY r.{since} ")
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT r.tenant_id, r.id FROM {table} r
+             WHERE {waiting}
+               AND r.{since} < now() - make_interval(secs => $1)
+               AND r.{since} > now() - make_interval(secs => $3)
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.subject = r.id)
+               AND NOT EXISTS (SELECT 1 FROM dead_jobs d WHERE d.subject = r.id)
+             {order}LIMIT $2"
+        )
+    }
+}
+
 /// Runs one sweep query and enqueues a `T` for every record it finds.
 async fn redrive<T: Job>(
     ctx: &Ctx,
-    sql: &'static str,
+    kind: Stuck,
     idle_secs: f64,
     job: impl Fn(Uuid, Uuid) -> T,
 ) -> anyhow::Result<usize> {
-    let stuck: Vec<(Uuid, Uuid)> = sqlx::query_as(sql)
+    let stuck: Vec<(Uuid, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(kind.sql()))
         .bind(idle_secs)
         .bind(SWEEP_BATCH)
         .bind(SWEEP_WINDOW_SECS)

@@ -48,7 +48,10 @@ use apalis_core::task::Task;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream::BoxStream};
 use sqlx::{PgPool, postgres::PgListener};
-use switchboard_core::jobs::{NOTIFY_CHANNEL, QUEUES};
+use switchboard_core::{
+    jobs::{NOTIFY_CHANNEL, QUEUES},
+    ticker::Ticker,
+};
 use tokio::sync::Notify;
 
 /// Longest an idle queue waits without looking (a lost notification's cost).
@@ -514,15 +517,9 @@ const VACUUM_AT_LEAST_EVERY: Duration = Duration::from_secs(30);
 /// jobs, or [`VACUUM_AT_LEAST_EVERY`] if there were any. `SKIP_LOCKED`: if
 /// another worker is vacuuming it already, this one does not wait.
 pub async fn vacuum_loop(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = Ticker::new(Duration::from_secs(1), shutdown);
     let mut last = Instant::now();
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => {}
-        }
+    while ticker.tick().await {
         let churn = queues.churn.load(Ordering::Relaxed);
         let due =
             churn >= VACUUM_AFTER_JOBS || (churn > 0 && last.elapsed() >= VACUUM_AT_LEAST_EVERY);
@@ -548,14 +545,8 @@ pub async fn vacuum_loop(queues: Arc<Queues>, shutdown: impl std::future::Future
 
 /// Renews this process's leases every quarter lease until `shutdown`.
 pub async fn renew_leases(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(queues.lease / 4);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = Ticker::new(queues.lease / 4, shutdown);
+    while ticker.tick().await {
         if let Err(error) = queues.renew().await {
             metrics::counter!("jobs_lease_renew_errors_total").increment(1);
             tracing::warn!(%error, "renewing job leases failed");
@@ -631,15 +622,9 @@ pub async fn states(db: &PgPool) -> Result<Vec<QueueState>, sqlx::Error> {
 /// stalled (ERROR, not ready, restarted); it recovers as soon as it makes
 /// progress again.
 pub async fn watchdog(queues: Arc<Queues>, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
     let period = (queues.stall_after / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            _ = tick.tick() => {}
-        }
+    let mut ticker = Ticker::new(period, shutdown);
+    while ticker.tick().await {
         let states = match states(&queues.db).await {
             Ok(states) => states,
             Err(error) => {

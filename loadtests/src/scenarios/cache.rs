@@ -22,16 +22,21 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
 };
 
+use futures::future::BoxFuture;
 use goose::prelude::*;
 
-use super::{agent, log_in};
+use super::{About, LoadScenario, Run, Setup, agent, agents, thinking, weighted};
 use crate::{
-    context::{Call, RunContext, current},
+    context::{RunContext, current},
     measure::{parse_value, scrape},
-    profile::Shape,
+    profile::{Load, Shape, Tier, secs},
+    results::Extras,
+    thresholds::{
+        Op::{Gt, Le, Lt},
+        Rule, rule,
+    },
 };
 
 /// The API's metrics from before the attack, and the ideal cache.
@@ -67,28 +72,97 @@ impl CacheStats {
     }
 }
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    let weighted = |t: Transaction, w: usize| t.set_weight(w).unwrap_or_else(|_| unreachable!());
-    scenario!("cache")
-        .set_wait_time(Duration::from_millis(0), Duration::from_millis(100))
-        .unwrap_or_else(|_| unreachable!("a valid wait time"))
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(weighted(
-            transaction!(lookup).set_name("customer lookup"),
-            80,
-        ))
-        .register_transaction(weighted(transaction!(me).set_name("who am I"), 15))
-        .register_transaction(weighted(
-            transaction!(update).set_name("customer update"),
-            5,
-        ))
+/// Seed 003's cache metrics.
+pub struct Cache;
+
+impl LoadScenario for Cache {
+    fn about(&self) -> About {
+        About::new(
+            "cache",
+            "seed 003 §Cache Metrics (hit rate > 80 %, get < 5 ms, set < 10 ms)",
+        )
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        // Seed 003 names no user count for its cache test: the database
+        // scenario's 50 agents.
+        Load::users(50).steady(secs(30))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "cache.hit_pct",
+                    Gt,
+                    80.0,
+                    "seed 003 §Cache Metrics: hit rate > 80 %",
+                ),
+                rule(
+                    "HTTP GET /v1/customers?phone=.p95_ms",
+                    Lt,
+                    5.0,
+                    "seed 003 §Cache Metrics: get < 5 ms (p95, as a client times it)",
+                ),
+                rule(
+                    "HTTP PATCH /v1/customers/{id}.p95_ms",
+                    Lt,
+                    10.0,
+                    "seed 003 §Cache Metrics: set < 10 ms (p95 of the write that replaces an entry)",
+                ),
+                rule("http.error_pct", Lt, 1.0, "seed 003: error rate < 1 %"),
+            ],
+            Tier::Goal => vec![
+                rule(
+                    "cache.customers.hit_pct_below_ideal",
+                    Le,
+                    2.0,
+                    "goal: within 2 points of an ideal coherent cache on the same requests",
+                ),
+                rule(
+                    "HTTP GET /v1/customers?phone=.p99_ms",
+                    Le,
+                    5.0,
+                    "goal: get p99 ≤ 5 ms",
+                ),
+                rule(
+                    "HTTP PATCH /v1/customers/{id}.p99_ms",
+                    Le,
+                    10.0,
+                    "goal: set p99 ≤ 10 ms",
+                ),
+                rule("http.errors", Le, 0.0, "goal: 0 errors"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        thinking(agents("cache", false), 0, 100)
+            .register_transaction(weighted(
+                transaction!(lookup).set_name("customer lookup"),
+                80,
+            ))
+            .register_transaction(weighted(transaction!(me).set_name("who am I"), 15))
+            .register_transaction(weighted(
+                transaction!(update).set_name("customer update"),
+                5,
+            ))
+    }
+
+    fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
+        Box::pin(async move { Ok(Setup::noted(setup(run.ctx).await?)) })
+    }
+
+    fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(error) = hit_rates(run.ctx, extras).await {
+                eprintln!("  cache: hit rate not measured: {error:#}");
+            }
+        })
+    }
 }
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, false).await
-}
-
-pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
     let http = crate::context::client()?;
     let before = scrape(&http, &ctx.endpoints.api).await;
     anyhow::ensure!(
@@ -104,10 +178,7 @@ pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
 }
 
 /// The hit rates over the attack, as `cache.*` metrics.
-pub async fn finish(
-    ctx: &RunContext,
-    extras: &mut std::collections::BTreeMap<String, f64>,
-) -> anyhow::Result<()> {
+async fn hit_rates(ctx: &RunContext, extras: &mut Extras) -> anyhow::Result<()> {
     let Some(stats) = ctx.extra::<CacheStats>() else {
         return Ok(());
     };
@@ -177,10 +248,7 @@ async fn lookup(user: &mut GooseUser) -> TransactionResult {
 
 async fn me(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
-    Call::get("/v1/me", "GET /v1/me", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    super::database::read(user, &me.token, "/v1/me", "GET /v1/me").await
 }
 
 async fn update(user: &mut GooseUser) -> TransactionResult {

@@ -4,15 +4,17 @@
 //! logging (a note: INSERT), a customer update (UPDATE) and a report —
 //! over the seeded tables (10 000+ customers, 100 000+ calls and messages).
 
-use std::time::Duration;
-
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{agent, log_in};
+use super::{About, LoadScenario, agent, agents, thinking, weighted};
 use crate::{
     context::{Call, current, pick},
-    profile::Shape,
+    profile::{Load, Shape, Tier},
+    thresholds::{
+        Op::{Le, Lt},
+        Rule, rule,
+    },
 };
 
 const SEARCHES: &[&str] = &[
@@ -20,39 +22,76 @@ const SEARCHES: &[&str] = &[
 ];
 const MESSAGE_TERMS: &[&str] = &["appointment", "order", "invoice", "thanks", "delivery"];
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    let weighted = |t: Transaction, w: usize| t.set_weight(w).unwrap_or_else(|_| unreachable!());
-    scenario!("database")
-        .set_wait_time(Duration::from_millis(0), Duration::from_millis(200))
-        .unwrap_or_else(|_| unreachable!("a valid wait time"))
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(weighted(
-            transaction!(lookup).set_name("customer lookup"),
-            25,
-        ))
-        .register_transaction(weighted(
-            transaction!(search).set_name("customer search"),
-            15,
-        ))
-        .register_transaction(weighted(
-            transaction!(call_history).set_name("call history"),
-            15,
-        ))
-        .register_transaction(weighted(
-            transaction!(message_search).set_name("message search"),
-            10,
-        ))
-        .register_transaction(weighted(transaction!(timeline).set_name("timeline"), 15))
-        .register_transaction(weighted(transaction!(note).set_name("activity log"), 10))
-        .register_transaction(weighted(
-            transaction!(update).set_name("customer update"),
-            5,
-        ))
-        .register_transaction(weighted(transaction!(report).set_name("report"), 5))
-}
+/// Seed 000's scenario 4.
+pub struct Database;
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, false).await
+impl LoadScenario for Database {
+    fn about(&self) -> About {
+        About::new(
+            "database",
+            "seed 000 §Scenario 4 Database Performance (50 concurrent)",
+        )
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        Load::users(50)
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "http.p95_ms",
+                    Lt,
+                    100.0,
+                    "seed 000 §4: query response time < 100 ms",
+                ),
+                rule(
+                    "http.error_pct",
+                    Lt,
+                    0.1,
+                    "seed 000: database error rate < 0.1 %",
+                ),
+            ],
+            Tier::Goal => vec![
+                rule(
+                    "http.p95_ms",
+                    Le,
+                    50.0,
+                    "ours (no row in the issue): p95 ≤ 50 ms",
+                ),
+                rule("http.p99_ms", Le, 100.0, "ours: p99 ≤ 100 ms"),
+                rule("http.errors", Le, 0.0, "ours: 0 errors"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        thinking(agents("database", false), 0, 200)
+            .register_transaction(weighted(
+                transaction!(lookup).set_name("customer lookup"),
+                25,
+            ))
+            .register_transaction(weighted(
+                transaction!(search).set_name("customer search"),
+                15,
+            ))
+            .register_transaction(weighted(
+                transaction!(call_history).set_name("call history"),
+                15,
+            ))
+            .register_transaction(weighted(
+                transaction!(message_search).set_name("message search"),
+                10,
+            ))
+            .register_transaction(weighted(transaction!(timeline).set_name("timeline"), 15))
+            .register_transaction(weighted(transaction!(note).set_name("activity log"), 10))
+            .register_transaction(weighted(
+                transaction!(update).set_name("customer update"),
+                5,
+            ))
+            .register_transaction(weighted(transaction!(report).set_name("report"), 5))
+    }
 }
 
 fn customer(tenant: usize) -> (uuid::Uuid, String) {
@@ -72,48 +111,44 @@ pub(super) async fn look_up_phone(
     phone: &str,
 ) -> TransactionResult {
     let path = format!("/v1/customers?phone={}", phone.replace('+', "%2B"));
-    Call::get(&path, "GET /v1/customers?phone=", token)
-        .send(user)
-        .await?;
+    read(user, token, &path, "GET /v1/customers?phone=").await
+}
+
+/// A measured `GET` whose answer the user does not need.
+pub(super) async fn read(
+    user: &mut GooseUser,
+    token: &str,
+    path: &str,
+    name: &str,
+) -> TransactionResult {
+    Call::get(path, name, token).send(user).await?;
     Ok(())
 }
 
 async fn search(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let path = format!("/v1/customers?q={}&limit=20", pick(SEARCHES));
-    Call::get(&path, "GET /v1/customers?q=", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    read(user, &me.token, &path, "GET /v1/customers?q=").await
 }
 
 async fn call_history(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (id, _) = customer(me.tenant);
     let path = format!("/v1/calls?customer_id={id}&limit=20");
-    Call::get(&path, "GET /v1/calls?customer_id=", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    read(user, &me.token, &path, "GET /v1/calls?customer_id=").await
 }
 
 async fn message_search(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let path = format!("/v1/messages?q={}&limit=20", pick(MESSAGE_TERMS));
-    Call::get(&path, "GET /v1/messages?q=", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    read(user, &me.token, &path, "GET /v1/messages?q=").await
 }
 
 async fn timeline(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let (id, _) = customer(me.tenant);
     let path = format!("/v1/customers/{id}/timeline?limit=20");
-    Call::get(&path, "GET /v1/customers/{id}/timeline", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    read(user, &me.token, &path, "GET /v1/customers/{id}/timeline").await
 }
 
 async fn note(user: &mut GooseUser) -> TransactionResult {
@@ -151,8 +186,11 @@ pub(super) async fn update_company(
 
 async fn report(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
-    Call::get("/v1/reports/agents", "GET /v1/reports/agents", &me.token)
-        .send(user)
-        .await?;
-    Ok(())
+    read(
+        user,
+        &me.token,
+        "/v1/reports/agents",
+        "GET /v1/reports/agents",
+    )
+    .await
 }

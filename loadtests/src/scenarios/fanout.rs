@@ -15,21 +15,28 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::json;
 
-use super::{agent, log_in, next_tick, record_scheduled};
+use super::{About, LoadScenario, Run, Setup, agent, log_in, next_tick, record_scheduled};
 use crate::{
     context::{Call, RunContext, current, epoch_instant, epoch_micros, login, pick},
     measure::Samples,
+    profile::{Load, Shape, Tier},
+    results::Extras,
     sio::subscribe_raw,
+    thresholds::{
+        Op::{Ge, Gt, Le, Lt},
+        Rule, rule,
+    },
 };
 
 /// Subscribers whose deliveries are also handed to Goose (as custom
 /// requests): all of them would mean 30 000 records a second.
 const SAMPLED: usize = 10;
 
-pub struct Fanout {
+pub struct FanoutStats {
     pub subscribers: usize,
     pub published: AtomicU64,
     pub delivered: AtomicU64,
@@ -38,20 +45,97 @@ pub struct Fanout {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-impl Fanout {
+impl FanoutStats {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
 }
 
-pub fn scenario(_shape: &crate::profile::Shape) -> goose::goose::Scenario {
-    scenario!("fanout")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(publish).set_name("publish"))
+/// Seed 001 §3 and seed 000's scenario 5.
+pub struct Fanout;
+
+impl LoadScenario for Fanout {
+    fn about(&self) -> About {
+        About {
+            paced: true,
+            ..About::new(
+                "fanout",
+                "seed 001 §3 Redis Pub/Sub Throughput (200 subscribers) + seed 000 §Scenario 5 Socket.io Scaling",
+            )
+        }
+    }
+
+    fn load(&self, tier: Tier) -> Load {
+        // Publishers; `size` subscribers.
+        Load::users(10).rate(tier.choose(500.0, 150.0)).size(200)
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "fanout.delivery_pct",
+                    Gt,
+                    95.0,
+                    "seed 001 §3: delivery rate > 95 %",
+                ),
+                rule("rate.achieved", Ge, 500.0, "seed 001 §3: 500 msg/s"),
+                rule("fanout.p50_ms", Lt, 50.0, "seed 001 §3: p50 < 50 ms"),
+                rule("fanout.p95_ms", Lt, 100.0, "seed 001 §3: p95 < 100 ms"),
+                rule("fanout.p99_ms", Lt, 200.0, "seed 001 §3: p99 < 200 ms"),
+            ],
+            Tier::Goal => vec![
+                rule(
+                    "fanout.deliveries_per_s",
+                    Ge,
+                    30_000.0,
+                    "goal: ≥ 30 000 events/s delivered",
+                ),
+                rule("fanout.p99_ms", Le, 25.0, "goal: API→socket p99 ≤ 25 ms"),
+                rule("fanout.delivery_pct", Ge, 100.0, "goal: nothing lost"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        scenario!("fanout")
+            .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+            .register_transaction(transaction!(publish).set_name("publish"))
+    }
+
+    fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
+        Box::pin(async move { Ok(Setup::noted(setup(run.ctx).await?)) })
+    }
+
+    fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(fanout) = run.ctx.extra::<FanoutStats>() else {
+                return;
+            };
+            fanout.stop();
+            let published = fanout.published.load(Ordering::Relaxed);
+            let delivered = fanout.delivered.load(Ordering::Relaxed);
+            let expected = published * fanout.subscribers as u64;
+            let seconds = run.ctx.shape.total().as_secs_f64();
+            extras.insert("fanout.published".into(), published as f64);
+            extras.insert("fanout.delivered".into(), delivered as f64);
+            extras.insert(
+                "fanout.delivery_pct".into(),
+                100.0 * delivered as f64 / expected.max(1) as f64,
+            );
+            extras.insert("fanout.deliveries_per_s".into(), delivered as f64 / seconds);
+            if let Some(d) = fanout.deliveries.summary() {
+                extras.insert("fanout.p50_ms".into(), d.p50_ms);
+                extras.insert("fanout.p95_ms".into(), d.p95_ms);
+                extras.insert("fanout.p99_ms".into(), d.p99_ms);
+                extras.insert("fanout.max_ms".into(), d.max_ms);
+            }
+        })
+    }
 }
 
 /// Opens the subscribers (tenant acme's agents, several sockets each).
-pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
     let started = Instant::now();
     let http = crate::context::client()?;
     let tenant = ctx.tenant(0);
@@ -60,7 +144,7 @@ pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
         tokens.push(login(&http, &ctx.endpoints.api, email).await?);
     }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let fanout = Arc::new(Fanout {
+    let fanout = Arc::new(FanoutStats {
         subscribers: ctx.shape.size,
         published: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
@@ -124,7 +208,7 @@ async fn publish(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
     let ctx = current();
     let fanout = ctx
-        .extra::<Fanout>()
+        .extra::<FanoutStats>()
         .ok_or_else(|| crate::context::fail("no subscribers"))?;
     let (customer, _) = pick(&ctx.tenant(0).customers).clone();
     let seq = fanout.published.fetch_add(1, Ordering::Relaxed);

@@ -3,11 +3,54 @@
 
 use goose::prelude::*;
 
-use super::{next_tick, record_scheduled};
-use crate::{context::Call, profile::Shape};
+use super::{About, LoadScenario, next_tick, record_scheduled};
+use crate::{
+    context::Call,
+    profile::{Load, Shape, Tier, secs},
+    thresholds::{
+        Op::{Ge, Lt},
+        Rule, rule,
+    },
+};
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("health").register_transaction(transaction!(health).set_name("health"))
+/// Seed 002 §1.
+pub struct Health;
+
+impl LoadScenario for Health {
+    fn about(&self) -> About {
+        About {
+            paced: true,
+            ..About::new("health", "seed 002 §1 API Health Check (1 000+ RPS)")
+        }
+    }
+
+    fn load(&self, tier: Tier) -> Load {
+        Load::users(tier.choose(16, 64))
+            .rate(tier.choose(1_000.0, 20_000.0))
+            .steady(secs(30))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule("rate.achieved", Ge, 1_000.0, "seed 002 §1: 1 000+ RPS"),
+                rule("all SCHED.p95_ms", Lt, 50.0, "seed 002 §1: p95 < 50 ms"),
+                rule(
+                    "all SCHED.error_pct",
+                    Lt,
+                    0.1,
+                    "seed 002 §1: errors < 0.1 %",
+                ),
+            ],
+            Tier::Goal => {
+                vec![rule("rate.achieved", Ge, 20_000.0, "goal: ≥ 20 000 RPS")]
+            }
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        scenario!("health").register_transaction(transaction!(health).set_name("health"))
+    }
 }
 
 async fn health(user: &mut GooseUser) -> TransactionResult {

@@ -15,10 +15,14 @@ use std::{
 
 use goose::prelude::*;
 
-use super::{id_of, log_in, pause, session};
+use super::{About, LoadScenario, agents, id_of, pause, session};
 use crate::{
     context::{Call, current, fail},
-    profile::Shape,
+    profile::{Load, Shape, Tier, secs},
+    thresholds::{
+        Op::{Le, Lt},
+        Rule, rule,
+    },
 };
 
 /// The Goose row each import's accept → completed time is recorded under.
@@ -31,14 +35,69 @@ const POLL: Duration = Duration::from_millis(100);
 /// Rows handed out so far: every file of a run has numbers of its own.
 static NEXT_ROW: AtomicU64 = AtomicU64::new(0);
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("import")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(import_file).set_name("import a file"))
-}
+/// Seed 002's bulk import.
+pub struct Import;
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, false).await
+impl LoadScenario for Import {
+    fn about(&self) -> About {
+        About::new(
+            "import",
+            "seed 002 Bulk Import (10 concurrent 1 000-row uploads, < 60 s each) + seed 003 batch lead import",
+        )
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        // Seed 002: 10 concurrent uploads of `size` rows (both tiers; the
+        // goal tier asks them to finish ten times sooner).
+        Load::users(10).size(1_000).steady(secs(30))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "QUEUE import accept→completed.max_ms",
+                    Lt,
+                    60_000.0,
+                    "seed 002: processing time (1 000 rows) < 60 s, every file",
+                ),
+                rule(
+                    "HTTP POST /v1/imports.p95_ms",
+                    Lt,
+                    5_000.0,
+                    "seed 002: Bulk Import p95 < 5 000 ms",
+                ),
+                rule("http.error_pct", Lt, 1.0, "seed 002: error rate < 1 %"),
+                rule(
+                    "all QUEUE.error_pct",
+                    Lt,
+                    1.0,
+                    "seed 002: error rate < 1 % (imports)",
+                ),
+            ],
+            Tier::Goal => vec![
+                rule(
+                    "QUEUE import accept→completed.max_ms",
+                    Lt,
+                    6_000.0,
+                    "goal: each 1 000-row import done < 6 s (10× the seed)",
+                ),
+                rule(
+                    "HTTP POST /v1/imports.p95_ms",
+                    Le,
+                    500.0,
+                    "goal: upload p95 ≤ 500 ms (10× the seed)",
+                ),
+                rule("http.errors", Le, 0.0, "goal: 0 errors"),
+                rule("all QUEUE.errors", Le, 0.0, "goal: 0 failed imports"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        agents("import", false)
+            .register_transaction(transaction!(import_file).set_name("import a file"))
+    }
 }
 
 /// A CSV file of `rows` new leads. Numbers start at an offset taken from

@@ -1,7 +1,10 @@
 //! The scenarios, one module each, mapped to the seed sections they
-//! implement (see the README's "Load suite"). Each module exposes
-//! `scenario(shape)` building its Goose scenario, and may have `setup`
-//! (before the attack) and `collect` (after it) hooks.
+//! implement (see the README's "Load suite"). Each module declares
+//! everything about its scenario in a [`LoadScenario`]: seed section,
+//! carrier, nominal load and shape per profile, rules per tier, its Goose
+//! scenario and its hooks before and after the attack; [`Scenario`] is the
+//! registry. What lives here besides is what their users share: logging
+//! in, waiting for socket events, pacing.
 
 pub mod cache;
 pub mod database;
@@ -16,6 +19,10 @@ pub mod storm;
 pub mod voice;
 pub mod workday;
 
+mod registry;
+
+pub use registry::{About, LoadScenario, Run, Scenario, Setup};
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -27,7 +34,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     context::{Call, Pacer, current, fail},
-    sio::{Event, SioClient},
+    sio::{Event, SioClient, Subject},
 };
 
 /// How long a user waits for an event its action should cause.
@@ -115,6 +122,44 @@ pub async fn log_in(user: &mut GooseUser, with_socket: bool) -> TransactionResul
     Ok(())
 }
 
+/// A Goose scenario whose users each log in first as an agent, with a
+/// socket of their own when `with_socket`.
+pub fn agents(name: &str, with_socket: bool) -> goose::goose::Scenario {
+    let on_start = if with_socket {
+        transaction!(log_in_with_socket)
+    } else {
+        transaction!(log_in_without_socket)
+    };
+    goose::goose::Scenario::new(name)
+        .register_transaction(on_start.set_name("log in").set_on_start())
+}
+
+async fn log_in_with_socket(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, true).await
+}
+
+async fn log_in_without_socket(user: &mut GooseUser) -> TransactionResult {
+    log_in(user, false).await
+}
+
+/// `scenario` with a think time of `min_ms`–`max_ms` between transactions.
+pub fn thinking(
+    scenario: goose::goose::Scenario,
+    min_ms: u64,
+    max_ms: u64,
+) -> goose::goose::Scenario {
+    scenario
+        .set_wait_time(Duration::from_millis(min_ms), Duration::from_millis(max_ms))
+        .unwrap_or_else(|_| unreachable!("a valid wait time"))
+}
+
+/// `transaction` with `weight` in its scenario's mix.
+pub fn weighted(transaction: Transaction, weight: usize) -> Transaction {
+    transaction
+        .set_weight(weight)
+        .unwrap_or_else(|_| unreachable!("a positive weight"))
+}
+
 /// Opens a socket, recording the connect time as `SIO connect`.
 pub async fn connect_socket(
     user: &mut GooseUser,
@@ -135,19 +180,25 @@ pub async fn connect_socket(
             .await?;
             Ok(socket)
         }
-        Err(e) => {
-            let message = format!("{e:#}");
-            user.record_custom_request_duration(
-                "SIO",
-                "connect",
-                started.elapsed(),
-                false,
-                None,
-                Some(&message),
-            )
-            .await?;
-            Err(fail(message))
-        }
+        Err(e) => Err(failed(user, ("SIO", "connect"), started.elapsed(), e).await),
+    }
+}
+
+/// Records `error` as a failed `metric` that took `took`, and returns it
+/// as the transaction's error.
+async fn failed(
+    user: &mut GooseUser,
+    metric: (&str, &str),
+    took: Duration,
+    error: anyhow::Error,
+) -> Box<TransactionError> {
+    let message = format!("{error:#}");
+    match user
+        .record_custom_request_duration(metric.0, metric.1, took, false, None, Some(&message))
+        .await
+    {
+        Ok(()) => fail(message),
+        Err(recording) => recording,
     }
 }
 
@@ -197,36 +248,8 @@ pub async fn await_event(
     since: Instant,
     metric: (&str, &str),
 ) -> Result<Event, Box<TransactionError>> {
-    let socket = agent
-        .socket
-        .clone()
-        .ok_or_else(|| fail("the user has no socket"))?;
-    let result = socket
-        .lock()
-        .await
-        .wait_for(name, EVENT_WAIT, |e| e.is(id, status))
-        .await;
-    match result {
-        Ok(event) => {
-            let took = event.at.saturating_duration_since(since);
-            user.record_custom_request_duration(metric.0, metric.1, took, true, None, None)
-                .await?;
-            Ok(event)
-        }
-        Err(e) => {
-            let message = format!("{e:#}");
-            user.record_custom_request_duration(
-                metric.0,
-                metric.1,
-                since.elapsed(),
-                false,
-                None,
-                Some(&message),
-            )
-            .await?;
-            Err(fail(message))
-        }
-    }
+    let matches = |e: &Subject| e.is(id, status);
+    wait_on_socket(user, agent, name, matches, |_| true, since, metric).await
 }
 
 /// Waits for the first `name` event about `id` whose status is one of
@@ -244,6 +267,26 @@ pub async fn await_final(
     since: Instant,
     metric: (&str, &str),
 ) -> Result<String, Box<TransactionError>> {
+    let is_final = |e: &Subject| {
+        e.id.as_deref() == Some(id) && e.status.as_deref().is_some_and(|s| finals.contains(&s))
+    };
+    let timed = |e: &Event| e.subject.status.as_deref().unwrap_or_default() == wanted;
+    let event = wait_on_socket(user, agent, name, is_final, timed, since, metric).await?;
+    Ok(event.subject.status.unwrap_or_default())
+}
+
+/// Waits on the user's socket for the first `name` event that `matches`,
+/// and records the time since `since` under `metric` when `timed` says the
+/// event is a latency; a timeout is recorded as a failure.
+async fn wait_on_socket(
+    user: &mut GooseUser,
+    agent: &Agent,
+    name: &str,
+    matches: impl Fn(&Subject) -> bool,
+    timed: impl FnOnce(&Event) -> bool,
+    since: Instant,
+    metric: (&str, &str),
+) -> Result<Event, Box<TransactionError>> {
     let socket = agent
         .socket
         .clone()
@@ -251,33 +294,18 @@ pub async fn await_final(
     let result = socket
         .lock()
         .await
-        .wait_for(name, EVENT_WAIT, |e| {
-            e.id.as_deref() == Some(id) && e.status.as_deref().is_some_and(|s| finals.contains(&s))
-        })
+        .wait_for(name, EVENT_WAIT, matches)
         .await;
     match result {
         Ok(event) => {
-            let status = event.subject.status.unwrap_or_default();
-            if status == wanted {
+            if timed(&event) {
                 let took = event.at.saturating_duration_since(since);
                 user.record_custom_request_duration(metric.0, metric.1, took, true, None, None)
                     .await?;
             }
-            Ok(status)
+            Ok(event)
         }
-        Err(e) => {
-            let message = format!("{e:#}");
-            user.record_custom_request_duration(
-                metric.0,
-                metric.1,
-                since.elapsed(),
-                false,
-                None,
-                Some(&message),
-            )
-            .await?;
-            Err(fail(message))
-        }
+        Err(e) => Err(failed(user, metric, since.elapsed(), e).await),
     }
 }
 

@@ -12,15 +12,22 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context as _;
+use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::{Value, json};
 
-use super::{agent, id_of, log_in};
+use super::{About, LoadScenario, Run, Setup, agent, agents, id_of};
 use crate::{
-    context::{Call, current, fail},
+    context::{Call, RunContext, current, fail},
     measure::{Samples, parse_histogram, parse_value, scrape},
-    profile::Shape,
+    profile::{Load, Shape, Tier},
+    results::Extras,
     sio::SioClient,
+    thresholds::{
+        Op::{Ge, Gt, Le, Lt},
+        Rule, rule,
+    },
 };
 
 /// What the queue scenario measured beyond Goose's own rows.
@@ -33,14 +40,93 @@ pub struct QueueStats {
 /// How often the worker's queue depth is sampled while campaigns run.
 const DEPTH_SAMPLE: Duration = Duration::from_millis(500);
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("queues")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(campaigns).set_name("campaigns"))
-}
+/// Seed 003's and seed 002's queue metrics.
+pub struct Queues;
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, false).await
+impl LoadScenario for Queues {
+    fn about(&self) -> About {
+        About {
+            // "No simulated delay" (the goal row).
+            carrier_speed: 1_000.0,
+            ..About::new("queues", "seed 003 Queue Metrics + seed 002 Queue Metrics")
+        }
+    }
+
+    fn load(&self, tier: Tier) -> Load {
+        // Campaign recipients; users poll its progress.
+        Load::users(1).size(tier.choose(2_000, 20_000))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "queue.job_processing_p95_ms",
+                    Lt,
+                    1_000.0,
+                    "seed 003: processing p95 < 1 s",
+                ),
+                rule(
+                    "queue.job_wait_p95_ms",
+                    Lt,
+                    30_000.0,
+                    "seed 003: wait p95 < 30 s",
+                ),
+                rule("queue.success_pct", Gt, 95.0, "seed 003: success > 95 %"),
+            ],
+            Tier::Goal => vec![
+                rule(
+                    "queue.delivered_per_s",
+                    Ge,
+                    3_000.0,
+                    "goal: ≥ 3 000 SMS/s accept→delivered",
+                ),
+                rule(
+                    "queue.accept_to_delivered_p95_ms",
+                    Le,
+                    1_000.0,
+                    "goal: p95 ≤ 1 s",
+                ),
+                rule("queue.lost", Le, 0.0, "goal: nothing lost"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        agents("queues", false).register_transaction(transaction!(campaigns).set_name("campaigns"))
+    }
+
+    /// One user, once: the campaigns are the load.
+    fn users_args(&self, _shape: &Shape) -> Vec<String> {
+        ["--users", "1", "--iterations", "1"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// In a stack this run started, the tenants may send as fast as the
+    /// queue goes (an external stack keeps its own limits).
+    fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
+        Box::pin(async move {
+            if !run.own_stack {
+                return Ok(Setup::default());
+            }
+            let (note, lifted) = lift_rate_limit().await?;
+            Ok(Setup {
+                note: Some(note),
+                undo: Some(Box::pin(async move {
+                    restore_rate_limits(lifted)
+                        .await
+                        .context("the tenants' SMS rates were not restored")
+                })),
+            })
+        })
+    }
+
+    fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            collect(run.ctx, extras);
+        })
+    }
 }
 
 /// One campaign per tenant (at most 10 000 explicit recipients each),
@@ -208,11 +294,11 @@ pub const QUEUES_SMS_RATE: i32 = 100_000;
 /// The tenants' SMS rates before [`lift_rate_limit`], to put back after
 /// the scenario: later scenarios on the same database keep their pacing.
 #[derive(Debug)]
-pub struct LiftedRates(Vec<(uuid::Uuid, i32)>);
+struct LiftedRates(Vec<(uuid::Uuid, i32)>);
 
 /// Raises the tenants' SMS rate in the stack's database (a stack this run
 /// started; an external stack keeps its own limits).
-pub async fn lift_rate_limit() -> anyhow::Result<(String, LiftedRates)> {
+async fn lift_rate_limit() -> anyhow::Result<(String, LiftedRates)> {
     let settings = switchboard_core::Settings::from_env()?;
     let db = switchboard_core::db::connect(&settings).await?;
     let before: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
@@ -235,7 +321,7 @@ pub async fn lift_rate_limit() -> anyhow::Result<(String, LiftedRates)> {
 }
 
 /// Puts the tenants' SMS rates back.
-pub async fn restore_rate_limits(lifted: LiftedRates) -> anyhow::Result<()> {
+async fn restore_rate_limits(lifted: LiftedRates) -> anyhow::Result<()> {
     let settings = switchboard_core::Settings::from_env()?;
     let db = switchboard_core::db::connect(&settings).await?;
     let (ids, rates): (Vec<uuid::Uuid>, Vec<i32>) = lifted.0.into_iter().unzip();
@@ -249,4 +335,41 @@ pub async fn restore_rate_limits(lifted: LiftedRates) -> anyhow::Result<()> {
     .await?;
     db.close().await;
     Ok(())
+}
+
+/// The campaigns' figures as `queue.*` metrics.
+fn collect(ctx: &RunContext, extras: &mut Extras) {
+    let Some(queues) = ctx.extra::<QueueStats>() else {
+        return;
+    };
+    if let Some(summary) = queues
+        .summary
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        for key in [
+            "delivered_per_s",
+            "success_pct",
+            "job_wait_p95_ms",
+            "job_processing_p95_ms",
+            "jobs_failed",
+            "jobs_retried",
+            "queue_depth_max",
+            "recipients",
+            "delivered",
+        ] {
+            if let Some(v) = summary[key].as_f64() {
+                extras.insert(format!("queue.{key}"), v);
+            }
+        }
+        let recipients = summary["recipients"].as_f64().unwrap_or(0.0);
+        let finals = summary["final"].as_f64().unwrap_or(0.0);
+        extras.insert("queue.lost".into(), (recipients - finals).max(0.0));
+    }
+    if let Some(d) = queues.deliveries.summary() {
+        extras.insert("queue.accept_to_delivered_p50_ms".into(), d.p50_ms);
+        extras.insert("queue.accept_to_delivered_p95_ms".into(), d.p95_ms);
+        extras.insert("queue.accept_to_delivered_p99_ms".into(), d.p99_ms);
+    }
 }

@@ -6,16 +6,57 @@
 use chrono::{Duration as Span, Utc};
 use goose::prelude::*;
 
-use super::{Agent, agent, next_tick, record_scheduled};
+use super::{About, Agent, LoadScenario, agent, next_tick, record_scheduled};
 use crate::{
     context::{Call, current, fail},
-    profile::Shape,
+    profile::{Load, Shape, Tier},
+    thresholds::{
+        Op::{Ge, Le, Lt},
+        Rule, rule,
+    },
 };
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("reporting")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(report).set_name("report"))
+/// Seed 001 §2.
+pub struct Reporting;
+
+impl LoadScenario for Reporting {
+    fn about(&self) -> About {
+        About {
+            paced: true,
+            ..About::new("reporting", "seed 001 §2 Reporting Endpoints (100 QPS)")
+        }
+    }
+
+    fn load(&self, tier: Tier) -> Load {
+        Load::users(tier.choose(16, 48)).rate(tier.choose(100.0, 1_000.0))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule("rate.achieved", Ge, 100.0, "seed 001 §2: 100 QPS"),
+                rule(
+                    "all SCHED.error_pct",
+                    Lt,
+                    0.5,
+                    "seed 002 baseline table: analytics errors < 0.5 % (seed 001 §2 allows 2 %)",
+                ),
+                rule("all SCHED.p50_ms", Lt, 150.0, "seed 001 §2: p50 < 150 ms"),
+                rule("all SCHED.p95_ms", Lt, 300.0, "seed 001 §2: p95 < 300 ms"),
+                rule("all SCHED.p99_ms", Lt, 500.0, "seed 001 §2: p99 < 500 ms"),
+            ],
+            Tier::Goal => vec![
+                rule("rate.achieved", Ge, 1_000.0, "goal: ≥ 1 000 QPS"),
+                rule("all SCHED.p95_ms", Le, 50.0, "goal: p95 ≤ 50 ms"),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        scenario!("reporting")
+            .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+            .register_transaction(transaction!(report).set_name("report"))
+    }
 }
 
 /// Supervisors and admins read reports: log in as the tenant's admin.

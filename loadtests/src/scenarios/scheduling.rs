@@ -17,14 +17,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::{Value, json};
 
-use super::{agent, log_in, next_tick, record_scheduled};
+use super::{About, LoadScenario, Run, Setup, agent, agents, next_tick, record_scheduled};
 use crate::{
     context::{Call, RunContext, current},
     measure::{parse_histogram, parse_value, scrape},
-    profile::Shape,
+    profile::{Load, Shape, Tier},
+    results::Extras,
+    thresholds::{
+        Op::{Ge, Le, Lt},
+        Rule, rule,
+    },
 };
 
 /// How far ahead each call is scheduled.
@@ -41,19 +47,111 @@ pub struct SchedulingStats {
     pub summary: Mutex<Option<Value>>,
 }
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("scheduling")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(schedule).set_name("schedule call"))
-}
+/// Seed 002's call scheduling.
+pub struct Scheduling;
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, false).await
+impl LoadScenario for Scheduling {
+    fn about(&self) -> About {
+        About {
+            paced: true,
+            ..About::new(
+                "scheduling",
+                "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)",
+            )
+        }
+    }
+
+    fn load(&self, tier: Tier) -> Load {
+        // Seed 002 "Call Scheduling": 50 scheduled calls/s; ours ten times.
+        Load::users(tier.choose(16, 64)).rate(tier.choose(50.0, 500.0))
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        // Seed 002 "Call Scheduling"; the goal tier is ten times the rate
+        // with the same latency and punctuality.
+        let (rate, depth, source_rate, source_depth) = match tier {
+            Tier::Seed => (
+                50.0,
+                1_000.0,
+                "seed 002: 50 scheduled calls/s accepted",
+                "seed 002: queue depth < 1 000",
+            ),
+            Tier::Goal => (
+                500.0,
+                10_000.0,
+                "goal: 500 scheduled calls/s accepted (ten times the seed)",
+                "goal: queue depth < 10 000 (ten times the seed's)",
+            ),
+        };
+        vec![
+            rule("rate.achieved", Ge, rate, source_rate),
+            rule(
+                "SCHED schedule call (from schedule).p95_ms",
+                Lt,
+                200.0,
+                "seed 002: schedule p95 < 200 ms",
+            ),
+            rule(
+                "SCHED retry schedule (from schedule).p95_ms",
+                Lt,
+                200.0,
+                "seed 002 baseline: retry schedule p95 200 ms",
+            ),
+            rule("all SCHED.error_pct", Lt, 1.0, "seed 002: errors < 1 %"),
+            rule(
+                "scheduling.on_time_pct",
+                Ge,
+                99.0,
+                "issue 15: due calls placed on time (within 1 s of run_at)",
+            ),
+            rule(
+                "scheduling.never_placed",
+                Le,
+                0.0,
+                "issue 15: every due call placed",
+            ),
+            rule(
+                "scheduling.placed_early",
+                Le,
+                0.0,
+                "issue 15: never before run_at",
+            ),
+            rule("scheduling.queue_depth_max", Lt, depth, source_depth),
+        ]
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        agents("scheduling", false)
+            .register_transaction(transaction!(schedule).set_name("schedule call"))
+    }
+
+    fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
+        Box::pin(async move { Ok(Setup::noted(setup(run.ctx).await?)) })
+    }
+
+    fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(error) = measure_placement(run.ctx, run.since).await {
+                eprintln!("  scheduling: placement not measured: {error:#}");
+            }
+            if run.own_stack {
+                match retire_unfinished(run.since).await {
+                    Ok((canceled, ended)) => println!(
+                        "  teardown: {canceled} unfinished scheduled calls canceled, {ended} live calls ended"
+                    ),
+                    Err(error) => {
+                        eprintln!("  teardown: unfinished scheduled calls left: {error:#}")
+                    }
+                }
+            }
+            collect(run.ctx, extras);
+        })
+    }
 }
 
 /// Starts the queue-depth sampler (the worker refreshes its gauges about
 /// once a second) and keeps the worker's metrics from before the attack.
-pub async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
+async fn setup(ctx: &RunContext) -> anyhow::Result<String> {
     let worker = ctx.endpoints.worker.clone().ok_or_else(|| {
         anyhow::anyhow!("no worker answered /health: nothing would place the calls")
     })?;
@@ -126,7 +224,10 @@ struct Placement {
 /// After the attack: waits (up to a minute) until every call the run
 /// scheduled has been placed, then measures how late the first attempts
 /// were and stores the summary.
-pub async fn finish(ctx: &RunContext, since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+async fn measure_placement(
+    ctx: &RunContext,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     let Some(stats) = ctx.extra::<SchedulingStats>() else {
         return Ok(());
     };
@@ -210,7 +311,7 @@ pub async fn finish(ctx: &RunContext, since: chrono::DateTime<chrono::Utc>) -> a
 }
 
 /// The summary's numbers as `scheduling.*` metrics.
-pub fn collect(ctx: &RunContext, extras: &mut std::collections::BTreeMap<String, f64>) {
+fn collect(ctx: &RunContext, extras: &mut Extras) {
     let Some(stats) = ctx.extra::<SchedulingStats>() else {
         return;
     };

@@ -11,17 +11,75 @@ use std::time::{Duration, Instant};
 
 use goose::prelude::*;
 use serde_json::json;
+use uuid::Uuid;
 
-use super::{agent, await_event, await_final, id_of, log_in, next_tick, record_scheduled};
+use super::{
+    About, Agent, LoadScenario, agent, await_event, await_final, id_of, log_in, next_tick,
+    record_scheduled,
+};
 use crate::{
-    context::{Call, current, fail, pick, signed_form, sms_body},
-    profile::Shape,
+    context::{Call, Tenant, current, fail, pick, signed_form, sms_body},
+    profile::{Load, Shape, Tier},
+    thresholds::{
+        Op::{Le, Lt},
+        Rule, rule,
+    },
 };
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("sms")
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(conversation).set_name("conversation"))
+/// Seed 000's scenario 3.
+pub struct Sms;
+
+impl LoadScenario for Sms {
+    fn about(&self) -> About {
+        About {
+            paced: true,
+            ..About::new(
+                "sms",
+                "seed 000 §Scenario 3 SMS Messaging Load (100/min, 20 conversations)",
+            )
+        }
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        // 100 messages a minute over 20 conversations.
+        Load::users(20).rate(100.0 / 60.0)
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "HTTP POST /v1/messages.p95_ms",
+                    Lt,
+                    5_000.0,
+                    "seed 000 §3: messages sent within 5 s",
+                ),
+                rule(
+                    "QUEUE sms accept→delivered.p95_ms",
+                    Lt,
+                    5_000.0,
+                    "seed 000 §3: delivery confirmations received",
+                ),
+                rule("http.error_pct", Lt, 1.0, "seed 000: API error rate < 1 %"),
+            ],
+            Tier::Goal => vec![
+                rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
+                rule("http.errors", Le, 0.0, "goal: 0 errors"),
+                rule(
+                    "QUEUE sms accept→delivered.p95_ms",
+                    Le,
+                    1_000.0,
+                    "goal (queues): p95 ≤ 1 s",
+                ),
+            ],
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        scenario!("sms")
+            .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+            .register_transaction(transaction!(conversation).set_name("conversation"))
+    }
 }
 
 async fn on_start(user: &mut GooseUser) -> TransactionResult {
@@ -142,6 +200,26 @@ async fn exchange(user: &mut GooseUser) -> TransactionResult {
             .await?;
         }
     }
+    let Some((id, started)) = send_message(user, &me, tenant, customer_id, &phone).await? else {
+        return Ok(());
+    };
+    if ctx.endpoints.worker.is_none() {
+        return Err(fail("worker not available: nothing delivers SMS"));
+    }
+    await_delivery(user, &me, &id, started).await
+}
+
+/// Sends the customer at `phone` a message as `me` (a template one time in
+/// four) and waits for it on the socket: its id and when it was sent, or
+/// `None` when the customer opted out (a 422 `recipient_opted_out` is the
+/// right answer, not a failure).
+pub(super) async fn send_message(
+    user: &mut GooseUser,
+    me: &Agent,
+    tenant: &Tenant,
+    customer_id: Uuid,
+    phone: &str,
+) -> Result<Option<(String, Instant)>, Box<TransactionError>> {
     let body = match tenant.template {
         Some(template) if rand::random_range(0..4) == 0 => {
             json!({ "to": phone, "template_id": template, "customer_id": customer_id })
@@ -155,13 +233,13 @@ async fn exchange(user: &mut GooseUser) -> TransactionResult {
         .await
     {
         Ok(answer) => answer,
-        Err(e) if format!("{e:?}").contains("recipient_opted_out") => return Ok(()),
+        Err(e) if format!("{e:?}").contains("recipient_opted_out") => return Ok(None),
         Err(e) => return Err(e),
     };
     let id = id_of(&message)?;
     await_event(
         user,
-        &me,
+        me,
         "message:created",
         &id,
         None,
@@ -169,14 +247,22 @@ async fn exchange(user: &mut GooseUser) -> TransactionResult {
         ("SIO", "api→socket message:created"),
     )
     .await?;
-    if ctx.endpoints.worker.is_none() {
-        return Err(fail("worker not available: nothing delivers SMS"));
-    }
+    Ok(Some((id, started)))
+}
+
+/// Follows a message sent at `started` to its final status on the socket,
+/// timing accept → delivered.
+pub(super) async fn await_delivery(
+    user: &mut GooseUser,
+    me: &Agent,
+    id: &str,
+    started: Instant,
+) -> TransactionResult {
     await_final(
         user,
-        &me,
+        me,
         "message:status",
-        &id,
+        id,
         &["delivered", "undelivered", "failed"],
         "delivered",
         started,

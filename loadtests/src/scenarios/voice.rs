@@ -6,26 +6,65 @@
 //! webhook → socket latencies are exact. Talk time is compressed from the
 //! seed's 2–5 minutes to seconds (the API's work per call is the same).
 
-use std::time::Duration;
-
 use goose::prelude::*;
 
-use super::{agent, log_in, workday::voice_call};
+use super::{About, LoadScenario, agent, agents, thinking, workday::voice_call};
 use crate::{
     context::{Call, current, signed_form},
-    profile::Shape,
+    profile::{Load, Shape, Tier},
+    stack::Carrier,
+    thresholds::{Op::Lt, Rule, rule},
 };
 
-pub fn scenario(_shape: &Shape) -> goose::goose::Scenario {
-    scenario!("voice")
-        .set_wait_time(Duration::from_millis(500), Duration::from_millis(1_500))
-        .unwrap_or_else(|_| unreachable!("a valid wait time"))
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(transaction!(call).set_name("call"))
-}
+/// Seed 000's scenario 2.
+pub struct Voice;
 
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, true).await
+impl LoadScenario for Voice {
+    fn about(&self) -> About {
+        About {
+            // This suite sends the carrier's callbacks itself (and times them).
+            carrier: Carrier::External,
+            ..About::new(
+                "voice",
+                "seed 000 §Scenario 2 Voice Call Load (15 concurrent calls)",
+            )
+        }
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        Load::users(15)
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule(
+                    "http.p95_ms",
+                    Lt,
+                    1_000.0,
+                    "seed 000: API response time < 1 s",
+                ),
+                rule(
+                    "http.error_pct",
+                    Lt,
+                    1.0,
+                    "seed 000 §2: all calls initiated (errors < 1 %)",
+                ),
+                rule(
+                    "all SIO.p95_ms",
+                    Lt,
+                    50.0,
+                    "seed 000: WebSocket event time < 50 ms",
+                ),
+            ],
+            Tier::Goal => super::workday::goal_rules(),
+        }
+    }
+
+    fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
+        thinking(agents("voice", true), 500, 1_500)
+            .register_transaction(transaction!(call).set_name("call"))
+    }
 }
 
 async fn call(user: &mut GooseUser) -> TransactionResult {

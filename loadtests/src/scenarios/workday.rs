@@ -6,56 +6,206 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::json;
 
 use super::{
-    Agent, agent, await_event, await_final, id_of, log_in, log_out_locally, pause, session,
+    About, Agent, LoadScenario, Run, agent, agents, await_event, await_final, id_of, log_in,
+    log_out_locally, pause, session,
+    sms::{await_delivery, send_message},
+    thinking, weighted,
 };
 use crate::{
-    context::{Call, Pacer, current, pick, signed_form, sms_body},
-    profile::Shape,
+    context::{Call, Pacer, current, pick, signed_form},
+    profile::{Load, PEAK_RPS, Profile, Shape, Tier, secs},
+    results::{Extras, ScenarioResult},
+    thresholds::{
+        Op::{Le, Lt},
+        Rule, rule,
+    },
     verify::plays_carrier,
 };
 
-pub fn scenario(shape: &Shape) -> goose::goose::Scenario {
-    let workday = scenario!("workday");
-    // Closed model: think times between actions. Open model (a target
-    // rate): each action starts on the agent's schedule (see `open_pace`).
-    let workday = if shape.rate.is_some() {
+/// Seed 000's scenario 1, the main job.
+pub struct Workday;
+
+impl LoadScenario for Workday {
+    fn about(&self) -> About {
+        About {
+            open_model: true,
+            ..About::new(
+                "workday",
+                "seed 000 §Scenario 1 Concurrent User Load (30 users; 20/30/40/10 mix)",
+            )
+        }
+    }
+
+    fn load(&self, _tier: Tier) -> Load {
+        Load {
+            ramp: secs(20),
+            steady: secs(120),
+            down: secs(10),
+            ..Load::users(30)
+        }
+    }
+
+    fn shape(&self, profile: Profile, tier: Tier) -> Shape {
+        let load = self.load(tier);
+        match profile {
+            // Seed 000's scenario 1: 1 m ramp, 5 m steady, 1 m down.
+            Profile::Baseline => load.shape(Profile::Average).phases(60, 300, 60),
+            // Seed 003 §2 "Peak Load Test": the workday at 250 requests/s
+            // (open model) for 15 minutes.
+            Profile::Peak => load
+                .shape(Profile::Average)
+                .phases(60, 780, 60)
+                .open(PEAK_RPS),
+            // Seed 004 names the workday's users: 100 for "Basic" and the
+            // first stage, twice as many for "Sustained" and the second.
+            Profile::Basic | Profile::Sustained | Profile::Stages => {
+                Load { users: 100, ..load }.shape(profile)
+            }
+            _ => load.shape(profile),
+        }
+    }
+
+    fn rules(&self, tier: Tier) -> Vec<Rule> {
+        match tier {
+            Tier::Seed => vec![
+                rule("http.p99_ms", Lt, 2_000.0, "seed 000 §1: responses < 2 s"),
+                rule("http.error_pct", Lt, 1.0, "seed 000 §1: error rate < 1 %"),
+                rule(
+                    "all SIO.p95_ms",
+                    Lt,
+                    50.0,
+                    "seed 000: WebSocket event time < 50 ms",
+                ),
+                rule(
+                    "all QUEUE.error_pct",
+                    Lt,
+                    1.0,
+                    "seed 000 §3: delivery confirmations received",
+                ),
+                rule(
+                    "flow.calls_never_rang",
+                    Le,
+                    0.0,
+                    "seed 000 §2: every call placed rings (none left queued after 1 min)",
+                ),
+                rule(
+                    "flow.sms_unsettled",
+                    Le,
+                    0.0,
+                    "seed 000 §3: every SMS confirmed (none unsettled after 1 min)",
+                ),
+                rule(
+                    "calls.never_answered",
+                    Le,
+                    0.0,
+                    "seed 000 §2: every simulated call answered or ended (no FLOW wait timed out)",
+                ),
+                rule(
+                    "all SIO.error_pct",
+                    Lt,
+                    0.5,
+                    "seed 000 §Error Rate Metrics: WebSocket error rate < 0.5 %",
+                ),
+                rule("http.p50_ms", Lt, 100.0, "seed 004 §SLOs: p50 < 100 ms"),
+                rule("http.p999_ms", Lt, 1_000.0, "seed 004 §SLOs: p99.9 < 1 s"),
+                rule(
+                    "http.max_ms",
+                    Lt,
+                    5_000.0,
+                    "seed 003 §Performance Thresholds: max response time < 5 000 ms",
+                ),
+            ],
+            Tier::Goal => {
+                let mut rules = goal_rules();
+                rules.push(rule(
+                    "all QUEUE.errors",
+                    Le,
+                    0.0,
+                    "goal: 0 errors (every SMS reaches a final status)",
+                ));
+                // Our goal is 200 MB in total for the 30-user workday.
+                rules.push(rule(
+                    "stack.peak_rss_mib",
+                    Le,
+                    200.0,
+                    "goal: stack memory ≤ 200 MB total",
+                ));
+                rules
+            }
+        }
+    }
+
+    fn goose(&self, shape: &Shape) -> goose::goose::Scenario {
+        let workday = agents("workday", true);
+        // Closed model: think times between actions. Open model (a target
+        // rate): each action starts on the agent's schedule (see `open_pace`).
+        let workday = if shape.rate.is_some() {
+            workday
+        } else {
+            thinking(workday, 500, 2_500)
+        };
         workday
-    } else {
-        workday
-            .set_wait_time(Duration::from_millis(500), Duration::from_millis(2_500))
-            .unwrap_or_else(|_| unreachable!("a valid wait time"))
-    };
-    workday
-        .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
-        .register_transaction(
-            transaction!(login_logout)
-                .set_name("login/logout")
-                .set_weight(20)
-                .unwrap_or_else(|_| unreachable!()),
-        )
-        .register_transaction(
-            transaction!(voice_call)
-                .set_name("voice call")
-                .set_weight(30)
-                .unwrap_or_else(|_| unreachable!()),
-        )
-        .register_transaction(
-            transaction!(sms)
-                .set_name("sms")
-                .set_weight(40)
-                .unwrap_or_else(|_| unreachable!()),
-        )
-        .register_transaction(
-            transaction!(voicemail)
-                .set_name("voicemail")
-                .set_weight(10)
-                .unwrap_or_else(|_| unreachable!()),
-        )
-        .register_transaction(transaction!(on_stop).set_name("log out").set_on_stop())
+            .register_transaction(weighted(
+                transaction!(login_logout).set_name("login/logout"),
+                20,
+            ))
+            .register_transaction(weighted(
+                transaction!(voice_call).set_name("voice call"),
+                30,
+            ))
+            .register_transaction(weighted(transaction!(sms).set_name("sms"), 40))
+            .register_transaction(weighted(transaction!(voicemail).set_name("voicemail"), 10))
+            .register_transaction(transaction!(on_stop).set_name("log out").set_on_stop())
+    }
+
+    fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if !run.own_stack {
+                return;
+            }
+            // Our stack plays the carrier: every call it was given must have
+            // rung and every SMS settled, or the run lost work silently.
+            match stuck_in_carrier(run.since).await {
+                Ok((calls, sms)) => {
+                    extras.insert("flow.calls_never_rang".into(), calls as f64);
+                    extras.insert("flow.sms_unsettled".into(), sms as f64);
+                }
+                Err(error) => {
+                    eprintln!("  teardown: unplayed calls and SMS not counted: {error:#}")
+                }
+            }
+        })
+    }
+
+    fn read_rows(&self, result: &mut ScenarioResult) {
+        // Calls whose simulated callee never answered nor hung up within the
+        // wait (FLOW rows that timed out): a stalled simulator or queue.
+        let never_answered: u64 = result
+            .rows
+            .iter()
+            .filter(|row| row.kind == "FLOW")
+            .map(|row| row.fails)
+            .sum();
+        result
+            .extras
+            .insert("calls.never_answered".into(), never_answered as f64);
+    }
+}
+
+/// The goal tier's rules for agents at work (the workday's and the voice
+/// scenario's).
+pub(super) fn goal_rules() -> Vec<Rule> {
+    vec![
+        rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
+        rule("http.p99_ms", Le, 100.0, "goal: p99 ≤ 100 ms"),
+        rule("http.errors", Le, 0.0, "goal: 0 errors"),
+        rule("all SIO.errors", Le, 0.0, "goal: 0 errors (events)"),
+    ]
 }
 
 /// Requests a transaction of the mix makes before the run has measured it:
@@ -94,10 +244,6 @@ async fn open_pace(user: &mut GooseUser) {
     if let Some(agent) = user.get_session_data_mut::<Agent>() {
         agent.pacer = Some(pacer);
     }
-}
-
-async fn on_start(user: &mut GooseUser) -> TransactionResult {
-    log_in(user, true).await
 }
 
 async fn on_stop(user: &mut GooseUser) -> TransactionResult {
@@ -157,12 +303,21 @@ fn forget_refused_token(user: &mut GooseUser, result: TransactionResult) -> Tran
     result
 }
 
+/// One action of the mix: started on the agent's schedule in the open
+/// model, with a token the server refused forgotten.
+async fn action(
+    user: &mut GooseUser,
+    steps: impl AsyncFnOnce(&mut GooseUser) -> TransactionResult,
+) -> TransactionResult {
+    open_pace(user).await;
+    let result = steps(user).await;
+    forget_refused_token(user, result)
+}
+
 /// Screen-pop, originate, the carrier answers, hold/unhold, record, talk,
 /// read the customer's timeline, hang up.
 pub async fn voice_call(user: &mut GooseUser) -> TransactionResult {
-    open_pace(user).await;
-    let result = voice_call_steps(user).await;
-    forget_refused_token(user, result)
+    action(user, voice_call_steps).await
 }
 
 async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
@@ -256,25 +411,9 @@ async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
         pause(200, 800).await;
         let path = format!("/v1/calls/{id}/{control}");
         let name = format!("POST /v1/calls/{{id}}/{control}");
-        let sent = Instant::now();
-        // The simulated callee may hang up first: a 409 is then the right answer.
-        let (status, _) = Call::post(&path, &name, &me.token, &json!({}))
-            .tolerate(409)
-            .send(user)
-            .await?;
-        if status == 409 {
+        if !control_call(user, &me, &id, (&path, &name), ("call:updated", None)).await? {
             return Ok(());
         }
-        await_event(
-            user,
-            &me,
-            "call:updated",
-            &id,
-            None,
-            sent,
-            ("SIO", "api→socket call:updated"),
-        )
-        .await?;
     }
     let timeline = format!("/v1/customers/{customer_id}/timeline?limit=20");
     Call::get(&timeline, "GET /v1/customers/{id}/timeline", &me.token)
@@ -282,33 +421,39 @@ async fn voice_call_steps(user: &mut GooseUser) -> TransactionResult {
         .await?;
     pause(500, 2_000).await;
     let path = format!("/v1/calls/{id}/hangup");
+    let request = (path.as_str(), "POST /v1/calls/{id}/hangup");
+    control_call(user, &me, &id, request, ("call:status", Some("completed"))).await?;
+    Ok(())
+}
+
+/// Sends the call `id` a control `request` (path, name) and times the
+/// `event` (name, status) it causes on the socket, API → socket. `false`
+/// when the call had already ended: the simulated callee may hang up
+/// first, and a 409 is then the right answer.
+async fn control_call(
+    user: &mut GooseUser,
+    me: &Agent,
+    id: &str,
+    (path, name): (&str, &str),
+    (event, status): (&str, Option<&str>),
+) -> Result<bool, Box<TransactionError>> {
     let sent = Instant::now();
-    let (status, _) = Call::post(&path, "POST /v1/calls/{id}/hangup", &me.token, &json!({}))
+    let (answer, _) = Call::post(path, name, &me.token, &json!({}))
         .tolerate(409)
         .send(user)
         .await?;
-    if status == 409 {
-        return Ok(());
+    if answer == 409 {
+        return Ok(false);
     }
-    await_event(
-        user,
-        &me,
-        "call:status",
-        &id,
-        Some("completed"),
-        sent,
-        ("SIO", "api→socket call:status"),
-    )
-    .await?;
-    Ok(())
+    let metric = format!("api→socket {event}");
+    await_event(user, me, event, id, status, sent, ("SIO", &metric)).await?;
+    Ok(true)
 }
 
 /// Read the conversation, send a message (a template one time in four),
 /// see it on the socket, and with a worker follow it to `delivered`.
 pub async fn sms(user: &mut GooseUser) -> TransactionResult {
-    open_pace(user).await;
-    let result = sms_steps(user).await;
-    forget_refused_token(user, result)
+    action(user, sms_steps).await
 }
 
 async fn sms_steps(user: &mut GooseUser) -> TransactionResult {
@@ -320,59 +465,18 @@ async fn sms_steps(user: &mut GooseUser) -> TransactionResult {
     Call::get(&history, "GET /v1/messages?customer_id=", &me.token)
         .send(user)
         .await?;
-    let body = match tenant.template {
-        Some(template) if rand::random_range(0..4) == 0 => {
-            json!({ "to": phone, "template_id": template, "customer_id": customer_id })
-        }
-        _ => json!({ "to": phone, "body": sms_body(), "customer_id": customer_id }),
+    let Some((id, started)) = send_message(user, &me, tenant, customer_id, &phone).await? else {
+        return Ok(());
     };
-    let started = Instant::now();
-    let (_, message) = match Call::post("/v1/messages", "POST /v1/messages", &me.token, &body)
-        .expect(201)
-        .send(user)
-        .await
-    {
-        Ok(answer) => answer,
-        Err(e) => {
-            // A customer who texted STOP is refused with 422: correct, not a failure.
-            if format!("{e:?}").contains("recipient_opted_out") {
-                return Ok(());
-            }
-            return Err(e);
-        }
-    };
-    let id = id_of(&message)?;
-    await_event(
-        user,
-        &me,
-        "message:created",
-        &id,
-        None,
-        started,
-        ("SIO", "api→socket message:created"),
-    )
-    .await?;
     if ctx.endpoints.worker.is_some() && !plays_carrier(&ctx.endpoints) {
-        await_final(
-            user,
-            &me,
-            "message:status",
-            &id,
-            &["delivered", "undelivered", "failed"],
-            "delivered",
-            started,
-            ("QUEUE", "sms accept→delivered"),
-        )
-        .await?;
+        await_delivery(user, &me, &id, started).await?;
     }
     Ok(())
 }
 
 /// List unheard voicemail, open one, mark it listened.
 pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
-    open_pace(user).await;
-    let result = voicemail_steps(user).await;
-    forget_refused_token(user, result)
+    action(user, voicemail_steps).await
 }
 
 async fn voicemail_steps(user: &mut GooseUser) -> TransactionResult {
@@ -414,7 +518,7 @@ async fn voicemail_steps(user: &mut GooseUser) -> TransactionResult {
 /// were accepted), counted in the stack's database at the end of the run.
 /// A stalled queue or simulator shows here even when every request the
 /// users made succeeded.
-pub async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(i64, i64)> {
+async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(i64, i64)> {
     use anyhow::Context as _;
     let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
     let db = switchboard_core::db::connect(&settings).await?;
@@ -433,4 +537,38 @@ pub async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::R
     .await?;
     db.close().await;
     Ok(stuck)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::profile::AGENT_MAX_RPS;
+
+    #[test]
+    fn the_main_job_fits_in_three_minutes() {
+        let shape = Workday.shape(Profile::Average, Tier::Goal);
+        assert_eq!(shape.users, 30);
+        assert!(shape.total() < Duration::from_secs(180));
+        assert_eq!(shape.test_plan(), "30,20s;30,120s;0,10s");
+    }
+
+    #[test]
+    fn the_seeds_profiles_have_their_users_and_durations() {
+        let peak = Workday.shape(Profile::Peak, Tier::Seed);
+        assert_eq!(peak.total(), Duration::from_secs(15 * 60));
+        assert!(peak.rate.is_some_and(|r| r >= PEAK_RPS), "{peak:?}");
+        // Enough agents for the rate, never fewer than the seed's 50.
+        assert!(peak.users as f64 * AGENT_MAX_RPS >= PEAK_RPS && peak.users >= 50);
+        for (profile, users, minutes) in [(Profile::Basic, 100, 30), (Profile::Sustained, 200, 120)]
+        {
+            let shape = Workday.shape(profile, Tier::Seed);
+            let expected = (users, Duration::from_secs(minutes * 60));
+            assert_eq!((shape.users, shape.total()), expected, "{profile:?}");
+        }
+        let stages = Workday.shape(Profile::Stages, Tier::Seed);
+        assert_eq!(stages.test_plan(), "100,2m;100,5m;200,2m;200,5m;0,2m");
+        assert_eq!(stages.total(), Duration::from_secs(16 * 60));
+    }
 }

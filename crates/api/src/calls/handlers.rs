@@ -7,26 +7,29 @@ use axum::{
 };
 use chrono::Utc;
 use switchboard_core::{
-    calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, Transition, control},
+    calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, control},
     carrier::new_sid,
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     jobs::{self, CarrierSim},
+    lifecycle::Transition,
+    records::CALL_COLUMNS,
     settings::CarrierMode,
 };
 use uuid::Uuid;
 
 use super::{
-    CALL_COLUMNS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall,
+    Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall,
     lifecycle::{self, StatusUpdate, lock_call, record_event, status_of},
 };
 use crate::{
     auth::Principal,
+    by_id,
     customers::parse_phone,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path, Query},
     idempotency::{self, IdempotencyKey},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -130,7 +133,7 @@ pub async fn originate_call(
     metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);
     state
         .events
-        .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallCreated, &call))
+        .publish_new(call.tenant_id, EventType::CallCreated, &call)
         .await;
     Ok((StatusCode::CREATED, Json(call)).into_response())
 }
@@ -148,8 +151,7 @@ pub async fn list_calls(
     principal: Principal,
     Query(query): Query<ListCallsQuery>,
 ) -> ApiResult<Json<Page<Call>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let region = &state.settings.default_region;
     let from = query
         .from
@@ -176,7 +178,7 @@ pub async fn list_calls(
          ORDER BY id DESC LIMIT $11"
     )))
     .bind(principal.tenant_id)
-    .bind(after)
+    .bind(request.after)
     .bind(query.status.map(CallStatus::as_str))
     .bind(query.direction.map(Direction::as_str))
     .bind(query.agent_id)
@@ -185,23 +187,14 @@ pub async fn list_calls(
     .bind(to)
     .bind(query.created_after)
     .bind(query.created_before)
-    .bind(i64::from(limit) + 1)
+    .bind(request.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(pagination::page(rows, limit, |c| {
-        pagination::encode_id_cursor(c.id)
-    })))
+    Ok(Json(request.page(rows, |c| c.id)))
 }
 
 pub(crate) async fn fetch_call(state: &AppState, tenant_id: Uuid, id: Uuid) -> ApiResult<Call> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("call"))
+    by_id::fetch(&state.db, CALL_COLUMNS, "calls", tenant_id, id, "call").await
 }
 
 /// Gets one call.
@@ -373,7 +366,7 @@ async fn publish_update(state: &AppState, call: &Call, action: Control) {
     }
     state
         .events
-        .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallUpdated, data))
+        .publish_new(call.tenant_id, EventType::CallUpdated, data)
         .await;
 }
 

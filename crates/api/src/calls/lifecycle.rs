@@ -4,7 +4,7 @@
 //! Agents' controls lock the row (`FOR UPDATE`) before deciding, so each
 //! decides against the state the previous change left; the carrier's
 //! callbacks decide from an unlocked read and apply in batches
-//! (`webhooks::call_statuses`). Both go through [`apply_changes`], which
+//! (`carrier::call_statuses`). Both go through [`apply_changes`], which
 //! applies a change only if the call is still in the status it was decided
 //! from. Applied changes bump the call's gapless `version`.
 
@@ -13,13 +13,15 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use switchboard_core::{
-    calls::{CallStatus, Transition, transition},
-    events::{Envelope, EventType},
+    calls::{CallStatus, transition},
+    events::EventType,
     jobs::{self, ScheduledCallRun},
+    lifecycle::Transition,
+    records::CALL_COLUMNS,
 };
 use uuid::Uuid;
 
-use super::{CALL_COLUMNS, Call};
+use super::Call;
 use crate::{
     error::{ApiError, ApiResult},
     state::AppState,
@@ -256,7 +258,7 @@ pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, sou
     let call = &outcome.call;
     state
         .events
-        .publish_after_commit(Envelope::new(call.tenant_id, EventType::CallStatus, call))
+        .publish_new(call.tenant_id, EventType::CallStatus, call)
         .await;
     follow_presence(state, call).await;
 }

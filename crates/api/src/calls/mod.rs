@@ -24,10 +24,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(handlers::control_call))
 }
 
+// Read with `records::CALL_COLUMNS`; events carry the same record
+// (`records::CALL_JSON`), and a test below keeps the fields in step.
 /// A call, as every endpoint and event shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Call {
+    /// The call's id.
     pub id: Uuid,
+    /// The tenant the call belongs to.
     pub tenant_id: Uuid,
     /// `outbound` or `inbound`.
     #[schema(example = "outbound")]
@@ -41,48 +45,59 @@ pub struct Call {
     pub status: String,
     /// The carrier's CallSid.
     pub carrier_sid: Option<String>,
+    /// The customer on the other end, when known.
     pub customer_id: Option<Uuid>,
+    /// The agent on the call, when one is.
     pub agent_id: Option<Uuid>,
+    /// Whether the agent put the call on hold.
     pub on_hold: bool,
+    /// Whether the agent muted the call.
     pub muted: bool,
+    /// Whether the call is being recorded.
     pub recording: bool,
     /// Where the call was transferred (an agent id or a number).
     pub transferred_to: Option<String>,
     /// Inbound calls: `agent` or `voicemail`.
     pub routed_to: Option<String>,
+    /// When the call was created (queued or received).
     pub created_at: DateTime<Utc>,
+    /// When it started ringing.
     pub ringing_at: Option<DateTime<Utc>>,
+    /// When it was answered.
     pub answered_at: Option<DateTime<Utc>>,
+    /// When it ended.
     pub ended_at: Option<DateTime<Utc>>,
     /// Talk time: answer to hang-up, from the carrier's timestamps.
     pub duration_seconds: Option<i32>,
     /// Gapless change counter (1 = created): orders this call's events.
     pub version: i32,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
-
-/// The columns of [`Call`], for `SELECT` and `RETURNING`.
-pub(crate) const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number AS \"from\", \
-    to_number AS \"to\", status, carrier_sid, customer_id, agent_id, on_hold, muted, recording, \
-    transferred_to, routed_to, created_at, ringing_at, answered_at, ended_at, duration_seconds, \
-    version, updated_at";
 
 /// One entry of a call's history.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct CallEvent {
+    /// The entry's id (increasing in the order entries were written).
     pub id: i64,
+    /// The call this entry is about.
     pub call_id: Uuid,
     /// `status`, or the control applied (`hold`, `mute`, `transfer`, ...).
     pub kind: String,
+    /// For `status` entries: the status before.
     pub from_status: Option<String>,
+    /// For `status` entries: the status after.
     pub to_status: Option<String>,
+    /// Details of the change (the carrier's parameters, the transfer target...).
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     /// `api`, `carrier`, `system` or `seed`.
     pub source: String,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
 }
 
+/// An outbound call to place.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OriginateCall {
@@ -95,6 +110,7 @@ pub struct OriginateCall {
     pub customer_id: Option<Uuid>,
 }
 
+/// Parameters of an agent control (`transfer` needs one of them).
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ControlRequest {
@@ -114,7 +130,9 @@ pub struct ListCallsQuery {
     /// `outbound` or `inbound`.
     #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
+    /// Only calls of this agent.
     pub agent_id: Option<Uuid>,
+    /// Only calls with this customer.
     pub customer_id: Option<Uuid>,
     /// Only calls from this number (any common format).
     pub from: Option<String>,
@@ -129,4 +147,14 @@ pub struct ListCallsQuery {
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_has_the_fields_of_the_shared_record() {
+        crate::openapi::assert_same_fields::<Call>(switchboard_core::records::CALL);
+    }
 }

@@ -5,11 +5,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use switchboard_core::{
-    events::{Envelope, EventType},
-    ids::new_id,
-    search::search_pattern,
-};
+use switchboard_core::{events::EventType, ids::new_id, search::search_pattern};
 use uuid::Uuid;
 
 use super::{
@@ -18,10 +14,11 @@ use super::{
 };
 use crate::{
     auth::Principal,
+    by_id,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path, Query},
     idempotency::{self, IdempotencyKey},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -38,21 +35,15 @@ pub async fn list_customers(
     principal: Principal,
     Query(query): Query<ListCustomersQuery>,
 ) -> ApiResult<Json<Page<Customer>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
-    let fetch = i64::from(limit) + 1;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
 
     let rows: Vec<Customer> = if let Some(phone) = query.phone.as_deref() {
         let phone = parse_phone(phone, &state.settings.default_region, "phone")?;
         // Numbers are unique per tenant: the first page is that customer or
         // nobody, which the cache answers.
-        if after.is_none() {
+        if request.after.is_none() {
             let found = customer_by_phone(&state, principal.tenant_id, &phone).await?;
-            return Ok(Json(pagination::page(
-                found.into_iter().collect(),
-                limit,
-                |c| pagination::encode_id_cursor(c.id),
-            )));
+            return Ok(Json(request.page(found.into_iter().collect(), |c| c.id)));
         }
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers
@@ -61,8 +52,8 @@ pub async fn list_customers(
         )))
         .bind(principal.tenant_id)
         .bind(phone)
-        .bind(after)
-        .bind(fetch)
+        .bind(request.after)
+        .bind(request.fetch())
         .fetch_all(&state.db)
         .await?
     } else if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
@@ -79,8 +70,8 @@ pub async fn list_customers(
         )))
         .bind(principal.tenant_id)
         .bind(search_pattern(q))
-        .bind(after)
-        .bind(fetch)
+        .bind(request.after)
+        .bind(request.fetch())
         .fetch_all(&state.db)
         .await?
     } else {
@@ -90,14 +81,12 @@ pub async fn list_customers(
              ORDER BY id DESC LIMIT $3"
         )))
         .bind(principal.tenant_id)
-        .bind(after)
-        .bind(fetch)
+        .bind(request.after)
+        .bind(request.fetch())
         .fetch_all(&state.db)
         .await?
     };
-    Ok(Json(pagination::page(rows, limit, |c| {
-        pagination::encode_id_cursor(c.id)
-    })))
+    Ok(Json(request.page(rows, |c| c.id)))
 }
 
 /// Creates a customer. Honours `Idempotency-Key`.
@@ -141,11 +130,7 @@ pub async fn create_customer(
     tx.commit().await?;
     state
         .events
-        .publish_after_commit(Envelope::new(
-            principal.tenant_id,
-            EventType::CustomerCreated,
-            &customer,
-        ))
+        .publish_new(principal.tenant_id, EventType::CustomerCreated, &customer)
         .await;
     Ok((StatusCode::CREATED, Json(customer)).into_response())
 }
@@ -155,14 +140,15 @@ pub(crate) async fn fetch_customer(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<Customer> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("customer"))
+    by_id::fetch(
+        &state.db,
+        CUSTOMER_COLUMNS,
+        "customers",
+        tenant_id,
+        id,
+        "customer",
+    )
+    .await
 }
 
 /// Gets one customer.
@@ -228,11 +214,7 @@ pub async fn update_customer(
     .ok_or_else(|| ApiError::not_found("customer"))?;
     state
         .events
-        .publish_after_commit(Envelope::new(
-            principal.tenant_id,
-            EventType::CustomerUpdated,
-            &customer,
-        ))
+        .publish_new(principal.tenant_id, EventType::CustomerUpdated, &customer)
         .await;
     Ok(Json(customer))
 }
@@ -249,22 +231,14 @@ pub async fn delete_customer(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let deleted = sqlx::query("DELETE FROM customers WHERE tenant_id = $1 AND id = $2")
-        .bind(principal.tenant_id)
-        .bind(id)
-        .execute(&state.db)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::not_found("customer"));
-    }
+    by_id::delete(&state.db, "customers", principal.tenant_id, id, "customer").await?;
     state
         .events
-        .publish_after_commit(Envelope::new(
+        .publish_new(
             principal.tenant_id,
             EventType::CustomerDeleted,
             serde_json::json!({ "id": id }),
-        ))
+        )
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -305,11 +279,7 @@ pub async fn add_note(
     .await?;
     state
         .events
-        .publish_after_commit(Envelope::new(
-            principal.tenant_id,
-            EventType::CustomerNoteAdded,
-            &note,
-        ))
+        .publish_new(principal.tenant_id, EventType::CustomerNoteAdded, &note)
         .await;
     Ok((StatusCode::CREATED, Json(note)))
 }

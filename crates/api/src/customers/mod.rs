@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, state::AppState, text::validate_name};
 
 pub use handlers::*;
 pub use timeline::*;
@@ -35,19 +35,27 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A customer record.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Customer {
+    /// The customer's id.
     pub id: Uuid,
+    /// The tenant the customer belongs to.
     pub tenant_id: Uuid,
+    /// The customer's name.
     pub name: String,
+    /// The customer's email address, lowercased.
     pub email: Option<String>,
     /// E.164.
     #[schema(example = "+12025550123")]
     pub phone: Option<String>,
+    /// The customer's company.
     pub company: Option<String>,
+    /// Labels, trimmed and lowercased.
     pub tags: Vec<String>,
     /// Free-form JSON object.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// When the customer was created.
     pub created_at: DateTime<Utc>,
+    /// When the customer last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -76,9 +84,11 @@ pub(crate) async fn customer_by_phone(
     .await
 }
 
+/// A customer to create.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomer {
+    /// 1 to 200 characters.
     #[schema(
         example = "Ada Lovelace",
         min_length = 1,
@@ -93,11 +103,13 @@ pub struct CreateCustomer {
     /// are read in the configured default region).
     #[schema(example = "(202) 555-0123")]
     pub phone: Option<String>,
+    /// At most 200 characters.
     #[schema(max_length = 200)]
     pub company: Option<String>,
     /// At most 20.
     #[schema(value_type = Option<Vec<crate::openapi::items::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
+    /// Free-form JSON object.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -106,20 +118,25 @@ pub struct CreateCustomer {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCustomer {
+    /// 1 to 200 characters.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
+    /// An address (`local@domain.tld`); `null` or empty clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 320, pattern = r"^\s*([^@\s]+@[^.\s]\S*\.\S*[^.\s])?\s*$")]
     pub email: Option<Option<String>>,
+    /// Any common format, stored as E.164; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub phone: Option<Option<String>>,
+    /// At most 200 characters; `null` clears it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, max_length = 200)]
     pub company: Option<Option<String>>,
     /// At most 20.
     #[schema(value_type = Option<Vec<crate::openapi::items::Tag>>, max_items = 20)]
     pub tags: Option<Vec<String>>,
+    /// Free-form JSON object, replacing the current one.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
@@ -159,30 +176,11 @@ pub(crate) struct CustomerFields {
     pub metadata: serde_json::Value,
 }
 
-pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::validation(
-            "name",
-            "name must be 1 to 200 characters",
-        ));
-    }
-    Ok(name.to_string())
-}
-
 pub(crate) fn validate_email(email: Option<&str>) -> Result<Option<String>, ApiError> {
     let Some(email) = email.map(str::trim).filter(|e| !e.is_empty()) else {
         return Ok(None);
     };
-    let valid = email.len() <= 320
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if !valid {
+    if !switchboard_core::email::is_valid(email) {
         return Err(ApiError::validation(
             "email",
             "email is not a valid address",
@@ -322,16 +320,23 @@ impl UpdateCustomer {
 /// A note on a customer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Note {
+    /// The note's id.
     pub id: Uuid,
+    /// The customer the note is on.
     pub customer_id: Uuid,
+    /// The agent who wrote it, when an agent did.
     pub agent_id: Option<Uuid>,
+    /// The text.
     pub body: String,
+    /// When it was written.
     pub created_at: DateTime<Utc>,
 }
 
+/// A note to add to a customer's record.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNote {
+    /// 1 to 10 000 characters.
     #[schema(
         example = "Called back about the invoice; resolved.",
         min_length = 1,

@@ -35,6 +35,7 @@ pub struct TimelineItem {
     pub kind: String,
     /// The id of the call, message, voicemail or note.
     pub id: Uuid,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// The item's main fields (status, direction, body, duration...).
     #[schema(value_type = Object)]

@@ -7,22 +7,24 @@ use axum::{
 };
 use sqlx::PgConnection;
 use switchboard_core::{
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     jobs::{self, SmsSend},
+    records::MESSAGE_COLUMNS,
     sms::segment,
     templates::{TemplateError, Variables, customer_variables, render},
 };
 use uuid::Uuid;
 
-use super::{ListMessagesQuery, MESSAGE_COLUMNS, Message, SendMessage, validate_body};
+use super::{ListMessagesQuery, Message, SendMessage, validate_body};
 use crate::{
     auth::Principal,
+    by_id,
     customers::parse_phone,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path, Query},
     idempotency::{self, IdempotencyKey},
-    pagination::{self, Page},
+    pagination::{IdPageRequest, Page},
     state::AppState,
 };
 
@@ -139,11 +141,7 @@ pub async fn send_message(
     tracing::info!(tenant_id = %message.tenant_id, message_id = %message.id, "message queued");
     state
         .events
-        .publish_after_commit(Envelope::new(
-            principal.tenant_id,
-            EventType::MessageCreated,
-            &message,
-        ))
+        .publish_new(principal.tenant_id, EventType::MessageCreated, &message)
         .await;
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
@@ -271,8 +269,7 @@ pub async fn list_messages(
     principal: Principal,
     Query(query): Query<ListMessagesQuery>,
 ) -> ApiResult<Json<Page<Message>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_id_cursor(query.cursor.as_deref())?;
+    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {
         return Err(
@@ -301,15 +298,13 @@ pub async fn list_messages(
     if let Some(customer_id) = query.customer_id {
         sql.push(" AND customer_id = ").push_bind(customer_id);
     }
-    if let Some(after) = after {
+    if let Some(after) = request.after {
         sql.push(" AND id < ").push_bind(after);
     }
     sql.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+        .push_bind(request.fetch());
     let rows: Vec<Message> = sql.build_query_as().fetch_all(&state.db).await?;
-    Ok(Json(pagination::page(rows, limit, |m| {
-        pagination::encode_id_cursor(m.id)
-    })))
+    Ok(Json(request.page(rows, |m| m.id)))
 }
 
 pub(crate) async fn fetch_message(
@@ -317,14 +312,15 @@ pub(crate) async fn fetch_message(
     tenant_id: Uuid,
     id: Uuid,
 ) -> ApiResult<Message> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("message"))
+    by_id::fetch(
+        &state.db,
+        MESSAGE_COLUMNS,
+        "messages",
+        tenant_id,
+        id,
+        "message",
+    )
+    .await
 }
 
 /// Gets one message.

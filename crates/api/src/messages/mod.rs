@@ -5,7 +5,7 @@
 //! its variables, length — before anything is written; then the message is
 //! inserted `queued` in one transaction with its idempotency record, and an
 //! `sms.send` job is pushed after commit. Delivery receipts and inbound
-//! messages arrive through the carrier webhooks (`webhooks::sms`).
+//! messages arrive through the carrier webhooks (`carrier::sms`).
 
 mod handlers;
 
@@ -31,10 +31,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Longest body a message may have (what carriers concatenate at most).
 pub const MAX_BODY_CHARS: usize = 1600;
 
+// Read with `records::MESSAGE_COLUMNS`; events carry the same record
+// (`records::MESSAGE_JSON`), and a test below keeps the fields in step.
 /// An SMS, outbound or inbound.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Message {
+    /// The message's id.
     pub id: Uuid,
+    /// The tenant the message belongs to.
     pub tenant_id: Uuid,
     /// `outbound` or `inbound`.
     #[schema(example = "outbound")]
@@ -45,6 +49,7 @@ pub struct Message {
     /// E.164.
     #[schema(example = "+12025550123")]
     pub to: String,
+    /// The text.
     pub body: String,
     /// `queued`, `sending`, `sent`, `delivered`, `undelivered`, `failed`, or
     /// `received` (inbound).
@@ -60,23 +65,25 @@ pub struct Message {
     pub carrier_sid: Option<String>,
     /// The carrier's error code for failed or undelivered messages.
     pub error_code: Option<String>,
+    /// The customer on the other end, when known.
     pub customer_id: Option<Uuid>,
+    /// The campaign that sent it, when one did.
     pub campaign_id: Option<Uuid>,
+    /// The template it was rendered from, when one was used.
     pub template_id: Option<Uuid>,
     /// The agent who sent it, when an agent did.
     pub agent_id: Option<Uuid>,
+    /// When it was accepted (outbound) or received (inbound).
     pub created_at: DateTime<Utc>,
+    /// When the carrier reported it `sent`.
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the carrier reported it `delivered`.
     pub delivered_at: Option<DateTime<Utc>>,
     /// Gapless change counter (1 = created): orders this message's events.
     pub version: i32,
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
-
-/// The columns of [`Message`], for `SELECT` and `RETURNING`.
-pub(crate) const MESSAGE_COLUMNS: &str = "id, tenant_id, direction, from_number AS \"from\", \
-    to_number AS \"to\", body, status, segments, encoding, carrier_sid, error_code, customer_id, \
-    campaign_id, template_id, agent_id, created_at, sent_at, delivered_at, version, updated_at";
 
 /// A message to send: either `body`, or `template_id` (+ `variables`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -112,6 +119,7 @@ pub struct ListMessagesQuery {
     /// `failed`, `received`.
     #[param(value_type = Option<String>, pattern = "^(queued|sending|sent|delivered|undelivered|failed|received)$")]
     pub status: Option<MessageStatus>,
+    /// Only messages with this customer.
     pub customer_id: Option<Uuid>,
     /// `outbound` or `inbound`.
     #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
@@ -137,6 +145,11 @@ pub(crate) fn validate_body(body: &str, field: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_has_the_fields_of_the_shared_record() {
+        crate::openapi::assert_same_fields::<Message>(switchboard_core::records::MESSAGE);
+    }
 
     #[test]
     fn bodies_are_counted_in_characters() {

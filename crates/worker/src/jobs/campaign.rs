@@ -15,7 +15,7 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use switchboard_core::{
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     jobs::{self, CampaignExpand, Job, SmsSend},
     search::search_pattern,
@@ -323,7 +323,7 @@ pub async fn publish_progress(
         return Ok(false);
     };
     ctx.events
-        .publish_after_commit(Envelope::new(
+        .publish_new(
             tenant_id,
             EventType::CampaignProgress,
             serde_json::json!({
@@ -333,7 +333,7 @@ pub async fn publish_progress(
                 "opted_out_count": opted_out,
                 "messages": progress,
             }),
-        ))
+        )
         .await;
     Ok(status == "completed")
 }

@@ -22,7 +22,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use switchboard_core::{
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     imports::{self, Header, Mode, Row},
     jobs::ImportProcess,
@@ -330,11 +330,7 @@ async fn publish_progress(ctx: &Ctx, job: &ImportProcess) -> JobResult {
     .await?;
     if let Some(data) = data {
         ctx.events
-            .publish_after_commit(Envelope::new(
-                job.tenant_id,
-                EventType::ImportProgress,
-                data,
-            ))
+            .publish_new(job.tenant_id, EventType::ImportProgress, data)
             .await;
     }
     Ok(())

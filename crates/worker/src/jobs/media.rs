@@ -10,8 +10,9 @@ use std::{sync::Arc, time::Duration};
 use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::{
-    events::{Envelope, EventType},
+    events::EventType,
     jobs::{RecordingProcess, VoicemailTranscribe},
+    records::VOICEMAIL_JSON,
 };
 use uuid::Uuid;
 
@@ -49,46 +50,57 @@ pub fn transcript(id: Uuid, seconds: i32) -> String {
         .join(" ")
 }
 
+/// Claims the record `id` of `table` for processing: `pending`, or
+/// `processing` again (a worker died mid-way), becomes `processing` in its
+/// `status` column. Returns the audio's length in seconds, or `None` when
+/// the record is finished already or gone.
+async fn claim(
+    ctx: &Ctx,
+    table: &'static str,
+    status: &'static str,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET {status} = 'processing'
+         WHERE tenant_id = $1 AND id = $2 AND {status} IN ('pending', 'processing')
+         RETURNING duration_seconds"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&ctx.db)
+    .await
+}
+
 impl Handler for VoicemailTranscribe {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let claimed: Option<i32> = sqlx::query_scalar(
-            "UPDATE voicemails SET transcription_status = 'processing'
-             WHERE tenant_id = $1 AND id = $2 AND transcription_status IN ('pending', 'processing')
-             RETURNING duration_seconds",
-        )
-        .bind(self.tenant_id)
-        .bind(self.voicemail_id)
-        .fetch_optional(&ctx.db)
-        .await?;
-        let Some(seconds) = claimed else {
+        let claimed = claim(
+            ctx,
+            "voicemails",
+            "transcription_status",
+            self.tenant_id,
+            self.voicemail_id,
+        );
+        let Some(seconds) = claimed.await? else {
             return Ok(());
         };
         tokio::time::sleep(processing_time(ctx, seconds)).await;
         let text = transcript(self.voicemail_id, seconds);
-        let voicemail: Option<serde_json::Value> = sqlx::query_scalar(
-            "UPDATE voicemails SET transcription_status = 'completed', transcription = $3
-             WHERE tenant_id = $1 AND id = $2 AND transcription_status = 'processing'
-             RETURNING jsonb_build_object('id', id, 'tenant_id', tenant_id, 'call_id', call_id,
-                 'customer_id', customer_id, 'from', from_number, 'to', to_number,
-                 'recording_url', recording_url, 'duration_seconds', duration_seconds,
-                 'transcription_status', transcription_status, 'transcription', transcription,
-                 'listened', listened_at IS NOT NULL,
-                 'listened_at', to_char(listened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                 'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
-        )
-        .bind(self.tenant_id)
-        .bind(self.voicemail_id)
-        .bind(&text)
-        .fetch_optional(&ctx.db)
-        .await?;
+        let voicemail: Option<serde_json::Value> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "UPDATE voicemails SET transcription_status = 'completed', transcription = $3
+                 WHERE tenant_id = $1 AND id = $2 AND transcription_status = 'processing'
+                 RETURNING {VOICEMAIL_JSON}"
+            )))
+            .bind(self.tenant_id)
+            .bind(self.voicemail_id)
+            .bind(&text)
+            .fetch_optional(&ctx.db)
+            .await?;
         if let Some(voicemail) = voicemail {
             metrics::counter!("voicemails_transcribed_total").increment(1);
             ctx.events
-                .publish_after_commit(Envelope::new(
-                    self.tenant_id,
-                    EventType::VoicemailTranscribed,
-                    &voicemail,
-                ))
+                .publish_new(self.tenant_id, EventType::VoicemailTranscribed, &voicemail)
                 .await;
         }
         Ok(())
@@ -97,16 +109,14 @@ impl Handler for VoicemailTranscribe {
 
 impl Handler for RecordingProcess {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let claimed: Option<i32> = sqlx::query_scalar(
-            "UPDATE recordings SET status = 'processing'
-             WHERE tenant_id = $1 AND id = $2 AND status IN ('pending', 'processing')
-             RETURNING duration_seconds",
-        )
-        .bind(self.tenant_id)
-        .bind(self.recording_id)
-        .fetch_optional(&ctx.db)
-        .await?;
-        let Some(seconds) = claimed else {
+        let claimed = claim(
+            ctx,
+            "recordings",
+            "status",
+            self.tenant_id,
+            self.recording_id,
+        );
+        let Some(seconds) = claimed.await? else {
             return Ok(());
         };
         // Encoding work: a fraction of the audio's length.
@@ -126,11 +136,7 @@ impl Handler for RecordingProcess {
         if let Some(recording) = recording {
             metrics::counter!("recordings_processed_total").increment(1);
             ctx.events
-                .publish_after_commit(Envelope::new(
-                    self.tenant_id,
-                    EventType::CallUpdated,
-                    &recording,
-                ))
+                .publish_new(self.tenant_id, EventType::CallUpdated, &recording)
                 .await;
         }
         Ok(())

@@ -21,9 +21,10 @@ use std::{sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use switchboard_core::{
     carrier::new_sid,
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
     jobs::{self, CarrierSim, Job, ScheduledCallRun},
+    records::CALL_JSON,
     scheduling::SCHEDULED_CALL_JSON,
     settings::CarrierMode,
 };
@@ -33,17 +34,6 @@ use crate::{context::Ctx, error::JobResult, runner::Handler};
 
 /// How long a call held back by the concurrency cap waits before it looks again.
 pub const CAP_RECHECK: Duration = Duration::from_millis(500);
-
-/// A call as its `call.*` events carry it (the API's representation).
-const CALL_JSON: &str = "jsonb_build_object('id', id, 'tenant_id', tenant_id, \
-    'direction', direction, 'from', from_number, 'to', to_number, 'status', status, \
-    'carrier_sid', carrier_sid, 'customer_id', customer_id, 'agent_id', agent_id, \
-    'on_hold', on_hold, 'muted', muted, 'recording', recording, \
-    'transferred_to', transferred_to, 'routed_to', routed_to, \
-    'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'ringing_at', NULL, 'answered_at', NULL, 'ended_at', NULL, 'duration_seconds', NULL, \
-    'version', version, \
-    'updated_at', to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))";
 
 #[derive(sqlx::FromRow)]
 struct Scheduled {
@@ -124,11 +114,7 @@ impl Handler for ScheduledCallRun {
             Step::Placed { call } => {
                 ctx.queues.wake(CarrierSim::QUEUE);
                 ctx.events
-                    .publish_after_commit(Envelope::new(
-                        self.tenant_id,
-                        EventType::CallCreated,
-                        call,
-                    ))
+                    .publish_new(self.tenant_id, EventType::CallCreated, call)
                     .await;
             }
             Step::Settled { outcome } => {
@@ -139,11 +125,7 @@ impl Handler for ScheduledCallRun {
         }
         if !matches!(step, Step::Deferred("concurrency")) {
             ctx.events
-                .publish_after_commit(Envelope::new(
-                    self.tenant_id,
-                    EventType::ScheduledCallUpdated,
-                    data,
-                ))
+                .publish_new(self.tenant_id, EventType::ScheduledCallUpdated, data)
                 .await;
         }
         Ok(())
@@ -297,35 +279,29 @@ async fn settle(
         None => "failed".to_string(),
     };
     let retry = row.retry_on.contains(&outcome) && row.attempts < row.max_attempts;
-    if outcome == "completed" {
-        sqlx::query(
-            "UPDATE scheduled_calls SET status = 'completed', version = version + 1, updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(job.scheduled_call_id)
-        .execute(&mut *tx)
-        .await?;
+    // The next attempt's wait, when there is one.
+    let (status, backoff) = if outcome == "completed" {
+        ("completed", None)
     } else if retry {
         let backoff = Duration::from_secs(u64::try_from(row.backoff_seconds).unwrap_or(0));
-        sqlx::query(
-            "UPDATE scheduled_calls SET status = 'retrying',
-                next_attempt_at = now() + make_interval(secs => $2),
-                version = version + 1, updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(job.scheduled_call_id)
-        .bind(backoff.as_secs_f64())
-        .execute(&mut *tx)
-        .await?;
-        jobs::enqueue_in(&mut *tx, job, backoff).await?;
+        ("retrying", Some(backoff))
     } else {
-        sqlx::query(
-            "UPDATE scheduled_calls SET status = 'exhausted', version = version + 1, updated_at = now()
-             WHERE id = $1",
-        )
-        .bind(job.scheduled_call_id)
-        .execute(&mut *tx)
-        .await?;
+        ("exhausted", None)
+    };
+    sqlx::query(
+        "UPDATE scheduled_calls SET status = $2,
+            next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
+                                   ELSE now() + make_interval(secs => $3) END,
+            version = version + 1, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(job.scheduled_call_id)
+    .bind(status)
+    .bind(backoff.map(|wait| wait.as_secs_f64()))
+    .execute(&mut *tx)
+    .await?;
+    if let Some(backoff) = backoff {
+        jobs::enqueue_in(&mut *tx, job, backoff).await?;
     }
     Ok(Step::Settled { outcome })
 }

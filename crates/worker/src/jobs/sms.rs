@@ -20,14 +20,16 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 use switchboard_core::{
-    events::{Envelope, EventType},
-    group_commit::{GroupCommit, by_ordinality},
+    events::EventType,
+    group_commit::{GroupCommit, Numbered, by_ordinality},
     jobs::{CarrierSim, Job, SmsSend},
+    lifecycle::Transition,
+    records::MESSAGE_JSON,
     settings::CarrierMode,
+    sms::{MessageStatus, message_transition},
 };
 use uuid::Uuid;
 
-use super::MESSAGE_JSON;
 use crate::{
     context::Ctx,
     error::{JobError, JobResult},
@@ -41,6 +43,22 @@ pub const OPTED_OUT_ERROR: &str = "21610";
 const LANES: usize = 4;
 /// The largest batch (bounds one statement's size and lock set).
 const MAX_BATCH: usize = 256;
+
+/// The statuses a message is handed over from: those from which both of a
+/// hand-over's outcomes — `sending`, or `failed` when the recipient opted
+/// out — are steps the message lifecycle allows. That is only `queued`: a
+/// retried or duplicated job finds the message past it and does nothing.
+static HANDED_OVER_FROM: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    MessageStatus::ALL
+        .into_iter()
+        .filter(|&from| {
+            [MessageStatus::Sending, MessageStatus::Failed]
+                .into_iter()
+                .all(|to| message_transition(from, to) == Transition::Apply)
+        })
+        .map(MessageStatus::as_str)
+        .collect()
+});
 
 /// What one hand-over found: the message's status before, and — when it was
 /// still `queued` — its new status and record.
@@ -85,12 +103,12 @@ static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
              FOR UPDATE OF m),
          updated AS (
              UPDATE messages
-             SET status = CASE WHEN c_opted_out THEN 'failed' ELSE 'sending' END,
+             SET status = CASE WHEN c_opted_out THEN $8 ELSE $9 END,
                  error_code = CASE WHEN c_opted_out THEN $5 END,
                  carrier_sid = CASE WHEN c_opted_out THEN NULL ELSE c_sid END,
                  version = version + 1, updated_at = now()
              FROM current
-             WHERE id = c_id AND c_status = 'queued'
+             WHERE id = c_id AND c_status = ANY($10)
              RETURNING c_ord AS u_ord, id AS u_id, status AS u_status,
                        c_network || jsonb_build_object('handed_over', jsonb_build_object(
                            'sid', carrier_sid, 'from', from_number, 'to', to_number,
@@ -98,18 +116,11 @@ static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
                        {MESSAGE_JSON} AS u_message),
          handed AS (
              INSERT INTO jobs (queue, subject, payload)
-             SELECT $6, u_id, u_network FROM updated WHERE u_status = 'sending' AND $7)
+             SELECT $6, u_id, u_network FROM updated WHERE u_status = $9 AND $7)
          SELECT c_ord AS ord, c_status AS before, u_status AS status, u_message AS message
          FROM current LEFT JOIN updated ON u_ord = c_ord"
     )
 });
-
-#[derive(sqlx::FromRow)]
-struct Found {
-    ord: i64,
-    #[sqlx(flatten)]
-    hand_over: HandOver,
-}
 
 async fn hand_over(
     db: sqlx::PgPool,
@@ -129,17 +140,21 @@ async fn hand_over(
             })
         })
         .collect::<Result<_, _>>()?;
-    let found: Vec<Found> = sqlx::query_as(sqlx::AssertSqlSafe(HAND_OVER_SQL.as_str()))
-        .bind(&tenants)
-        .bind(&ids)
-        .bind(&sids)
-        .bind(&network)
-        .bind(OPTED_OUT_ERROR)
-        .bind(CarrierSim::QUEUE)
-        .bind(simulated)
-        .fetch_all(&db)
-        .await?;
-    by_ordinality(batch.len(), found.into_iter().map(|f| (f.ord, f.hand_over)))
+    let found: Vec<Numbered<HandOver>> =
+        sqlx::query_as(sqlx::AssertSqlSafe(HAND_OVER_SQL.as_str()))
+            .bind(&tenants)
+            .bind(&ids)
+            .bind(&sids)
+            .bind(&network)
+            .bind(OPTED_OUT_ERROR)
+            .bind(CarrierSim::QUEUE)
+            .bind(simulated)
+            .bind(MessageStatus::Failed.as_str())
+            .bind(MessageStatus::Sending.as_str())
+            .bind(&*HANDED_OVER_FROM)
+            .fetch_all(&db)
+            .await?;
+    by_ordinality(batch.len(), found.into_iter().map(|f| (f.ord, f.row)))
 }
 
 impl Handler for SmsSend {
@@ -162,17 +177,15 @@ impl Handler for SmsSend {
             metrics::counter!("sms_send_skipped_total", "status" => before).increment(1);
             return Ok(());
         };
-        if status == "sending" && ctx.settings.carrier == CarrierMode::Simulated {
+        if status == MessageStatus::Sending.as_str()
+            && ctx.settings.carrier == CarrierMode::Simulated
+        {
             metrics::counter!("jobs_enqueued_total", "queue" => CarrierSim::QUEUE).increment(1);
             ctx.queues.wake(CarrierSim::QUEUE);
         }
         metrics::counter!("sms_send_total", "result" => status).increment(1);
         ctx.events
-            .publish_after_commit(Envelope::new(
-                self.tenant_id,
-                EventType::MessageStatus,
-                &message,
-            ))
+            .publish_new(self.tenant_id, EventType::MessageStatus, &message)
             .await;
         Ok(())
     }
@@ -182,4 +195,14 @@ impl Handler for SmsSend {
 /// hand-over is attempted the carrier sees one message.
 pub fn message_sid(message_id: uuid::Uuid) -> String {
     format!("SM{}", message_id.simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_queued_messages_are_handed_over() {
+        assert_eq!(*HANDED_OVER_FROM, ["queued"]);
+    }
 }

@@ -1,4 +1,5 @@
-//! Turns events into `webhook.deliver` jobs.
+//! The webhook fan-out: turns events into `webhook.deliver` jobs, one per
+//! subscribed tenant webhook endpoint.
 //!
 //! Every event is appended to a Redis stream by its publisher; the workers
 //! read it through one consumer group, so each event is handled by exactly

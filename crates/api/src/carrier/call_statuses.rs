@@ -12,10 +12,13 @@
 use std::sync::LazyLock;
 
 use sqlx::PgPool;
-use switchboard_core::group_commit::by_ordinality;
+use switchboard_core::{
+    group_commit::{Numbered, by_ordinality},
+    records::CALL_COLUMNS,
+};
 
 use crate::calls::{
-    CALL_COLUMNS, Call,
+    Call,
     lifecycle::{self, Change},
 };
 
@@ -41,13 +44,6 @@ pub(crate) fn start(db: &PgPool) -> CallStatuses {
     )
 }
 
-#[derive(sqlx::FromRow)]
-struct Found {
-    ord: i64,
-    #[sqlx(flatten)]
-    target: CallTarget,
-}
-
 static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT v.ord, c.*
@@ -61,11 +57,11 @@ static LOOKUP_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 async fn lookup(db: PgPool, sids: Vec<String>) -> anyhow::Result<Vec<Option<CallTarget>>> {
-    let found: Vec<Found> = sqlx::query_as(sqlx::AssertSqlSafe(LOOKUP_SQL.as_str()))
+    let found: Vec<Numbered<CallTarget>> = sqlx::query_as(sqlx::AssertSqlSafe(LOOKUP_SQL.as_str()))
         .bind(&sids)
         .fetch_all(&db)
         .await?;
-    by_ordinality(sids.len(), found.into_iter().map(|f| (f.ord, f.target)))
+    by_ordinality(sids.len(), found.into_iter().map(|f| (f.ord, f.row)))
 }
 
 /// A batch in one transaction: [`lifecycle::apply_changes`], then commit.

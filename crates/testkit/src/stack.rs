@@ -3,21 +3,38 @@
 //! for), and the worker — in this process, or as a real `switchboard worker`
 //! child process that a test can SIGKILL.
 
-#![allow(dead_code)]
-
 use std::{
     process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
 };
 
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use switchboard_core::{Settings, auth, testing::TestDatabase};
+use switchboard_core::Settings;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::{
+    api::{ApiServer, TestTenant, add_number, bind_any, insert_tenant},
+    db::TestDatabase,
+    events::TenantEvents,
+};
+
+/// Inserts tenant `slug` (see [`insert_tenant`]) with its API key made an
+/// admin's.
+async fn insert_admin_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -> TestTenant {
+    let tenant = insert_tenant(db, settings, slug).await;
+    sqlx::query("UPDATE api_keys SET role = 'admin' WHERE tenant_id = $1")
+        .bind(tenant.id)
+        .execute(&db.pool)
+        .await
+        .expect("admin key");
+    tenant
+}
+
+/// The API and (once started) a worker over one test database.
 pub struct Stack {
     pub db: TestDatabase,
     pub settings: Arc<Settings>,
@@ -27,17 +44,14 @@ pub struct Stack {
     pub api_key: String,
     /// The in-process worker's ops address (`/ready`, `/metrics`), once started.
     pub worker_base: Option<String>,
-    api_stop: Option<oneshot::Sender<()>>,
+    _api: ApiServer,
     worker_stop: Option<oneshot::Sender<()>>,
     worker_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for stop in [self.api_stop.take(), self.worker_stop.take()]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(stop) = self.worker_stop.take() {
             let _ = stop.send(());
         }
     }
@@ -64,61 +78,40 @@ impl Stack {
     /// Only the API (start a worker later).
     pub async fn api_only(configure: impl FnOnce(&mut Settings)) -> Stack {
         let db = TestDatabase::new().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = bind_any().await;
         let addr = listener.local_addr().expect("addr");
         let mut settings = (*db.settings()).clone();
         fast(&mut settings);
         settings.public_url = format!("http://{addr}");
         configure(&mut settings);
         let settings = Arc::new(settings);
-        let state = switchboard_api::state(settings.clone())
-            .await
-            .expect("api state");
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(switchboard_api::serve_on(listener, state, async move {
-            let _ = rx.await;
-        }));
+        let api = ApiServer::serve(listener, settings.clone()).await;
 
-        let tenant_id = Uuid::now_v7();
-        sqlx::query("INSERT INTO tenants (id, slug, name, carrier_auth_token, sms_rate_per_second) VALUES ($1, 'acme', 'Acme', 'acme-carrier-token', 1000)")
-            .bind(tenant_id)
+        // One tenant whose API key is an admin's, sending fast enough that
+        // its rate never paces a test.
+        let tenant = insert_admin_tenant(&db, &settings, "acme").await;
+        sqlx::query("UPDATE tenants SET sms_rate_per_second = 1000 WHERE id = $1")
+            .bind(tenant.id)
             .execute(&db.pool)
             .await
-            .expect("tenant");
-        sqlx::query("INSERT INTO phone_numbers (number, tenant_id, is_default) VALUES ('+12025550100', $1, true)")
-            .bind(tenant_id)
-            .execute(&db.pool)
-            .await
-            .expect("number");
-        let api_key = auth::generate_api_key();
-        sqlx::query("INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role) VALUES ($1, $2, 'test', $3, $4, 'admin')")
-            .bind(Uuid::now_v7())
-            .bind(tenant_id)
-            .bind(auth::api_key_display_prefix(&api_key))
-            .bind(auth::hash_api_key(&api_key))
-            .execute(&db.pool)
-            .await
-            .expect("api key");
+            .expect("tenant rate");
+        add_number(&db.pool, tenant.id, "+12025550100").await;
         Stack {
             db,
             settings,
             client: Client::new(),
             base: format!("http://{addr}"),
-            tenant_id,
-            api_key,
+            tenant_id: tenant.id,
+            api_key: tenant.api_key,
             worker_base: None,
-            api_stop: Some(tx),
+            _api: api,
             worker_stop: None,
             worker_task: None,
         }
     }
 
     pub async fn start_worker(&mut self) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = bind_any().await;
         self.worker_base = Some(format!("http://{}", listener.local_addr().expect("addr")));
         let (tx, rx) = oneshot::channel::<()>();
         let settings = self.settings.clone();
@@ -146,9 +139,10 @@ impl Stack {
         self.worker_base = None;
     }
 
-    /// `switchboard worker` as a child process with this stack's settings.
-    pub fn spawn_worker_process(&self) -> Child {
-        self.command(&["worker"])
+    /// `switchboard worker` as a child process with this stack's settings;
+    /// `bin` is the binary (`env!("CARGO_BIN_EXE_switchboard")`).
+    pub fn spawn_worker_process(&self, bin: &str) -> Child {
+        self.command(bin, &["worker"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -156,15 +150,15 @@ impl Stack {
     }
 
     /// Runs `switchboard <args>` against this stack; returns its stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().expect("run switchboard");
+    pub fn cli(&self, bin: &str, args: &[&str]) -> String {
+        let output = self.command(bin, args).output().expect("run switchboard");
         assert!(output.status.success(), "switchboard {args:?}: {output:?}");
         String::from_utf8(output.stdout).expect("utf-8")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    fn command(&self, bin: &str, args: &[&str]) -> Command {
         let s = &self.settings;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        let mut command = Command::new(bin);
         command
             .args(args)
             .env("DATABASE_URL", s.database_url.expose_secret())
@@ -172,30 +166,47 @@ impl Stack {
             .env("SWITCHBOARD_REDIS_PREFIX", &s.redis_prefix)
             .env("SWITCHBOARD_PUBLIC_URL", &s.public_url)
             .env("SWITCHBOARD_WORKER_ADDR", "127.0.0.1:0")
-            .env("SWITCHBOARD_CARRIER_SPEED", s.carrier_speed.to_string())
-            .env(
-                "SWITCHBOARD_SWEEP_AFTER_MS",
-                s.sweep_after.as_millis().to_string(),
-            )
-            .env(
-                "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
-                s.maintenance_interval.as_millis().to_string(),
-            )
-            .env(
-                "SWITCHBOARD_JOB_RETRY_BASE_MS",
-                s.job_retry_base.as_millis().to_string(),
-            )
-            .env(
-                "SWITCHBOARD_JOB_LEASE_MS",
-                s.job_lease.as_millis().to_string(),
-            )
             .env("SWITCHBOARD_DB_MAX_CONNECTIONS", "10")
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .env("SWITCHBOARD_CARRIER_SPEED", s.carrier_speed.to_string());
+        for (name, duration) in [
+            ("SWITCHBOARD_SWEEP_AFTER_MS", s.sweep_after),
+            (
+                "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
+                s.maintenance_interval,
+            ),
+            ("SWITCHBOARD_JOB_RETRY_BASE_MS", s.job_retry_base),
+            ("SWITCHBOARD_JOB_LEASE_MS", s.job_lease),
+        ] {
+            command.env(name, duration.as_millis().to_string());
+        }
         command
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Another tenant, `slug`, whose API key (returned) is an admin's.
+    pub async fn other_tenant(&self, slug: &str) -> String {
+        insert_admin_tenant(&self.db, &self.settings, slug)
+            .await
+            .api_key
+    }
+
+    /// A request to `path` with `key` as its bearer credential.
+    pub async fn request_as(&self, method: Method, path: &str, key: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The stack's tenant's published events, from now on.
+    pub async fn events(&self) -> TenantEvents {
+        TenantEvents::subscribe(&self.settings, self.tenant_id).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -353,19 +364,9 @@ impl Stack {
     /// POSTs a carrier callback signed as the tenant's carrier signs it.
     pub async fn carrier(&self, path: &str, params: &[(&str, &str)]) -> Value {
         let url = format!("{}{path}", self.settings.public_url);
-        let owned: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let signature = switchboard_core::carrier::sign("acme-carrier-token", &url, &owned);
-        let response = self
-            .client
-            .post(&url)
-            .header(switchboard_core::carrier::SIGNATURE_HEADER, signature)
-            .form(&owned)
-            .send()
-            .await
-            .expect("carrier callback");
+        let response =
+            crate::http::post_carrier_form(&self.client, &url, &url, "acme-carrier-token", params)
+                .await;
         assert!(
             response.status().is_success(),
             "{path}: {}",

@@ -11,12 +11,14 @@
 use std::sync::LazyLock;
 
 use sqlx::PgPool;
-use switchboard_core::sms::MessageStatus;
+use switchboard_core::{
+    group_commit::{Numbered, by_ordinality},
+    records::MESSAGE_COLUMNS,
+    sms::MessageStatus,
+};
 use uuid::Uuid;
 
-use switchboard_core::group_commit::by_ordinality;
-
-use crate::messages::{MESSAGE_COLUMNS, Message};
+use crate::messages::Message;
 
 /// What a receipt needs to know about its message before deciding.
 #[derive(Debug, sqlx::FromRow)]
@@ -50,15 +52,8 @@ pub fn start(db: &PgPool) -> Receipts {
     )
 }
 
-#[derive(sqlx::FromRow)]
-struct Found {
-    ord: i64,
-    #[sqlx(flatten)]
-    target: ReceiptTarget,
-}
-
 async fn lookup(db: PgPool, sids: Vec<String>) -> anyhow::Result<Vec<Option<ReceiptTarget>>> {
-    let found: Vec<Found> = sqlx::query_as(
+    let found: Vec<Numbered<ReceiptTarget>> = sqlx::query_as(
         "SELECT v.ord, m.id AS message_id, m.tenant_id, m.status, t.carrier_auth_token
          FROM unnest($1::text[]) WITH ORDINALITY AS v(sid, ord)
          JOIN messages m ON m.carrier_sid = v.sid
@@ -67,14 +62,7 @@ async fn lookup(db: PgPool, sids: Vec<String>) -> anyhow::Result<Vec<Option<Rece
     .bind(&sids)
     .fetch_all(&db)
     .await?;
-    by_ordinality(sids.len(), found.into_iter().map(|f| (f.ord, f.target)))
-}
-
-#[derive(sqlx::FromRow)]
-struct Applied {
-    ord: i64,
-    #[sqlx(flatten)]
-    message: Message,
+    by_ordinality(sids.len(), found.into_iter().map(|f| (f.ord, f.row)))
 }
 
 /// One statement for a whole batch: the conditional updates, and the report
@@ -145,12 +133,12 @@ async fn apply(db: PgPool, batch: Vec<ApplyReceipt>) -> anyhow::Result<Vec<Optio
     let from: Vec<&str> = batch.iter().map(|r| r.from.as_str()).collect();
     let to: Vec<&str> = batch.iter().map(|r| r.to.as_str()).collect();
     let errors: Vec<Option<&str>> = batch.iter().map(|r| r.error_code.as_deref()).collect();
-    let applied: Vec<Applied> = sqlx::query_as(sqlx::AssertSqlSafe(APPLY_SQL.as_str()))
+    let applied: Vec<Numbered<Message>> = sqlx::query_as(sqlx::AssertSqlSafe(APPLY_SQL.as_str()))
         .bind(&ids)
         .bind(&from)
         .bind(&to)
         .bind(&errors)
         .fetch_all(&db)
         .await?;
-    by_ordinality(batch.len(), applied.into_iter().map(|a| (a.ord, a.message)))
+    by_ordinality(batch.len(), applied.into_iter().map(|a| (a.ord, a.row)))
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Principal,
+    by_id,
     error::{ApiError, ApiResult, ErrorBody},
     extract::{Json, Path},
     state::AppState,
@@ -30,13 +31,17 @@ const MAX_ENDPOINTS: i64 = 20;
 /// A webhook endpoint.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Endpoint {
+    /// The endpoint's id.
     pub id: Uuid,
+    /// Where events are POSTed.
     #[schema(example = "https://crm.example.com/hooks/switchboard")]
     pub url: String,
     /// Event types delivered; empty = every type.
     #[schema(example = json!(["call.status", "message.status"]))]
     pub event_types: Vec<String>,
+    /// Whether deliveries are made.
     pub active: bool,
+    /// When the endpoint was registered.
     pub created_at: DateTime<Utc>,
     /// The signing secret: returned only when the endpoint is created.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +49,7 @@ pub struct Endpoint {
     pub secret: Option<String>,
 }
 
+/// A webhook endpoint to register.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
@@ -170,13 +176,13 @@ pub async fn delete_endpoint(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     principal.require(Role::Admin)?;
-    let deleted = sqlx::query("DELETE FROM tenant_webhooks WHERE tenant_id = $1 AND id = $2")
-        .bind(principal.tenant_id)
-        .bind(id)
-        .execute(&state.db)
-        .await?;
-    if deleted.rows_affected() == 0 {
-        return Err(ApiError::not_found("webhook endpoint"));
-    }
+    by_id::delete(
+        &state.db,
+        "tenant_webhooks",
+        principal.tenant_id,
+        id,
+        "webhook endpoint",
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,10 +15,11 @@
 use axum::extract::State;
 use serde::Deserialize;
 use switchboard_core::{
-    calls::Transition,
-    events::{Envelope, EventType},
+    events::EventType,
     ids::new_id,
+    lifecycle::Transition,
     phone::E164,
+    records::MESSAGE_COLUMNS,
     sms::{MessageStatus, message_transition, segment},
 };
 use utoipa::ToSchema;
@@ -26,14 +27,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    CarrierForm, WebhookAck,
+    CarrierForm, Decision, Settled, WebhookAck,
     receipts::{ApplyReceipt, ReceiptTarget},
     tenant_for_number, xml_escape,
 };
 use crate::{
     error::{ApiError, ApiResult, ErrorBody},
     extract::Json,
-    messages::{MAX_BODY_CHARS, MESSAGE_COLUMNS, Message},
+    messages::{MAX_BODY_CHARS, Message},
     state::AppState,
 };
 
@@ -64,6 +65,7 @@ pub struct SmsStatusForm {
 #[serde(rename_all = "PascalCase")]
 #[allow(dead_code)]
 pub struct SmsIncomingForm {
+    /// The carrier's id of the message.
     #[schema(example = "SM0123456789abcdef0123456789abcdef")]
     message_sid: String,
     /// The sender, E.164.
@@ -72,6 +74,7 @@ pub struct SmsIncomingForm {
     /// The tenant's number, E.164.
     #[schema(example = "+12025550100")]
     to: String,
+    /// The text (keywords such as STOP, START and HELP are acted on).
     #[schema(example = "STOP")]
     body: Option<String>,
 }
@@ -94,21 +97,13 @@ pub async fn sms_status(
     let sid = form.require("MessageSid")?;
     // Verified and parsed once, in the first round.
     let mut status: Option<MessageStatus> = None;
-    // Read, authenticate, decide, then apply only if the message is still
-    // in the status the decision was made from (one autocommit statement).
-    // A concurrent receipt for the same message makes the update match no
-    // row: read again and decide again. Statuses only move forward, so this
-    // ends within a few rounds.
-    let mut rounds = 0;
-    let (message, tenant_id, message_id, result) = loop {
-        rounds += 1;
-        let found = state.receipts.lookup.call(sid.to_string()).await?;
+    let settled = state.receipts.settle(sid, "message", |target| {
         let ReceiptTarget {
             message_id,
             tenant_id,
             status: current,
             carrier_auth_token,
-        } = found.ok_or_else(|| ApiError::not_found("message"))?;
+        } = target;
         let wanted = match status {
             Some(wanted) => wanted,
             None => {
@@ -129,53 +124,40 @@ pub async fn sms_status(
             ApiError::internal(anyhow::anyhow!("stored message status {current:?}"))
         })?;
         let transition = message_transition(current, wanted);
-        let result = transition.as_str();
-        if transition != Transition::Apply {
-            metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)
-                .increment(1);
-            if transition == Transition::Illegal {
-                tracing::warn!(%tenant_id, %message_id, from = %current, to = %wanted, "illegal message receipt ignored");
-            }
-            return Ok(Json(WebhookAck {
-                message_id: Some(message_id),
-                ..WebhookAck::result(result)
-            }));
-        }
-        let error_code = form
-            .get("ErrorCode")
-            .map(|c| c.chars().take(64).collect::<String>());
-        let message = state
-            .receipts
-            .apply
-            .call(ApplyReceipt {
+        if transition == Transition::Apply {
+            let error_code = form
+                .get("ErrorCode")
+                .map(|c| c.chars().take(64).collect::<String>());
+            return Ok(Decision::Apply(ApplyReceipt {
                 message_id,
                 from: current,
                 to: wanted,
                 error_code,
-            })
-            .await?;
-        match message {
-            Some(message) => {
-                metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => result)
-                    .increment(1);
-                break (message, tenant_id, message_id, result);
-            }
-            // Every round that loses a race sees a later status; there are
-            // fewer statuses than this.
-            None if rounds >= 8 => {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "message {message_id} kept changing under a receipt"
-                )));
-            }
-            None => continue,
+            }));
         }
+        metrics::counter!("message_transitions_total", "to" => wanted.as_str(), "result" => transition.as_str())
+            .increment(1);
+        if transition == Transition::Illegal {
+            tracing::warn!(%tenant_id, %message_id, from = %current, to = %wanted, "illegal message receipt ignored");
+        }
+        Ok(Decision::Answer(WebhookAck {
+            message_id: Some(message_id),
+            ..WebhookAck::result(transition.as_str())
+        }))
+    });
+    let message = match settled.await? {
+        Settled::Applied(message) => message,
+        Settled::Answered(ack) => return Ok(Json(ack)),
     };
+    let result = Transition::Apply.as_str();
+    metrics::counter!("message_transitions_total", "to" => message.status.clone(), "result" => result)
+        .increment(1);
     state
         .events
-        .publish_after_commit(Envelope::new(tenant_id, EventType::MessageStatus, &message))
+        .publish_new(message.tenant_id, EventType::MessageStatus, &message)
         .await;
     Ok(Json(WebhookAck {
-        message_id: Some(message_id),
+        message_id: Some(message.id),
         ..WebhookAck::result(result)
     }))
 }
@@ -382,11 +364,7 @@ pub async fn sms_incoming(
     }
     state
         .events
-        .publish_after_commit(Envelope::new(
-            tenant_id,
-            EventType::MessageReceived,
-            &message,
-        ))
+        .publish_new(tenant_id, EventType::MessageReceived, &message)
         .await;
     Ok(Json(ack("created", &message)))
 }

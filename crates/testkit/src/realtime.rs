@@ -1,12 +1,5 @@
-//! Test support: realtime servers on port 0 next to the API harness, and a
-//! small Socket.IO v5 / Engine.IO 4 client over tokio-tungstenite.
-
-#![allow(dead_code)]
-
-#[path = "../../../api/tests/common/mod.rs"]
-pub mod common;
-
-pub mod sio;
+//! Realtime servers on port 0, beside the API harness: one stopped
+//! gracefully, one killed the way a crash would kill it.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,8 +7,7 @@ use switchboard_core::Settings;
 use switchboard_realtime::RealtimeConfig;
 use tokio::sync::oneshot;
 
-#[allow(unused_imports)] // not every test binary uses the client
-pub use sio::SioClient;
+use crate::api::bind_any;
 
 /// Timings short enough for expiry to happen inside a test.
 pub fn test_config() -> RealtimeConfig {
@@ -44,9 +36,7 @@ impl RealtimeServer {
         let state = switchboard_realtime::state(settings, config)
             .await
             .expect("realtime state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = bind_any().await;
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(switchboard_realtime::serve_on(
@@ -104,9 +94,7 @@ impl KillableServer {
             let state = switchboard_realtime::state(settings, test_config())
                 .await
                 .expect("realtime state");
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
+            let listener = bind_any().await;
             let _ = tx.send(listener.local_addr().expect("addr"));
             let _ = switchboard_realtime::serve_on(listener, state, std::future::pending()).await;
         });

@@ -1,25 +1,28 @@
-//! Test support (feature `testing`): each test gets its own freshly
-//! migrated database and its own Redis key prefix, so tests run in parallel
-//! against the real PostgreSQL and Redis without seeing each other.
+//! Each test gets its own freshly migrated database and its own Redis key
+//! prefix, so tests run in parallel against the real PostgreSQL and Redis
+//! without seeing each other; both are removed when the test ends.
 
 use std::sync::Arc;
 
+use deadpool_redis::redis;
 use secrecy::ExposeSecret;
 use sqlx::{Connection, PgConnection, PgPool};
+use switchboard_core::{Settings, settings::Argon2Params};
 use uuid::Uuid;
 
-use crate::{Settings, settings::Argon2Params};
-
-/// A database created for one test and dropped when this is dropped.
+/// A database and a Redis prefix made for one test, dropped with it.
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
     pub pool: PgPool,
+    /// The Redis key prefix of every [`TestDatabase::settings`].
+    pub redis_prefix: String,
     maintenance_url: String,
+    redis_url: String,
 }
 
-/// Settings for a test: the environment's, with a fresh database, a unique
-/// Redis prefix, and cheap argon2 so logins do not dominate test time.
+/// Settings for a test: the environment's, over `database_url`, with a
+/// unique Redis prefix and cheap argon2 so logins do not dominate test time.
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::from_env().unwrap_or_default();
     settings.database_url = database_url.to_string().into();
@@ -53,10 +56,10 @@ impl TestDatabase {
             .await
             .expect("create the test database");
         let settings = test_settings(&url);
-        let pool = crate::db::connect(&settings)
+        let pool = switchboard_core::db::connect(&settings)
             .await
             .expect("connect to the test database");
-        crate::db::MIGRATOR
+        switchboard_core::db::MIGRATOR
             .run(&pool)
             .await
             .expect("migrate the test database");
@@ -64,12 +67,17 @@ impl TestDatabase {
             name,
             url,
             pool,
+            redis_prefix: settings.redis_prefix,
             maintenance_url,
+            redis_url: base.redis_url.expose_secret().to_string(),
         }
     }
 
+    /// Test settings over this database and its Redis prefix.
     pub fn settings(&self) -> Arc<Settings> {
-        Arc::new(test_settings(&self.url))
+        let mut settings = test_settings(&self.url);
+        settings.redis_prefix = self.redis_prefix.clone();
+        Arc::new(settings)
     }
 }
 
@@ -77,6 +85,8 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
         let url = self.maintenance_url.clone();
+        let redis_url = self.redis_url.clone();
+        let pattern = format!("{}:*", self.redis_prefix);
         // Drop runs outside async; a scratch runtime on its own thread does the work.
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -93,8 +103,36 @@ impl Drop for TestDatabase {
                     .execute(&mut conn)
                     .await;
                 }
+                let _ = remove_keys(&redis_url, &pattern).await;
             });
         })
         .join();
+    }
+}
+
+/// Removes the keys matching `pattern` (a test's prefix) from Redis.
+async fn remove_keys(redis_url: &str, pattern: &str) -> redis::RedisResult<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }

@@ -225,16 +225,20 @@ pub(crate) async fn tenant_token(state: &AppState, tenant_id: Uuid) -> ApiResult
 pub struct WebhookAck {
     /// `applied`, `duplicate`, `stale`, `already_ended`, `ignored` or `created`.
     pub result: String,
+    /// The call the webhook was about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<Uuid>,
+    /// The message the webhook was about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Uuid>,
     /// Inbound calls: `connect` (to `agent_id`) or `voicemail`. Inbound
     /// SMS: `opted_out`, `opted_in`, `help` or `none`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Inbound calls routed to an agent: that agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
+    /// The customer the sender is, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<Uuid>,
     /// Text the carrier should send back to the sender (inbound SMS).
@@ -288,6 +292,22 @@ impl<T, C, R> Clone for Reports<T, C, R> {
     }
 }
 
+/// What a report's handler decided about the record as it found it.
+pub enum Decision<C, A> {
+    /// Apply this change (if the record is still where it was decided).
+    Apply(C),
+    /// Change nothing: answer the carrier with this.
+    Answer(A),
+}
+
+/// How a report ended.
+pub enum Settled<R, A> {
+    /// The change was applied: the updated record.
+    Applied(R),
+    /// The handler decided to change nothing.
+    Answered(A),
+}
+
 impl<T, C, R> Reports<T, C, R>
 where
     T: Send + 'static,
@@ -298,6 +318,40 @@ where
     const LANES: usize = 4;
     /// The largest batch (bounds one statement's size and lock set).
     const MAX_BATCH: usize = 256;
+    /// Rounds one report may lose to concurrent changes of its record: each
+    /// lost round sees a later status, and there are fewer statuses.
+    const MAX_ROUNDS: usize = 8;
+
+    /// Settles a report on the record `sid` names (`what` it is, for the
+    /// 404): finds the record, lets `decide` judge the report against it,
+    /// and applies the change decided only if the record is still where the
+    /// decision was made. A concurrent change to the same record makes the
+    /// apply match nothing: the record is read and judged again. Statuses
+    /// only move forward, so this ends within a few rounds.
+    pub async fn settle<A>(
+        &self,
+        sid: &str,
+        what: &'static str,
+        mut decide: impl FnMut(T) -> ApiResult<Decision<C, A>>,
+    ) -> ApiResult<Settled<R, A>> {
+        for _ in 0..Self::MAX_ROUNDS {
+            let target = self
+                .lookup
+                .call(sid.to_string())
+                .await?
+                .ok_or_else(|| ApiError::not_found(what))?;
+            let change = match decide(target)? {
+                Decision::Apply(change) => change,
+                Decision::Answer(answer) => return Ok(Settled::Answered(answer)),
+            };
+            if let Some(record) = self.apply.call(change).await? {
+                return Ok(Settled::Applied(record));
+            }
+        }
+        Err(ApiError::internal(anyhow::anyhow!(
+            "the {what} {sid} kept changing under a carrier report"
+        )))
+    }
 
     /// Starts the lanes (inside a Tokio runtime); `names` are the batch
     /// metrics' `op` for the lookups and for the applies.

@@ -3,21 +3,24 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use switchboard_core::{
-    calls::{CallStatus, Transition, transition},
-    events::{Envelope, EventType},
+    calls::{CallStatus, transition},
+    events::EventType,
     ids::new_id,
     jobs::{self, RecordingProcess, VoicemailTranscribe},
+    lifecycle::Transition,
     phone::E164,
+    records::CALL_COLUMNS,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    CarrierForm, WebhookAck, call_statuses::CallTarget, tenant_for_number, tenant_token, xml_escape,
+    CarrierForm, Decision, Settled, WebhookAck, call_statuses::CallTarget, tenant_for_number,
+    tenant_token, xml_escape,
 };
 use crate::{
     calls::{
-        CALL_COLUMNS, Call,
+        Call,
         lifecycle::{self, Change, StatusUpdate},
     },
     error::{ApiError, ApiResult, ErrorBody},
@@ -94,23 +97,12 @@ pub async fn voice_status(
     let raw_status = form.require("CallStatus")?;
     // Verified and parsed once, in the first round.
     let mut update: Option<StatusUpdate> = None;
-    // Read, authenticate, decide, then apply only if the call is still in
-    // the status the decision was made from (both in groups: the carrier
-    // storm's hot path). A concurrent change to the same call makes the
-    // update match no row: read again and decide again. Statuses only move
-    // forward, so this ends within a few rounds.
-    let mut rounds = 0;
-    let outcome = loop {
-        rounds += 1;
+    // Looked up and applied in groups: the carrier storm's hot path.
+    let settled = state.call_statuses.settle(sid, "call", |target| {
         let CallTarget {
             call,
             carrier_auth_token,
-        } = state
-            .call_statuses
-            .lookup
-            .call(sid.to_string())
-            .await?
-            .ok_or_else(|| ApiError::not_found("call"))?;
+        } = target;
         let update = match &update {
             Some(update) => update.clone(),
             None => {
@@ -121,39 +113,24 @@ pub async fn voice_status(
             }
         };
         let from = lifecycle::status_of(&call)?;
-        let decided = transition(from, update.to);
-        if decided != Transition::Apply {
-            break lifecycle::Outcome {
-                call,
-                transition: decided,
-            };
-        }
-        let applied = state
-            .call_statuses
-            .apply
-            .call(Change {
+        Ok(match transition(from, update.to) {
+            Transition::Apply => Decision::Apply(Change {
                 call_id: call.id,
                 from,
                 update,
-            })
-            .await?;
-        match applied {
-            Some(call) => {
-                break lifecycle::Outcome {
-                    call,
-                    transition: Transition::Apply,
-                };
-            }
-            // Every round that loses a race sees a later status; there are
-            // fewer statuses than this.
-            None if rounds >= 8 => {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "call {} kept changing under a status callback",
-                    call.id
-                )));
-            }
-            None => continue,
-        }
+            }),
+            decided => Decision::Answer(lifecycle::Outcome {
+                call,
+                transition: decided,
+            }),
+        })
+    });
+    let outcome = match settled.await? {
+        Settled::Applied(call) => lifecycle::Outcome {
+            call,
+            transition: Transition::Apply,
+        },
+        Settled::Answered(outcome) => outcome,
     };
     lifecycle::after_status_commit(&state, &outcome, "carrier").await;
     let call_id = outcome.call.id;
@@ -266,7 +243,7 @@ pub async fn voice_incoming(
         .increment(1);
     state
         .events
-        .publish_after_commit(Envelope::new(tenant_id, EventType::CallCreated, &call))
+        .publish_new(tenant_id, EventType::CallCreated, &call)
         .await;
     lifecycle::follow_presence(&state, &call).await;
     Ok(Json(routing_ack(&call, "created")))
@@ -434,7 +411,7 @@ pub async fn voice_recording(
         metrics::counter!("voicemails_created_total").increment(1);
         state
             .events
-            .publish_after_commit(Envelope::new(tenant_id, EventType::VoicemailCreated, data))
+            .publish_new(tenant_id, EventType::VoicemailCreated, data)
             .await;
         return Ok(Json(WebhookAck {
             call_id: Some(call_id),
@@ -497,7 +474,7 @@ pub async fn voice_recording(
     }
     state
         .events
-        .publish_after_commit(Envelope::new(tenant_id, EventType::CallUpdated, event))
+        .publish_new(tenant_id, EventType::CallUpdated, event)
         .await;
     Ok(Json(WebhookAck {
         call_id: Some(call_id),

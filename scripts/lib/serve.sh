@@ -1,0 +1,40 @@
+# shellcheck shell=bash
+# Shared by the benchmark scripts (sourced): run the release binary as a
+# background service that stops when the script exits, leaving no Redis keys
+# behind; wait until services are ready; log in as a demo user.
+# Expects BIN and SWITCHBOARD_REDIS_PREFIX to be set.
+
+# serve CMD...: runs "$BIN" CMD... in the background until the script exits;
+# its pid is in SERVED.
+serve() {
+  "$BIN" "$@" &
+  SERVED=$!
+  trap stop_served EXIT
+}
+
+stop_served() {
+  kill "$SERVED" 2>/dev/null
+  wait "$SERVED" 2>/dev/null || true
+  # Leave no keys (events, presence) behind in Redis.
+  redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
+}
+
+# wait_ready BASE...: until every base URL answers /ready 200 (20 s at most).
+wait_ready() {
+  local ready base
+  for _ in $(seq 100); do
+    ready=1
+    for base in "$@"; do curl -sf "$base/ready" >/dev/null || ready=; done
+    [ -n "$ready" ] && return 0
+    sleep 0.2
+  done
+  echo "not ready within 20 s: $*" >&2
+  return 1
+}
+
+# login BASE EMAIL: prints the demo user's access token.
+login() {
+  curl -sf "$1/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$2\",\"password\":\"switchboard-demo\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
