@@ -38,7 +38,7 @@ PHONE=$(psql -qtA -h 127.0.0.1 -U postgres -d "$DB" -c \
   "SELECT c.phone FROM customers c JOIN tenants t ON t.id = c.tenant_id
    WHERE t.slug = 'acme' AND c.phone IS NOT NULL ORDER BY c.id LIMIT 1")
 LUA=$(mktemp --suffix .lua)
-trap 'cleanup; rm -f "$LUA"' EXIT
+trap 'stop_served; rm -f "$LUA"' EXIT
 cat > "$LUA" <<LUA
 wrk.headers["authorization"] = "Bearer $TOKEN"
 done = function(summary, latency, requests)

@@ -19,13 +19,23 @@ stop_served() {
   redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true
 }
 
-# wait_ready BASE...: until every base URL answers /ready 200 (20 s at most).
+# wait_ready BASE...: until every base URL answers /ready 200 (20 s at most)
+# and the served process is still running (one that exited, its port taken,
+# must not be mistaken for whatever else answers there).
 wait_ready() {
   local ready base
   for _ in $(seq 100); do
+    if [ -n "${SERVED:-}" ] && ! kill -0 "$SERVED" 2>/dev/null; then
+      echo "switchboard exited before it was ready (is its port taken?)" >&2
+      return 1
+    fi
     ready=1
     for base in "$@"; do curl -sf "$base/ready" >/dev/null || ready=; done
-    [ -n "$ready" ] && return 0
+    if [ -n "$ready" ]; then
+      # A stale instance may have answered: ours fails its bind within moments.
+      sleep 0.5
+      if [ -z "${SERVED:-}" ] || kill -0 "$SERVED" 2>/dev/null; then return 0; fi
+    fi
     sleep 0.2
   done
   echo "not ready within 20 s: $*" >&2
