@@ -205,7 +205,7 @@ impl Audience {
 /// Creates a campaign and queues its expansion. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
     request_body = CreateCampaign,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = CampaignWithProgress),
         (status = 422, body = ErrorBody, description = "Invalid field: no recipients, a bad number, unknown customers or template; \

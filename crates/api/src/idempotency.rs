@@ -26,8 +26,34 @@ pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-ke
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The optional `Idempotency-Key` header: 1–255 visible ASCII characters.
+/// An operation that takes it lists it with `params(IdempotencyKey)`, so
+/// every one documents it alike.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey(pub Option<String>);
+
+impl utoipa::IntoParams for IdempotencyKey {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::{
+            Required,
+            path::{ParameterBuilder, ParameterIn},
+        };
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes retries safe: a repeat with the same key and body replays the \
+                     first response (`Idempotent-Replayed: true`); the same key with another \
+                     body is a 422",
+                ))
+                .schema(Some(crate::openapi::idempotency_key_schema()))
+                .build(),
+        ]
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;

@@ -92,9 +92,6 @@ pub fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
-                if parameter.name.eq_ignore_ascii_case("idempotency-key") {
-                    parameter.schema = Some(idempotency_key_schema());
-                }
                 if matches!(parameter.parameter_in, ParameterIn::Query) {
                     not_nullable(parameter.schema.as_mut());
                 }
@@ -165,7 +162,7 @@ fn error_response(description: &str) -> RefOr<Response> {
 
 /// What `Idempotency-Key` accepts (see [`crate::idempotency`]): 1 to 255
 /// visible ASCII characters.
-fn idempotency_key_schema() -> RefOr<Schema> {
+pub(crate) fn idempotency_key_schema() -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .min_length(Some(1))

@@ -455,7 +455,7 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
 /// Schedules an outbound call.
 #[utoipa::path(post, path = "/v1/scheduled-calls", tag = "scheduled-calls", security(("bearer" = [])),
     request_body = CreateScheduledCall,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCall),
         (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),
@@ -490,7 +490,7 @@ pub async fn create_scheduled_call(
 /// first invalid one is named, e.g. `scheduled_calls[3].to`).
 #[utoipa::path(post, path = "/v1/scheduled-calls/batch", tag = "scheduled-calls", security(("bearer" = [])),
     request_body = CreateScheduledCallBatch,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCallBatch),
         (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),

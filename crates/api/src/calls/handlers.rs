@@ -36,7 +36,7 @@ use crate::{
 /// Originates an outbound call: created `queued` and handed to the carrier.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", security(("bearer" = [])),
     request_body = OriginateCall,
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = Call),
         (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),

@@ -92,7 +92,7 @@ pub async fn list_customers(
 /// Creates a customer. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
     request_body = CreateCustomer,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = Customer),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),

@@ -32,7 +32,7 @@ use crate::{
 /// queue. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
     request_body = SendMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body replay the first response")),
+    params(IdempotencyKey),
     responses(
         (status = 201, body = Message),
         (status = 400, body = ErrorBody, description = "Malformed JSON or Idempotency-Key"),
