@@ -20,33 +20,49 @@ use crate::{db::TestDatabase, events::TenantEvents};
 /// The password of every agent the fixtures insert.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// A tenant the fixtures inserted, with what a test needs to act as it.
 pub struct TestTenant {
+    /// Its id.
     pub id: Uuid,
+    /// Its slug (its carrier token is `<slug>-carrier-token`).
     pub slug: String,
+    /// The id of its agent (role `agent`).
     pub agent_id: Uuid,
+    /// The agent's email.
     pub agent_email: String,
+    /// Its admin's email.
     pub admin_email: String,
+    /// An API key of the tenant.
     pub api_key: String,
     /// An access token for the tenant's first agent.
     pub token: String,
 }
 
+/// The API on port 0 over its own database, with tenants `a` and `b`.
 pub struct TestApp {
+    /// The server's address.
     pub addr: SocketAddr,
+    /// A client for requests to it.
     pub client: Client,
+    /// Its database (dropped with the app).
     pub db: TestDatabase,
+    /// The settings it runs with.
     pub settings: Arc<Settings>,
+    /// Tenant A (`alpha`): numbers +12025550100 and +12025550101.
     pub a: TestTenant,
+    /// Tenant B (`bravo`): number +12025550150.
     pub b: TestTenant,
     _server: ApiServer,
 }
 
+/// Spawns the API with the test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// An API server running on the test's runtime; stops when dropped.
 pub struct ApiServer {
+    /// The server's address.
     pub addr: SocketAddr,
     /// Mints access tokens the server accepts.
     pub tokens: Arc<TokenKeys>,
@@ -117,12 +133,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 /// Another API instance over the same database and Redis prefix, as a
 /// second replica behind a load balancer would be; stopped on drop.
 pub struct Peer {
+    /// The peer's address.
     pub addr: SocketAddr,
     client: Client,
     _server: ApiServer,
 }
 
 impl Peer {
+    /// The URL of `path` on the peer.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -138,6 +156,7 @@ impl Peer {
         crate::http::metric_value(&self.metrics().await, prefix)
     }
 
+    /// GETs `path` from the peer with `token`.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
@@ -217,10 +236,12 @@ pub async fn insert_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -
 }
 
 impl TestApp {
+    /// The URL of `path` on this API.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A request to `path` with `token` as its bearer credential.
     pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
         self.client
             .request(method, self.url(path))
@@ -235,6 +256,7 @@ impl TestApp {
         body["access_token"].as_str().expect("token").to_string()
     }
 
+    /// GETs `path` with `token`.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.request(Method::GET, path, token)
             .send()
@@ -242,6 +264,7 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// POSTs `body` as JSON to `path` with `token`.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
         self.request(Method::POST, path, token)
             .json(&body)
@@ -250,6 +273,7 @@ impl TestApp {
             .expect("POST")
     }
 
+    /// PATCHes `body` as JSON to `path` with `token`.
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
         self.request(Method::PATCH, path, token)
             .json(&body)
@@ -258,6 +282,7 @@ impl TestApp {
             .expect("PATCH")
     }
 
+    /// DELETEs `path` with `token`.
     pub async fn delete(&self, path: &str, token: &str) -> Response {
         self.request(Method::DELETE, path, token)
             .send()

@@ -12,8 +12,11 @@ use uuid::Uuid;
 
 /// A database and a Redis prefix made for one test, dropped with it.
 pub struct TestDatabase {
+    /// The database's name (`sbtest_<random>`).
     pub name: String,
+    /// Its connection URL.
     pub url: String,
+    /// A pool on it.
     pub pool: PgPool,
     /// The Redis key prefix of every [`TestDatabase::settings`].
     pub redis_prefix: String,

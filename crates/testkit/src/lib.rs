@@ -7,6 +7,8 @@
 //!
 //! A dev-dependency only: nothing here ships.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod db;
 pub mod events;

@@ -22,16 +22,20 @@ pub fn test_config() -> RealtimeConfig {
 
 /// A realtime server running on the test's runtime, stopped gracefully on drop.
 pub struct RealtimeServer {
+    /// The server's address.
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The serving task, until [`RealtimeServer::stop`] takes it.
     pub task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl RealtimeServer {
+    /// Starts a server with [`test_config`].
     pub async fn start(settings: Arc<Settings>) -> Self {
         Self::start_with(settings, test_config()).await
     }
 
+    /// Starts a server with `config`.
     pub async fn start_with(settings: Arc<Settings>, config: RealtimeConfig) -> Self {
         let state = switchboard_realtime::state(settings, config)
             .await
@@ -78,11 +82,13 @@ impl Drop for RealtimeServer {
 /// A realtime server on its own runtime, so the test can kill it the way a
 /// crash would: every task and connection dies, no shutdown code runs.
 pub struct KillableServer {
+    /// The server's address.
     pub addr: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl KillableServer {
+    /// Starts a server on a runtime of its own.
     pub async fn start(settings: Arc<Settings>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

@@ -13,6 +13,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A socket a test drives. Events that arrive while the test waits for
 /// another one are kept, in arrival order, for later calls.
 pub struct SioClient {
+    /// The session id the server gave.
     pub sid: String,
     inner: switchboard_sio_client::SioClient<RawEvent>,
     backlog: VecDeque<(String, Value)>,
@@ -45,6 +46,7 @@ impl SioClient {
         self.inner.send_raw(text);
     }
 
+    /// Emits `event` without asking for an ack.
     pub fn emit(&self, event: &str, data: Value) {
         self.inner.emit(event, data);
     }
@@ -91,6 +93,7 @@ impl SioClient {
         }
     }
 
+    /// The next `event`, whatever its payload (others are kept).
     pub async fn next_event(&mut self, event: &str) -> Value {
         self.next_event_where(event, |_| true).await
     }

@@ -36,11 +36,17 @@ async fn insert_admin_tenant(db: &TestDatabase, settings: &Settings, slug: &str)
 
 /// The API and (once started) a worker over one test database.
 pub struct Stack {
+    /// Its database (dropped with the stack).
     pub db: TestDatabase,
+    /// The settings the API and the worker run with.
     pub settings: Arc<Settings>,
+    /// A client for requests to the API.
     pub client: Client,
+    /// The API's base URL (also its public URL).
     pub base: String,
+    /// The tenant's id (slug `acme`).
     pub tenant_id: Uuid,
+    /// The tenant's API key (role admin).
     pub api_key: String,
     /// The in-process worker's ops address (`/ready`, `/metrics`), once started.
     pub worker_base: Option<String>,
@@ -110,6 +116,7 @@ impl Stack {
         }
     }
 
+    /// Starts a worker in this process.
     pub async fn start_worker(&mut self) {
         let listener = bind_any().await;
         self.worker_base = Some(format!("http://{}", listener.local_addr().expect("addr")));
@@ -183,6 +190,7 @@ impl Stack {
         command
     }
 
+    /// The URL of `path` on the API.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -209,6 +217,7 @@ impl Stack {
         TenantEvents::subscribe(&self.settings, self.tenant_id).await
     }
 
+    /// POSTs `body` as JSON with the API key; returns the status and the JSON body (`null` if none).
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let response = self
             .client
@@ -222,6 +231,7 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs `path` with the API key, asserting 200; returns the JSON body.
     pub async fn get(&self, path: &str) -> Value {
         let response = self
             .client
@@ -255,12 +265,14 @@ impl Stack {
         }
     }
 
+    /// Originates a call to `to`, asserting 201; returns it.
     pub async fn originate(&self, to: &str) -> Value {
         let (status, call) = self.post("/v1/calls", json!({"to": to})).await;
         assert_eq!(status, StatusCode::CREATED, "{call}");
         call
     }
 
+    /// Sends an SMS to `to`, asserting 201; returns it.
     pub async fn send_sms(&self, to: &str, body: &str) -> Value {
         let (status, message) = self
             .post("/v1/messages", json!({"to": to, "body": body}))
@@ -356,6 +368,7 @@ impl Stack {
     }
 }
 
+/// Whether `status` is a final message status.
 pub fn is_terminal_message(status: &str) -> bool {
     matches!(status, "delivered" | "undelivered" | "failed")
 }
