@@ -15,7 +15,8 @@
 #   PROFILE           load profile (default nightly)
 #   TIER              threshold tier: seed (default: the seeds' own numbers,
 #                     which this machine class meets) or goal (ours)
-#   BASELINE_CLASS    baseline file loadtests/baselines/<class>.json
+#   BASELINE_CLASS    baseline file loadtests/baselines/<class>.json (compared only
+#                     when it holds this run's profile and tier)
 #                     (default local-<cores>core; CI sets github-ubuntu-latest-4core)
 #   RECORD_BASELINE   true: --save-baseline to that file instead of comparing
 #   CARGO_PROFILE     release (default) or dev, or any cargo profile
@@ -70,7 +71,19 @@ fi
 
 args=(--profile "$PROFILE" --tier "$TIER" --report-dir "$report_dir")
 baseline_note=
-if [ "$RECORD_BASELINE" = true ]; then
+# A baseline compares like with like: what the class's file holds, if anything.
+stored=
+if [ -f "$baseline_file" ]; then
+  stored=$(python3 -c 'import json, sys; b = json.load(open(sys.argv[1])); print(b["profile"] + "/" + b["tier"])' "$baseline_file")
+fi
+if [ -n "$stored" ] && [ "$stored" != "$PROFILE/$TIER" ]; then
+  if [ "$RECORD_BASELINE" = true ]; then
+    echo "nightly-perf: $baseline_file holds $stored, not $PROFILE/$TIER: record into another BASELINE_CLASS" >&2
+    exit 2
+  fi
+  baseline_note="\`$baseline_file\` holds profile/tier $stored, not this run's $PROFILE/$TIER: thresholds only, no regression check (record one under another BASELINE_CLASS)."
+  echo "nightly-perf: warning: $baseline_note" >&2
+elif [ "$RECORD_BASELINE" = true ]; then
   mkdir -p "$(dirname "$baseline_file")"
   args+=(--save-baseline "$baseline_file")
   baseline_note="Recording a new baseline: \`$baseline_file\`."

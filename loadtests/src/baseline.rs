@@ -177,8 +177,27 @@ impl Baseline {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
+    /// Whether runs of `profile` and `tier` may be compared with this
+    /// baseline: only like with like (another profile has other users,
+    /// durations and rates; another tier other offered rates). The error
+    /// says what the file holds and what to do.
+    pub fn check_like(&self, path: &Path, profile: &str, tier: &str) -> anyhow::Result<()> {
+        if self.profile == profile && self.tier == tier {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} holds profile `{}`, tier `{}`; these runs are profile `{profile}`, tier \
+             `{tier}`: a baseline compares like with like only (record one for this profile \
+             and tier in a file of its own)",
+            path.display(),
+            self.profile,
+            self.tier
+        )
+    }
+
     /// Adds a run, started at `started` (RFC 3339), to `path` (created if
-    /// missing; a baseline of another profile is replaced).
+    /// missing). A file that holds another profile or tier is refused, not
+    /// replaced.
     pub fn save(
         path: &Path,
         results: &[ScenarioResult],
@@ -187,10 +206,14 @@ impl Baseline {
         description: &str,
         started: &str,
     ) -> anyhow::Result<Baseline> {
-        let mut baseline = Baseline::load(path)
-            .ok()
-            .filter(|b| b.profile == profile)
-            .unwrap_or_default();
+        let mut baseline = match Baseline::load(path) {
+            Ok(stored) => {
+                stored.check_like(path, profile, tier)?;
+                stored
+            }
+            Err(_) if !path.exists() => Baseline::default(),
+            Err(e) => return Err(e),
+        };
         baseline.machine_class = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -323,6 +346,44 @@ mod tests {
             starved
                 .iter()
                 .any(|c| c.regressed && c.metric == "rate.achieved")
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_baseline_compares_and_records_like_with_like_only() {
+        let dir = std::env::temp_dir().join(format!("sb-baseline-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("test-class.json");
+        Baseline::save(
+            &path,
+            &[result(10.0, 100.0)],
+            "average",
+            "goal",
+            "test",
+            "t1",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let before = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let baseline = Baseline::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(baseline.check_like(&path, "average", "goal").is_ok());
+        for (profile, tier) in [("nightly", "goal"), ("average", "seed")] {
+            let refused = baseline
+                .check_like(&path, profile, tier)
+                .map_err(|e| e.to_string())
+                .expect_err("another profile or tier is refused");
+            assert!(
+                refused.contains("holds profile `average`, tier `goal`"),
+                "{refused}"
+            );
+            assert!(
+                Baseline::save(&path, &[result(10.0, 100.0)], profile, tier, "test", "t2").is_err(),
+                "recording {profile}/{tier} over an average/goal baseline"
+            );
+        }
+        let after = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            before, after,
+            "a refused recording leaves the file as it was"
         );
         let _ = std::fs::remove_dir_all(dir);
     }

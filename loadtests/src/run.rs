@@ -701,12 +701,19 @@ fn judge(cli: &Cli) -> u8 {
         }
     };
     let runs: Vec<_> = match finished_runs(&cli.judge) {
-        Ok(runs) => runs.into_iter().map(|run| run.scenarios).collect(),
+        Ok(runs) => runs,
         Err(e) => {
             eprintln!("switchboard-load: {e:#}");
             return EXIT_USAGE;
         }
     };
+    for run in &runs {
+        if let Err(e) = baseline.check_like(path, &run.profile, &run.tier) {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_USAGE;
+        }
+    }
+    let runs: Vec<_> = runs.into_iter().map(|run| run.scenarios).collect();
     if runs.is_empty() {
         eprintln!("switchboard-load: no run left to judge");
         return EXIT_ERROR;
@@ -757,6 +764,20 @@ pub async fn run(cli: Cli) -> u8 {
         }
     };
     let profile = cli.profile();
+    // A baseline that cannot be read, or holds another profile or tier, is
+    // refused before any load, not after it.
+    let stored = cli
+        .baseline
+        .iter()
+        .chain(cli.save_baseline.iter().filter(|path| path.exists()));
+    for path in stored {
+        if let Err(e) =
+            Baseline::load(path).and_then(|b| b.check_like(path, profile.name(), cli.tier.name()))
+        {
+            eprintln!("switchboard-load: {e:#}");
+            return EXIT_USAGE;
+        }
+    }
     let run_id = format!(
         "{}-{}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),
@@ -852,7 +873,10 @@ pub async fn run(cli: Cli) -> u8 {
         verdict: String::new(),
     };
     if let Some(path) = &cli.baseline {
-        match Baseline::load(path) {
+        match Baseline::load(path).and_then(|b| {
+            b.check_like(path, &summary.profile, &summary.tier)
+                .map(|()| b)
+        }) {
             Ok(baseline) => {
                 summary.baseline = Some(path.display().to_string());
                 summary.comparisons = baseline.compare(&summary.scenarios);
