@@ -13,7 +13,7 @@ serve() {
 }
 
 stop_served() {
-  kill "$SERVED" 2>/dev/null
+  kill "$SERVED" 2>/dev/null || true
   wait "$SERVED" 2>/dev/null || true
   # Leave no keys (events, presence) behind in Redis.
   redis-cli --scan --pattern "$SWITCHBOARD_REDIS_PREFIX:*" | xargs -r -n 500 redis-cli unlink >/dev/null || true

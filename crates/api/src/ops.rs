@@ -62,11 +62,19 @@ pub struct Checks {
     (status = 503, body = Readiness, description = "A dependency does not answer"),
 ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let (postgres, redis) = tokio::join!(
+    let (postgres, lanes, redis) = tokio::join!(
         switchboard_core::health::postgres(&state.db),
+        switchboard_core::health::postgres(&state.batches),
         switchboard_core::health::redis(&state.redis)
     );
-    let (postgres, redis) = (postgres.to_string(), redis.to_string());
+    // The carrier callbacks' own pool is PostgreSQL too: a lane that cannot
+    // get a connection fails whole batches, so it counts here.
+    let postgres = match (postgres, lanes) {
+        ("ok", "ok") => "ok".to_string(),
+        ("ok", lanes) => format!("carrier lanes' pool {lanes}"),
+        (main, _) => main.to_string(),
+    };
+    let redis = redis.to_string();
     let is_ready = postgres == "ok" && redis == "ok";
     let failing: Vec<String> = [("postgres", &postgres), ("redis", &redis)]
         .iter()

@@ -110,7 +110,7 @@ pub async fn get_voicemail(
 ) -> ApiResult<Json<Voicemail>> {
     by_id::fetch(
         &state.db,
-        VOICEMAIL_COLUMNS,
+        &VOICEMAIL_COLUMNS,
         "voicemails",
         principal.tenant_id,
         id,

@@ -8,7 +8,7 @@
 //! structs, which carry the OpenAPI schema, check their fields against these
 //! lists in their unit tests.)
 
-use std::fmt;
+use std::{fmt, marker::PhantomData, sync::OnceLock};
 
 /// How PostgreSQL writes a UTC timestamp the way the API serialises one
 /// (`2026-12-06T10:20:00.000000Z`), for `to_char(<ts> AT TIME ZONE 'UTC', …)`.
@@ -48,59 +48,85 @@ impl Field {
     }
 }
 
+/// A record's fields rendered once, on first use, as SQL text: requests
+/// splice the text, they do not render it again.
+#[derive(Debug)]
+pub struct Rendered<R> {
+    fields: &'static [Field],
+    text: OnceLock<String>,
+    _as: PhantomData<R>,
+}
+
+impl<R: Render> Rendered<R> {
+    pub const fn new(fields: &'static [Field]) -> Self {
+        Self {
+            fields,
+            text: OnceLock::new(),
+            _as: PhantomData,
+        }
+    }
+
+    /// The rendered SQL.
+    pub fn as_str(&self) -> &str {
+        self.text.get_or_init(|| R::render(self.fields))
+    }
+}
+
+impl<R: Render> fmt::Display for Rendered<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a [`Rendered`] record is written.
+pub trait Render {
+    /// The SQL for `fields`.
+    fn render(fields: &[Field]) -> String;
+}
+
 /// A record's fields as a `SELECT` / `RETURNING` list, each under its API
 /// name (for `sqlx::FromRow`).
-#[derive(Debug, Clone, Copy)]
-pub struct Columns(pub &'static [Field]);
+#[derive(Debug)]
+pub struct Columns;
 
-impl fmt::Display for Columns {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_each(f, self.0, |f, field| {
-            if field.sql == field.name {
-                f.write_str(field.name)
-            } else {
-                write!(f, "{} AS \"{}\"", field.sql, field.name)
-            }
-        })
+impl Render for Columns {
+    fn render(fields: &[Field]) -> String {
+        let shown: Vec<String> = fields
+            .iter()
+            .map(|field| {
+                if field.sql == field.name {
+                    field.name.to_string()
+                } else {
+                    format!("{} AS \"{}\"", field.sql, field.name)
+                }
+            })
+            .collect();
+        shown.join(", ")
     }
 }
 
 /// A record as one `jsonb_build_object(...)` expression, shaped as the API
 /// serialises it (timestamps in UTC with `Z`).
-#[derive(Debug, Clone, Copy)]
-pub struct JsonObject(pub &'static [Field]);
+#[derive(Debug)]
+pub struct JsonObject;
 
-impl fmt::Display for JsonObject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("jsonb_build_object(")?;
-        write_each(f, self.0, |f, field| {
-            if field.timestamp {
-                write!(
-                    f,
-                    "'{}', to_char({} AT TIME ZONE 'UTC', '{UTC_TIMESTAMP_FORMAT}')",
-                    field.name, field.sql
-                )
-            } else {
-                write!(f, "'{}', {}", field.name, field.sql)
-            }
-        })?;
-        f.write_str(")")
+impl Render for JsonObject {
+    fn render(fields: &[Field]) -> String {
+        let pairs: Vec<String> = fields
+            .iter()
+            .map(|field| {
+                if field.timestamp {
+                    format!(
+                        "'{}', to_char({} AT TIME ZONE 'UTC', '{UTC_TIMESTAMP_FORMAT}')",
+                        field.name, field.sql
+                    )
+                } else {
+                    format!("'{}', {}", field.name, field.sql)
+                }
+            })
+            .collect();
+        format!("jsonb_build_object({})", pairs.join(", "))
     }
-}
-
-/// Writes each field with `write`, separated by commas.
-fn write_each(
-    f: &mut fmt::Formatter<'_>,
-    fields: &[Field],
-    write: impl Fn(&mut fmt::Formatter<'_>, &Field) -> fmt::Result,
-) -> fmt::Result {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            f.write_str(", ")?;
-        }
-        write(f, field)?;
-    }
-    Ok(())
 }
 
 /// The names of a record's fields, in order.
@@ -133,9 +159,9 @@ pub const MESSAGE: &[Field] = &[
 ];
 
 /// [`MESSAGE`] for `SELECT` and `RETURNING`.
-pub const MESSAGE_COLUMNS: Columns = Columns(MESSAGE);
+pub static MESSAGE_COLUMNS: Rendered<Columns> = Rendered::new(MESSAGE);
 /// [`MESSAGE`] as its `message.*` events carry it.
-pub const MESSAGE_JSON: JsonObject = JsonObject(MESSAGE);
+pub static MESSAGE_JSON: Rendered<JsonObject> = Rendered::new(MESSAGE);
 
 /// A call (table `calls`).
 pub const CALL: &[Field] = &[
@@ -163,9 +189,9 @@ pub const CALL: &[Field] = &[
 ];
 
 /// [`CALL`] for `SELECT` and `RETURNING`.
-pub const CALL_COLUMNS: Columns = Columns(CALL);
+pub static CALL_COLUMNS: Rendered<Columns> = Rendered::new(CALL);
 /// [`CALL`] as its `call.*` events carry it.
-pub const CALL_JSON: JsonObject = JsonObject(CALL);
+pub static CALL_JSON: Rendered<JsonObject> = Rendered::new(CALL);
 
 /// A voicemail (table `voicemails`).
 pub const VOICEMAIL: &[Field] = &[
@@ -185,9 +211,9 @@ pub const VOICEMAIL: &[Field] = &[
 ];
 
 /// [`VOICEMAIL`] for `SELECT` and `RETURNING`.
-pub const VOICEMAIL_COLUMNS: Columns = Columns(VOICEMAIL);
+pub static VOICEMAIL_COLUMNS: Rendered<Columns> = Rendered::new(VOICEMAIL);
 /// [`VOICEMAIL`] as its `voicemail.*` events carry it.
-pub const VOICEMAIL_JSON: JsonObject = JsonObject(VOICEMAIL);
+pub static VOICEMAIL_JSON: Rendered<JsonObject> = Rendered::new(VOICEMAIL);
 
 #[cfg(test)]
 mod tests {
@@ -202,7 +228,7 @@ mod tests {
     #[test]
     fn columns_name_each_value_as_the_api_does() {
         assert_eq!(
-            Columns(SAMPLE).to_string(),
+            Columns::render(SAMPLE),
             "id, from_number AS \"from\", created_at"
         );
     }
@@ -210,7 +236,7 @@ mod tests {
     #[test]
     fn json_formats_timestamps_in_utc() {
         assert_eq!(
-            JsonObject(SAMPLE).to_string(),
+            JsonObject::render(SAMPLE),
             "jsonb_build_object('id', id, 'from', from_number, 'created_at', \
              to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
         );

@@ -7,7 +7,7 @@ use switchboard_core::{
     auth::{Role, TokenKeys},
     events::{Envelope, EventPublisher, EventType},
 };
-use switchboard_testkit::http::{get_json, get_text};
+use switchboard_testkit::http::{get_text, send_json};
 use switchboard_testkit::{RealtimeServer, SioClient, TestDatabase};
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ async fn health_ready_and_metrics_describe_sockets_and_events() {
     let http = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", rt.addr);
 
-    let health: Value = get_json(&http, &url("/health")).await;
+    let health = send_json(http.get(url("/health"))).await;
     assert_eq!(health["status"], "ok");
     let response = http.get(url("/ready")).send().await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);

@@ -514,8 +514,18 @@ async fn call_status_events_are_relayed_in_order_and_leave_presence_to_the_api()
             e["data"]["status"] == "in-progress"
         })
         .await;
-    // Time for a presence change to have been made, had the relay made one.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The relay handles one tenant's events in order: once a later event
+    // has reached the socket, the relay is done with the call's, and any
+    // presence change of its own would have been made (and published).
+    events
+        .publish(&Envelope::new(
+            app.a.id,
+            EventType::CampaignProgress,
+            json!({"id": Uuid::now_v7(), "sent": 1, "total": 2}),
+        ))
+        .await
+        .unwrap();
+    agent.next_event("campaign:progress").await;
     let mut statuses: Vec<String> = agent
         .received()
         .into_iter()

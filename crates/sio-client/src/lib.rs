@@ -96,7 +96,10 @@ pub enum ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConnectError::Refused(data) => write!(f, "connect refused: {data:.200}"),
+            ConnectError::Refused(data) => {
+                let data = data.to_string();
+                write!(f, "connect refused: {data:.200}")
+            }
             ConnectError::Failed(error) => write!(f, "{error:#}"),
         }
     }
@@ -161,8 +164,9 @@ async fn handshake(realtime: &str, auth: &Value) -> Result<Connected, ConnectErr
     .map_err(|_| anyhow!("websocket handshake timed out"))?
     .context("websocket handshake")?;
     let (mut sink, mut stream) = ws.split();
-    let open = next_text(&mut stream)
+    let open = tokio::time::timeout(TIMEOUT, next_text(&mut stream))
         .await
+        .map_err(|_| anyhow!("no Engine.IO open packet"))?
         .ok_or_else(|| anyhow!("closed before the open packet"))?;
     if !open.starts_with('0') {
         return Err(anyhow!("expected an Engine.IO open packet, got {open:.80}").into());
@@ -273,6 +277,11 @@ impl<E: Decode> SioClient<E> {
                 }
             }
             reader_closed.store(true, Ordering::SeqCst);
+            // Acks still awaited never come: their waiters fail now.
+            reader_acks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
         });
         Ok(SioClient {
             sid,
@@ -308,9 +317,22 @@ impl<E: Decode> SioClient<E> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, tx);
+        if self.is_closed() {
+            self.acks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            return Err(anyhow!(
+                "connection closed before the ack for {payload:.80}"
+            ));
+        }
         self.send_raw(format!("42{id}{payload}"));
-        tokio::time::timeout(TIMEOUT, rx)
-            .await
+        let answer = tokio::time::timeout(TIMEOUT, rx).await;
+        self.acks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        answer
             .map_err(|_| anyhow!("no ack for {payload:.80}"))?
             .map_err(|_| anyhow!("connection closed before the ack for {payload:.80}"))
     }

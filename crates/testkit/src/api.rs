@@ -145,17 +145,6 @@ impl Peer {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// The API's `/metrics` text.
-    pub async fn metrics(&self) -> String {
-        crate::http::get_text(&self.client, &self.url("/metrics")).await
-    }
-
-    /// The value of the first metric sample starting with `prefix` (0 if
-    /// there is none).
-    pub async fn metric(&self, prefix: &str) -> f64 {
-        crate::http::metric_value(&self.metrics().await, prefix)
-    }
-
     /// GETs `path` from the peer with `token`.
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.client
@@ -420,11 +409,7 @@ impl TestApp {
         signature: Option<&str>,
         params: &[(&str, &str)],
     ) -> Response {
-        let mut request = self.client.post(self.url(path)).form(params);
-        if let Some(signature) = signature {
-            request = request.header(switchboard_core::carrier::SIGNATURE_HEADER, signature);
-        }
-        request.send().await.expect("form POST")
+        crate::http::post_carrier_form(&self.client, &self.url(path), signature, params).await
     }
 
     /// Asserts each of `bodies`, POSTed to `path` as JSON, is a 400
@@ -612,14 +597,8 @@ impl TestApp {
         auth_token: &str,
         params: &[(&str, &str)],
     ) -> Response {
-        crate::http::post_carrier_form(
-            &self.client,
-            &self.url(path),
-            &format!("{}{}", self.settings.public_url, path),
-            auth_token,
-            params,
-        )
-        .await
+        let signature = self.carrier_signature(auth_token, path, params);
+        self.post_form(path, Some(&signature), params).await
     }
 
     /// The signature a carrier holding `auth_token` puts on `params`
@@ -630,12 +609,8 @@ impl TestApp {
         path: &str,
         params: &[(&str, &str)],
     ) -> String {
-        let owned: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let url = format!("{}{}", self.settings.public_url, path);
-        switchboard_core::carrier::sign(auth_token, &url, &owned)
+        crate::http::carrier_signature(auth_token, &url, params)
     }
 
     /// The carrier auth token of a test tenant (see `insert_tenant`).

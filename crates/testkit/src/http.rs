@@ -15,12 +15,6 @@ pub async fn get_text(client: &Client, url: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {url}: body: {e}"))
 }
 
-/// GETs `url` and returns its body as JSON (whatever the status).
-pub async fn get_json(client: &Client, url: &str) -> Value {
-    let text = get_text(client, url).await;
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("GET {url}: not JSON: {text}"))
-}
-
 /// Sends `request` and returns its body as JSON (whatever the status).
 pub async fn send_json(request: RequestBuilder) -> Value {
     let response = request.send().await.expect("request sent");
@@ -29,25 +23,29 @@ pub async fn send_json(request: RequestBuilder) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url}: {status}, not JSON: {text}"))
 }
 
-/// POSTs `params` the way the carrier does: form-encoded, signed with the
-/// tenant's `auth_token` over `signed_url` (the public URL the carrier
-/// knows), sent to `url`.
-pub async fn post_carrier_form(
-    client: &Client,
-    url: &str,
-    signed_url: &str,
-    auth_token: &str,
-    params: &[(&str, &str)],
-) -> Response {
+/// The signature the carrier puts on `params` with the tenant's
+/// `auth_token`, over `signed_url` (the public URL the carrier knows).
+pub fn carrier_signature(auth_token: &str, signed_url: &str, params: &[(&str, &str)]) -> String {
     let owned: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let signature = switchboard_core::carrier::sign(auth_token, signed_url, &owned);
-    client
-        .post(url)
-        .header(switchboard_core::carrier::SIGNATURE_HEADER, signature)
-        .form(&owned)
+    switchboard_core::carrier::sign(auth_token, signed_url, &owned)
+}
+
+/// POSTs `params` form-encoded to `url` the way the carrier does, with
+/// `signature` as its signature header (or none, for the refusals).
+pub async fn post_carrier_form(
+    client: &Client,
+    url: &str,
+    signature: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
+    let mut request = client.post(url).form(params);
+    if let Some(signature) = signature {
+        request = request.header(switchboard_core::carrier::SIGNATURE_HEADER, signature);
+    }
+    request
         .send()
         .await
         .unwrap_or_else(|e| panic!("carrier POST {url}: {e}"))

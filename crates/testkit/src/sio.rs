@@ -117,19 +117,6 @@ impl SioClient {
         n
     }
 
-    /// Waits for the next event of any name.
-    pub async fn next_any(&mut self) -> (String, Value) {
-        if let Some(event) = self.backlog.pop_front() {
-            return event;
-        }
-        let event = self
-            .inner
-            .recv_until(tokio::time::Instant::now() + WAIT)
-            .await
-            .unwrap_or_else(|e| panic!("no event in time: {e:?}"));
-        (event.name, event.data)
-    }
-
     /// Whether the server closed the connection.
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
@@ -137,13 +124,10 @@ impl SioClient {
 
     /// Waits until the server closes the connection.
     pub async fn wait_closed(&self) {
-        for _ in 0..200 {
-            if self.is_closed() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not close the connection");
+        crate::eventually("the server closes the connection", || async {
+            self.is_closed()
+        })
+        .await;
     }
 
     /// Closes the websocket, like a browser tab closing.

@@ -377,9 +377,9 @@ impl Stack {
     /// POSTs a carrier callback signed as the tenant's carrier signs it.
     pub async fn carrier(&self, path: &str, params: &[(&str, &str)]) -> Value {
         let url = format!("{}{path}", self.settings.public_url);
+        let signature = crate::http::carrier_signature("acme-carrier-token", &url, params);
         let response =
-            crate::http::post_carrier_form(&self.client, &url, &url, "acme-carrier-token", params)
-                .await;
+            crate::http::post_carrier_form(&self.client, &url, Some(&signature), params).await;
         assert!(
             response.status().is_success(),
             "{path}: {}",

@@ -194,7 +194,7 @@ pub async fn list_calls(
 }
 
 pub(crate) async fn fetch_call(state: &AppState, tenant_id: Uuid, id: Uuid) -> ApiResult<Call> {
-    by_id::fetch(&state.db, CALL_COLUMNS, "calls", tenant_id, id, "call").await
+    by_id::fetch(&state.db, &CALL_COLUMNS, "calls", tenant_id, id, "call").await
 }
 
 /// Gets one call.
@@ -347,10 +347,7 @@ pub async fn control_call(
             publish_update(&state, &call, action).await;
             if let (Some(old), Some(_)) = (previous_agent, agent) {
                 // The previous agent is free again; the new one is on the call.
-                let _ = state
-                    .presence
-                    .call_ended(call.tenant_id, old, call.id)
-                    .await;
+                lifecycle::release_agent(&state, call.tenant_id, old, call.id).await;
                 lifecycle::follow_presence(&state, &call).await;
             }
             Ok(Json(call))

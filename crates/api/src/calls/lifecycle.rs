@@ -292,7 +292,21 @@ pub(crate) async fn follow_presence(state: &AppState, call: &Call) {
         _ => return,
     };
     if let Err(error) = result {
-        metrics::counter!("redis_errors_total", "op" => "presence").increment(1);
-        tracing::warn!(call_id = %call.id, %error, "presence not updated");
+        presence_not_updated(call.id, &error);
     }
+}
+
+/// Frees `agent` from `call_id` (a transfer away, or a call that was not
+/// created after all).
+pub(crate) async fn release_agent(state: &AppState, tenant_id: Uuid, agent: Uuid, call_id: Uuid) {
+    if let Err(error) = state.presence.call_ended(tenant_id, agent, call_id).await {
+        presence_not_updated(call_id, &error);
+    }
+}
+
+/// A presence change that did not happen leaves the agent busy (or free)
+/// until their calls set expires: an ERROR, and counted.
+fn presence_not_updated(call_id: Uuid, error: &dyn std::fmt::Display) {
+    metrics::counter!("redis_errors_total", "op" => "presence").increment(1);
+    tracing::error!(%call_id, %error, "presence not updated: the agent's status is wrong until their calls expire");
 }

@@ -149,8 +149,9 @@ pub async fn sms_status(
         Settled::Applied(message) => message,
         Settled::Answered(ack) => return Ok(Json(ack)),
     };
-    let result = Transition::Apply.as_str();
-    metrics::counter!("message_transitions_total", "to" => message.status.clone(), "result" => result)
+    // `status` holds the status applied (the settle loop set it).
+    let to = status.map_or("unknown", MessageStatus::as_str);
+    metrics::counter!("message_transitions_total", "to" => to, "result" => Transition::Apply.as_str())
         .increment(1);
     state
         .events
@@ -158,7 +159,7 @@ pub async fn sms_status(
         .await;
     Ok(Json(WebhookAck {
         message_id: Some(message.id),
-        ..WebhookAck::result(result)
+        ..WebhookAck::result(Transition::Apply.as_str())
     }))
 }
 

@@ -252,7 +252,7 @@ pub async fn voice_incoming(
 /// Frees an agent claimed for a call that was not created after all.
 async fn release(state: &AppState, tenant_id: Uuid, agent: Option<Uuid>, call_id: Uuid) {
     if let Some(agent) = agent {
-        let _ = state.presence.call_ended(tenant_id, agent, call_id).await;
+        crate::calls::lifecycle::release_agent(state, tenant_id, agent, call_id).await;
     }
 }
 

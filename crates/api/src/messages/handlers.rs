@@ -314,7 +314,7 @@ pub(crate) async fn fetch_message(
 ) -> ApiResult<Message> {
     by_id::fetch(
         &state.db,
-        MESSAGE_COLUMNS,
+        &MESSAGE_COLUMNS,
         "messages",
         tenant_id,
         id,
