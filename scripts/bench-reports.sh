@@ -19,11 +19,9 @@ export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/$DB
 export SWITCHBOARD_REDIS_PREFIX=bench-reports-$$
 export SWITCHBOARD_API_ADDR=127.0.0.1:18190 SWITCHBOARD_REALTIME_ADDR=127.0.0.1:18191 SWITCHBOARD_WORKER_ADDR=127.0.0.1:18192
 export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18190
-export RUST_LOG=warn
-BIN=target/release/switchboard
 # shellcheck source=scripts/lib/serve.sh
 source scripts/lib/serve.sh
-[ -x "$BIN" ] || cargo build --release -p switchboard
+build_release
 "$BIN" migrate >/dev/null
 SEEDED=$("$BIN" seed --quiet --customers 100000 --calls 1000000 --messages 200000 --voicemails 10000)
 echo "${SEEDED%%$'\n'*}"

@@ -20,11 +20,9 @@ export SWITCHBOARD_CARRIER_SPEED=${SPEED:-1000}
 export SWITCHBOARD_API_ADDR=127.0.0.1:18180 SWITCHBOARD_REALTIME_ADDR=127.0.0.1:18181 SWITCHBOARD_WORKER_ADDR=127.0.0.1:18182
 export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18180
 export SWITCHBOARD_DB_MAX_CONNECTIONS=${DB_POOL:-20}
-export RUST_LOG=warn
-BIN=target/release/switchboard
 # shellcheck source=scripts/lib/serve.sh
 source scripts/lib/serve.sh
-[ -x "$BIN" ] || cargo build --release -p switchboard
+build_release
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null
 "$BIN" migrate >/dev/null
 "$BIN" seed --customers 100 --calls 0 --messages 0 --voicemails 0 --quiet >/dev/null

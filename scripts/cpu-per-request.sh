@@ -21,11 +21,9 @@ export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
 export SWITCHBOARD_REDIS_PREFIX=cpu-$$
 export SWITCHBOARD_API_ADDR=127.0.0.1:18290
 export SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:18290
-export RUST_LOG=warn
-BIN=target/release/switchboard
 # shellcheck source=scripts/lib/serve.sh
 source scripts/lib/serve.sh
-[ -x "$BIN" ] || cargo build --release -p switchboard
+build_release
 "$BIN" migrate >/dev/null
 if [ "$(psql -qtA -h 127.0.0.1 -U postgres -d "$DB" -c 'SELECT count(*) FROM customers')" = 0 ]; then
   "$BIN" seed --quiet >/dev/null

@@ -572,19 +572,20 @@ def spdx_allowed(expression: str, allowed: set[str]) -> bool:
             ident = f"{ident} WITH {take()}"
         return ident in allowed
 
-    def conjunction() -> bool:
-        value = primary()
-        while peek() == "AND":
+    def chain(operator: str, operand, combine) -> bool:
+        """Operands joined by `operator`, left to right: each operand is
+        parsed (and its tokens taken) before it is combined."""
+        value = operand()
+        while peek() == operator:
             take()
-            value = primary() and value
+            value = combine(operand(), value)
         return value
 
+    def conjunction() -> bool:
+        return chain("AND", primary, lambda a, b: a and b)
+
     def disjunction() -> bool:
-        value = conjunction()
-        while peek() == "OR":
-            take()
-            value = conjunction() or value
-        return value
+        return chain("OR", conjunction, lambda a, b: a or b)
 
     result = disjunction()
     if pos != len(tokens):

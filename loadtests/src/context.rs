@@ -168,14 +168,22 @@ async fn ensure_template(http: &reqwest::Client, api: &str, token: &str) -> anyh
 
 /// `GET url` with a bearer token: the JSON of a successful answer.
 pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Value> {
-    Ok(http
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
+    json_answer(http.get(url).bearer_auth(token)).await
+}
+
+/// `POST url` of `body` with a bearer token: the JSON of a successful
+/// answer.
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    json_answer(http.post(url).bearer_auth(token).json(body)).await
+}
+
+async fn json_answer(request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+    Ok(request.send().await?.error_for_status()?.json().await?)
 }
 
 /// An out-of-band HTTP client (setup, verification, polling): never measured.
@@ -327,6 +335,11 @@ impl<'a> Call<'a> {
         self.send_told(user)
             .await
             .map(|(status, body, _)| (status, body))
+    }
+
+    /// Sends it, for its measurement alone: the answer is not needed.
+    pub async fn perform(self, user: &mut GooseUser) -> TransactionResult {
+        self.send(user).await.map(drop)
     }
 
     /// As [`send`](Self::send), and when the answer is a refusal that says

@@ -159,6 +159,15 @@ impl Shape {
         }
     }
 
+    /// The same shape run by a Goose test plan of its own (`plan`), the
+    /// phases standing for its ramp, hold and stop.
+    pub fn planned(self, plan: String) -> Shape {
+        Shape {
+            plan: Some(plan),
+            ..self
+        }
+    }
+
     /// The same shape with `factor` times the users and rate (breakpoint steps).
     pub fn scaled(&self, factor: f64) -> Shape {
         Shape {
@@ -274,12 +283,9 @@ impl Load {
             // watch the recovery.
             Profile::Spike => {
                 let peak = users * 10;
-                Shape {
-                    plan: Some(format!(
-                        "{users},10s;{users},30s;{peak},10s;{peak},60s;{users},10s;{users},60s;0,5s"
-                    )),
-                    ..base.phases(10, 170, 5)
-                }
+                base.phases(10, 170, 5).planned(format!(
+                    "{users},10s;{users},30s;{peak},10s;{peak},60s;{users},10s;{users},60s;0,5s"
+                ))
             }
             // Seed 002's soak: an hour at nominal load.
             Profile::Soak => Shape {
@@ -298,12 +304,9 @@ impl Load {
             // 2 m up to twice as many, 5 m there, 2 m down.
             Profile::Stages => {
                 let second = users * 2;
-                Shape {
-                    plan: Some(format!(
-                        "{users},2m;{users},5m;{second},2m;{second},5m;0,2m"
-                    )),
-                    ..base.phases(120, 720, 120)
-                }
+                base.phases(120, 720, 120).planned(format!(
+                    "{users},2m;{users},5m;{second},2m;{second},5m;0,2m"
+                ))
             }
         }
     }

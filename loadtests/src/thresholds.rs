@@ -4,10 +4,12 @@
 //! metric map (see [`crate::results`]); a metric with no samples fails.
 
 use crate::{
-    profile::{Profile, RATE_HEADROOM, Tier},
+    profile::{Load, Profile, RATE_HEADROOM, Tier},
     results::{OtherTier, ScenarioResult, ThresholdOutcome},
     scenarios::Scenario,
 };
+
+use Op::{Ge, Gt, Le, Lt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -15,6 +17,29 @@ pub enum Op {
     Lt,
     Ge,
     Gt,
+}
+
+impl Op {
+    const ALL: [Op; 4] = [Le, Lt, Ge, Gt];
+
+    /// How the report prints it, and how a declared rule writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Le => "≤",
+            Lt => "<",
+            Ge => "≥",
+            Gt => ">",
+        }
+    }
+
+    fn passes(self, observed: f64, limit: f64) -> bool {
+        match self {
+            Le => observed <= limit,
+            Lt => observed < limit,
+            Ge => observed >= limit,
+            Gt => observed > limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -26,16 +51,49 @@ pub struct Rule {
     pub source: &'static str,
 }
 
-pub const fn rule(metric: &'static str, op: Op, limit: f64, source: &'static str) -> Rule {
-    Rule {
-        metric,
-        op,
-        limit,
-        source,
+impl Rule {
+    /// A rule whose limit is computed (from the users, or the rate asked).
+    pub const fn new(metric: &'static str, op: Op, limit: f64, source: &'static str) -> Rule {
+        Rule {
+            metric,
+            op,
+            limit,
+            source,
+        }
     }
 }
 
-use Op::{Ge, Gt, Le, Lt};
+/// A scenario's declared rule, written as the report prints it:
+/// `rule("http.p95_ms < 100", "seed 000 §4: query response time")`. The
+/// limit is written once, in `check`; `source` says where it comes from.
+/// A malformed `check` is a bug in the declaration (every scenario's rules
+/// are read in this module's tests).
+pub fn rule(check: &'static str, source: &'static str) -> Rule {
+    let (metric, op, limit) = read(check).unwrap_or_else(|| panic!("malformed rule {check:?}"));
+    Rule::new(metric, op, limit, source)
+}
+
+/// A paced scenario's rate rule, `rate.achieved ≥` the rate `load` targets:
+/// the limit is the rate the scenario is declared to run at (offered with
+/// [`RATE_HEADROOM`] more), not a second copy of that number.
+pub fn target_rate(load: Load, source: &'static str) -> Rule {
+    let Some(target) = load.rate else {
+        panic!("a rate rule for a load with no rate ({source})");
+    };
+    Rule::new("rate.achieved", Ge, target, source)
+}
+
+/// `check` read as `metric op limit`, one space apart: the metric may hold
+/// spaces, the operator is one the report prints (`<`, `≤`, `>`, `≥`), and
+/// the limit may group its digits with `_`.
+fn read(check: &str) -> Option<(&str, Op, f64)> {
+    let (rest, limit) = check.rsplit_once(' ')?;
+    let (metric, symbol) = rest.rsplit_once(' ')?;
+    let op = Op::ALL.into_iter().find(|op| op.symbol() == symbol)?;
+    let limit: f64 = limit.replace('_', "").parse().ok()?;
+    let well_formed = !metric.is_empty() && metric.trim() == metric && limit.is_finite();
+    well_formed.then_some((metric, op, limit))
+}
 
 /// The rules of `scenario` in `tier`: its own, then what every scenario
 /// shares. `users` sizes per-user limits.
@@ -44,7 +102,7 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
     // Memory: the seed allows 512 MB per user (our goal's total, where
     // there is one, is the scenario's own rule).
     if tier == Tier::Seed {
-        rules.push(rule(
+        rules.push(Rule::new(
             "stack.peak_rss_mib",
             Lt,
             512.0 * users.max(1) as f64,
@@ -52,24 +110,6 @@ pub fn rules(scenario: Scenario, tier: Tier, users: usize) -> Vec<Rule> {
         ));
     }
     rules
-}
-
-fn passes(op: Op, observed: f64, limit: f64) -> bool {
-    match op {
-        Le => observed <= limit,
-        Lt => observed < limit,
-        Ge => observed >= limit,
-        Gt => observed > limit,
-    }
-}
-
-fn symbol(op: Op) -> &'static str {
-    match op {
-        Le => "≤",
-        Lt => "<",
-        Ge => "≥",
-        Gt => ">",
-    }
 }
 
 /// Every rule of `tier` applied to the result's figures.
@@ -85,7 +125,7 @@ pub fn evaluate(
     {
         // The open-model workday (`--rate`, the peak profile): the
         // requested rate, without the headroom it was offered with.
-        rules.push(rule(
+        rules.push(Rule::new(
             "rate.achieved",
             Ge,
             (offered / RATE_HEADROOM).round(),
@@ -106,13 +146,13 @@ pub fn evaluate(
                 rule: format!(
                     "{} {} {} ({})",
                     rule.metric,
-                    symbol(rule.op),
+                    rule.op.symbol(),
                     rule.limit,
                     rule.source
                 ),
                 metric: rule.metric.to_string(),
                 observed,
-                passed: observed.is_some_and(|v| passes(rule.op, v, rule.limit)),
+                passed: observed.is_some_and(|v| rule.op.passes(v, rule.limit)),
             }
         })
         .collect()
@@ -155,6 +195,51 @@ mod tests {
         for sc in Scenario::ALL {
             assert!(!rules(sc, Tier::Seed, 30).is_empty(), "{sc}");
             assert!(!rules(sc, Tier::Goal, 30).is_empty(), "{sc}");
+        }
+    }
+
+    #[test]
+    fn a_declared_rule_is_read_as_metric_operator_limit() {
+        assert_eq!(read("http.p95_ms < 100"), Some(("http.p95_ms", Lt, 100.0)));
+        assert_eq!(
+            read("rate.achieved ≥ 20_000"),
+            Some(("rate.achieved", Ge, 20_000.0))
+        );
+        assert_eq!(
+            read("SCHED schedule call (from schedule).p95_ms ≤ 0.5"),
+            Some(("SCHED schedule call (from schedule).p95_ms", Le, 0.5))
+        );
+        for malformed in [
+            "http.p95_ms 100",
+            "http.p95_ms <= 100",
+            "< 100",
+            "http.p95_ms < ",
+            "http.p95_ms < 1 s",
+            "http.p95_ms > NaN",
+        ] {
+            assert_eq!(read(malformed), None, "{malformed}");
+        }
+    }
+
+    #[test]
+    fn every_declared_rule_reads_back_as_the_report_prints_it() {
+        for sc in Scenario::ALL {
+            for tier in [Tier::Seed, Tier::Goal] {
+                // `rule` panics on a check it cannot read.
+                for declared in sc.spec().rules(tier) {
+                    let printed = format!(
+                        "{} {} {}",
+                        declared.metric,
+                        declared.op.symbol(),
+                        declared.limit
+                    );
+                    assert_eq!(
+                        read(&printed),
+                        Some((declared.metric, declared.op, declared.limit)),
+                        "{sc} {tier:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
-    context::{Tenant, client, get_json, login, signed_form},
+    context::{Tenant, client, get_json, login, post_json, signed_form},
     sio::SioClient,
     stack::{Carrier, Endpoints},
 };
@@ -119,16 +119,10 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
     } else {
         ANSWERING_NUMBER.to_string()
     };
-    let call: Value = http
-        .post(format!("{}/v1/calls", endpoints.api))
-        .bearer_auth(&token)
-        .json(&json!({ "to": phone }))
-        .send()
-        .await?
-        .error_for_status()
-        .context("originating a call")?
-        .json()
-        .await?;
+    let calls = format!("{}/v1/calls", endpoints.api);
+    let call = post_json(&http, &calls, &token, &json!({ "to": phone }))
+        .await
+        .context("originating a call")?;
     let id = call["id"].as_str().context("call id")?.to_string();
     let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
     socket
@@ -198,16 +192,12 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     // The simulator's magic number that always delivers: a seeded
     // customer's number is undelivered or failed 3 % of the time, which
     // would fail the check with nothing wrong.
-    let message: Value = http
-        .post(format!("{}/v1/messages", endpoints.api))
-        .bearer_auth(&token)
-        .json(&json!({ "to": DELIVERING_NUMBER, "body": "Verification: your appointment is confirmed." }))
-        .send()
-        .await?
-        .error_for_status()
-        .context("sending an SMS")?
-        .json()
-        .await?;
+    let messages = format!("{}/v1/messages", endpoints.api);
+    let body =
+        json!({ "to": DELIVERING_NUMBER, "body": "Verification: your appointment is confirmed." });
+    let message = post_json(&http, &messages, &token, &body)
+        .await
+        .context("sending an SMS")?;
     let id = message["id"].as_str().context("message id")?.to_string();
     let started = Instant::now();
     if endpoints.carrier == Carrier::External {
@@ -215,15 +205,10 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
         // the worker's `sms.send` gives the message the MessageSid the
         // carrier knows it by (the one in the create answer is replaced).
         let sid = loop {
-            let current: Value = http
-                .get(format!("{}/v1/messages/{id}", endpoints.api))
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .error_for_status()
-                .context("reading the SMS back")?
-                .json()
-                .await?;
+            let url = format!("{}/v1/messages/{id}", endpoints.api);
+            let current = get_json(&http, &url, &token)
+                .await
+                .context("reading the SMS back")?;
             if current["status"] != "queued"
                 && let Some(sid) = current["carrier_sid"].as_str()
             {
@@ -286,15 +271,9 @@ async fn bad_signature(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     // forge one for a real call too.
     let http2 = client()?;
     let token = login(&http2, &endpoints.api, &tenant.agents[2]).await?;
-    let call: Value = http2
-        .post(format!("{}/v1/calls", endpoints.api))
-        .bearer_auth(&token)
-        .json(&json!({ "to": tenant.customers[2].1 }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let calls = format!("{}/v1/calls", endpoints.api);
+    let body = json!({ "to": tenant.customers[2].1 });
+    let call = post_json(&http2, &calls, &token, &body).await?;
     let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
     let forged = forged_callback(&http2, endpoints, tenant, sid).await?;
     if forged != reqwest::StatusCode::FORBIDDEN {

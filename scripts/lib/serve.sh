@@ -2,7 +2,15 @@
 # Shared by the benchmark scripts (sourced): run the release binary as a
 # background service that stops when the script exits, leaving no Redis keys
 # behind; wait until services are ready; log in as a demo user.
-# Expects BIN and SWITCHBOARD_REDIS_PREFIX to be set.
+# Expects SWITCHBOARD_REDIS_PREFIX to be set.
+
+# build_release: the release binary in BIN, built when missing; it logs
+# warnings only, as every benchmark runs it.
+build_release() {
+  BIN=target/release/switchboard
+  export RUST_LOG=warn
+  [ -x "$BIN" ] || cargo build --release -p switchboard
+}
 
 # serve CMD...: runs "$BIN" CMD... in the background until the script exits;
 # its pid is in SERVED.

@@ -4,21 +4,19 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::presence::{PresenceError, PresenceStatus};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::Json,
-    pagination::Page,
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::pagination::Page;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -70,8 +68,7 @@ fn presence_error(error: PresenceError) -> ApiError {
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", security(("bearer" = [])),
     responses((status = 200, body = Page<AgentWithPresence>)))]
 pub async fn list_agents(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
 ) -> ApiResult<Json<Page<AgentWithPresence>>> {
     let agents: Vec<(Uuid, String, String, String)> = sqlx::query_as(
         "SELECT id, email, name, role FROM agents WHERE tenant_id = $1 ORDER BY email LIMIT 1000",
@@ -114,15 +111,13 @@ pub async fn list_agents(
 
 /// Sets the calling agent's presence.
 #[utoipa::path(put, path = "/v1/agents/me/presence", tag = "agents", security(("bearer" = [])),
-    request_body = SetPresence,
     responses(
         (status = 200, body = Presence),
         (status = 400, body = ErrorBody, description = "Called with an API key: only agents have presence"),
         (status = 422, body = ErrorBody, description = "Unknown status"),
     ))]
 pub async fn set_my_presence(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Json(req): Json<SetPresence>,
 ) -> ApiResult<Json<Presence>> {
     let agent = principal.agent_id().ok_or_else(|| {

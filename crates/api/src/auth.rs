@@ -6,19 +6,14 @@
 //! SHA-256). Every failure is a 401 in the error shape; login never says
 //! whether the email or the password was wrong.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::{
-    Extension,
-    extract::{ConnectInfo, FromRequestParts, State},
-    http::{StatusCode, header, request::Parts},
-};
+use axum::Extension;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::auth::{
@@ -26,15 +21,14 @@ use switchboard_core::auth::{
     verify_password_against_nothing,
 };
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::Json,
-    login_throttle::Attempt,
-    state::AppState,
-};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::login_throttle::Attempt;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -93,6 +87,26 @@ impl FromRequestParts<AppState> for Principal {
         };
         parts.extensions.insert(principal.clone());
         Ok(principal)
+    }
+}
+
+/// What a tenant's handler starts from: the application state and the
+/// authenticated caller, taken together as `TenantRequest { state, principal }`.
+/// Rejects as [`Principal`] does (401).
+#[derive(Clone)]
+pub struct TenantRequest {
+    pub state: AppState,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for TenantRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self {
+            principal: Principal::from_request_parts(parts, state).await?,
+            state: state.clone(),
+        })
     }
 }
 
@@ -519,7 +533,8 @@ struct PrincipalRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_core::{auth::hash_password, settings::Argon2Params};
+    use switchboard_core::auth::hash_password;
+    use switchboard_core::settings::Argon2Params;
 
     /// However many logins arrive together, the checks share at most one
     /// working memory per slot, and every answer is still right.

@@ -3,46 +3,73 @@
 //! when the tenant has no such record — another tenant's id included.
 
 use std::fmt::Display;
+use std::marker::PhantomData;
 
-use sqlx::{PgPool, postgres::PgRow};
+use sqlx::PgPool;
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
-/// `SELECT {columns} FROM {table}` for the tenant's record `id`, or a 404
-/// for `what`.
+/// A table of tenant-owned `T` records: declared once beside `T`, so every
+/// read and delete by id names the same table, columns and noun.
+pub(crate) struct Table<T> {
+    /// The table.
+    name: &'static str,
+    /// The columns `T` is read with.
+    columns: &'static (dyn Display + Sync),
+    /// What a 404 calls one record (`"no such {what}"`).
+    what: &'static str,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<T> Table<T> {
+    pub(crate) const fn new(
+        name: &'static str,
+        columns: &'static (dyn Display + Sync),
+        what: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            columns,
+            what,
+            record: PhantomData,
+        }
+    }
+}
+
+/// The tenant's record `id` of `table`, or a 404.
 pub(crate) async fn fetch<T>(
     db: &PgPool,
-    columns: impl Display,
-    table: &'static str,
+    table: &Table<T>,
     tenant_id: Uuid,
     id: Uuid,
-    what: &'static str,
 ) -> ApiResult<T>
 where
     T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
 {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM {table} WHERE tenant_id = $1 AND id = $2"
+        "SELECT {} FROM {} WHERE tenant_id = $1 AND id = $2",
+        table.columns, table.name
     )))
     .bind(tenant_id)
     .bind(id)
     .fetch_optional(db)
     .await?
-    .ok_or_else(|| ApiError::not_found(what))
+    .ok_or_else(|| ApiError::not_found(table.what))
 }
 
-/// Deletes the tenant's record `id` from `table`, or answers a 404 for
-/// `what`. Constraint violations map as everywhere (see `error`).
-pub(crate) async fn delete(
+/// Deletes the tenant's record `id` of `table`, or answers a 404.
+/// Constraint violations map as everywhere (see `error`).
+pub(crate) async fn delete<T>(
     db: &PgPool,
-    table: &'static str,
+    table: &Table<T>,
     tenant_id: Uuid,
     id: Uuid,
-    what: &'static str,
 ) -> ApiResult<()> {
     let deleted = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"
+        "DELETE FROM {} WHERE tenant_id = $1 AND id = $2",
+        table.name
     )))
     .bind(tenant_id)
     .bind(id)
@@ -50,7 +77,7 @@ pub(crate) async fn delete(
     .await?
     .rows_affected();
     if deleted == 0 {
-        return Err(ApiError::not_found(what));
+        return Err(ApiError::not_found(table.what));
     }
     Ok(())
 }

@@ -21,25 +21,20 @@
 //!   emptied when it comes back (so `cache_listener_up` 0 costs speed, never
 //!   correctness). [`Settings::cache_ttl`] bounds an entry's age besides.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{Arc, Mutex, PoisonError, Weak},
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
-use sqlx::{
-    PgPool,
-    postgres::{PgListener, PgPoolOptions},
-};
-use switchboard_core::{Settings, memo::FastHasher};
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use switchboard_core::Settings;
+use switchboard_core::memo::FastHasher;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::{
-    auth::{Agent, Tenant},
-    customers::Customer,
-};
+use crate::auth::{Agent, Tenant};
+use crate::customers::Customer;
 
 /// The channel the triggers notify.
 pub const CHANNEL: &str = "switchboard_cache";

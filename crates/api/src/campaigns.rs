@@ -9,31 +9,26 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{
-    ids::new_id,
-    jobs::{self, CampaignExpand},
-};
+use switchboard_core::ids::new_id;
+use switchboard_core::jobs::{self, CampaignExpand};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    by_id,
-    customers::parse_phone,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path},
-    idempotency::{self, IdempotencyKey},
-    state::AppState,
-    text::validate_name,
-};
+use crate::auth::TenantRequest;
+use crate::by_id::{self, Table};
+use crate::customers::parse_phone;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::messages::MessageCounts;
+use crate::state::AppState;
+use crate::text::validate_name;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -81,6 +76,9 @@ pub struct Campaign {
 const CAMPAIGN_COLUMNS: &str = "id, tenant_id, name, template_id, status, audience, variables, \
     total_recipients, opted_out_count, created_by, created_at, started_at, completed_at";
 
+/// Where campaigns are kept.
+static CAMPAIGNS: Table<Campaign> = Table::new("campaigns", &CAMPAIGN_COLUMNS, "campaign");
+
 /// A campaign with its progress.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CampaignWithProgress {
@@ -94,18 +92,9 @@ pub struct CampaignWithProgress {
 /// and the recipients it has or skipped.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
-    /// Messages still `queued`.
-    pub queued: i64,
-    /// Messages `sending`.
-    pub sending: i64,
-    /// Messages `sent`.
-    pub sent: i64,
-    /// Messages `delivered`.
-    pub delivered: i64,
-    /// Messages `undelivered`.
-    pub undelivered: i64,
-    /// Messages `failed`.
-    pub failed: i64,
+    /// The campaign's messages by status.
+    #[serde(flatten)]
+    pub by_status: MessageCounts,
     /// Messages created so far.
     pub messages: i64,
     /// Recipients skipped because they opted out.
@@ -204,7 +193,6 @@ impl Audience {
 
 /// Creates a campaign and queues its expansion. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", security(("bearer" = [])),
-    request_body = CreateCampaign,
     params(IdempotencyKey),
     responses(
         (status = 201, body = CampaignWithProgress),
@@ -212,8 +200,7 @@ impl Audience {
             Idempotency-Key reused with another body"),
     ))]
 pub async fn create_campaign(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CreateCampaign>,
 ) -> ApiResult<Response> {
@@ -309,19 +296,10 @@ pub async fn create_campaign(
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
 pub async fn get_campaign(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<CampaignWithProgress>> {
-    let campaign: Campaign = by_id::fetch(
-        &state.db,
-        CAMPAIGN_COLUMNS,
-        "campaigns",
-        principal.tenant_id,
-        id,
-        "campaign",
-    )
-    .await?;
+    let campaign: Campaign = by_id::fetch(&state.db, &CAMPAIGNS, principal.tenant_id, id).await?;
     // messages_campaign_idx (campaign_id, status) answers this.
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
@@ -336,15 +314,7 @@ pub async fn get_campaign(
     };
     for (status, count) in counts {
         progress.messages += count;
-        match status.as_str() {
-            "queued" => progress.queued = count,
-            "sending" => progress.sending = count,
-            "sent" => progress.sent = count,
-            "delivered" => progress.delivered = count,
-            "undelivered" => progress.undelivered = count,
-            "failed" => progress.failed = count,
-            _ => {}
-        }
+        progress.by_status.add(&status, count);
     }
     Ok(Json(CampaignWithProgress { campaign, progress }))
 }

@@ -1,18 +1,17 @@
 //! Extractors that answer bad input in the API's error shape instead of
 //! axum's plain-text defaults, naming the offending field where serde can.
 
-use axum::{
-    extract::{FromRequest, FromRequestParts, RawPathParams, Request, rejection::PathRejection},
-    http::{StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
-};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::{
-    error::ApiError,
-    text::{self, TextKind},
-};
+use crate::error::ApiError;
+use crate::text::{self, TextKind};
 
 /// A JSON body. Rejections: 415 for another content type, 413 over the
 /// body limit, 400 for invalid JSON, 422 for valid JSON of the wrong shape.
@@ -34,17 +33,12 @@ where
                 "expected a request body with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is larger than this endpoint accepts",
-                )
-            } else {
-                ApiError::bad_request("unreadable_body", "the request body could not be read")
-            }
-        })?;
+        let bytes = read_body(
+            req,
+            state,
+            "the request body is larger than this endpoint accepts",
+        )
+        .await?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -53,6 +47,26 @@ impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// The whole body, within the body limit: over it a 413 saying `too_large`,
+/// a body that cannot be read a 400.
+pub(crate) async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    too_large: &'static str,
+) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                too_large,
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        }
+    })
 }
 
 fn is_json(req: &Request) -> bool {
@@ -195,14 +209,9 @@ where
             let refused = text::refused_char(&name, TextKind::Line)
                 .or_else(|| text::refused_char(&value, TextKind::Line));
             if let Some(c) = refused {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
-                    format!(
-                        "query parameter {name:?} contains the control character U+{:04X}",
-                        u32::from(c)
-                    ),
-                )
-                .with_field(name.into_owned()));
+                let what = format!("query parameter {name:?}");
+                return Err(text::refused_parameter("invalid_query", &what, c)
+                    .with_field(name.into_owned()));
             }
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
@@ -233,14 +242,9 @@ where
             .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))?;
         for (name, value) in &raw {
             if let Some(c) = text::refused_char(value, TextKind::Line) {
-                return Err(ApiError::bad_request(
-                    "invalid_path",
-                    format!(
-                        "{name} contains the control character U+{:04X}",
-                        u32::from(c)
-                    ),
-                )
-                .with_field(name.to_string()));
+                return Err(
+                    text::refused_parameter("invalid_path", name, c).with_field(name.to_string())
+                );
             }
         }
         let axum::extract::Path(value) =

@@ -10,11 +10,10 @@
 //! - a failed request leaves no row, so the client may retry with the key;
 //! - the same key with a different request is refused (422).
 
-use axum::{
-    extract::FromRequestParts,
-    http::{HeaderName, HeaderValue, StatusCode, request::Parts},
-    response::{IntoResponse, Response},
-};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
@@ -35,23 +34,13 @@ impl utoipa::IntoParams for IdempotencyKey {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::{
-            Required,
-            path::{ParameterBuilder, ParameterIn},
-        };
-        vec![
-            ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "Makes retries safe: a repeat with the same key and body replays the \
-                     first response (`Idempotent-Replayed: true`); the same key with another \
-                     body is a 422",
-                ))
-                .schema(Some(crate::openapi::idempotency_key_schema()))
-                .build(),
-        ]
+        vec![crate::openapi::header_param(
+            "Idempotency-Key",
+            utoipa::openapi::Required::False,
+            "Makes retries safe: a repeat with the same key and body replays the first response \
+             (`Idempotent-Replayed: true`); the same key with another body is a 422",
+            crate::openapi::idempotency_key_schema(),
+        )]
     }
 }
 

@@ -10,29 +10,24 @@
 //! with a header naming a `phone` column (422). Rows are checked one by one
 //! by the job; a bad row is a per-row error, never a failed import.
 
-use axum::{
-    body::Body,
-    extract::State,
-    http::{HeaderMap, StatusCode, header},
-};
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{
-    ids::new_id,
-    imports::{self, CsvError, Header, Mode},
-    jobs::{self, ImportProcess},
-};
+use switchboard_core::ids::new_id;
+use switchboard_core::imports::{self, CsvError, Header, Mode};
+use switchboard_core::jobs::{self, ImportProcess};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    pagination::{self, Page},
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::by_id::{self, Table};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{self, Page};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -84,6 +79,9 @@ pub struct Import {
 pub(crate) const IMPORT_COLUMNS: &str = "id, tenant_id, status, mode, rows_total, rows_processed, \
     rows_created, rows_updated, rows_skipped, rows_failed, source_bytes, error, created_by, \
     created_at, started_at, finished_at";
+
+/// Where imports are kept.
+static IMPORTS: Table<Import> = Table::new("imports", &IMPORT_COLUMNS, "import");
 
 /// Where an import is.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
@@ -214,8 +212,7 @@ fn malformed(message: impl Into<String>) -> ApiError {
             a duplicate or control character in the header, unbalanced quotes, or no data rows"),
     ))]
 pub async fn create_import(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<CreateImportQuery>,
     headers: HeaderMap,
     body: Body,
@@ -300,19 +297,12 @@ pub async fn create_import(
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
     ))]
 pub async fn get_import(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Import>> {
-    let import: Import = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {IMPORT_COLUMNS} FROM imports WHERE tenant_id = $1 AND id = $2"
-    )))
-    .bind(principal.tenant_id)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("import"))?;
-    Ok(Json(import))
+    by_id::fetch(&state.db, &IMPORTS, principal.tenant_id, id)
+        .await
+        .map(Json)
 }
 
 /// Lists an import's rejected rows in file order.
@@ -324,22 +314,14 @@ pub async fn get_import(
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
     ))]
 pub async fn list_import_errors(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
     Query(query): Query<ListImportErrorsQuery>,
 ) -> ApiResult<Json<Page<ImportError>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_number_cursor(query.cursor.as_deref())?;
-    let exists: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM imports WHERE tenant_id = $1 AND id = $2")
-            .bind(principal.tenant_id)
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
-    if exists.is_none() {
-        return Err(ApiError::not_found("import"));
-    }
+    // Another tenant's import has no errors to show: 404, as for an unknown id.
+    let _: Import = by_id::fetch(&state.db, &IMPORTS, principal.tenant_id, id).await?;
     let rows: Vec<ImportError> = sqlx::query_as(
         "SELECT row_number AS row, field, reason FROM import_errors
          WHERE import_id = $1 AND row_number > $2

@@ -38,30 +38,27 @@ pub mod tenant_webhooks;
 pub mod text;
 pub mod voicemails;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    compression::{
-        CompressionLayer,
-        predicate::{NotForContentType, Predicate, SizeAbove},
-    },
-};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use switchboard_core::{
-    Settings, auth::TokenKeys, events::EventPublisher, presence::PresenceStore,
-};
+use switchboard_core::Settings;
+use switchboard_core::auth::TokenKeys;
+use switchboard_core::events::EventPublisher;
+use switchboard_core::presence::PresenceStore;
 
 pub use state::AppState;
 

@@ -30,7 +30,8 @@ use std::net::{IpAddr, SocketAddr};
 use deadpool_redis::redis;
 use sha2::{Digest, Sha256};
 
-use crate::{error::ApiError, state::AppState};
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Which limit refused an attempt (the `scope` label of
 /// `auth_login_throttled_total`).

@@ -4,19 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue, StatusCode},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{
-    error::{ApiError, REQUEST_ID},
-    state::AppState,
-};
+use crate::error::{ApiError, REQUEST_ID};
+use crate::state::AppState;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -2,15 +2,13 @@
 //! annotations as the routers are assembled, so it describes exactly the
 //! routes that exist. Served at `/openapi.json`, rendered at `/docs`.
 
-use utoipa::{
-    Modify, OpenApi,
-    openapi::{
-        ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
-        path::{Operation, ParameterIn},
-        schema::SchemaType,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-    },
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Response, ResponseBuilder, Schema, Type,
 };
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -147,7 +145,8 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
     errors
 }
 
-fn error_response(description: &str) -> RefOr<Response> {
+/// An error answer in the API's shape ([`crate::error::ErrorBody`]).
+pub(crate) fn error_response(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()
         .description(description)
         .content(
@@ -158,6 +157,23 @@ fn error_response(description: &str) -> RefOr<Response> {
         )
         .build()
         .into()
+}
+
+/// A header an extractor reads, documented by the extractor's `IntoParams`
+/// so every operation taking it describes it alike.
+pub(crate) fn header_param(
+    name: &str,
+    required: Required,
+    description: &str,
+    schema: impl Into<RefOr<Schema>>,
+) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(required)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
 }
 
 /// What `Idempotency-Key` accepts (see [`crate::idempotency`]): 1 to 255
@@ -185,10 +201,8 @@ fn not_nullable(schema: Option<&mut RefOr<Schema>>) {
 /// Schema-only types for the items of request arrays, which field
 /// attributes cannot constrain.
 pub mod items {
-    use utoipa::{
-        PartialSchema, ToSchema,
-        openapi::{ObjectBuilder, RefOr, Schema, Type},
-    };
+    use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+    use utoipa::{PartialSchema, ToSchema};
 
     /// A customer tag: 1 to 50 characters (stored trimmed and lowercased).
     pub struct Tag;

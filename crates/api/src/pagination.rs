@@ -5,7 +5,8 @@
 //! from several tables carry `(timestamp, id)`. Keyset pagination visits
 //! every row exactly once even while rows are being inserted.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -43,17 +44,18 @@ fn invalid_cursor() -> ApiError {
         .with_field("cursor")
 }
 
+/// The bytes an issued cursor encodes; none without a cursor.
+fn cursor_bytes(cursor: Option<&str>) -> Result<Option<Vec<u8>>, ApiError> {
+    cursor
+        .map(|cursor| URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor()))
+        .transpose()
+}
+
 /// A cursor holding the last id of the previous page.
 pub fn decode_id_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    let Some(cursor) = cursor else {
-        return Ok(None);
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| invalid_cursor())?;
-    Uuid::from_slice(&bytes)
-        .map(Some)
-        .map_err(|_| invalid_cursor())
+    cursor_bytes(cursor)?
+        .map(|bytes| Uuid::from_slice(&bytes).map_err(|_| invalid_cursor()))
+        .transpose()
 }
 
 pub fn encode_id_cursor(id: Uuid) -> String {
@@ -62,14 +64,12 @@ pub fn encode_id_cursor(id: Uuid) -> String {
 
 /// A cursor holding the last position (a row number) of the previous page.
 pub fn decode_number_cursor(cursor: Option<&str>) -> Result<Option<i32>, ApiError> {
-    let Some(cursor) = cursor else {
-        return Ok(None);
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| invalid_cursor())?;
-    let bytes: [u8; 4] = bytes.try_into().map_err(|_| invalid_cursor())?;
-    Ok(Some(i32::from_be_bytes(bytes)))
+    cursor_bytes(cursor)?
+        .map(|bytes| {
+            let bytes: [u8; 4] = bytes.try_into().map_err(|_| invalid_cursor())?;
+            Ok(i32::from_be_bytes(bytes))
+        })
+        .transpose()
 }
 
 pub fn encode_number_cursor(position: i32) -> String {
@@ -78,12 +78,9 @@ pub fn encode_number_cursor(position: i32) -> String {
 
 /// A cursor holding `(timestamp, id)` of the last item of the previous page.
 pub fn decode_time_cursor(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
-    let Some(cursor) = cursor else {
+    let Some(bytes) = cursor_bytes(cursor)? else {
         return Ok(None);
     };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| invalid_cursor())?;
     if bytes.len() != 24 {
         return Err(invalid_cursor());
     }

@@ -9,24 +9,21 @@
 //! `calls` directly. Time ranges are half-open `[from, to)`, in UTC; buckets
 //! are aligned to UTC hours or days.
 
-use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{
-    calls::{CallStatus, Direction},
-    reports::{self, HourStats},
-};
+use switchboard_core::calls::{CallStatus, Direction};
+use switchboard_core::reports::{self, HourStats};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Query},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Query};
+use crate::messages::MessageCounts;
+use crate::pagination::{IdPageRequest, Page};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -123,18 +120,9 @@ pub struct MessageStats {
     pub inbound: i64,
     /// Outbound messages.
     pub outbound: i64,
-    /// Outbound messages still `queued`.
-    pub queued: i64,
-    /// Outbound messages `sending`.
-    pub sending: i64,
-    /// Outbound messages `sent`.
-    pub sent: i64,
-    /// Outbound messages `delivered`.
-    pub delivered: i64,
-    /// Outbound messages `undelivered`.
-    pub undelivered: i64,
-    /// Outbound messages `failed`.
-    pub failed: i64,
+    /// Outbound messages by status.
+    #[serde(flatten)]
+    pub by_status: MessageCounts,
     /// Inbound messages received.
     pub received: i64,
 }
@@ -175,8 +163,7 @@ pub struct Summary {
         (status = 400, body = ErrorBody, description = "Bad range or granularity"),
     ))]
 pub async fn summary(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<SummaryQuery>,
 ) -> ApiResult<Json<Summary>> {
     let granularity = match query.granularity.as_deref() {
@@ -264,12 +251,7 @@ fn summary_bucket(start: DateTime<Utc>, stats: &HourStats) -> SummaryBucket {
             total: m.total,
             inbound: m.inbound,
             outbound: m.outbound,
-            queued: m.queued,
-            sending: m.sending,
-            sent: m.sent,
-            delivered: m.delivered,
-            undelivered: m.undelivered,
-            failed: m.failed,
+            by_status: MessageCounts::from(&m),
             received: m.received,
         },
         voicemails: stats.voicemails,
@@ -340,8 +322,7 @@ pub struct CallRecord {
         (status = 200, body = Page<CallRecord>),
     ))]
 pub async fn call_records(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<CallRecordsQuery>,
 ) -> ApiResult<Json<Page<CallRecord>>> {
     let (from, to) = range(
@@ -432,8 +413,7 @@ pub struct AgentReport {
         (status = 200, body = AgentReport),
     ))]
 pub async fn agent_stats(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<AgentStatsQuery>,
 ) -> ApiResult<Json<AgentReport>> {
     let (from, to) = range(

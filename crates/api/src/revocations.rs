@@ -11,16 +11,15 @@
 //! check goes to Redis again, as it did before the mirror, and fails closed
 //! when Redis is unreachable.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError, Weak},
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, AsyncCommands};
 use futures::StreamExt;
 use secrecy::ExposeSecret;
-use switchboard_core::{Settings, auth, redis::Pool};
+use switchboard_core::redis::Pool;
+use switchboard_core::{Settings, auth};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 

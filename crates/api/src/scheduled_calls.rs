@@ -12,36 +12,30 @@
 
 use std::collections::HashSet;
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration as Span, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use switchboard_core::{
-    auth::Role,
-    calls::CallStatus,
-    events::EventType,
-    ids::new_id,
-    jobs::{self, ScheduledCallRun},
-    scheduling::{MAX_ATTEMPTS, MAX_BACKOFF_SECONDS, SCHEDULED_CALL_JSON},
-};
+use switchboard_core::auth::Role;
+use switchboard_core::calls::CallStatus;
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::jobs::{self, ScheduledCallRun};
+use switchboard_core::scheduling::{MAX_ATTEMPTS, MAX_BACKOFF_SECONDS, SCHEDULED_CALL_JSON};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    calls::lifecycle::{self, StatusUpdate, lock_call},
-    customers::parse_phone,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    idempotency::{self, IdempotencyKey},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use crate::auth::{Principal, TenantRequest};
+use crate::calls::lifecycle::{self, StatusUpdate, lock_call};
+use crate::customers::parse_phone;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::pagination::{IdPageRequest, Page};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -454,7 +448,6 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
 
 /// Schedules an outbound call.
 #[utoipa::path(post, path = "/v1/scheduled-calls", tag = "scheduled-calls", security(("bearer" = [])),
-    request_body = CreateScheduledCall,
     params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCall),
@@ -462,8 +455,7 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
         (status = 422, body = ErrorBody, description = "Invalid number, `run_at` out of range, a bad retry policy, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
     ))]
 pub async fn create_scheduled_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CreateScheduledCall>,
 ) -> ApiResult<Response> {
@@ -489,7 +481,6 @@ pub async fn create_scheduled_call(
 /// Schedules many outbound calls at once: all are created or none (the
 /// first invalid one is named, e.g. `scheduled_calls[3].to`).
 #[utoipa::path(post, path = "/v1/scheduled-calls/batch", tag = "scheduled-calls", security(("bearer" = [])),
-    request_body = CreateScheduledCallBatch,
     params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCallBatch),
@@ -497,8 +488,7 @@ pub async fn create_scheduled_call(
         (status = 422, body = ErrorBody, description = "No items or more than 1 000, or one item is invalid (the field names it), or a reused Idempotency-Key"),
     ))]
 pub async fn create_scheduled_calls_batch(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CreateScheduledCallBatch>,
 ) -> ApiResult<Response> {
@@ -540,8 +530,7 @@ pub async fn create_scheduled_calls_batch(
         (status = 422, body = ErrorBody, description = "`to` is not a phone number, or `limit` is out of range"),
     ))]
 pub async fn list_scheduled_calls(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListScheduledCallsQuery>,
 ) -> ApiResult<Json<Page<ScheduledCall>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -587,8 +576,7 @@ pub async fn list_scheduled_calls(
         (status = 404, body = ErrorBody),
     ))]
 pub async fn get_scheduled_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<ScheduledCall>> {
     let mut conn = state.db.acquire().await?;
@@ -612,8 +600,7 @@ pub async fn get_scheduled_call(
         (status = 409, body = ErrorBody, description = "Already `completed` or `exhausted`"),
     ))]
 pub async fn cancel_scheduled_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<ScheduledCall>> {
     let tenant_id = principal.tenant_id;
@@ -752,8 +739,7 @@ async fn load_settings(db: &sqlx::PgPool, tenant_id: Uuid) -> ApiResult<Scheduli
         (status = 200, body = SchedulingSettings),
     ))]
 pub async fn get_scheduling_settings(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
 ) -> ApiResult<Json<SchedulingSettings>> {
     Ok(Json(load_settings(&state.db, principal.tenant_id).await?))
 }
@@ -773,7 +759,6 @@ fn is_zone_name_shaped(name: &str) -> bool {
 /// Sets the tenant's scheduling settings (admin). Calls already waiting are
 /// judged against the new calling hours when they come due.
 #[utoipa::path(put, path = "/v1/scheduling/settings", tag = "scheduled-calls", security(("bearer" = [])),
-    request_body = SchedulingSettings,
     responses(
         (status = 200, body = SchedulingSettings),
         (status = 400, body = ErrorBody, description = "Malformed JSON"),
@@ -781,8 +766,7 @@ fn is_zone_name_shaped(name: &str) -> bool {
         (status = 422, body = ErrorBody, description = "Unknown time zone, a time not HH:MM, start equal to end, or a cap out of range"),
     ))]
 pub async fn put_scheduling_settings(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Json(req): Json<SchedulingSettings>,
 ) -> ApiResult<Json<SchedulingSettings>> {
     principal.require(Role::Admin)?;

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
-use switchboard_core::{
-    Settings, auth::TokenKeys, events::EventPublisher, presence::PresenceStore,
-};
+use switchboard_core::Settings;
+use switchboard_core::auth::TokenKeys;
+use switchboard_core::events::EventPublisher;
+use switchboard_core::presence::PresenceStore;
 
 /// What every handler shares, behind one `Arc`: axum clones the state for
 /// each request (and each extractor that takes it), and a profile of the

@@ -7,24 +7,24 @@
 //! and a template a campaign uses cannot be deleted (409 `template_in_use`);
 //! both are enforced by PostgreSQL constraints.
 
-use axum::{extract::State, http::StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{ids::new_id, templates::placeholders};
+use switchboard_core::ids::new_id;
+use switchboard_core::templates::placeholders;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    by_id,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    messages::MAX_BODY_CHARS,
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-    text::validate_name,
-};
+use crate::auth::TenantRequest;
+use crate::by_id::{self, Table};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::messages::MAX_BODY_CHARS;
+use crate::pagination::{IdPageRequest, Page};
+use crate::state::AppState;
+use crate::text::validate_name;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -67,6 +67,9 @@ impl Template {
 }
 
 const TEMPLATE_COLUMNS: &str = "id, tenant_id, name, body, created_at, updated_at";
+
+/// Where templates are kept.
+static TEMPLATES: Table<Template> = Table::new("templates", &TEMPLATE_COLUMNS, "template");
 
 /// A template to create.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -134,8 +137,7 @@ fn validate_body(body: &str) -> ApiResult<String> {
         (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
     ))]
 pub async fn list_templates(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListTemplatesQuery>,
 ) -> ApiResult<Json<Page<Template>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -155,15 +157,13 @@ pub async fn list_templates(
 
 /// Creates a template.
 #[utoipa::path(post, path = "/v1/templates", tag = "templates", security(("bearer" = [])),
-    request_body = CreateTemplate,
     responses(
         (status = 201, body = Template),
         (status = 409, body = ErrorBody, description = "A template with this name exists (`name_taken`)"),
         (status = 422, body = ErrorBody, description = "Invalid name, or a body too long or with a malformed placeholder"),
     ))]
 pub async fn create_template(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Json(req): Json<CreateTemplate>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
     let name = validate_name(&req.name)?;
@@ -189,33 +189,22 @@ pub async fn create_template(
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
 pub async fn get_template(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Template>> {
-    let template: Template = by_id::fetch(
-        &state.db,
-        TEMPLATE_COLUMNS,
-        "templates",
-        principal.tenant_id,
-        id,
-        "template",
-    )
-    .await?;
+    let template: Template = by_id::fetch(&state.db, &TEMPLATES, principal.tenant_id, id).await?;
     Ok(Json(template.with_placeholders()))
 }
 
 /// Renames a template or changes its body.
 #[utoipa::path(patch, path = "/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Template id")),
-    request_body = UpdateTemplate,
     responses(
         (status = 200, body = Template),
         (status = 409, body = ErrorBody, description = "A template with this name exists (`name_taken`)"),
     ))]
 pub async fn update_template(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
     Json(patch): Json<UpdateTemplate>,
 ) -> ApiResult<Json<Template>> {
@@ -246,13 +235,12 @@ pub async fn update_template(
         (status = 409, body = ErrorBody, description = "A campaign uses the template (`template_in_use`)"),
     ))]
 pub async fn delete_template(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     // The campaigns' foreign key refuses the delete while one uses it; the
     // violation maps to 409 `template_in_use`.
-    by_id::delete(&state.db, "templates", principal.tenant_id, id, "template").await?;
+    by_id::delete(&state.db, &TEMPLATES, principal.tenant_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,21 +3,22 @@
 //! `Switchboard-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 //! Admins manage them; the secret is shown once, on creation.
 
-use axum::{extract::State, http::StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{auth::Role, events::EventType, ids::new_id};
+use switchboard_core::auth::Role;
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    by_id,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path},
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::by_id::{self, Table};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -49,6 +50,13 @@ pub struct Endpoint {
     pub secret: Option<String>,
 }
 
+/// An endpoint's columns, its secret aside.
+const ENDPOINT_COLUMNS: &str = "id, url, event_types, active, created_at";
+
+/// Where webhook endpoints are kept.
+static ENDPOINTS: Table<Endpoint> =
+    Table::new("tenant_webhooks", &ENDPOINT_COLUMNS, "webhook endpoint");
+
 /// A webhook endpoint to register.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,14 +77,12 @@ pub struct CreateEndpoint {
         (status = 403, body = ErrorBody, description = "Not an admin"),
     ))]
 pub async fn list_endpoints(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
 ) -> ApiResult<Json<Vec<Endpoint>>> {
     principal.require(Role::Admin)?;
-    let rows: Vec<Endpoint> = sqlx::query_as(
-        "SELECT id, url, event_types, active, created_at FROM tenant_webhooks
-         WHERE tenant_id = $1 ORDER BY id",
-    )
+    let rows: Vec<Endpoint> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM tenant_webhooks WHERE tenant_id = $1 ORDER BY id"
+    )))
     .bind(principal.tenant_id)
     .fetch_all(&state.db)
     .await?;
@@ -85,7 +91,6 @@ pub async fn list_endpoints(
 
 /// Registers a webhook endpoint (admin). The answer carries its secret.
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhook endpoints", security(("bearer" = [])),
-    request_body = CreateEndpoint,
     responses(
         (status = 201, body = Endpoint),
         (status = 403, body = ErrorBody, description = "Not an admin"),
@@ -93,8 +98,7 @@ pub async fn list_endpoints(
         (status = 422, body = ErrorBody, description = "Bad URL or unknown event type"),
     ))]
 pub async fn create_endpoint(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Json(req): Json<CreateEndpoint>,
 ) -> ApiResult<(StatusCode, Json<Endpoint>)> {
     principal.require(Role::Admin)?;
@@ -147,11 +151,11 @@ pub async fn create_endpoint(
             format!("a tenant can register at most {MAX_ENDPOINTS} webhook endpoints"),
         ));
     }
-    let endpoint: Endpoint = sqlx::query_as(
+    let endpoint: Endpoint = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO tenant_webhooks (id, tenant_id, url, secret, event_types)
          VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, url, event_types, active, created_at, secret",
-    )
+         RETURNING {ENDPOINT_COLUMNS}, secret"
+    )))
     .bind(new_id())
     .bind(principal.tenant_id)
     .bind(url)
@@ -171,18 +175,10 @@ pub async fn create_endpoint(
         (status = 403, body = ErrorBody, description = "Not an admin"),
     ))]
 pub async fn delete_endpoint(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     principal.require(Role::Admin)?;
-    by_id::delete(
-        &state.db,
-        "tenant_webhooks",
-        principal.tenant_id,
-        id,
-        "webhook endpoint",
-    )
-    .await?;
+    by_id::delete(&state.db, &ENDPOINTS, principal.tenant_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -42,6 +42,15 @@ fn describe(c: char) -> String {
     format!("U+{:04X}", u32::from(c))
 }
 
+/// The 400 (`code`) for a request parameter — `what` names it — holding the
+/// control character `c`.
+pub fn refused_parameter(code: &'static str, what: &str, c: char) -> ApiError {
+    ApiError::bad_request(
+        code,
+        format!("{what} contains the control character {}", describe(c)),
+    )
+}
+
 /// The 422 for `field` holding `c`.
 pub fn refusal(field: &str, c: char, kind: TextKind) -> ApiError {
     let allowed = match kind {
@@ -163,53 +172,40 @@ mod tests {
             .map(|e| e.field().unwrap_or("-").to_string())
     }
 
+    /// Asserts the field each document's check names (`None`: accepted).
+    fn assert_fields(cases: &[(serde_json::Value, Option<&str>)]) {
+        for (document, field) in cases {
+            assert_eq!(field_of(document.clone()).as_deref(), *field, "{document}");
+        }
+    }
+
     #[test]
     fn nul_is_refused_everywhere_and_named() {
-        assert_eq!(
-            field_of(json!({"name": "a\u{0}b"})).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            field_of(json!({"body": "a\u{0}b"})).as_deref(),
-            Some("body")
-        );
-        assert_eq!(
-            field_of(json!({"metadata": {"k": {"deep": ["x", "\u{0}"]}}})).as_deref(),
-            Some("metadata.k.deep[1]")
-        );
-        assert_eq!(
-            field_of(json!({"metadata": {"a\u{0}": 1}})).as_deref(),
-            Some("metadata")
-        );
-        assert_eq!(
-            field_of(json!({"tags": ["ok", "b\u{7}"]})).as_deref(),
-            Some("tags[1]")
-        );
+        assert_fields(&[
+            (json!({"name": "a\u{0}b"}), Some("name")),
+            (json!({"body": "a\u{0}b"}), Some("body")),
+            (
+                json!({"metadata": {"k": {"deep": ["x", "\u{0}"]}}}),
+                Some("metadata.k.deep[1]"),
+            ),
+            (json!({"metadata": {"a\u{0}": 1}}), Some("metadata")),
+            (json!({"tags": ["ok", "b\u{7}"]}), Some("tags[1]")),
+        ]);
     }
 
     #[test]
     fn line_breaks_only_in_free_text() {
-        assert_eq!(field_of(json!({"body": "line\r\nnext\ttab"})), None);
-        assert_eq!(field_of(json!({"metadata": {"note": "a\nb"}})), None);
-        assert_eq!(field_of(json!({"name": "a\nb"})).as_deref(), Some("name"));
-        assert_eq!(
-            field_of(json!({"email": "a@b.c\t"})).as_deref(),
-            Some("email")
-        );
-        assert_eq!(
-            field_of(json!({"metadata": {"a\nb": "x"}})).as_deref(),
-            Some("metadata")
-        );
-        // C1 controls and DEL are control characters too.
-        assert_eq!(
-            field_of(json!({"body": "a\u{85}"})).as_deref(),
-            Some("body")
-        );
-        assert_eq!(
-            field_of(json!({"body": "a\u{7f}"})).as_deref(),
-            Some("body")
-        );
-        // Ordinary non-ASCII text passes.
-        assert_eq!(field_of(json!({"name": "Zoë Ångström 山田"})), None);
+        assert_fields(&[
+            (json!({"body": "line\r\nnext\ttab"}), None),
+            (json!({"metadata": {"note": "a\nb"}}), None),
+            (json!({"name": "a\nb"}), Some("name")),
+            (json!({"email": "a@b.c\t"}), Some("email")),
+            (json!({"metadata": {"a\nb": "x"}}), Some("metadata")),
+            // C1 controls and DEL are control characters too.
+            (json!({"body": "a\u{85}"}), Some("body")),
+            (json!({"body": "a\u{7f}"}), Some("body")),
+            // Ordinary non-ASCII text passes.
+            (json!({"name": "Zoë Ångström 山田"}), None),
+        ]);
     }
 }

@@ -1,22 +1,21 @@
 //! Voicemail: created by the carrier's recording webhook for calls nobody
 //! could take, transcribed by a worker job, listened to and deleted here.
 
-use axum::{extract::State, http::StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::records::VOICEMAIL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{
-    auth::Principal,
-    by_id,
-    error::{ApiError, ApiResult},
-    extract::{Json, Path, Query},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::by_id::{self, Table};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{IdPageRequest, Page};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -57,6 +56,9 @@ pub struct Voicemail {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where voicemails are kept.
+static VOICEMAILS: Table<Voicemail> = Table::new("voicemails", &VOICEMAIL_COLUMNS, "voicemail");
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -77,8 +79,7 @@ pub struct ListVoicemailsQuery {
     params(ListVoicemailsQuery),
     responses((status = 200, body = Page<Voicemail>)))]
 pub async fn list_voicemails(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListVoicemailsQuery>,
 ) -> ApiResult<Json<Page<Voicemail>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -104,20 +105,12 @@ pub async fn list_voicemails(
     params(("id" = Uuid, Path, description = "Voicemail id")),
     responses((status = 200, body = Voicemail)))]
 pub async fn get_voicemail(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Voicemail>> {
-    by_id::fetch(
-        &state.db,
-        &VOICEMAIL_COLUMNS,
-        "voicemails",
-        principal.tenant_id,
-        id,
-        "voicemail",
-    )
-    .await
-    .map(Json)
+    by_id::fetch(&state.db, &VOICEMAILS, principal.tenant_id, id)
+        .await
+        .map(Json)
 }
 
 /// Marks a voicemail listened (the first listen's time is kept).
@@ -125,8 +118,7 @@ pub async fn get_voicemail(
     params(("id" = Uuid, Path, description = "Voicemail id")),
     responses((status = 200, body = Voicemail)))]
 pub async fn mark_listened(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Voicemail>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -146,8 +138,7 @@ pub async fn mark_listened(
     params(("id" = Uuid, Path, description = "Voicemail id")),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_voicemail(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     // A voicemail whose hour is already in the report rollups leaves them too,

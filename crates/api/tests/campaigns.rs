@@ -21,6 +21,30 @@ async fn create(app: &TestApp, token: &str, body: Value) -> Value {
     app.create("/v1/campaigns", token, body).await
 }
 
+/// A campaign of a "Sale!" template to `recipients`, created with `token`.
+async fn sale(app: &TestApp, token: &str, recipients: Value) -> Value {
+    let template = app.create_template(token, "promo", "Sale!").await;
+    let body = json!({"name": "c", "template_id": template["id"], "recipients": recipients});
+    create(app, token, body).await
+}
+
+/// Inserts the `i`th message of tenant A's `campaign`, in `status`, as the
+/// expansion job would create it.
+async fn campaign_message(app: &TestApp, campaign: Uuid, i: usize, status: &str) {
+    sqlx::query(
+        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, campaign_id)
+         VALUES ($1, $2, 'outbound', '+12025550100', $3, 'Sale!', $4, 1, 'GSM-7', $5)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(app.a.id)
+    .bind(format!("+1202555{:04}", 2000 + i))
+    .bind(status)
+    .bind(campaign)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn a_campaign_is_created_pending_with_its_normalised_audience_and_queued_for_expansion() {
     let app = spawn_app().await;
@@ -70,14 +94,8 @@ async fn a_campaign_is_created_pending_with_its_normalised_audience_and_queued_f
             "failed": 0, "messages": 0, "opted_out": 0, "total_recipients": 0
         })
     );
-    let id = campaign["id"].as_str().unwrap();
-    let fetched = app
-        .get_ok(&format!("/v1/campaigns/{id}"), &app.a.token)
+    app.assert_stored_and_queued("/v1/campaigns", &app.a.token, &campaign, "campaign.expand")
         .await;
-    assert_eq!(fetched, campaign);
-
-    let jobs = app.queued_jobs("campaign.expand").await;
-    assert!(jobs.iter().any(|j| j.contains(id)), "{jobs:?}");
 }
 
 #[tokio::test]
@@ -202,13 +220,7 @@ async fn a_campaign_with_an_idempotency_key_is_created_once() {
 #[tokio::test]
 async fn progress_counts_the_campaigns_messages_by_status() {
     let app = spawn_app().await;
-    let template = app.create_template(&app.a.token, "promo", "Sale!").await;
-    let campaign = create(
-        &app,
-        &app.a.token,
-        json!({"name": "c", "template_id": template["id"], "recipients": {"customer_query": "x"}}),
-    )
-    .await;
+    let campaign = sale(&app, &app.a.token, json!({"customer_query": "x"})).await;
     let id: Uuid = campaign["id"].as_str().unwrap().parse().unwrap();
     // What the expansion job does: resolve recipients, record the totals,
     // create one message per recipient.
@@ -217,29 +229,16 @@ async fn progress_counts_the_campaigns_messages_by_status() {
         .execute(&app.db.pool)
         .await
         .unwrap();
-    for (i, status) in [
+    let statuses = [
         "queued",
         "queued",
         "sent",
         "delivered",
         "delivered",
         "failed",
-    ]
-    .iter()
-    .enumerate()
-    {
-        sqlx::query(
-            "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, campaign_id)
-             VALUES ($1, $2, 'outbound', '+12025550100', $3, 'Sale!', $4, 1, 'GSM-7', $5)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(app.a.id)
-        .bind(format!("+1202555{:04}", 2000 + i))
-        .bind(status)
-        .bind(id)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    ];
+    for (i, status) in statuses.into_iter().enumerate() {
+        campaign_message(&app, id, i, status).await;
     }
     let fetched = app
         .get_ok(&format!("/v1/campaigns/{id}"), &app.a.token)
@@ -257,13 +256,8 @@ async fn progress_counts_the_campaigns_messages_by_status() {
 #[tokio::test]
 async fn another_tenants_campaigns_are_not_found() {
     let app = spawn_app().await;
-    let template = app.create_template(&app.b.token, "promo", "Sale!").await;
-    let theirs = create(
-        &app,
-        &app.b.token,
-        json!({"name": "c", "template_id": template["id"], "recipients": {"phone_numbers": ["+12025550123"]}}),
-    )
-    .await;
+    let recipients = json!({"phone_numbers": ["+12025550123"]});
+    let theirs = sale(&app, &app.b.token, recipients).await;
     let path = format!("/v1/campaigns/{}", theirs["id"].as_str().unwrap());
     app.expect_hidden_from(&app.a, &path).await;
     app.get_ok(&path, &app.b.token).await;

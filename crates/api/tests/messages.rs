@@ -49,17 +49,8 @@ async fn a_message_is_stored_queued_from_the_default_number_and_handed_to_the_sm
         assert!(message[key].is_string(), "{key}: {message}");
     }
 
-    let id = message["id"].as_str().unwrap();
-    let fetched = app
-        .get_ok(&format!("/v1/messages/{id}"), &app.a.token)
+    app.assert_stored_and_queued("/v1/messages", &app.a.token, &message, "sms.send")
         .await;
-    assert_eq!(fetched, message);
-
-    let jobs = app.queued_jobs("sms.send").await;
-    assert!(
-        jobs.iter().any(|job| job.contains(id)),
-        "an sms.send job names the message: {jobs:?}"
-    );
 }
 
 #[tokio::test]

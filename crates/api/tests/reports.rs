@@ -57,19 +57,45 @@ async fn call(
     .unwrap();
 }
 
-async fn message(app: &TestApp, created: DateTime<Utc>, direction: &str, status: &str) {
-    sqlx::query(
-        "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, created_at)
-         VALUES ($1, $2, $3, '+12025550100', '+13125550177', 'hi', $4, 1, 'GSM-7', $5)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(app.a.id)
-    .bind(direction)
-    .bind(status)
-    .bind(created)
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+/// Runs `sql`, an `INSERT` of one row of tenant A: `$1` a new id (which
+/// it returns), `$2` the tenant, `$3` the row's status, `$4` its creation.
+async fn insert(app: &TestApp, sql: &'static str, status: &str, created: DateTime<Utc>) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(sql)
+        .bind(id)
+        .bind(app.a.id)
+        .bind(status)
+        .bind(created)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    id
+}
+
+/// Inserts a call of tenant A still `status` (`ringing`, or `in-progress`
+/// and then answered when created); returns its id.
+async fn live_call(app: &TestApp, status: &str, created: DateTime<Utc>) -> Uuid {
+    let sql = "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, created_at, answered_at)
+               VALUES ($1, $2, 'outbound', '+12025550100', '+13125550177', $3, $4,
+                       CASE WHEN $3 = 'in-progress' THEN $4 END)";
+    insert(app, sql, status, created).await
+}
+
+/// Inserts a message of tenant A in `status`: inbound when `received`,
+/// outbound otherwise.
+async fn message(app: &TestApp, created: DateTime<Utc>, status: &str) {
+    let sql = "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding, created_at)
+               VALUES ($1, $2, CASE WHEN $3 = 'received' THEN 'inbound' ELSE 'outbound' END,
+                       '+12025550100', '+13125550177', 'hi', $3, 1, 'GSM-7', $4)";
+    insert(app, sql, status, created).await;
+}
+
+/// A fresh app with the fixture's calls, messages and voicemails (and the
+/// id of tenant A's admin, who handled some of the calls).
+async fn spawn_fixture() -> (TestApp, Uuid) {
+    let app = spawn_app().await;
+    let admin = fixture(&app).await;
+    (app, admin)
 }
 
 async fn fixture(app: &TestApp) -> Uuid {
@@ -110,9 +136,9 @@ async fn fixture(app: &TestApp) -> Uuid {
         Some(app.b.agent_id),
     )
     .await;
-    message(app, at(0, 1), "outbound", "delivered").await;
-    message(app, at(0, 2), "outbound", "failed").await;
-    message(app, at(1, 3), "inbound", "received").await;
+    message(app, at(0, 1), "delivered").await;
+    message(app, at(0, 2), "failed").await;
+    message(app, at(1, 3), "received").await;
     sqlx::query("INSERT INTO voicemails (id, tenant_id, from_number, to_number, recording_url, created_at) VALUES ($1, $2, '+13125550177', '+12025550100', 'https://r.example/1.wav', $3)")
         .bind(Uuid::now_v7())
         .bind(a)
@@ -125,8 +151,7 @@ async fn fixture(app: &TestApp) -> Uuid {
 
 #[tokio::test]
 async fn the_hourly_summary_matches_hand_computed_figures() {
-    let app = spawn_app().await;
-    fixture(&app).await;
+    let (app, _) = spawn_fixture().await;
     let report = app
         .get_ok(&format!("{FIRST_HOURS}&granularity=hour"), &app.a.token)
         .await;
@@ -196,8 +221,7 @@ async fn the_hourly_summary_matches_hand_computed_figures() {
 
 #[tokio::test]
 async fn the_daily_summary_includes_the_whole_day() {
-    let app = spawn_app().await;
-    fixture(&app).await;
+    let (app, _) = spawn_fixture().await;
     let report = app.get_ok(FIXTURE_DAY, &app.a.token).await;
     let buckets = report["buckets"].as_array().unwrap();
     assert_eq!(buckets.len(), 1);
@@ -215,49 +239,33 @@ async fn the_daily_summary_includes_the_whole_day() {
 
 #[tokio::test]
 async fn call_detail_records_filter_and_paginate() {
-    let app = spawn_app().await;
-    fixture(&app).await;
-    let range = "from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
-    let all = app
-        .get_ok(&format!("/v1/reports/calls?{range}"), &app.a.token)
-        .await;
-    assert_eq!(all["data"].as_array().unwrap().len(), 6);
-    let completed = app
-        .get_ok(
-            &format!("/v1/reports/calls?{range}&status=completed"),
-            &app.a.token,
-        )
-        .await;
-    assert_eq!(completed["data"].as_array().unwrap().len(), 3);
-    let long = app
-        .get_ok(
-            &format!("/v1/reports/calls?{range}&min_talk_seconds=100"),
-            &app.a.token,
-        )
-        .await;
+    let (app, _) = spawn_fixture().await;
+    // The call detail records of the fixture's first three hours, `query`
+    // narrowing them.
+    let records = async |query: &str| {
+        let range = "from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z";
+        let path = format!("/v1/reports/calls?{range}{query}");
+        app.get_ok(&path, &app.a.token).await
+    };
+    let count = |page: &Value| page["data"].as_array().unwrap().len();
+    assert_eq!(count(&records("").await), 6);
+    assert_eq!(count(&records("&status=completed").await), 3);
+    let long = records("&min_talk_seconds=100").await;
     let long = long["data"].as_array().unwrap();
     assert_eq!(long.len(), 1);
     assert_eq!(long[0]["talk_seconds"], 120);
     assert_eq!(long[0]["ring_seconds"], 10.0);
-    let page = app
-        .get_ok(&format!("/v1/reports/calls?{range}&limit=4"), &app.a.token)
-        .await;
-    assert_eq!(page["data"].as_array().unwrap().len(), 4);
+    let page = records("&limit=4").await;
+    assert_eq!(count(&page), 4);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let rest = app
-        .get_ok(
-            &format!("/v1/reports/calls?{range}&limit=4&cursor={cursor}"),
-            &app.a.token,
-        )
-        .await;
-    assert_eq!(rest["data"].as_array().unwrap().len(), 2);
+    let rest = records(&format!("&limit=4&cursor={cursor}")).await;
+    assert_eq!(count(&rest), 2);
     assert!(rest["next_cursor"].is_null());
 }
 
 #[tokio::test]
 async fn agent_statistics_match_hand_computed_figures() {
-    let app = spawn_app().await;
-    let admin = fixture(&app).await;
+    let (app, admin) = spawn_fixture().await;
     let report = app
         .get_ok(
             "/v1/reports/agents?from=2026-01-10T00:00:00Z&to=2026-01-10T03:00:00Z",
@@ -351,8 +359,7 @@ async fn rolled_through(app: &TestApp, tenant: Uuid) -> Option<DateTime<Utc>> {
 
 #[tokio::test]
 async fn rolled_up_hours_answer_exactly_what_the_calls_say() {
-    let app = spawn_app().await;
-    fixture(&app).await;
+    let (app, _) = spawn_fixture().await;
     let (live_a, live_b) = (
         reports_of(&app, &app.a).await,
         reports_of(&app, &app.b).await,
@@ -399,19 +406,8 @@ async fn rolled_up_hours_answer_exactly_what_the_calls_say() {
 
 #[tokio::test]
 async fn calls_still_live_hold_the_rollups_back_until_they_end() {
-    let app = spawn_app().await;
-    fixture(&app).await;
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, created_at, answered_at)
-         VALUES ($1, $2, 'outbound', '+12025550100', '+13125550177', 'in-progress', $3, $3)",
-    )
-    .bind(id)
-    .bind(app.a.id)
-    .bind(at(1, 40))
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    let (app, _) = spawn_fixture().await;
+    let id = live_call(&app, "in-progress", at(1, 40)).await;
 
     roll_up(&app.db.pool, at(6, 0)).await.unwrap();
     assert_eq!(
@@ -439,18 +435,8 @@ async fn calls_still_live_hold_the_rollups_back_until_they_end() {
 
 #[tokio::test]
 async fn a_call_open_past_the_horizon_is_rolled_as_it_stands() {
-    let app = spawn_app().await;
-    fixture(&app).await;
-    sqlx::query(
-        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, created_at)
-         VALUES ($1, $2, 'outbound', '+12025550100', '+13125550177', 'ringing', $3)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(app.a.id)
-    .bind(at(1, 40))
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    let (app, _) = spawn_fixture().await;
+    live_call(&app, "ringing", at(1, 40)).await;
     roll_up(&app.db.pool, at(72, 0)).await.unwrap();
     assert_eq!(rolled_through(&app, app.a.id).await, Some(at(71, 0)));
     let report = app
@@ -465,8 +451,7 @@ async fn a_call_open_past_the_horizon_is_rolled_as_it_stands() {
 
 #[tokio::test]
 async fn a_deleted_voicemail_leaves_rolled_up_hours_too() {
-    let app = spawn_app().await;
-    fixture(&app).await;
+    let (app, _) = spawn_fixture().await;
     roll_up(&app.db.pool, at(72, 0)).await.unwrap();
     let path = FIXTURE_DAY;
     let before = app.get_ok(path, &app.a.token).await;
@@ -487,8 +472,7 @@ async fn a_deleted_voicemail_leaves_rolled_up_hours_too() {
 
 #[tokio::test]
 async fn a_late_delivery_receipt_moves_the_message_in_its_rolled_hour() {
-    let app = spawn_app().await;
-    fixture(&app).await;
+    let (app, _) = spawn_fixture().await;
     let message = app
         .send_message(
             &app.a.token,

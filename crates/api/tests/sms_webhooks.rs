@@ -25,6 +25,13 @@ async fn queued_message(app: &TestApp) -> (String, String) {
     )
 }
 
+/// A fresh app and one queued message of tenant A's: its id and carrier sid.
+async fn spawn_with_message() -> (TestApp, String, String) {
+    let app = spawn_app().await;
+    let (id, sid) = queued_message(&app).await;
+    (app, id, sid)
+}
+
 async fn message(app: &TestApp, id: &str) -> Value {
     app.get_ok(&format!("/v1/messages/{id}"), &app.a.token)
         .await
@@ -48,8 +55,7 @@ async fn inbound(app: &TestApp, sid: &str, from: &str, to: &str, body: &str) -> 
 
 #[tokio::test]
 async fn receipts_move_a_message_through_its_lifecycle() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     for (step, status) in ["sending", "sent", "delivered"].into_iter().enumerate() {
         let body = ack(app.sms_status(&app.a, &sid, status).await).await;
         assert_eq!(body["result"], "applied", "{status}");
@@ -69,8 +75,7 @@ async fn receipts_move_a_message_through_its_lifecycle() {
 
 #[tokio::test]
 async fn carriers_may_skip_steps_and_failures_keep_their_error_code() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     receipt(&app, &sid, "delivered").await;
     let delivered = message(&app, &id).await;
     assert_eq!(delivered["status"], "delivered");
@@ -99,8 +104,7 @@ async fn carriers_may_skip_steps_and_failures_keep_their_error_code() {
 
 #[tokio::test]
 async fn duplicate_late_and_post_final_receipts_are_acknowledged_without_change() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     receipt(&app, &sid, "sent").await;
     let before = message(&app, &id).await;
 
@@ -238,8 +242,7 @@ async fn a_burst_of_receipts_for_many_messages_applies_each_to_its_own_message()
 
 #[tokio::test]
 async fn a_receipt_with_a_bad_signature_is_403_and_changes_nothing() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     let before = message(&app, &id).await;
     let delivered = [("MessageSid", sid.as_str()), ("MessageStatus", "delivered")];
     let sent = [("MessageSid", sid.as_str()), ("MessageStatus", "sent")];
@@ -268,8 +271,7 @@ async fn a_receipt_with_a_bad_signature_is_403_and_changes_nothing() {
 
 #[tokio::test]
 async fn unknown_sids_missing_parameters_and_other_content_types_are_refused() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     let token = TestApp::carrier_token(&app.a);
     let unknown = "SM00000000000000000000000000000000";
     expect_not_found(app.sms_status(&app.a, unknown, "delivered").await).await;
@@ -582,8 +584,7 @@ async fn help_replies_with_the_tenants_help_text() {
 
 #[tokio::test]
 async fn receipts_and_keywords_are_counted_in_metrics() {
-    let app = spawn_app().await;
-    let (_, sid) = queued_message(&app).await;
+    let (app, _, sid) = spawn_with_message().await;
     receipt(&app, &sid, "sent").await;
     receipt(&app, &sid, "sent").await;
     inbound(&app, "SMm", "+12025550123", "+12025550100", "hello").await;
@@ -599,8 +600,7 @@ async fn receipts_and_keywords_are_counted_in_metrics() {
 
 #[tokio::test]
 async fn applied_receipts_and_inbound_messages_are_published_as_events() {
-    let app = spawn_app().await;
-    let (id, sid) = queued_message(&app).await;
+    let (app, id, sid) = spawn_with_message().await;
     let mut events = app.events(&app.a).await;
     let mut next = async || events.next(std::time::Duration::from_secs(5)).await;
 

@@ -33,6 +33,8 @@ pub enum Role {
 }
 
 impl Role {
+    const ALL: [Role; 3] = [Role::Agent, Role::Supervisor, Role::Admin];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",
@@ -56,12 +58,7 @@ impl FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "agent" => Ok(Role::Agent),
-            "supervisor" => Ok(Role::Supervisor),
-            "admin" => Ok(Role::Admin),
-            other => Err(UnknownRole(other.to_string())),
-        }
+        crate::from_name(&Self::ALL, Self::as_str, s).ok_or_else(|| UnknownRole(s.to_string()))
     }
 }
 

@@ -192,7 +192,7 @@ impl FromStr for Control {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Control::ALL.into_iter().find(|c| c.as_str() == s).ok_or(())
+        crate::from_name(&Self::ALL, Self::as_str, s).ok_or(())
     }
 }
 
@@ -257,69 +257,50 @@ impl ControlRefused {
 /// Decides what `control` does to a call in `status` with `flags`.
 pub fn control(
     status: CallStatus,
-    flags: CallFlags,
+    mut flags: CallFlags,
     control: Control,
 ) -> Result<ControlEffect, ControlRefused> {
     use CallStatus::*;
     if status.is_terminal() {
         return Err(ControlRefused::Ended);
     }
-    let live = |f: CallFlags| {
-        if status == InProgress {
-            Ok(ControlEffect::Flags(f))
-        } else {
-            Err(ControlRefused::NotInProgress)
+    // The rest set a flag of a call in progress: which flag, its new value,
+    // and the refusal when the flag has that value already.
+    let (flag, value, refused) = match control {
+        Control::Answer => {
+            return match status {
+                Ringing => Ok(ControlEffect::Status(InProgress)),
+                _ => Err(ControlRefused::NotRinging),
+            };
         }
+        Control::Hangup => {
+            return Ok(ControlEffect::Status(if status == InProgress {
+                Completed
+            } else {
+                Canceled
+            }));
+        }
+        Control::Transfer => {
+            return match status {
+                InProgress => Ok(ControlEffect::Transfer),
+                _ => Err(ControlRefused::NotInProgress),
+            };
+        }
+        Control::Hold => (&mut flags.on_hold, true, ControlRefused::AlreadyOnHold),
+        Control::Unhold => (&mut flags.on_hold, false, ControlRefused::NotOnHold),
+        Control::Mute => (&mut flags.muted, true, ControlRefused::AlreadyMuted),
+        Control::Unmute => (&mut flags.muted, false, ControlRefused::NotMuted),
+        Control::Record => (&mut flags.recording, true, ControlRefused::AlreadyRecording),
+        Control::StopRecording => (&mut flags.recording, false, ControlRefused::NotRecording),
     };
-    match control {
-        Control::Answer => match status {
-            Ringing => Ok(ControlEffect::Status(InProgress)),
-            _ => Err(ControlRefused::NotRinging),
-        },
-        Control::Hangup => Ok(ControlEffect::Status(if status == InProgress {
-            Completed
-        } else {
-            Canceled
-        })),
-        Control::Transfer => match status {
-            InProgress => Ok(ControlEffect::Transfer),
-            _ => Err(ControlRefused::NotInProgress),
-        },
-        Control::Hold if flags.on_hold => live(flags).and(Err(ControlRefused::AlreadyOnHold)),
-        Control::Hold => live(CallFlags {
-            on_hold: true,
-            ..flags
-        }),
-        Control::Unhold if !flags.on_hold => live(flags).and(Err(ControlRefused::NotOnHold)),
-        Control::Unhold => live(CallFlags {
-            on_hold: false,
-            ..flags
-        }),
-        Control::Mute if flags.muted => live(flags).and(Err(ControlRefused::AlreadyMuted)),
-        Control::Mute => live(CallFlags {
-            muted: true,
-            ..flags
-        }),
-        Control::Unmute if !flags.muted => live(flags).and(Err(ControlRefused::NotMuted)),
-        Control::Unmute => live(CallFlags {
-            muted: false,
-            ..flags
-        }),
-        Control::Record if flags.recording => {
-            live(flags).and(Err(ControlRefused::AlreadyRecording))
-        }
-        Control::Record => live(CallFlags {
-            recording: true,
-            ..flags
-        }),
-        Control::StopRecording if !flags.recording => {
-            live(flags).and(Err(ControlRefused::NotRecording))
-        }
-        Control::StopRecording => live(CallFlags {
-            recording: false,
-            ..flags
-        }),
+    if status != InProgress {
+        return Err(ControlRefused::NotInProgress);
     }
+    if *flag == value {
+        return Err(refused);
+    }
+    *flag = value;
+    Ok(ControlEffect::Flags(flags))
 }
 
 #[cfg(test)]
@@ -397,107 +378,53 @@ mod tests {
 
     #[test]
     fn controls_are_allowed_only_in_their_states() {
+        use {Control as C, ControlEffect as E, ControlRefused as R};
         let idle = CallFlags::default();
-        assert_eq!(
-            control(Ringing, idle, Control::Answer),
-            Ok(ControlEffect::Status(InProgress))
-        );
-        assert_eq!(
-            control(Queued, idle, Control::Answer),
-            Err(ControlRefused::NotRinging)
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::Answer),
-            Err(ControlRefused::NotRinging)
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::Hangup),
-            Ok(ControlEffect::Status(Completed))
-        );
-        assert_eq!(
-            control(Ringing, idle, Control::Hangup),
-            Ok(ControlEffect::Status(Canceled))
-        );
-        assert_eq!(
-            control(Queued, idle, Control::Hangup),
-            Ok(ControlEffect::Status(Canceled))
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::Transfer),
-            Ok(ControlEffect::Transfer)
-        );
-        assert_eq!(
-            control(Ringing, idle, Control::Transfer),
-            Err(ControlRefused::NotInProgress)
-        );
         let held = CallFlags {
             on_hold: true,
             ..idle
         };
-        assert_eq!(
-            control(InProgress, idle, Control::Hold),
-            Ok(ControlEffect::Flags(held))
-        );
-        assert_eq!(
-            control(InProgress, held, Control::Hold),
-            Err(ControlRefused::AlreadyOnHold)
-        );
-        assert_eq!(
-            control(InProgress, held, Control::Unhold),
-            Ok(ControlEffect::Flags(idle))
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::Unhold),
-            Err(ControlRefused::NotOnHold)
-        );
-        assert_eq!(
-            control(Ringing, idle, Control::Hold),
-            Err(ControlRefused::NotInProgress)
-        );
-        assert_eq!(
-            control(Ringing, held, Control::Hold),
-            Err(ControlRefused::NotInProgress)
-        );
         let rec = CallFlags {
             recording: true,
             ..idle
         };
-        assert_eq!(
-            control(InProgress, idle, Control::Record),
-            Ok(ControlEffect::Flags(rec))
-        );
-        assert_eq!(
-            control(InProgress, rec, Control::Record),
-            Err(ControlRefused::AlreadyRecording)
-        );
-        assert_eq!(
-            control(InProgress, rec, Control::StopRecording),
-            Ok(ControlEffect::Flags(idle))
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::StopRecording),
-            Err(ControlRefused::NotRecording)
-        );
         let muted = CallFlags {
             muted: true,
             ..idle
         };
-        assert_eq!(
-            control(InProgress, idle, Control::Mute),
-            Ok(ControlEffect::Flags(muted))
-        );
-        assert_eq!(
-            control(InProgress, muted, Control::Unmute),
-            Ok(ControlEffect::Flags(idle))
-        );
-        assert_eq!(
-            control(InProgress, idle, Control::Unmute),
-            Err(ControlRefused::NotMuted)
-        );
-        assert_eq!(
-            control(InProgress, muted, Control::Mute),
-            Err(ControlRefused::AlreadyMuted)
-        );
+        let cases = [
+            (Ringing, C::Answer, Ok(E::Status(InProgress))),
+            (Queued, C::Answer, Err(R::NotRinging)),
+            (InProgress, C::Answer, Err(R::NotRinging)),
+            (InProgress, C::Hangup, Ok(E::Status(Completed))),
+            (Ringing, C::Hangup, Ok(E::Status(Canceled))),
+            (Queued, C::Hangup, Ok(E::Status(Canceled))),
+            (InProgress, C::Transfer, Ok(E::Transfer)),
+            (Ringing, C::Transfer, Err(R::NotInProgress)),
+        ];
+        for (status, c, expected) in cases {
+            assert_eq!(control(status, idle, c), expected, "{c:?} on {status}");
+        }
+        // Each flag: the control that sets it, the one that clears it, the
+        // flags with it set, and the refusals of setting and clearing twice.
+        for (set, clear, with, already, not) in [
+            (C::Hold, C::Unhold, held, R::AlreadyOnHold, R::NotOnHold),
+            (C::Mute, C::Unmute, muted, R::AlreadyMuted, R::NotMuted),
+            (
+                C::Record,
+                C::StopRecording,
+                rec,
+                R::AlreadyRecording,
+                R::NotRecording,
+            ),
+        ] {
+            assert_eq!(control(InProgress, idle, set), Ok(E::Flags(with)));
+            assert_eq!(control(InProgress, with, set), Err(already));
+            assert_eq!(control(InProgress, with, clear), Ok(E::Flags(idle)));
+            assert_eq!(control(InProgress, idle, clear), Err(not));
+            assert_eq!(control(Ringing, idle, set), Err(R::NotInProgress));
+            assert_eq!(control(Ringing, with, set), Err(R::NotInProgress));
+        }
         for ended in [Completed, Busy, Failed, NoAnswer, Canceled] {
             for c in Control::ALL {
                 assert_eq!(

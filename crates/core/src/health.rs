@@ -1,5 +1,6 @@
 //! Dependency checks for every service's `/ready`: each answers `ok`,
-//! `unreachable` or `timeout` within [`LIMIT`].
+//! `unreachable` or `timeout` within [`LIMIT`]; [`ready`] is the whole
+//! answer of the services with one check of their own.
 
 use std::time::Duration;
 
@@ -36,4 +37,23 @@ pub async fn redis(pool: &crate::redis::Pool) -> &'static str {
         }
         Err(_) => "timeout",
     }
+}
+
+/// The answer to `/ready` of a service that needs PostgreSQL and Redis and
+/// has one check of its own, `extra` (name, outcome): both dependencies are
+/// checked at once. `Ok` with the body when every check is `ok`, `Err` with
+/// it otherwise (the service answers 503).
+pub async fn ready(
+    db: &PgPool,
+    pool: &crate::redis::Pool,
+    extra: (&'static str, String),
+) -> Result<serde_json::Value, serde_json::Value> {
+    let (postgres, redis) = tokio::join!(postgres(db), redis(pool));
+    let (name, outcome) = extra;
+    let is_ready = postgres == "ok" && redis == "ok" && outcome == "ok";
+    let body = serde_json::json!({
+        "status": if is_ready { "ready" } else { "not_ready" },
+        "checks": {"postgres": postgres, "redis": redis, (name): outcome},
+    });
+    if is_ready { Ok(body) } else { Err(body) }
 }

@@ -28,60 +28,48 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     fn subject(&self) -> Uuid;
 }
 
-/// Send one outbound SMS through the carrier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmsSend {
-    pub tenant_id: Uuid,
-    pub message_id: Uuid,
+/// Declares jobs that each act on one record of one tenant: a struct of the
+/// two ids and its [`Job`] impl, whose subject is the record.
+macro_rules! record_jobs {
+    ($($(#[$doc:meta])* $name:ident($record:ident) on $queue:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            pub tenant_id: Uuid,
+            pub $record: Uuid,
+        }
+
+        impl Job for $name {
+            const QUEUE: &'static str = $queue;
+            fn subject(&self) -> Uuid {
+                self.$record
+            }
+        }
+    )*};
 }
 
-impl Job for SmsSend {
-    const QUEUE: &'static str = "sms.send";
-    fn subject(&self) -> Uuid {
-        self.message_id
-    }
-}
+record_jobs! {
+    /// Send one outbound SMS through the carrier.
+    SmsSend(message_id) on "sms.send";
 
-/// Resolve a campaign's recipients and create its messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignExpand {
-    pub tenant_id: Uuid,
-    pub campaign_id: Uuid,
-}
+    /// Resolve a campaign's recipients and create its messages.
+    CampaignExpand(campaign_id) on "campaign.expand";
 
-impl Job for CampaignExpand {
-    const QUEUE: &'static str = "campaign.expand";
-    fn subject(&self) -> Uuid {
-        self.campaign_id
-    }
-}
+    /// Transcribe a voicemail.
+    VoicemailTranscribe(voicemail_id) on "voicemail.transcribe";
 
-/// Transcribe a voicemail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VoicemailTranscribe {
-    pub tenant_id: Uuid,
-    pub voicemail_id: Uuid,
-}
+    /// Process a call recording.
+    RecordingProcess(recording_id) on "recording.process";
 
-impl Job for VoicemailTranscribe {
-    const QUEUE: &'static str = "voicemail.transcribe";
-    fn subject(&self) -> Uuid {
-        self.voicemail_id
-    }
-}
+    /// Validate and write the rows of a bulk customer import, in batches.
+    ImportProcess(import_id) on "import.process";
 
-/// Process a call recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordingProcess {
-    pub tenant_id: Uuid,
-    pub recording_id: Uuid,
-}
-
-impl Job for RecordingProcess {
-    const QUEUE: &'static str = "recording.process";
-    fn subject(&self) -> Uuid {
-        self.recording_id
-    }
+    /// Advance one scheduled call: place it when due (within calling hours and
+    /// the tenant's concurrency cap), or settle it once its attempt has ended.
+    /// The handler decides from the record's state, so the job is enqueued for
+    /// every reason at once — the due time, a deferral, an attempt's end — and a
+    /// duplicate does nothing.
+    ScheduledCallRun(scheduled_call_id) on "scheduled_call.run";
 }
 
 /// Deliver one event to one tenant webhook.
@@ -137,38 +125,6 @@ impl Job for CarrierSim {
             Self::OutboundCall { call_id, .. } => call_id,
             Self::OutboundSms { message_id, .. } => message_id,
         }
-    }
-}
-
-/// Validate and write the rows of a bulk customer import, in batches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImportProcess {
-    pub tenant_id: Uuid,
-    pub import_id: Uuid,
-}
-
-impl Job for ImportProcess {
-    const QUEUE: &'static str = "import.process";
-    fn subject(&self) -> Uuid {
-        self.import_id
-    }
-}
-
-/// Advance one scheduled call: place it when due (within calling hours and
-/// the tenant's concurrency cap), or settle it once its attempt has ended.
-/// The handler decides from the record's state, so the job is enqueued for
-/// every reason at once — the due time, a deferral, an attempt's end — and a
-/// duplicate does nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduledCallRun {
-    pub tenant_id: Uuid,
-    pub scheduled_call_id: Uuid,
-}
-
-impl Job for ScheduledCallRun {
-    const QUEUE: &'static str = "scheduled_call.run";
-    fn subject(&self) -> Uuid {
-        self.scheduled_call_id
     }
 }
 

@@ -49,3 +49,9 @@ pub mod templates;
 pub mod ticker;
 
 pub use settings::Settings;
+
+/// The one of `all` that `name` spells `s`: the inverse of an enum's
+/// `as_str`, so each spelling is written once.
+pub(crate) fn from_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T> {
+    all.iter().copied().find(|&value| name(value) == s)
+}

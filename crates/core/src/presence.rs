@@ -20,7 +20,7 @@
 //! their keys from the prefix they are given: this assumes a standalone Redis
 //! (or one hash slot), which is what the deployment uses.
 
-use std::{sync::Arc, sync::LazyLock, time::Duration};
+use std::{sync::Arc, sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -43,6 +43,13 @@ pub enum PresenceStatus {
 }
 
 impl PresenceStatus {
+    const ALL: [PresenceStatus; 4] = [
+        PresenceStatus::Available,
+        PresenceStatus::Busy,
+        PresenceStatus::Away,
+        PresenceStatus::Offline,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PresenceStatus::Available => "available",
@@ -57,13 +64,8 @@ impl std::str::FromStr for PresenceStatus {
     type Err = PresenceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "available" => Ok(PresenceStatus::Available),
-            "busy" => Ok(PresenceStatus::Busy),
-            "away" => Ok(PresenceStatus::Away),
-            "offline" => Ok(PresenceStatus::Offline),
-            other => Err(PresenceError::UnknownStatus(other.to_string())),
-        }
+        crate::from_name(&Self::ALL, Self::as_str, s)
+            .ok_or_else(|| PresenceError::UnknownStatus(s.to_string()))
     }
 }
 
@@ -143,24 +145,56 @@ local function live_sockets(tenant, agent)
 end
 "#;
 
-/// A script's full source. Sent with EVAL, which Redis caches by digest;
-/// the `script` feature of the redis crate (EVALSHA) is not enabled here.
-struct Script(String);
+/// Opens the scripts that follow one agent's calls: ARGV[4] tenant, [5]
+/// agent, [6] call; `calls` is the set of calls the agent is on.
+const CALL_HEAD: &str = r#"
+local tenant, agent, call = ARGV[4], ARGV[5], ARGV[6]
+local calls = k(tenant, 'calls:' .. agent)
+"#;
 
-fn script(body: &str) -> Script {
-    Script(format!("{PRELUDE}\n{body}"))
+/// A script: [`PRELUDE`], an optional head shared by a family of scripts,
+/// then its own body.
+struct Script {
+    head: &'static str,
+    body: &'static str,
+    source: OnceLock<String>,
+}
+
+impl Script {
+    const fn new(body: &'static str) -> Self {
+        Self::with_head("", body)
+    }
+
+    /// A script of the calls family (see [`CALL_HEAD`]).
+    const fn per_call(body: &'static str) -> Self {
+        Self::with_head(CALL_HEAD, body)
+    }
+
+    const fn with_head(head: &'static str, body: &'static str) -> Self {
+        Self {
+            head,
+            body,
+            source: OnceLock::new(),
+        }
+    }
+
+    /// The full source, built on first use. Sent with EVAL, which Redis
+    /// caches by digest; the `script` feature of the redis crate (EVALSHA)
+    /// is not enabled here.
+    fn source(&self) -> &str {
+        self.source
+            .get_or_init(|| format!("{PRELUDE}\n{}\n{}", self.head, self.body))
+    }
 }
 
 /// ARGV[4] tenant, [5] agent, [6] status.
-static SET: LazyLock<Script> =
-    LazyLock::new(|| script("return transition(ARGV[4], ARGV[5], ARGV[6], 0)"));
+static SET: Script = Script::new("return transition(ARGV[4], ARGV[5], ARGV[6], 0)");
 
 /// ARGV[4] tenant, [5] agent, [6] socket, [7] expiry (ms), [8] `connect` or
 /// `heartbeat`. A heartbeat for a socket the reaper already removed (a long
 /// pause) registers it again, as a connect would.
-static CONNECT: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+static CONNECT: Script = Script::new(
+    r#"
 local tenant, agent, socket, expiry = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local added = redis.call('ZADD', k(tenant, 'sockets:' .. agent), expiry, socket)
 redis.call('ZADD', prefix .. ':presence:sockets', expiry, tenant .. '|' .. agent .. '|' .. socket)
@@ -170,27 +204,23 @@ if current(tenant, agent) == 'offline' then
 end
 return ''
 "#,
-    )
-});
+);
 
 /// ARGV[4] tenant, [5] agent, [6] socket. Returns {was_last, json}.
-static DISCONNECT: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+static DISCONNECT: Script = Script::new(
+    r#"
 local tenant, agent, socket = ARGV[4], ARGV[5], ARGV[6]
 redis.call('ZREM', k(tenant, 'sockets:' .. agent), socket)
 redis.call('ZREM', prefix .. ':presence:sockets', tenant .. '|' .. agent .. '|' .. socket)
 if live_sockets(tenant, agent) > 0 then return {0, ''} end
 return {1, transition(tenant, agent, 'offline', 0)}
 "#,
-    )
-});
+);
 
 /// ARGV[4] batch size. Returns {tenant, json, tenant, json, ...} for agents
 /// that went offline.
-static REAP: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+static REAP: Script = Script::new(
+    r#"
 local out = {}
 local expired = redis.call('ZRANGEBYSCORE', prefix .. ':presence:sockets', '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[4]))
 for _, member in ipairs(expired) do
@@ -209,14 +239,12 @@ for _, member in ipairs(expired) do
 end
 return out
 "#,
-    )
-});
+);
 
 /// ARGV[4] tenant. Pops available agents, longest idle first, skipping stale
 /// entries, and makes the first still-available one busy (because of a call).
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
+static CLAIM: Script = Script::new(
+    r#"
 local tenant = ARGV[4]
 while true do
   local popped = redis.call('ZPOPMIN', k(tenant, 'available'), 1)
@@ -227,33 +255,24 @@ while true do
   end
 end
 "#,
-    )
-});
+);
 
-/// ARGV[4] tenant, [5] agent, [6] call, [7] calls TTL (s). An agent who is
-/// offline stays so (a call does not log anyone in); one who chose `busy`
-/// keeps that choice.
-static CALL_STARTED: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local tenant, agent, call = ARGV[4], ARGV[5], ARGV[6]
-local calls = k(tenant, 'calls:' .. agent)
+/// [`CALL_HEAD`], then ARGV[7] calls TTL (s). An agent who is offline stays
+/// so (a call does not log anyone in); one who chose `busy` keeps that choice.
+static CALL_STARTED: Script = Script::per_call(
+    r#"
 redis.call('SADD', calls, call)
 redis.call('EXPIRE', calls, tonumber(ARGV[7]))
 local status = current(tenant, agent)
 if status == 'offline' or status == 'busy' then return '' end
 return transition(tenant, agent, 'busy', 1)
 "#,
-    )
-});
+);
 
-/// ARGV[4] tenant, [5] agent, [6] call. Frees the agent once their last call
-/// ends, only if calls (not the agent) made them busy.
-static CALL_ENDED: LazyLock<Script> = LazyLock::new(|| {
-    script(
-        r#"
-local tenant, agent, call = ARGV[4], ARGV[5], ARGV[6]
-local calls = k(tenant, 'calls:' .. agent)
+/// [`CALL_HEAD`]. Frees the agent once their last call ends, only if calls
+/// (not the agent) made them busy.
+static CALL_ENDED: Script = Script::per_call(
+    r#"
 redis.call('SREM', calls, call)
 if redis.call('SCARD', calls) > 0 then return '' end
 if redis.call('SISMEMBER', k(tenant, 'oncall'), agent) == 0 then return '' end
@@ -263,8 +282,7 @@ if current(tenant, agent) ~= 'busy' then
 end
 return transition(tenant, agent, 'available', 0)
 "#,
-    )
-});
+);
 
 /// The presence store. Cheap to clone: the pool and settings are handles.
 #[derive(Clone)]
@@ -315,11 +333,19 @@ impl PresenceStore {
         let now = Utc::now();
         let mut invocation = redis::cmd("EVAL");
         invocation
-            .arg(&script.0)
+            .arg(script.source())
             .arg(0)
             .arg(&self.settings.redis_prefix)
             .arg(now.timestamp_millis())
             .arg(now.to_rfc3339_opts(SecondsFormat::Micros, true));
+        invocation
+    }
+
+    /// An invocation of a script whose ARGV[4] and [5] are the tenant and
+    /// the agent.
+    fn for_agent(&self, script: &Script, tenant: Uuid, agent: Uuid) -> redis::Cmd {
+        let mut invocation = self.invocation(script);
+        invocation.arg(tenant.to_string()).arg(agent.to_string());
         invocation
     }
 
@@ -369,12 +395,7 @@ impl PresenceStore {
         status: PresenceStatus,
     ) -> Result<PresenceChange, PresenceError> {
         let json: String = self
-            .run(
-                self.invocation(&SET)
-                    .arg(tenant.to_string())
-                    .arg(agent.to_string())
-                    .arg(status.as_str()),
-            )
+            .run(self.for_agent(&SET, tenant, agent).arg(status.as_str()))
             .await?;
         self.outcome(tenant, agent, &json).await
     }
@@ -426,9 +447,7 @@ impl PresenceStore {
     ) -> Result<PresenceChange, PresenceError> {
         let json: String = self
             .run(
-                self.invocation(&CONNECT)
-                    .arg(tenant.to_string())
-                    .arg(agent.to_string())
+                self.for_agent(&CONNECT, tenant, agent)
                     .arg(socket_id)
                     .arg(self.expiry_ms())
                     .arg(mode),
@@ -446,12 +465,7 @@ impl PresenceStore {
         socket_id: &str,
     ) -> Result<bool, PresenceError> {
         let (last, json): (i64, String) = self
-            .run(
-                self.invocation(&DISCONNECT)
-                    .arg(tenant.to_string())
-                    .arg(agent.to_string())
-                    .arg(socket_id),
-            )
+            .run(self.for_agent(&DISCONNECT, tenant, agent).arg(socket_id))
             .await?;
         self.outcome(tenant, agent, &json).await?;
         Ok(last == 1)
@@ -493,16 +507,8 @@ impl PresenceStore {
         agent: Uuid,
         call: Uuid,
     ) -> Result<Option<AgentPresence>, PresenceError> {
-        let json: String = self
-            .run(
-                self.invocation(&CALL_STARTED)
-                    .arg(tenant.to_string())
-                    .arg(agent.to_string())
-                    .arg(call.to_string())
-                    .arg(CALLS_TTL_SECS),
-            )
-            .await?;
-        self.changed(tenant, &json).await
+        self.on_call(&CALL_STARTED, tenant, agent, call, &[CALLS_TTL_SECS])
+            .await
     }
 
     /// `call` ended: once the agent has no other call, and calls were what
@@ -513,14 +519,22 @@ impl PresenceStore {
         agent: Uuid,
         call: Uuid,
     ) -> Result<Option<AgentPresence>, PresenceError> {
-        let json: String = self
-            .run(
-                self.invocation(&CALL_ENDED)
-                    .arg(tenant.to_string())
-                    .arg(agent.to_string())
-                    .arg(call.to_string()),
-            )
-            .await?;
+        self.on_call(&CALL_ENDED, tenant, agent, call, &[]).await
+    }
+
+    /// Runs a [`CALL_HEAD`] script for `call`, `more` being its arguments
+    /// after the head's, and publishes any change it made.
+    async fn on_call(
+        &self,
+        script: &Script,
+        tenant: Uuid,
+        agent: Uuid,
+        call: Uuid,
+        more: &[u64],
+    ) -> Result<Option<AgentPresence>, PresenceError> {
+        let mut invocation = self.for_agent(script, tenant, agent);
+        invocation.arg(call.to_string()).arg(more);
+        let json: String = self.run(&mut invocation).await?;
         self.changed(tenant, &json).await
     }
 
@@ -758,41 +772,23 @@ mod tests {
         let (tenant, agent) = (Uuid::now_v7(), Uuid::now_v7());
         let (call_1, call_2) = (Uuid::now_v7(), Uuid::now_v7());
         store.connect(tenant, agent, "tab").await.unwrap();
-        assert!(
-            store
-                .call_started(tenant, agent, call_1)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .call_started(tenant, agent, call_2)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let first = store.call_started(tenant, agent, call_1).await.unwrap();
+        assert!(first.is_some(), "the first call makes the agent busy");
+        let second = store.call_started(tenant, agent, call_2).await.unwrap();
+        assert!(second.is_none(), "a second call changes nothing");
         assert_eq!(status(&store, tenant, agent).await, PresenceStatus::Busy);
-        assert!(
-            store
-                .call_ended(tenant, agent, call_1)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        let one_left = store.call_ended(tenant, agent, call_1).await.unwrap();
+        assert!(one_left.is_none(), "the agent is still on a call");
         assert_eq!(status(&store, tenant, agent).await, PresenceStatus::Busy);
         let freed = store.call_ended(tenant, agent, call_2).await.unwrap();
         assert_eq!(
             freed.map(|presence| presence.status),
             Some(PresenceStatus::Available)
         );
-        // A duplicate terminal event changes nothing.
+        let duplicate = store.call_ended(tenant, agent, call_2).await.unwrap();
         assert!(
-            store
-                .call_ended(tenant, agent, call_2)
-                .await
-                .unwrap()
-                .is_none()
+            duplicate.is_none(),
+            "a duplicate terminal event changes nothing"
         );
     }
 

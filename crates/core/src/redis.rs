@@ -158,6 +158,15 @@ mod tests {
         settings
     }
 
+    /// The server's id for the connection `conn` holds.
+    async fn client_id(conn: &mut Connection) -> i64 {
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(conn)
+            .await
+            .unwrap()
+    }
+
     /// Redis restarted or killed the socket: the command that finds out
     /// fails, and the next checkout is a fresh, working connection instead
     /// of the dead one.
@@ -165,11 +174,7 @@ mod tests {
     async fn a_connection_whose_socket_dropped_is_replaced_at_the_next_checkout() {
         let pool = pool(&settings(1)).expect("pool");
         let mut conn = pool.get().await.unwrap();
-        let id: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut *conn)
-            .await
-            .unwrap();
+        let id = client_id(&mut conn).await;
         let mut admin = Client::open(settings(1).redis_url.expose_secret())
             .unwrap()
             .get_multiplexed_async_connection()
@@ -187,11 +192,7 @@ mod tests {
         assert!(after.is_err(), "a killed connection answered: {after:?}");
         drop(conn);
         let mut conn = pool.get().await.unwrap();
-        let fresh: i64 = redis::cmd("CLIENT")
-            .arg("ID")
-            .query_async(&mut *conn)
-            .await
-            .unwrap();
+        let fresh = client_id(&mut conn).await;
         assert_ne!(fresh, id);
     }
 }

@@ -25,7 +25,7 @@
 //! of that very hour is being written (a few milliseconds, once per hour)
 //! can be missed by both, leaving that hour's count off by one.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
@@ -40,84 +40,52 @@ pub const OPEN_HORIZON: Duration = Duration::hours(48);
 /// One rollup transaction covers at most this much history.
 const CHUNK: Duration = Duration::days(7);
 
-/// Calls per hour.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct CallCounts {
-    #[sqlx(rename = "calls_total")]
-    pub total: i64,
-    #[sqlx(rename = "calls_inbound")]
-    pub inbound: i64,
-    #[sqlx(rename = "calls_outbound")]
-    pub outbound: i64,
-    #[sqlx(rename = "calls_completed")]
-    pub completed: i64,
-    #[sqlx(rename = "calls_busy")]
-    pub busy: i64,
-    #[sqlx(rename = "calls_no_answer")]
-    pub no_answer: i64,
-    #[sqlx(rename = "calls_failed")]
-    pub failed: i64,
-    #[sqlx(rename = "calls_canceled")]
-    pub canceled: i64,
-    /// Still queued, ringing or in progress.
-    #[sqlx(rename = "calls_live")]
-    pub live: i64,
-    #[sqlx(rename = "calls_answered")]
-    pub answered: i64,
+/// Declares a struct of per-hour counts: `i64` fields, each read from the
+/// column named by the prefix and the field (as `report_rollups_hourly` and
+/// [`HOURLY_AGGREGATE`] name them), and added field by field.
+macro_rules! hourly_counts {
+    (
+        $(#[$doc:meta])*
+        $name:ident from $prefix:literal { $($(#[$field_doc:meta])* $field:ident,)+ }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            $($(#[$field_doc])* pub $field: i64,)+
+        }
+
+        impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for $name {
+            fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+                use sqlx::Row;
+                Ok(Self {
+                    $($field: row.try_get(concat!($prefix, stringify!($field)))?,)+
+                })
+            }
+        }
+
+        impl std::ops::AddAssign for $name {
+            fn add_assign(&mut self, o: Self) {
+                $(self.$field += o.$field;)+
+            }
+        }
+    };
 }
 
-impl std::ops::AddAssign for CallCounts {
-    fn add_assign(&mut self, o: Self) {
-        self.total += o.total;
-        self.inbound += o.inbound;
-        self.outbound += o.outbound;
-        self.completed += o.completed;
-        self.busy += o.busy;
-        self.no_answer += o.no_answer;
-        self.failed += o.failed;
-        self.canceled += o.canceled;
-        self.live += o.live;
-        self.answered += o.answered;
+hourly_counts! {
+    /// Calls per hour.
+    CallCounts from "calls_" {
+        total, inbound, outbound, completed, busy, no_answer, failed, canceled,
+        /// Still queued, ringing or in progress.
+        live,
+        answered,
     }
 }
 
-/// Messages per hour.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub struct MessageCounts {
-    #[sqlx(rename = "messages_total")]
-    pub total: i64,
-    #[sqlx(rename = "messages_inbound")]
-    pub inbound: i64,
-    #[sqlx(rename = "messages_outbound")]
-    pub outbound: i64,
-    #[sqlx(rename = "messages_queued")]
-    pub queued: i64,
-    #[sqlx(rename = "messages_sending")]
-    pub sending: i64,
-    #[sqlx(rename = "messages_sent")]
-    pub sent: i64,
-    #[sqlx(rename = "messages_delivered")]
-    pub delivered: i64,
-    #[sqlx(rename = "messages_undelivered")]
-    pub undelivered: i64,
-    #[sqlx(rename = "messages_failed")]
-    pub failed: i64,
-    #[sqlx(rename = "messages_received")]
-    pub received: i64,
-}
-
-impl std::ops::AddAssign for MessageCounts {
-    fn add_assign(&mut self, o: Self) {
-        self.total += o.total;
-        self.inbound += o.inbound;
-        self.outbound += o.outbound;
-        self.queued += o.queued;
-        self.sending += o.sending;
-        self.sent += o.sent;
-        self.delivered += o.delivered;
-        self.undelivered += o.undelivered;
-        self.failed += o.failed;
-        self.received += o.received;
+hourly_counts! {
+    /// Messages per hour.
+    MessageCounts from "messages_" {
+        total, inbound, outbound, queued, sending, sent, delivered, undelivered, failed,
+        received,
     }
 }
 
@@ -253,30 +221,112 @@ impl HourRow {
     }
 }
 
-/// The columns of `report_rollups_hourly` after `(tenant_id, bucket)`.
-const HOUR_COLUMNS: &str = "calls_total, calls_inbound, calls_outbound, calls_completed,
-    calls_busy, calls_no_answer, calls_failed, calls_canceled, calls_live, calls_answered,
-    talk, messages_total, messages_inbound, messages_outbound,
-    messages_queued, messages_sending, messages_sent, messages_delivered,
-    messages_undelivered, messages_failed, messages_received, voicemails";
+/// One table's counts per hour in [`HOURLY_AGGREGATE`] (and columns of
+/// `report_rollups_hourly`): `{prefix}_total`, one per direction, one per
+/// status, and `more`.
+struct Counts {
+    prefix: &'static str,
+    statuses: &'static [&'static str],
+    /// Further counts: the column's suffix and the rows it counts.
+    more: &'static [(&'static str, &'static str)],
+}
+
+impl Counts {
+    /// Each count column with the condition on the rows it counts (`None`:
+    /// all of them).
+    fn columns(&self) -> Vec<(String, Option<String>)> {
+        let prefix = self.prefix;
+        let mut columns = vec![(format!("{prefix}_total"), None)];
+        for direction in ["inbound", "outbound"] {
+            let rows = format!("direction = '{direction}'");
+            columns.push((format!("{prefix}_{direction}"), Some(rows)));
+        }
+        for status in self.statuses {
+            let column = format!("{prefix}_{}", status.replace('-', "_"));
+            columns.push((column, Some(format!("status = '{status}'"))));
+        }
+        for (suffix, rows) in self.more {
+            columns.push((format!("{prefix}_{suffix}"), Some((*rows).to_string())));
+        }
+        columns
+    }
+
+    /// The count columns as `SELECT` expressions.
+    fn select(&self) -> String {
+        let counts: Vec<String> = self
+            .columns()
+            .into_iter()
+            .map(|(column, rows)| match rows {
+                None => format!("count(*) AS {column}"),
+                Some(rows) => format!("count(*) FILTER (WHERE {rows}) AS {column}"),
+            })
+            .collect();
+        counts.join(",\n           ")
+    }
+
+    fn names(&self) -> impl Iterator<Item = String> {
+        self.columns().into_iter().map(|(column, _)| column)
+    }
+}
+
+/// [`CallCounts`], as counted.
+const CALL_COUNTS: Counts = Counts {
+    prefix: "calls",
+    statuses: &["completed", "busy", "no-answer", "failed", "canceled"],
+    more: &[
+        ("live", "status IN ('queued', 'ringing', 'in-progress')"),
+        ("answered", "answered_at IS NOT NULL"),
+    ],
+};
+
+/// [`MessageCounts`], as counted.
+const MESSAGE_COUNTS: Counts = Counts {
+    prefix: "messages",
+    statuses: &[
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "received",
+    ],
+    more: &[],
+};
+
+/// The columns of `report_rollups_hourly` after `(tenant_id, bucket)`, in
+/// order.
+fn hour_columns() -> Vec<String> {
+    let mut columns: Vec<String> = CALL_COUNTS.names().collect();
+    columns.push("talk".into());
+    columns.extend(MESSAGE_COUNTS.names());
+    columns.push("voicemails".into());
+    columns
+}
+
+/// [`hour_columns`], rendered once.
+static HOUR_COLUMNS: LazyLock<String> = LazyLock::new(|| hour_columns().join(", "));
 
 /// Tenant `$1`'s activity per UTC hour created in `[$2, $3)`: one row per
 /// hour with any, columns as in `report_rollups_hourly`. Index-only scans of
 /// `calls_report_idx`, `messages_tenant_created_idx` and
-/// `voicemails_tenant_created_idx`.
-const HOURLY_AGGREGATE: &str = "
+/// `voicemails_tenant_created_idx`. Rendered once.
+static HOURLY_AGGREGATE: LazyLock<String> = LazyLock::new(|| {
+    let (calls, messages) = (CALL_COUNTS.select(), MESSAGE_COUNTS.select());
+    // An hour without calls (or messages, or voicemails) counts zero of them.
+    let hour: Vec<String> = hour_columns()
+        .into_iter()
+        .map(|column| {
+            let none = if column == "talk" { "''::bytea" } else { "0" };
+            format!("coalesce({column}, {none}) AS {column}")
+        })
+        .collect();
+    let hour = hour.join(",\n       ");
+    format!(
+        "
 WITH c AS (
     SELECT date_trunc('hour', created_at, 'UTC') AS bucket,
-           count(*) AS calls_total,
-           count(*) FILTER (WHERE direction = 'inbound') AS calls_inbound,
-           count(*) FILTER (WHERE direction = 'outbound') AS calls_outbound,
-           count(*) FILTER (WHERE status = 'completed') AS calls_completed,
-           count(*) FILTER (WHERE status = 'busy') AS calls_busy,
-           count(*) FILTER (WHERE status = 'no-answer') AS calls_no_answer,
-           count(*) FILTER (WHERE status = 'failed') AS calls_failed,
-           count(*) FILTER (WHERE status = 'canceled') AS calls_canceled,
-           count(*) FILTER (WHERE status IN ('queued', 'ringing', 'in-progress')) AS calls_live,
-           count(*) FILTER (WHERE answered_at IS NOT NULL) AS calls_answered
+           {calls}
     FROM calls WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
     GROUP BY 1),
 t AS (
@@ -290,16 +340,7 @@ t AS (
     GROUP BY bucket),
 m AS (
     SELECT date_trunc('hour', created_at, 'UTC') AS bucket,
-           count(*) AS messages_total,
-           count(*) FILTER (WHERE direction = 'inbound') AS messages_inbound,
-           count(*) FILTER (WHERE direction = 'outbound') AS messages_outbound,
-           count(*) FILTER (WHERE status = 'queued') AS messages_queued,
-           count(*) FILTER (WHERE status = 'sending') AS messages_sending,
-           count(*) FILTER (WHERE status = 'sent') AS messages_sent,
-           count(*) FILTER (WHERE status = 'delivered') AS messages_delivered,
-           count(*) FILTER (WHERE status = 'undelivered') AS messages_undelivered,
-           count(*) FILTER (WHERE status = 'failed') AS messages_failed,
-           count(*) FILTER (WHERE status = 'received') AS messages_received
+           {messages}
     FROM messages WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
     GROUP BY 1),
 v AS (
@@ -307,20 +348,10 @@ v AS (
     FROM voicemails WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
     GROUP BY 1)
 SELECT bucket,
-       coalesce(calls_total, 0) AS calls_total, coalesce(calls_inbound, 0) AS calls_inbound,
-       coalesce(calls_outbound, 0) AS calls_outbound, coalesce(calls_completed, 0) AS calls_completed,
-       coalesce(calls_busy, 0) AS calls_busy, coalesce(calls_no_answer, 0) AS calls_no_answer,
-       coalesce(calls_failed, 0) AS calls_failed, coalesce(calls_canceled, 0) AS calls_canceled,
-       coalesce(calls_live, 0) AS calls_live, coalesce(calls_answered, 0) AS calls_answered,
-       coalesce(talk, ''::bytea) AS talk,
-       coalesce(messages_total, 0) AS messages_total, coalesce(messages_inbound, 0) AS messages_inbound,
-       coalesce(messages_outbound, 0) AS messages_outbound, coalesce(messages_queued, 0) AS messages_queued,
-       coalesce(messages_sending, 0) AS messages_sending, coalesce(messages_sent, 0) AS messages_sent,
-       coalesce(messages_delivered, 0) AS messages_delivered,
-       coalesce(messages_undelivered, 0) AS messages_undelivered,
-       coalesce(messages_failed, 0) AS messages_failed, coalesce(messages_received, 0) AS messages_received,
-       coalesce(voicemails, 0) AS voicemails
-FROM c FULL JOIN m USING (bucket) FULL JOIN v USING (bucket) LEFT JOIN t USING (bucket)";
+       {hour}
+FROM c FULL JOIN m USING (bucket) FULL JOIN v USING (bucket) LEFT JOIN t USING (bucket)"
+    )
+});
 
 /// Tenant `$1`'s calls per agent and hour, created in `[from, to)` (SQL
 /// expressions, usually placeholders), columns as in `agent_rollups_hourly`.
@@ -414,15 +445,16 @@ pub async fn hourly(
 ) -> sqlx::Result<Vec<(DateTime<Utc>, HourStats)>> {
     let plan = Plan::new(from, to, rolled_through(db, tenant).await?);
     let live = |(a, b): (DateTime<Utc>, DateTime<Utc>)| {
-        sqlx::query_as::<_, HourRow>(HOURLY_AGGREGATE)
+        sqlx::query_as::<_, HourRow>(HOURLY_AGGREGATE.as_str())
             .bind(tenant)
             .bind(a)
             .bind(b)
             .fetch_all(db)
     };
     let rolled = sqlx::query_as::<_, HourRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT bucket, {HOUR_COLUMNS} FROM report_rollups_hourly
-         WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3"
+        "SELECT bucket, {columns} FROM report_rollups_hourly
+         WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3",
+        columns = *HOUR_COLUMNS,
     )))
     .bind(tenant)
     .bind(plan.rolled.0)
@@ -578,8 +610,10 @@ async fn roll_chunk(
         .await?;
     }
     let hours = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO report_rollups_hourly (tenant_id, bucket, {HOUR_COLUMNS})
-         SELECT $1, bucket, {HOUR_COLUMNS} FROM ({HOURLY_AGGREGATE}) hours"
+        "INSERT INTO report_rollups_hourly (tenant_id, bucket, {columns})
+         SELECT $1, bucket, {columns} FROM ({aggregate}) hours",
+        columns = *HOUR_COLUMNS,
+        aggregate = *HOURLY_AGGREGATE,
     )))
     .bind(tenant)
     .bind(from)
@@ -615,8 +649,12 @@ async fn roll_chunk(
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap_or_default()
+    /// `month`/`day` of 2026, at `hour`:`minute` UTC.
+    fn at(month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, month, day, hour, minute, 0)
+            .single()
+            .unwrap_or_default()
     }
 
     #[test]
@@ -672,39 +710,25 @@ mod tests {
 
     #[test]
     fn plans_split_at_whole_hours_before_the_rollups_end() {
-        let plan = Plan::new(
-            t("2026-01-10T00:30:00Z"),
-            t("2026-01-12T10:15:00Z"),
-            Some(t("2026-01-12T08:00:00Z")),
-        );
-        assert_eq!(
-            plan.rolled,
-            (t("2026-01-10T01:00:00Z"), t("2026-01-12T08:00:00Z"))
-        );
+        let plan = Plan::new(at(1, 10, 0, 30), at(1, 12, 10, 15), Some(at(1, 12, 8, 0)));
+        assert_eq!(plan.rolled, (at(1, 10, 1, 0), at(1, 12, 8, 0)));
         assert_eq!(
             plan.live().collect::<Vec<_>>(),
             vec![
-                (t("2026-01-10T00:30:00Z"), t("2026-01-10T01:00:00Z")),
-                (t("2026-01-12T08:00:00Z"), t("2026-01-12T10:15:00Z")),
+                (at(1, 10, 0, 30), at(1, 10, 1, 0)),
+                (at(1, 12, 8, 0), at(1, 12, 10, 15)),
             ]
         );
         // Rolled beyond the range: only whole hours inside it are rolled.
-        let plan = Plan::new(
-            t("2026-01-10T00:00:00Z"),
-            t("2026-01-10T03:20:00Z"),
-            Some(t("2026-02-01T00:00:00Z")),
-        );
-        assert_eq!(
-            plan.rolled,
-            (t("2026-01-10T00:00:00Z"), t("2026-01-10T03:00:00Z"))
-        );
+        let plan = Plan::new(at(1, 10, 0, 0), at(1, 10, 3, 20), Some(at(2, 1, 0, 0)));
+        assert_eq!(plan.rolled, (at(1, 10, 0, 0), at(1, 10, 3, 0)));
         assert_eq!(plan.live().count(), 1);
         // Never rolled, or rolled only before the range: all live.
-        for rolled in [None, Some(t("2026-01-01T00:00:00Z"))] {
-            let plan = Plan::new(t("2026-01-10T00:00:00Z"), t("2026-01-11T00:00:00Z"), rolled);
+        for rolled in [None, Some(at(1, 1, 0, 0))] {
+            let plan = Plan::new(at(1, 10, 0, 0), at(1, 11, 0, 0), rolled);
             assert_eq!(
                 plan.live().collect::<Vec<_>>(),
-                vec![(t("2026-01-10T00:00:00Z"), t("2026-01-11T00:00:00Z"))]
+                vec![(at(1, 10, 0, 0), at(1, 11, 0, 0))]
             );
         }
     }

@@ -227,51 +227,42 @@ impl Settings {
                 "must be a positive number".into(),
             ));
         }
+        let cost = Argon2Params::default();
         let argon2 = Argon2Params {
-            m_cost: parse(
-                &get,
-                "SWITCHBOARD_ARGON2_M_COST",
-                Argon2Params::default().m_cost,
-            )?,
-            t_cost: parse(
-                &get,
-                "SWITCHBOARD_ARGON2_T_COST",
-                Argon2Params::default().t_cost,
-            )?,
-            p_cost: parse(
-                &get,
-                "SWITCHBOARD_ARGON2_P_COST",
-                Argon2Params::default().p_cost,
-            )?,
+            m_cost: parse(&get, "SWITCHBOARD_ARGON2_M_COST", cost.m_cost)?,
+            t_cost: parse(&get, "SWITCHBOARD_ARGON2_T_COST", cost.t_cost)?,
+            p_cost: parse(&get, "SWITCHBOARD_ARGON2_P_COST", cost.p_cost)?,
         };
-        let throttle = LoginThrottle::default();
-        let login_throttle = LoginThrottle {
-            account_max_failures: parse(
-                &get,
+        // The defaults, each overridden by its variable when set.
+        let mut login_throttle = LoginThrottle::default();
+        for (name, limit) in [
+            (
                 "SWITCHBOARD_LOGIN_ACCOUNT_MAX_FAILURES",
-                throttle.account_max_failures,
-            )?,
-            account_window: Duration::from_secs(parse(
-                &get,
-                "SWITCHBOARD_LOGIN_ACCOUNT_WINDOW_SECS",
-                throttle.account_window.as_secs(),
-            )?),
-            address_max_failures: parse(
-                &get,
+                &mut login_throttle.account_max_failures,
+            ),
+            (
                 "SWITCHBOARD_LOGIN_ADDRESS_MAX_FAILURES",
-                throttle.address_max_failures,
-            )?,
-            address_window: Duration::from_secs(parse(
-                &get,
+                &mut login_throttle.address_max_failures,
+            ),
+        ] {
+            *limit = parse(&get, name, *limit)?;
+        }
+        for (name, window) in [
+            (
+                "SWITCHBOARD_LOGIN_ACCOUNT_WINDOW_SECS",
+                &mut login_throttle.account_window,
+            ),
+            (
                 "SWITCHBOARD_LOGIN_ADDRESS_WINDOW_SECS",
-                throttle.address_window.as_secs(),
-            )?),
-            known_address_ttl: Duration::from_secs(parse(
-                &get,
+                &mut login_throttle.address_window,
+            ),
+            (
                 "SWITCHBOARD_LOGIN_KNOWN_ADDRESS_TTL_SECS",
-                throttle.known_address_ttl.as_secs(),
-            )?),
-        };
+                &mut login_throttle.known_address_ttl,
+            ),
+        ] {
+            *window = duration(&get, name, window.as_secs())?;
+        }
         if login_throttle.account_max_failures == 0
             || login_throttle.address_max_failures == 0
             || login_throttle.account_window.is_zero()
@@ -319,48 +310,28 @@ impl Settings {
             jwt_secret: SecretString::from(
                 get("SWITCHBOARD_JWT_SECRET").unwrap_or_else(|| DEFAULT_JWT_SECRET.into()),
             ),
-            jwt_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_JWT_TTL_SECS", 3600u64)?),
+            jwt_ttl: duration(&get, "SWITCHBOARD_JWT_TTL_SECS", 3600)?,
             argon2,
             login_throttle,
             db_max_connections: parse(&get, "SWITCHBOARD_DB_MAX_CONNECTIONS", 20u32)?,
-            db_acquire_timeout: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS",
-                5_000u64,
-            )?),
+            db_acquire_timeout: duration(&get, "SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS", 5_000)?,
             redis_pool_size: parse(&get, "SWITCHBOARD_REDIS_POOL_SIZE", 32usize)?,
             default_region: get("SWITCHBOARD_DEFAULT_REGION")
                 .unwrap_or_else(|| "US".into())
                 .to_uppercase(),
             max_body_bytes: parse(&get, "SWITCHBOARD_MAX_BODY_BYTES", 256 * 1024usize)?,
-            request_timeout: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_REQUEST_TIMEOUT_MS",
-                30_000u64,
-            )?),
+            request_timeout: duration(&get, "SWITCHBOARD_REQUEST_TIMEOUT_MS", 30_000)?,
             fault_latency: fault_latency(&get)?,
             fault_drop_events_tenant: optional(&get, "SWITCHBOARD_FAULT_DROP_EVENTS_TENANT")?,
             fault_stall_carrier_tenant: optional(&get, "SWITCHBOARD_FAULT_STALL_CARRIER_TENANT")?,
             log_json: matches!(get("SWITCHBOARD_LOG_FORMAT").as_deref(), Some("json")),
             worker_concurrency: parse(&get, "SWITCHBOARD_WORKER_CONCURRENCY", 64usize)?,
             job_max_attempts: parse(&get, "SWITCHBOARD_JOB_MAX_ATTEMPTS", 6u32)?,
-            job_retry_base: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_JOB_RETRY_BASE_MS",
-                1_000u64,
-            )?),
-            job_timeout: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_JOB_TIMEOUT_MS",
-                30_000u64,
-            )?),
-            job_lease: Duration::from_millis(parse(&get, "SWITCHBOARD_JOB_LEASE_MS", 10_000u64)?),
-            queue_stall_after: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_QUEUE_STALL_AFTER_MS",
-                60_000u64,
-            )?),
-            cache_ttl: Duration::from_secs(parse(&get, "SWITCHBOARD_CACHE_TTL_SECS", 300u64)?),
+            job_retry_base: duration(&get, "SWITCHBOARD_JOB_RETRY_BASE_MS", 1_000)?,
+            job_timeout: duration(&get, "SWITCHBOARD_JOB_TIMEOUT_MS", 30_000)?,
+            job_lease: duration(&get, "SWITCHBOARD_JOB_LEASE_MS", 10_000)?,
+            queue_stall_after: duration(&get, "SWITCHBOARD_QUEUE_STALL_AFTER_MS", 60_000)?,
+            cache_ttl: duration(&get, "SWITCHBOARD_CACHE_TTL_SECS", 300)?,
             login_queue_max: parse(&get, "SWITCHBOARD_LOGIN_QUEUE_MAX", 64usize)?,
             sim_seed: parse(&get, "SWITCHBOARD_SIM_SEED", 42u64)?,
             sim_concurrency: parse(&get, "SWITCHBOARD_SIM_CONCURRENCY", 256usize)?,
@@ -370,16 +341,8 @@ impl Settings {
                 0.0f64,
             )?,
             sim_inbound_sms_per_minute: parse(&get, "SWITCHBOARD_SIM_INBOUND_SMS_PER_MIN", 0.0f64)?,
-            sweep_after: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_SWEEP_AFTER_MS",
-                120_000u64,
-            )?),
-            maintenance_interval: Duration::from_millis(parse(
-                &get,
-                "SWITCHBOARD_MAINTENANCE_INTERVAL_MS",
-                15_000u64,
-            )?),
+            sweep_after: duration(&get, "SWITCHBOARD_SWEEP_AFTER_MS", 120_000)?,
+            maintenance_interval: duration(&get, "SWITCHBOARD_MAINTENANCE_INTERVAL_MS", 15_000)?,
             // 100 000 rows of name, phone, email, company and tags are about
             // 8 MiB: 32 MiB leaves room for wide files with metadata columns.
             import_max_bytes: parse(&get, "SWITCHBOARD_IMPORT_MAX_BYTES", 32 * 1024 * 1024usize)?,
@@ -500,6 +463,22 @@ fn fault_latency(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, Sett
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
 
+/// A whole number of the unit the variable's name ends with, `_MS` or
+/// `_SECS`; `default` of them when unset.
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, SettingsError> {
+    let count = parse(get, name, default)?;
+    Ok(if name.ends_with("_MS") {
+        Duration::from_millis(count)
+    } else {
+        debug_assert!(name.ends_with("_SECS"), "{name} names no unit");
+        Duration::from_secs(count)
+    })
+}
+
 fn parse<T: FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -547,6 +526,17 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn durations_are_read_in_the_unit_their_name_ends_with() {
+        let s = load(&[
+            ("SWITCHBOARD_JOB_LEASE_MS", "1500"),
+            ("SWITCHBOARD_JWT_TTL_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(s.job_lease, Duration::from_millis(1500));
+        assert_eq!(s.jwt_ttl, Duration::from_secs(60));
     }
 
     #[test]

@@ -82,6 +82,17 @@ fn count(units: usize, single: usize, multi: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// `unit` repeated each given number of times takes the segments given.
+    fn assert_segments(unit: &str, cases: &[(usize, usize)]) {
+        for &(count, segments) in cases {
+            assert_eq!(
+                segment(&unit.repeat(count)).segments,
+                segments,
+                "{count} × {unit:?}"
+            );
+        }
+    }
+
     #[test]
     fn plain_gsm7_fits_160_per_segment_then_153() {
         assert_eq!(segment("").segments, 1);
@@ -93,9 +104,7 @@ mod tests {
                 segments: 1
             }
         );
-        assert_eq!(segment(&"a".repeat(161)).segments, 2);
-        assert_eq!(segment(&"a".repeat(306)).segments, 2);
-        assert_eq!(segment(&"a".repeat(307)).segments, 3);
+        assert_segments("a", &[(161, 2), (306, 2), (307, 3)]);
     }
 
     #[test]
@@ -103,8 +112,7 @@ mod tests {
         let s = segment("price: 5€ [approx]");
         assert_eq!(s.encoding, Encoding::Gsm7);
         assert_eq!(s.units, 18 + 3);
-        assert_eq!(segment(&"€".repeat(80)).segments, 1);
-        assert_eq!(segment(&"€".repeat(81)).segments, 2);
+        assert_segments("€", &[(80, 1), (81, 2)]);
     }
 
     #[test]
@@ -112,10 +120,7 @@ mod tests {
         let s = segment("Hello 😀");
         assert_eq!(s.encoding, Encoding::Ucs2);
         assert_eq!(s.units, 8); // the emoji is a surrogate pair
-        assert_eq!(segment(&"ж".repeat(70)).segments, 1);
-        assert_eq!(segment(&"ж".repeat(71)).segments, 2);
-        assert_eq!(segment(&"ж".repeat(134)).segments, 2);
-        assert_eq!(segment(&"ж".repeat(135)).segments, 3);
+        assert_segments("ж", &[(70, 1), (71, 2), (134, 2), (135, 3)]);
     }
 }
 

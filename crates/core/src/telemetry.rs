@@ -61,6 +61,9 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// The `Content-Type` of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// `handle`'s metrics followed by this process's own (see
 /// [`process_metrics`]): what every service answers at `/metrics`.
 pub fn render(handle: &PrometheusHandle) -> String {

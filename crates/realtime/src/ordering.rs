@@ -170,61 +170,76 @@ impl<T> Orderer<T> {
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::from_millis(250);
+
+    /// Accepts each (stream, version) at `now`, the version being the event
+    /// too, and checks what each one releases.
+    fn accepts(o: &mut Orderer<i64>, now: Instant, steps: &[(&str, i64, &[i64])]) {
+        for &(stream, version, released) in steps {
+            assert_eq!(
+                o.accept(stream, version, version, now),
+                released,
+                "{stream} version {version}"
+            );
+        }
+    }
+
     #[test]
     fn in_order_events_are_delivered_at_once() {
-        let mut o = Orderer::new(Duration::from_millis(250));
-        let now = Instant::now();
-        assert_eq!(o.accept("c", 1, 1, now), vec![1]);
-        assert_eq!(o.accept("c", 2, 2, now), vec![2]);
+        let (mut o, now) = (Orderer::new(WINDOW), Instant::now());
+        accepts(&mut o, now, &[("c", 1, &[1]), ("c", 2, &[2])]);
         assert_eq!(o.next_deadline(), None);
     }
 
     #[test]
     fn a_gap_holds_later_events_until_it_fills() {
-        let mut o = Orderer::new(Duration::from_millis(250));
-        let now = Instant::now();
-        assert_eq!(o.accept("c", 1, 1, now), vec![1]);
-        assert!(o.accept("c", 4, 4, now).is_empty());
-        assert!(o.accept("c", 3, 3, now).is_empty());
+        let (mut o, now) = (Orderer::new(WINDOW), Instant::now());
+        accepts(&mut o, now, &[("c", 1, &[1]), ("c", 4, &[]), ("c", 3, &[])]);
         assert!(o.next_deadline().is_some());
-        assert_eq!(o.accept("c", 2, 2, now), vec![2, 3, 4]);
+        accepts(&mut o, now, &[("c", 2, &[2, 3, 4])]);
         assert_eq!(o.next_deadline(), None);
         // Other streams are independent.
-        assert_eq!(o.accept("d", 7, 7, now), vec![7]);
+        accepts(&mut o, now, &[("d", 7, &[7])]);
     }
 
     #[test]
     fn a_gap_that_never_fills_is_flushed_in_order_after_the_window() {
-        let mut o = Orderer::new(Duration::from_millis(250));
-        let now = Instant::now();
-        o.accept("c", 1, 1, now);
-        o.accept("c", 5, 5, now);
-        o.accept("c", 3, 3, now);
+        let (mut o, now) = (Orderer::new(WINDOW), Instant::now());
+        accepts(&mut o, now, &[("c", 1, &[1]), ("c", 5, &[]), ("c", 3, &[])]);
         assert!(o.flush_due(now + Duration::from_millis(100)).is_empty());
         assert_eq!(o.flush_due(now + Duration::from_millis(300)), vec![3, 5]);
-        // A passed-over version arriving after all is delivered late, once.
-        assert_eq!(o.accept("c", 2, 2, now), vec![2]);
-        assert!(o.accept("c", 2, 2, now).is_empty());
-        assert_eq!(o.accept("c", 6, 6, now), vec![6]);
-        assert_eq!(o.accept("c", 4, 4, now), vec![4]);
-        assert!(o.accept("c", 3, 3, now).is_empty(), "3 was delivered");
+        // A passed-over version arriving after all is delivered late, once;
+        // 3 was delivered.
+        let late = [
+            ("c", 2, &[2][..]),
+            ("c", 2, &[]),
+            ("c", 6, &[6]),
+            ("c", 4, &[4]),
+            ("c", 3, &[]),
+        ];
+        accepts(&mut o, now, &late);
     }
 
     #[test]
     fn a_creation_published_after_the_first_change_is_still_delivered() {
         // The worker's `sending` (version 2) reached Redis before the API's
         // `created` (version 1).
-        let mut o = Orderer::new(Duration::from_millis(250));
-        let now = Instant::now();
-        assert_eq!(o.accept("m", 2, 2, now), vec![2]);
-        assert_eq!(o.accept("m", 1, 1, now), vec![1]);
-        assert!(o.accept("m", 1, 1, now).is_empty());
-        assert_eq!(o.accept("m", 3, 3, now), vec![3]);
+        let (mut o, now) = (Orderer::new(WINDOW), Instant::now());
+        accepts(
+            &mut o,
+            now,
+            &[
+                ("m", 2, &[2]),
+                ("m", 1, &[1]),
+                ("m", 1, &[]),
+                ("m", 3, &[3]),
+            ],
+        );
     }
 
     #[test]
     fn only_streams_holding_events_back_have_deadlines() {
-        let mut o = Orderer::new(Duration::from_millis(250));
+        let mut o = Orderer::new(WINDOW);
         let now = Instant::now();
         for call in 0..10_000 {
             assert_eq!(o.accept(&format!("call:{call}"), 1, call, now), vec![call]);
@@ -245,12 +260,14 @@ mod tests {
 
     #[test]
     fn duplicates_are_dropped() {
-        let mut o = Orderer::new(Duration::from_millis(250));
-        let now = Instant::now();
-        o.accept("c", 1, 1, now);
-        assert!(o.accept("c", 1, 1, now).is_empty());
-        o.accept("c", 3, 3, now);
-        assert!(o.accept("c", 3, 3, now).is_empty());
-        assert_eq!(o.accept("c", 2, 2, now), vec![2, 3]);
+        let (mut o, now) = (Orderer::new(WINDOW), Instant::now());
+        let steps = [
+            ("c", 1, &[1][..]),
+            ("c", 1, &[]),
+            ("c", 3, &[]),
+            ("c", 3, &[]),
+            ("c", 2, &[2, 3]),
+        ];
+        accepts(&mut o, now, &steps);
     }
 }

@@ -2,7 +2,7 @@
 //! port 0, real PostgreSQL and Redis, and Socket.IO clients speaking the
 //! wire protocol.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
@@ -70,6 +70,32 @@ fn is_presence_of(agent: Uuid, status: &'static str) -> impl Fn(&Value) -> bool 
     move |event: &Value| {
         event["data"]["agent_id"] == agent.to_string() && event["data"]["status"] == status
     }
+}
+
+/// A socket of tenant A's admin, who sees the tenant's presence changes.
+async fn admin_socket(app: &TestApp, addr: SocketAddr) -> SioClient {
+    let token = app.login(&app.a.admin_email, PASSWORD).await;
+    SioClient::with_token(addr, &token).await
+}
+
+/// Connects tenant A's admin at `watch`, then tenant A's agent at `join`;
+/// returns both sockets once the admin has seen the agent become available.
+async fn agent_seen_joining(
+    app: &TestApp,
+    watch: SocketAddr,
+    join: SocketAddr,
+) -> (SioClient, SioClient) {
+    let mut observer = admin_socket(app, watch).await;
+    let agent = SioClient::with_token(join, &app.a.token).await;
+    presence_change(&mut observer, app.a.agent_id, "available").await;
+    (observer, agent)
+}
+
+/// Waits until `client` is told `agent` is now `status`; returns the event.
+async fn presence_change(client: &mut SioClient, agent: Uuid, status: &'static str) -> Value {
+    client
+        .next_event_where("presence:changed", is_presence_of(agent, status))
+        .await
 }
 
 /// An access token for tenant A's agent, issued and expiring these many
@@ -304,26 +330,16 @@ async fn presence_set_on_one_instance_is_seen_by_a_socket_on_another() {
     let app = spawn_app().await;
     let instance_a = RealtimeServer::start(app.settings.clone()).await;
     let instance_b = RealtimeServer::start(app.settings.clone()).await;
-    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
-    let mut observer = SioClient::with_token(instance_a.addr, &admin_token).await;
     let mut outsider = SioClient::with_token(instance_a.addr, &app.b.token).await;
-
-    let mut agent = SioClient::with_token(instance_b.addr, &app.a.token).await;
-    observer
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "available"),
-        )
-        .await;
+    let (mut observer, mut agent) =
+        agent_seen_joining(&app, instance_a.addr, instance_b.addr).await;
     let ack = agent
         .emit_with_ack("presence:set", json!({"status": "away"}))
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(ack["presence"]["status"], "away");
     assert_eq!(ack["changed"], true);
-    let event = observer
-        .next_event_where("presence:changed", is_presence_of(app.a.agent_id, "away"))
-        .await;
+    let event = presence_change(&mut observer, app.a.agent_id, "away").await;
     assert_eq!(event["type"], "presence.changed");
     assert_eq!(event["tenant_id"], app.a.id.to_string());
 
@@ -344,9 +360,7 @@ async fn presence_set_on_one_instance_is_seen_by_a_socket_on_another() {
     outsider
         .emit_with_ack("presence:set", json!({"status": "busy"}))
         .await;
-    outsider
-        .next_event_where("presence:changed", is_presence_of(app.b.agent_id, "busy"))
-        .await;
+    presence_change(&mut outsider, app.b.agent_id, "busy").await;
     assert!(
         outsider
             .received()
@@ -360,17 +374,11 @@ async fn an_agent_goes_offline_only_when_the_last_tab_closes() {
     let app = spawn_app().await;
     let rt = RealtimeServer::start(app.settings.clone()).await;
     let store = presence(&app);
-    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
-    let mut observer = SioClient::with_token(rt.addr, &admin_token).await;
+    let mut observer = admin_socket(&app, rt.addr).await;
 
     let tab_1 = SioClient::with_token(rt.addr, &app.a.token).await;
     let tab_2 = SioClient::with_token(rt.addr, &app.a.token).await;
-    observer
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "available"),
-        )
-        .await;
+    presence_change(&mut observer, app.a.agent_id, "available").await;
     assert_eq!(
         store.live_sockets(app.a.id, app.a.agent_id).await.unwrap(),
         2
@@ -385,12 +393,7 @@ async fn an_agent_goes_offline_only_when_the_last_tab_closes() {
     assert_eq!(still.status, PresenceStatus::Available);
 
     tab_2.close();
-    observer
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "offline"),
-        )
-        .await;
+    presence_change(&mut observer, app.a.agent_id, "offline").await;
     let offline_events = observer
         .received()
         .into_iter()
@@ -404,26 +407,12 @@ async fn agents_of_a_killed_instance_go_offline_after_their_heartbeats_expire() 
     let app = spawn_app().await;
     let doomed = KillableServer::start(app.settings.clone()).await;
     let survivor = RealtimeServer::start(app.settings.clone()).await;
-    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
-    let mut observer = SioClient::with_token(survivor.addr, &admin_token).await;
-
-    let _agent = SioClient::with_token(doomed.addr, &app.a.token).await;
-    observer
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "available"),
-        )
-        .await;
+    let (mut observer, _agent) = agent_seen_joining(&app, survivor.addr, doomed.addr).await;
 
     // No disconnect handler runs: only the expiry of the heartbeats can
     // tell the survivor that the agent is gone.
     doomed.kill();
-    let event = observer
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "offline"),
-        )
-        .await;
+    let event = presence_change(&mut observer, app.a.agent_id, "offline").await;
     assert_eq!(event["tenant_id"], app.a.id.to_string());
     let stored = presence(&app)
         .get(app.a.id, app.a.agent_id)
@@ -438,8 +427,7 @@ async fn malformed_and_unknown_client_events_get_error_acks_and_break_nothing() 
     let app = spawn_app().await;
     let rt = RealtimeServer::start(app.settings.clone()).await;
     let mut socket = SioClient::with_token(rt.addr, &app.a.token).await;
-    let admin_token = app.login(&app.a.admin_email, PASSWORD).await;
-    let mut bystander = SioClient::with_token(rt.addr, &admin_token).await;
+    let mut bystander = admin_socket(&app, rt.addr).await;
 
     for (payload, code) in [
         (r#"["presence:set","away"]"#, "invalid_payload"),
@@ -493,12 +481,7 @@ async fn call_status_events_are_relayed_in_order_and_leave_presence_to_the_api()
     let app = spawn_app().await;
     let rt = RealtimeServer::start(app.settings.clone()).await;
     let mut agent = SioClient::with_token(rt.addr, &app.a.token).await;
-    agent
-        .next_event_where(
-            "presence:changed",
-            is_presence_of(app.a.agent_id, "available"),
-        )
-        .await;
+    presence_change(&mut agent, app.a.agent_id, "available").await;
     let call = Uuid::now_v7();
     let events = publisher(&app);
     let me = Some(app.a.agent_id);

@@ -536,11 +536,7 @@ impl<'a> Generator<'a> {
 
     async fn write_customers(&mut self, tx: &mut PgConnection) -> anyhow::Result<u64> {
         self.bar.set_message("customers");
-        let mut copy = Copy::new(
-            tx,
-            "COPY customers (id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at) FROM STDIN",
-        )
-        .await?;
+        let mut copy = Copy::new(tx, COPY_CUSTOMERS).await?;
         let mut notes: Vec<(Uuid, usize, Uuid, DateTime<Utc>)> = Vec::new();
         for i in 0..self.params.customers {
             let tenant = (i % self.tenants.len() as u64) as usize;
@@ -588,11 +584,7 @@ impl<'a> Generator<'a> {
             self.bar.inc(1);
         }
         let mut rows = copy.finish().await?;
-        let mut copy = Copy::new(
-            tx,
-            "COPY customer_notes (id, tenant_id, customer_id, agent_id, body, created_at) FROM STDIN",
-        )
-        .await?;
+        let mut copy = Copy::new(tx, COPY_CUSTOMER_NOTES).await?;
         for (id, tenant, customer, at) in notes {
             let agent = self.tenants[tenant].agents[self.rng.random_range(0..15)].id;
             copy.row(&[
@@ -611,25 +603,15 @@ impl<'a> Generator<'a> {
 
     async fn write_calls(&mut self, tx: &mut PgConnection) -> anyhow::Result<u64> {
         self.bar.set_message("calls");
-        let mut calls = Copy::new(
-            tx,
-            "COPY calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id,
-                         agent_id, routed_to, created_at, ringing_at, answered_at, ended_at, duration_seconds, updated_at)
-             FROM STDIN",
-        )
-        .await?;
+        let mut calls = Copy::new(tx, COPY_CALLS).await?;
         let mut events: Vec<u8> = Vec::new();
         let mut event_rows = 0u64;
         // History accumulates in time order, as in a live system, so rows of
         // one period sit together on disk.
         let moments = self.sorted_moments(self.params.calls);
         for created in moments {
-            let tenants = self.tenants;
-            let tenant = self.rng.random_range(0..tenants.len());
-            let t = &tenants[tenant];
-            let customer = self.pick_customer(tenant);
-            let outbound = self.rng.random_bool(0.6);
-            let our_number = t.numbers[self.rng.random_range(0..t.numbers.len())].clone();
+            let (tenant, customer, outbound, our_number) = self.draw_parties(0.6);
+            let t = &self.tenants[tenant];
             let their_number = match customer {
                 Some(i) => self.customers[i].phone.clone(),
                 None => customer_phone(10_000_000 + self.rng.random_range(0..1_000_000)),
@@ -742,11 +724,7 @@ impl<'a> Generator<'a> {
             self.bar.inc(1);
         }
         let mut rows = calls.finish().await?;
-        let mut copy = Copy::new(
-            tx,
-            "COPY call_events (tenant_id, call_id, kind, from_status, to_status, occurred_at) FROM STDIN",
-        )
-        .await?;
+        let mut copy = Copy::new(tx, COPY_CALL_EVENTS).await?;
         // Buffered until the calls exist (foreign key); sent in large chunks.
         for chunk in events.chunks(1 << 20) {
             copy.raw(chunk).await?;
@@ -754,6 +732,19 @@ impl<'a> Generator<'a> {
         rows += copy.finish().await?;
         self.bar.inc(event_rows);
         Ok(rows)
+    }
+
+    /// Who a call or message is between, drawn in this order: a tenant
+    /// (its index), maybe one of its customers, whether it goes the way
+    /// taken with probability `p`, and one of the tenant's numbers.
+    fn draw_parties(&mut self, p: f64) -> (usize, Option<usize>, bool, String) {
+        let tenants = self.tenants;
+        let tenant = self.rng.random_range(0..tenants.len());
+        let t = &tenants[tenant];
+        let customer = self.pick_customer(tenant);
+        let way = self.rng.random_bool(p);
+        let our_number = t.numbers[self.rng.random_range(0..t.numbers.len())].clone();
+        (tenant, customer, way, our_number)
     }
 
     fn pick_customer(&mut self, tenant: usize) -> Option<usize> {
@@ -770,21 +761,11 @@ impl<'a> Generator<'a> {
 
     async fn write_messages(&mut self, tx: &mut PgConnection) -> anyhow::Result<u64> {
         self.bar.set_message("messages");
-        let mut copy = Copy::new(
-            tx,
-            "COPY messages (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding,
-                            carrier_sid, error_code, customer_id, agent_id, created_at, sent_at, delivered_at, updated_at)
-             FROM STDIN",
-        )
-        .await?;
+        let mut copy = Copy::new(tx, COPY_MESSAGES).await?;
         let moments = self.sorted_moments(self.params.messages);
         for created in moments {
-            let tenants = self.tenants;
-            let tenant = self.rng.random_range(0..tenants.len());
-            let t = &tenants[tenant];
-            let customer = self.pick_customer(tenant);
-            let inbound = self.rng.random_bool(0.3);
-            let our_number = t.numbers[self.rng.random_range(0..t.numbers.len())].clone();
+            let (tenant, customer, inbound, our_number) = self.draw_parties(0.3);
+            let t = &self.tenants[tenant];
             let (their_number, first_name) = match customer {
                 Some(i) => (
                     self.customers[i].phone.clone(),
@@ -866,13 +847,7 @@ impl<'a> Generator<'a> {
 
     async fn write_voicemails(&mut self, tx: &mut PgConnection) -> anyhow::Result<u64> {
         self.bar.set_message("voicemails");
-        let mut copy = Copy::new(
-            tx,
-            "COPY voicemails (id, tenant_id, call_id, customer_id, from_number, to_number, recording_sid, recording_url,
-                              duration_seconds, transcription_status, transcription, listened_at, created_at)
-             FROM STDIN",
-        )
-        .await?;
+        let mut copy = Copy::new(tx, COPY_VOICEMAILS).await?;
         let calls = std::mem::take(&mut self.unanswered_inbound);
         for i in 0..self.params.voicemails as usize {
             // Voicemails come from unanswered inbound calls while there are
@@ -940,6 +915,35 @@ pub fn customer_phone(i: u64) -> String {
     let line = (rest / exchanges.len() as u64) % 10_000;
     format!("+1{area}{exchange}{line:04}")
 }
+
+// COPY statements, one per table the seed writes -----------------------------
+
+const COPY_CUSTOMERS: &str = "COPY customers
+    (id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at)
+    FROM STDIN";
+
+const COPY_CUSTOMER_NOTES: &str = "COPY customer_notes
+    (id, tenant_id, customer_id, agent_id, body, created_at)
+    FROM STDIN";
+
+const COPY_CALLS: &str = "COPY calls
+    (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id,
+     agent_id, routed_to, created_at, ringing_at, answered_at, ended_at, duration_seconds, updated_at)
+    FROM STDIN";
+
+const COPY_CALL_EVENTS: &str = "COPY call_events
+    (tenant_id, call_id, kind, from_status, to_status, occurred_at)
+    FROM STDIN";
+
+const COPY_MESSAGES: &str = "COPY messages
+    (id, tenant_id, direction, from_number, to_number, body, status, segments, encoding,
+     carrier_sid, error_code, customer_id, agent_id, created_at, sent_at, delivered_at, updated_at)
+    FROM STDIN";
+
+const COPY_VOICEMAILS: &str = "COPY voicemails
+    (id, tenant_id, call_id, customer_id, from_number, to_number, recording_sid, recording_url,
+     duration_seconds, transcription_status, transcription, listened_at, created_at)
+    FROM STDIN";
 
 // COPY ------------------------------------------------------------------------
 
@@ -1033,21 +1037,18 @@ mod tests {
     #[test]
     fn demo_tenants_match_the_design() {
         let tenants = demo_tenants();
+        // Each tenant's numbers, first and last.
+        let ranges: Vec<_> = tenants
+            .iter()
+            .map(|t| (t.numbers.first().cloned(), t.numbers.last().cloned()))
+            .collect();
+        let range = |first: &str, last: &str| (Some(first.to_string()), Some(last.to_string()));
         assert_eq!(
-            tenants[0].numbers.first().map(String::as_str),
-            Some("+12025550100")
-        );
-        assert_eq!(
-            tenants[0].numbers.last().map(String::as_str),
-            Some("+12025550149")
-        );
-        assert_eq!(
-            tenants[1].numbers.first().map(String::as_str),
-            Some("+12025550150")
-        );
-        assert_eq!(
-            tenants[1].numbers.last().map(String::as_str),
-            Some("+12025550199")
+            ranges,
+            [
+                range("+12025550100", "+12025550149"),
+                range("+12025550150", "+12025550199")
+            ]
         );
         assert_eq!(tenants[0].agents.len(), 16);
         assert_eq!(tenants[0].agents[0].email, "agent01@acme.example");

@@ -72,11 +72,10 @@ async fn customer_by_phone(stack: &Stack, phone: &str) -> Value {
     body["data"][0].clone()
 }
 
-async fn count(stack: &Stack, table: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap()
+/// Creates a customer from `body` through the API, asserting 201.
+async fn create_customer(stack: &Stack, body: Value) {
+    let (status, customer) = stack.post("/v1/customers", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{customer}");
 }
 
 /// `n` distinct valid US numbers.
@@ -87,13 +86,9 @@ fn phone(i: usize) -> String {
 #[tokio::test]
 async fn an_import_of_valid_duplicate_and_invalid_rows_ends_with_exact_counts_and_row_errors() {
     let stack = Stack::start(|_| {}).await;
-    let (status, existing) = stack
-        .post(
-            "/v1/customers",
-            json!({"name": "Existing", "phone": "+12025550199", "email": "keep@example.com"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{existing}");
+    let existing =
+        json!({"name": "Existing", "phone": "+12025550199", "email": "keep@example.com"});
+    create_customer(&stack, existing).await;
 
     // Line 1 is the header; the quoted plan on line 4 spans two lines, so
     // the rows after it start one line later.
@@ -200,14 +195,9 @@ async fn progress_events(stack: &Stack) -> Vec<Value> {
 #[tokio::test]
 async fn update_mode_overwrites_matching_customers_and_skip_mode_leaves_them() {
     let stack = Stack::start(|_| {}).await;
-    let (status, _) = stack
-        .post(
-            "/v1/customers",
-            json!({"name": "Old Name", "phone": "+12025550111", "email": "old@example.com",
-                   "company": "Old Co", "tags": ["keep"], "metadata": {"source": "crm"}}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    let old = json!({"name": "Old Name", "phone": "+12025550111", "email": "old@example.com",
+                     "company": "Old Co", "tags": ["keep"], "metadata": {"source": "crm"}});
+    create_customer(&stack, old).await;
     let csv = "name,phone,email,company,tags,tier\n\
         New Name,+12025550111,,New Co,,gold\n\
         Fresh,+12025550112,,,,\n";
@@ -233,7 +223,7 @@ async fn update_mode_overwrites_matching_customers_and_skip_mode_leaves_them() {
         customer["metadata"],
         json!({"source": "crm", "tier": "gold"})
     );
-    assert_eq!(count(&stack, "customers").await, 2);
+    assert_eq!(stack.db.count_rows("customers").await, 2);
 
     let (status, body) = upload(
         &stack,
@@ -301,7 +291,7 @@ async fn oversize_malformed_and_mistyped_files_are_refused_with_nothing_written(
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     for table in ["imports", "import_errors", "customers", "jobs"] {
-        assert_eq!(count(&stack, table).await, 0, "{table}");
+        assert_eq!(stack.db.count_rows(table).await, 0, "{table}");
     }
 }
 
@@ -357,7 +347,7 @@ async fn a_100_000_row_import_completes_and_reports_its_rate() {
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(counts(&done), [rows, rows, 0, 0, 0], "{done}");
-    assert_eq!(count(&stack, "customers").await, rows);
+    assert_eq!(stack.db.count_rows("customers").await, rows);
     println!(
         "imported {rows} rows ({:.1} MiB) in {elapsed:.2} s: {:.0} rows/s (upload to completed, debug build)",
         bytes as f64 / (1024.0 * 1024.0),
@@ -409,7 +399,7 @@ async fn an_import_resumes_after_its_worker_is_killed_and_a_rerun_writes_nothing
         .await;
     let expected = [total as i64, rows as i64, 0, (rows / 100) as i64, 0];
     assert_eq!(counts(&done), expected, "{done}");
-    assert_eq!(count(&stack, "customers").await, rows as i64);
+    assert_eq!(stack.db.count_rows("customers").await, rows as i64);
 
     // Running the finished job again changes nothing.
     let tenant_id: Uuid = done["tenant_id"].as_str().unwrap().parse().unwrap();
@@ -427,7 +417,7 @@ async fn an_import_resumes_after_its_worker_is_killed_and_a_rerun_writes_nothing
         .await;
     let again = stack.get(&format!("/v1/imports/{id}")).await;
     assert_eq!(counts(&again), expected, "{again}");
-    assert_eq!(count(&stack, "customers").await, rows as i64);
+    assert_eq!(stack.db.count_rows("customers").await, rows as i64);
 }
 
 #[tokio::test]
@@ -453,7 +443,11 @@ async fn an_import_whose_attempts_run_out_is_failed_and_resumes_when_redriven() 
         error.contains("dead-letter") && !error.contains("injected"),
         "a reason for the user, not the database's text: {failed}"
     );
-    assert_eq!(count(&stack, "customers").await, 0, "nothing half-written");
+    assert_eq!(
+        stack.db.count_rows("customers").await,
+        0,
+        "nothing half-written"
+    );
     let dead = switchboard_worker::deadletter::list(&stack.db.pool, None)
         .await
         .unwrap();
@@ -481,5 +475,5 @@ async fn an_import_whose_attempts_run_out_is_failed_and_resumes_when_redriven() 
         .await;
     assert_eq!(counts(&done), [3, 2, 0, 1, 0], "{done}");
     assert!(done["error"].is_null(), "{done}");
-    assert_eq!(count(&stack, "customers").await, 2);
+    assert_eq!(stack.db.count_rows("customers").await, 2);
 }

@@ -39,6 +39,12 @@ async fn status_of(stack: &Stack, message_id: Uuid) -> String {
         .unwrap()
 }
 
+/// Waits until an `sms.send` job has turned `message` into `sending`.
+async fn wait_sending(stack: &Stack, message: Uuid) {
+    let sql = format!("SELECT status = 'sending' FROM messages WHERE id = '{message}'");
+    stack.wait_until_sql(&sql, LIFECYCLE).await;
+}
+
 /// No sweeper re-drives and no simulator: only the queue moves messages
 /// (`sms.send` turns `queued` into `sending`).
 fn queue_only(settings: &mut switchboard_core::Settings) {
@@ -53,28 +59,21 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_never_runs() {
     let waiting = queued_message(&stack, &mut conn).await;
     let committed = queued_message(&stack, &mut conn).await;
 
-    let mut tx = stack.db.pool.begin().await.unwrap();
-    let job = SmsSend {
-        tenant_id: stack.tenant_id,
-        message_id: waiting,
-    };
-    enqueue(&mut *tx, &job).await.unwrap();
-    tx.rollback().await.unwrap();
+    for (message_id, commit) in [(waiting, false), (committed, true)] {
+        let mut tx = stack.db.pool.begin().await.unwrap();
+        let job = SmsSend {
+            tenant_id: stack.tenant_id,
+            message_id,
+        };
+        enqueue(&mut *tx, &job).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
 
-    let mut tx = stack.db.pool.begin().await.unwrap();
-    let job = SmsSend {
-        tenant_id: stack.tenant_id,
-        message_id: committed,
-    };
-    enqueue(&mut *tx, &job).await.unwrap();
-    tx.commit().await.unwrap();
-
-    stack
-        .wait_until_sql(
-            &format!("SELECT status = 'sending' FROM messages WHERE id = '{committed}'"),
-            LIFECYCLE,
-        )
-        .await;
+    wait_sending(&stack, committed).await;
     // The committed job ran; give the other every chance to run too.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(status_of(&stack, waiting).await, "queued");
@@ -91,12 +90,7 @@ async fn a_stack_started_right_after_a_stopped_one_runs_a_queued_job_within_a_se
     let mut stack = Stack::start(queue_only).await;
     let first = stack.send_sms("+12025550907", "before the restart").await;
     let first = Uuid::parse_str(first["id"].as_str().unwrap()).unwrap();
-    stack
-        .wait_until_sql(
-            &format!("SELECT status = 'sending' FROM messages WHERE id = '{first}'"),
-            LIFECYCLE,
-        )
-        .await;
+    wait_sending(&stack, first).await;
     stack.stop_worker().await;
 
     // Accepted while no worker runs: it waits, committed with its job.
@@ -179,12 +173,7 @@ async fn a_stalled_queue_is_reported_not_ready_and_recovers() {
     // The cause goes away: the restarted worker runs the job and the
     // worker is ready again.
     holder.rollback().await.unwrap();
-    stack
-        .wait_until_sql(
-            &format!("SELECT status = 'sending' FROM messages WHERE id = '{message}'"),
-            LIFECYCLE,
-        )
-        .await;
+    wait_sending(&stack, message).await;
     let deadline = Instant::now() + LIFECYCLE;
     loop {
         let (status, body) = worker_ready(&stack).await;

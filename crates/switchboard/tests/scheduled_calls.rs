@@ -34,6 +34,46 @@ async fn schedule(stack: &Stack, body: Value) -> Value {
     call
 }
 
+/// A retry policy of `max_attempts` attempts `backoff_seconds` apart, on
+/// the default outcomes.
+fn retry(max_attempts: u32, backoff_seconds: u32) -> Value {
+    json!({"max_attempts": max_attempts, "backoff_seconds": backoff_seconds})
+}
+
+/// The scheduled call `id` as the API answers it.
+async fn scheduled(stack: &Stack, id: &str) -> Value {
+    stack.get(&format!("/v1/scheduled-calls/{id}")).await
+}
+
+/// Asks to cancel the scheduled call `id`; the answer's status and body.
+async fn cancel(stack: &Stack, id: &str) -> (StatusCode, Value) {
+    stack
+        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
+        .await
+}
+
+/// PUTs `body` as the tenant's scheduling settings.
+async fn put_scheduling(stack: &Stack, body: &Value) -> reqwest::Response {
+    stack
+        .client
+        .put(stack.url("/v1/scheduling/settings"))
+        .bearer_auth(&stack.api_key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POSTs `body` as a batch of scheduled calls; the answer's status and body.
+async fn batch(stack: &Stack, body: Value) -> (StatusCode, Value) {
+    stack.post("/v1/scheduled-calls/batch", body).await
+}
+
+/// Schedules a call to `to` due `after` from now, with no retries.
+async fn schedule_after(stack: &Stack, to: &str, after: Span) -> Value {
+    schedule(stack, json!({"to": to, "run_at": at(Utc::now() + after)})).await
+}
+
 /// Schedules a call to `to` due now with `retry` as its policy; returns its id.
 async fn schedule_now(stack: &Stack, to: &str, retry: Value) -> String {
     let call = schedule(
@@ -74,7 +114,7 @@ async fn a_scheduled_call_is_placed_at_its_time_and_not_before() {
 
     // Until run_at nothing is dialled.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let waiting = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+    let waiting = scheduled(&stack, id).await;
     assert_eq!(waiting["status"], "pending", "{waiting}");
     let calls = stack.get("/v1/calls").await;
     assert_eq!(calls["data"], json!([]), "no call before run_at");
@@ -96,9 +136,7 @@ async fn a_scheduled_call_is_placed_at_its_time_and_not_before() {
     assert_eq!(call["from"], "+12025550100");
     assert!(time(&call["created_at"]) >= run_at);
     // A finished one cannot be canceled.
-    let (status, body) = stack
-        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
-        .await;
+    let (status, body) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "not_cancelable");
 }
@@ -133,20 +171,12 @@ async fn busy_then_answered_is_retried_per_the_policy_and_completes_with_two_att
 #[tokio::test]
 async fn a_call_that_never_connects_is_exhausted_after_max_attempts() {
     let stack = Stack::start(|_| {}).await;
-    let id = &schedule_now(
-        &stack,
-        "+12025550901",
-        json!({"max_attempts": 3, "backoff_seconds": 1}),
-    )
-    .await;
+    let id = &schedule_now(&stack, "+12025550901", retry(3, 1)).await;
     let done = wait_status(&stack, id, "exhausted", LIFECYCLE).await;
     assert_eq!(attempt_statuses(&done), ["busy", "busy", "busy"], "{done}");
     // Nothing more is placed afterwards.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let calls = stack.db.count_rows("calls").await;
     assert_eq!(calls, 3);
 
     // An outcome the policy does not name is not retried.
@@ -169,33 +199,22 @@ async fn a_call_that_never_connects_is_exhausted_after_max_attempts() {
 #[tokio::test]
 async fn a_call_canceled_before_its_time_is_never_placed() {
     let stack = Stack::start(|_| {}).await;
-    let created = schedule(
-        &stack,
-        json!({"to": "+12025550904", "run_at": at(Utc::now() + Span::seconds(2))}),
-    )
-    .await;
+    let created = schedule_after(&stack, "+12025550904", Span::seconds(2)).await;
     let id = created["id"].as_str().unwrap();
-    let (status, canceled) = stack
-        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
-        .await;
+    let (status, canceled) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::OK, "{canceled}");
     assert_eq!(canceled["status"], "canceled");
     assert!(canceled["next_attempt_at"].is_null());
     // Canceling again answers it unchanged.
-    let (status, again) = stack
-        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
-        .await;
+    let (status, again) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["version"], canceled["version"]);
 
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let after = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+    let after = scheduled(&stack, id).await;
     assert_eq!(after["status"], "canceled");
     assert_eq!(after["attempts"], json!([]));
-    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let calls = stack.db.count_rows("calls").await;
     assert_eq!(calls, 0);
 }
 
@@ -203,17 +222,10 @@ async fn a_call_canceled_before_its_time_is_never_placed() {
 async fn a_call_canceled_while_ringing_is_hung_up_and_not_retried() {
     // Real-time telephony: the no-answer number rings for 2–12 s.
     let stack = Stack::start(|s| s.carrier_speed = 1.0).await;
-    let id = &schedule_now(
-        &stack,
-        "+12025550902",
-        json!({"max_attempts": 3, "backoff_seconds": 1}),
-    )
-    .await;
+    let id = &schedule_now(&stack, "+12025550902", retry(3, 1)).await;
     let dialing = wait_status(&stack, id, "dialing", LIFECYCLE).await;
     let call_id = dialing["attempts"][0]["call_id"].as_str().unwrap();
-    let (status, canceled) = stack
-        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
-        .await;
+    let (status, canceled) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::OK, "{canceled}");
     assert_eq!(canceled["status"], "canceled");
     assert_eq!(attempt_statuses(&canceled), ["canceled"], "{canceled}");
@@ -221,7 +233,7 @@ async fn a_call_canceled_while_ringing_is_hung_up_and_not_retried() {
     assert_eq!(call["status"], "canceled");
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+    let after = scheduled(&stack, id).await;
     assert_eq!(after["status"], "canceled", "{after}");
     assert_eq!(after["attempts"].as_array().unwrap().len(), 1, "{after}");
 }
@@ -229,19 +241,12 @@ async fn a_call_canceled_while_ringing_is_hung_up_and_not_retried() {
 #[tokio::test]
 async fn a_call_canceled_while_waiting_to_retry_makes_no_more_attempts() {
     let stack = Stack::start(|_| {}).await;
-    let id = &schedule_now(
-        &stack,
-        "+12025550901",
-        json!({"max_attempts": 3, "backoff_seconds": 2}),
-    )
-    .await;
+    let id = &schedule_now(&stack, "+12025550901", retry(3, 2)).await;
     wait_status(&stack, id, "retrying", LIFECYCLE).await;
-    let (status, canceled) = stack
-        .post(&format!("/v1/scheduled-calls/{id}/cancel"), json!({}))
-        .await;
+    let (status, canceled) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::OK, "{canceled}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let after = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+    let after = scheduled(&stack, id).await;
     assert_eq!(after["status"], "canceled");
     assert_eq!(attempt_statuses(&after), ["busy"], "{after}");
 }
@@ -262,16 +267,10 @@ async fn calling_hours_defer_a_call_to_the_next_window_in_the_tenant_time_zone()
     }
     let kolkata = Span::minutes(330);
     let local = |t: DateTime<Utc>| (t + kolkata).format("%H:%M").to_string();
-    let response = stack
-        .client
-        .put(stack.url("/v1/scheduling/settings"))
-        .bearer_auth(&stack.api_key)
-        .json(&json!({"timezone": "Asia/Kolkata",
-                      "calling_hours": {"start": local(opens), "end": local(opens + Span::hours(2))},
-                      "max_concurrent_calls": null}))
-        .send()
-        .await
-        .unwrap();
+    let settings = json!({"timezone": "Asia/Kolkata",
+                          "calling_hours": {"start": local(opens), "end": local(opens + Span::hours(2))},
+                          "max_concurrent_calls": null});
+    let response = put_scheduling(&stack, &settings).await;
     assert_eq!(response.status(), StatusCode::OK);
     let settings: Value = response.json().await.unwrap();
     assert_eq!(settings["timezone"], "Asia/Kolkata");
@@ -388,7 +387,7 @@ async fn a_worker_killed_between_scheduling_and_run_at_loses_nothing() {
     // Past run_at with no worker: nothing happens, nothing is lost.
     tokio::time::sleep(Duration::from_secs(4)).await;
     for id in &ids {
-        let waiting = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+        let waiting = scheduled(&stack, id).await;
         assert_eq!(waiting["status"], "pending", "{waiting}");
     }
     let mut worker = stack.spawn_worker_process(SWITCHBOARD);
@@ -403,26 +402,22 @@ async fn a_worker_killed_between_scheduling_and_run_at_loses_nothing() {
 #[tokio::test]
 async fn the_concurrency_cap_keeps_scheduled_calls_from_overlapping() {
     let stack = Stack::start(|_| {}).await;
-    let response = stack
-        .client
-        .put(stack.url("/v1/scheduling/settings"))
-        .bearer_auth(&stack.api_key)
-        .json(&json!({"timezone": "UTC", "calling_hours": null, "max_concurrent_calls": 1}))
-        .send()
-        .await
-        .unwrap();
+    let response = put_scheduling(
+        &stack,
+        &json!({"timezone": "UTC", "calling_hours": null, "max_concurrent_calls": 1}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let now = at(Utc::now());
-    let (status, batch) = stack
-        .post(
-            "/v1/scheduled-calls/batch",
-            json!({"scheduled_calls": [
-                {"to": "+12025550904", "run_at": now},
-                {"to": "+12025550904", "run_at": now},
-                {"to": "+12025550904", "run_at": now},
-            ]}),
-        )
-        .await;
+    let (status, batch) = batch(
+        &stack,
+        json!({"scheduled_calls": [
+            {"to": "+12025550904", "run_at": now},
+            {"to": "+12025550904", "run_at": now},
+            {"to": "+12025550904", "run_at": now},
+        ]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{batch}");
     let mut spans = Vec::new();
     for item in batch["data"].as_array().unwrap() {
@@ -441,58 +436,46 @@ async fn the_concurrency_cap_keeps_scheduled_calls_from_overlapping() {
 async fn a_batch_is_created_whole_or_not_at_all_and_idempotency_keys_replay() {
     let stack = Stack::api_only(|_| {}).await;
     let later = at(Utc::now() + Span::hours(1));
-    let (status, body) = stack
-        .post(
-            "/v1/scheduled-calls/batch",
-            json!({"scheduled_calls": [
-                {"to": "+12025550123", "run_at": later},
-                {"to": "not a number", "run_at": later},
-            ]}),
-        )
-        .await;
+    let (status, body) = batch(
+        &stack,
+        json!({"scheduled_calls": [
+            {"to": "+12025550123", "run_at": later},
+            {"to": "not a number", "run_at": later},
+        ]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["field"], "scheduled_calls[1].to");
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM scheduled_calls")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let written = stack.db.count_rows("scheduled_calls").await;
     assert_eq!(written, 0);
 
     let items: Vec<Value> = (0..50)
         .map(|i| json!({"to": format!("+1202555{:04}", 2000 + i), "run_at": later}))
         .collect();
-    let send = |key: &'static str, body: Value| {
-        stack
+    // Sends a batch with an idempotency key; the answer's status and body.
+    let send = async |key: &str, body: Value| {
+        let response = stack
             .client
             .post(stack.url("/v1/scheduled-calls/batch"))
             .bearer_auth(&stack.api_key)
             .header("Idempotency-Key", key)
             .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().await.unwrap())
     };
-    let first = send("batch-1", json!({"scheduled_calls": items}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: Value = first.json().await.unwrap();
+    let (status, first) = send("batch-1", json!({"scheduled_calls": items})).await;
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first["data"].as_array().unwrap().len(), 50);
     assert_eq!(first["data"][7]["to"], "+12025552007", "request order");
-    let replay = send("batch-1", json!({"scheduled_calls": items}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(replay.status(), StatusCode::CREATED);
-    let replay: Value = replay.json().await.unwrap();
+    let (status, replay) = send("batch-1", json!({"scheduled_calls": items})).await;
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(replay["data"][0]["id"], first["data"][0]["id"]);
-    let other = send("batch-1", json!({"scheduled_calls": [items[0]]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM scheduled_calls")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let (status, _) = send("batch-1", json!({"scheduled_calls": [items[0]]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let written = stack.db.count_rows("scheduled_calls").await;
     assert_eq!(written, 50);
 
     // Paged newest first, filtered by status.
@@ -586,14 +569,7 @@ async fn bad_input_is_refused_with_the_field_named() {
             "max_concurrent_calls",
         ),
     ] {
-        let response = stack
-            .client
-            .put(stack.url("/v1/scheduling/settings"))
-            .bearer_auth(&stack.api_key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let response = put_scheduling(&stack, &body).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -602,52 +578,35 @@ async fn bad_input_is_refused_with_the_field_named() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["field"], field, "{body}: {error}");
     }
-    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM scheduled_calls")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let written = stack.db.count_rows("scheduled_calls").await;
     assert_eq!(written, 0);
 }
 
 #[tokio::test]
 async fn another_tenants_scheduled_calls_are_not_found() {
     let stack = Stack::api_only(|_| {}).await;
-    let mine = schedule(
-        &stack,
-        json!({"to": "+12025550123", "run_at": at(Utc::now() + Span::hours(1))}),
-    )
-    .await;
+    let mine = schedule_after(&stack, "+12025550123", Span::hours(1)).await;
     let id = mine["id"].as_str().unwrap();
 
     let key = stack.other_tenant("globex").await;
-    for path in [
-        format!("/v1/scheduled-calls/{id}"),
-        format!("/v1/scheduled-calls/{id}/cancel"),
+    for (method, path) in [
+        (Method::GET, format!("/v1/scheduled-calls/{id}")),
+        (Method::POST, format!("/v1/scheduled-calls/{id}/cancel")),
     ] {
-        let method = if path.ends_with("/cancel") {
-            Method::POST
-        } else {
-            Method::GET
-        };
         let response = stack.request_as(method, &path, &key).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
-    let list: Value = stack
-        .request_as(Method::GET, "/v1/scheduled-calls", &key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["data"], json!([]));
-    let settings: Value = stack
-        .request_as(Method::GET, "/v1/scheduling/settings", &key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(settings["calling_hours"], Value::Null);
+    // Their list is empty, their settings their own.
+    for (path, field, expected) in [
+        ("/v1/scheduled-calls", "data", json!([])),
+        ("/v1/scheduling/settings", "calling_hours", Value::Null),
+    ] {
+        let response = stack.request_as(Method::GET, path, &key).await;
+        let theirs: Value = response.json().await.unwrap();
+        assert_eq!(theirs[field], expected, "{path}");
+    }
     // Still there, untouched, for its own tenant.
-    let still = stack.get(&format!("/v1/scheduled-calls/{id}")).await;
+    let still = scheduled(&stack, id).await;
     assert_eq!(still["status"], "pending");
     // Without credentials: 401.
     let anonymous = stack
@@ -698,10 +657,7 @@ async fn every_change_is_published_as_scheduled_call_updated() {
     let id = created["id"].as_str().unwrap();
     // The same record (timestamps compared as instants: the event writes
     // microseconds always, the API trims trailing zeros).
-    assert_eq!(
-        instants(stack.get(&format!("/v1/scheduled-calls/{id}")).await),
-        instants(last)
-    );
+    assert_eq!(instants(scheduled(&stack, id).await), instants(last));
 }
 
 fn instants(value: Value) -> Value {

@@ -21,6 +21,13 @@ fn small() -> SeedParams {
     }
 }
 
+/// Seeds [`small`] into `db`, from scratch when `reset`.
+async fn seed_small(db: &TestDatabase, reset: bool) -> seed::SeedReport {
+    seed::run(&db.pool, &db.settings(), &small(), reset, false)
+        .await
+        .unwrap()
+}
+
 async fn count(db: &TestDatabase, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
         .fetch_one(&db.pool)
@@ -31,10 +38,7 @@ async fn count(db: &TestDatabase, sql: &str) -> i64 {
 #[tokio::test]
 async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing() {
     let db = TestDatabase::new().await;
-    let settings = db.settings();
-    let report = seed::run(&db.pool, &settings, &small(), false, false)
-        .await
-        .unwrap();
+    let report = seed_small(&db, false).await;
     assert!(report.rows.unwrap() > 3_000);
 
     assert_eq!(count(&db, "SELECT count(*) FROM tenants").await, 2);
@@ -56,9 +60,7 @@ async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing()
     // Completed calls have a duration; unanswered ones do not.
     assert_eq!(count(&db, "SELECT count(*) FROM calls WHERE (status = 'completed') <> (duration_seconds IS NOT NULL)").await, 0);
 
-    let again = seed::run(&db.pool, &settings, &small(), false, false)
-        .await
-        .unwrap();
+    let again = seed_small(&db, false).await;
     assert!(again.rows.is_none(), "already seeded");
     assert_eq!(count(&db, "SELECT count(*) FROM customers").await, 300);
     assert_eq!(count(&db, "SELECT count(*) FROM calls").await, 1_000);
@@ -67,18 +69,13 @@ async fn seeding_creates_the_requested_volume_and_a_second_run_changes_nothing()
 #[tokio::test]
 async fn the_same_seed_gives_the_same_data_and_reset_starts_over() {
     let db = TestDatabase::new().await;
-    let settings = db.settings();
-    seed::run(&db.pool, &settings, &small(), false, false)
-        .await
-        .unwrap();
+    seed_small(&db, false).await;
     let fingerprint = "SELECT md5(string_agg(id::text || name || coalesce(phone, ''), ',' ORDER BY id)) FROM customers";
     let first: String = sqlx::query_scalar(fingerprint)
         .fetch_one(&db.pool)
         .await
         .unwrap();
-    let report = seed::run(&db.pool, &settings, &small(), true, false)
-        .await
-        .unwrap();
+    let report = seed_small(&db, true).await;
     assert!(report.rows.is_some(), "--reset seeds again");
     let second: String = sqlx::query_scalar(fingerprint)
         .fetch_one(&db.pool)
@@ -92,9 +89,7 @@ async fn the_same_seed_gives_the_same_data_and_reset_starts_over() {
 async fn demo_credentials_work_against_the_api() {
     let db = TestDatabase::new().await;
     let settings = db.settings();
-    let report = seed::run(&db.pool, &settings, &small(), false, false)
-        .await
-        .unwrap();
+    let report = seed_small(&db, false).await;
     let api = ApiServer::start(settings.clone()).await;
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", api.addr);

@@ -35,6 +35,14 @@ async fn events(stack: &Stack, call_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the message `id` is delivered; returns it.
+async fn delivered(stack: &Stack, id: impl std::fmt::Display) -> Value {
+    let path = format!("/v1/messages/{id}");
+    stack
+        .wait_for(&path, LIFECYCLE, |m| m["status"] == "delivered")
+        .await
+}
+
 #[tokio::test]
 async fn an_outbound_call_runs_its_whole_lifecycle_by_itself() {
     let stack = Stack::start(|_| {}).await;
@@ -114,11 +122,7 @@ async fn an_sms_is_sent_once_and_delivered_by_itself() {
     let stack = Stack::start(|_| {}).await;
     let message = stack.send_sms("+12025550907", "Your table is ready").await;
     let id = message["id"].as_str().unwrap();
-    let done = stack
-        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
-            m["status"] == "delivered"
-        })
-        .await;
+    let done = delivered(&stack, id).await;
     assert_eq!(done["carrier_sid"], format!("SM{}", id.replace('-', "")));
     assert!(done["sent_at"].is_string() && done["delivered_at"].is_string());
     // queued(1) → sending(2) → sent(3) → delivered(4): each step exactly once.
@@ -492,11 +496,7 @@ async fn message_whose_job_was_lost(stack: &Stack) -> uuid::Uuid {
 async fn the_sweeper_redrives_a_message_whose_job_was_lost() {
     let stack = Stack::start(|_| {}).await;
     let id = message_whose_job_was_lost(&stack).await;
-    let done = stack
-        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
-            m["status"] == "delivered"
-        })
-        .await;
+    let done = delivered(&stack, id).await;
     assert_eq!(done["version"], 4, "{done}");
 }
 
@@ -532,11 +532,7 @@ async fn a_carrier_job_replayed_after_its_message_moved_on_still_ends_it_once() 
     switchboard_core::jobs::enqueue(&stack.db.pool, &job)
         .await
         .unwrap();
-    let done = stack
-        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
-            m["status"] == "delivered"
-        })
-        .await;
+    let done = delivered(&stack, id).await;
     // sent(3) → delivered(4): the stale `sent` changed nothing.
     assert_eq!(done["version"], 4, "{done}");
     stack
@@ -593,19 +589,12 @@ async fn a_backlog_of_many_thousand_due_jobs_drains_and_the_queue_keeps_working(
     stack
         .wait_until_sql("SELECT NOT EXISTS (SELECT 1 FROM jobs)", LIFECYCLE)
         .await;
-    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_jobs")
-        .fetch_one(&stack.db.pool)
-        .await
-        .unwrap();
+    let dead = stack.db.count_rows("dead_jobs").await;
     assert_eq!(dead, 0, "every no-op job simply finished");
     // And it still works afterwards.
     let message = stack.send_sms("+12025550907", "after the backlog").await;
     let id = message["id"].as_str().unwrap();
-    stack
-        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
-            m["status"] == "delivered"
-        })
-        .await;
+    delivered(&stack, id).await;
 }
 
 #[tokio::test]
@@ -622,11 +611,7 @@ async fn an_undecodable_job_is_dead_lettered_and_the_queue_keeps_working() {
     stack.start_worker().await;
     let message = stack.send_sms("+12025550907", "still flowing").await;
     let id = message["id"].as_str().unwrap();
-    stack
-        .wait_for(&format!("/v1/messages/{id}"), LIFECYCLE, |m| {
-            m["status"] == "delivered"
-        })
-        .await;
+    delivered(&stack, id).await;
     let dead = switchboard_worker::deadletter::list(&stack.db.pool, Some("sms.send"))
         .await
         .unwrap();

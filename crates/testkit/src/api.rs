@@ -247,36 +247,33 @@ impl TestApp {
 
     /// GETs `path` with `token`.
     pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.request(Method::GET, path, token)
-            .send()
-            .await
-            .expect("GET")
+        self.send(Method::GET, path, token, None).await
     }
 
     /// POSTs `body` as JSON to `path` with `token`.
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::POST, path, token)
-            .json(&body)
-            .send()
-            .await
-            .expect("POST")
+        self.send(Method::POST, path, token, Some(body)).await
     }
 
     /// PATCHes `body` as JSON to `path` with `token`.
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::PATCH, path, token)
-            .json(&body)
-            .send()
-            .await
-            .expect("PATCH")
+        self.send(Method::PATCH, path, token, Some(body)).await
     }
 
     /// DELETEs `path` with `token`.
     pub async fn delete(&self, path: &str, token: &str) -> Response {
-        self.request(Method::DELETE, path, token)
-            .send()
-            .await
-            .expect("DELETE")
+        self.send(Method::DELETE, path, token, None).await
+    }
+
+    /// Sends a `method` request to `path` with `token`, and `body` as JSON
+    /// when there is one.
+    async fn send(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Response {
+        let what = format!("{method} {path}");
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect(&what)
     }
 
     /// The answer to a login as `email`, whatever it is.
@@ -470,11 +467,7 @@ impl TestApp {
 
     /// Rows in `table`, whatever their tenant.
     pub async fn count_rows(&self, table: &str) -> i64 {
-        let sql = format!("SELECT count(*) FROM {table}");
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.db.pool)
-            .await
-            .unwrap_or_else(|e| panic!("count {table}: {e}"))
+        self.db.count_rows(table).await
     }
 
     /// The API's `/metrics` text.
@@ -703,5 +696,26 @@ impl TestApp {
             .fetch_all(&self.db.pool)
             .await
             .expect("queued jobs")
+    }
+
+    /// Asserts that `created`, just created in `collection` (e.g.
+    /// `/v1/messages`), reads back unchanged with `token` and that a job on
+    /// `queue` names it; returns its id.
+    pub async fn assert_stored_and_queued(
+        &self,
+        collection: &str,
+        token: &str,
+        created: &Value,
+        queue: &str,
+    ) -> String {
+        let id = created["id"].as_str().expect("an id").to_string();
+        let fetched = self.get_ok(&format!("{collection}/{id}"), token).await;
+        assert_eq!(&fetched, created);
+        let jobs = self.queued_jobs(queue).await;
+        assert!(
+            jobs.iter().any(|job| job.contains(&id)),
+            "a {queue} job names {id}: {jobs:?}"
+        );
+        id
     }
 }

@@ -76,6 +76,15 @@ impl TestDatabase {
         }
     }
 
+    /// Rows in `table`, whatever their tenant.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("count {table}: {e}"))
+    }
+
     /// Test settings over this database and its Redis prefix.
     pub fn settings(&self) -> Arc<Settings> {
         let mut settings = test_settings(&self.url);

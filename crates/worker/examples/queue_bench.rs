@@ -24,12 +24,12 @@ use std::{
 };
 
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use apalis_core::{
-    backend::custom::BackendBuilder, error::BoxDynError, task::data::Data,
-    worker::ext::parallelize::ParallelizeExt,
-};
+use apalis_core::{error::BoxDynError, task::data::Data, worker::ext::parallelize::ParallelizeExt};
 use switchboard_core::{Settings, jobs::SmsSend, jobs::enqueue_many};
-use switchboard_worker::queue::{self, Claimed, Queues};
+use switchboard_worker::{
+    queue::{self, Claimed, Queues},
+    queue_backend,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -123,17 +123,7 @@ async fn main() -> anyhow::Result<()> {
     let monitor = {
         let (queues, seen) = (queues.clone(), seen.clone());
         Monitor::new().register(move |_| {
-            let backend = BackendBuilder::new()
-                .database(queues.clone())
-                .fetcher(move |q, _, _| queue::fetch(q.clone(), "sms.send", concurrency))
-                .sink(|_, _| {
-                    futures::SinkExt::sink_map_err(
-                        futures::sink::drain(),
-                        |never| -> queue::QueueError { match never {} },
-                    )
-                })
-                .build()
-                .expect("complete backend");
+            let backend = queue_backend!(queues.clone(), "sms.send", concurrency);
             WorkerBuilder::new("bench")
                 .backend(backend)
                 .data(queues.clone())

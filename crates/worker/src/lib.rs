@@ -36,7 +36,7 @@ pub mod webhook_fanout;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::{Monitor, WorkerBuilder, WorkerBuilderExt};
-use apalis_core::{backend::custom::BackendBuilder, worker::ext::parallelize::ParallelizeExt};
+use apalis_core::worker::ext::parallelize::ParallelizeExt;
 use switchboard_core::{
     Settings,
     jobs::{
@@ -50,12 +50,33 @@ pub use context::Ctx;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// The factory for a queue's worker: a custom apalis backend whose tasks
-/// come from the queue's [`queue::fetch`] stream (jobs are pushed with
-/// `switchboard_core::jobs::enqueue` inside the writer's transaction, never
-/// through apalis, so its sink refuses nothing and is never used), the
-/// shared context, concurrency and parallel execution. (A macro because the
-/// worker's type cannot be named.)
+/// The apalis backend of queue `$queue`: its tasks come from the queue's
+/// [`queue::fetch`] stream, `$concurrency` at most at a time. Jobs are pushed
+/// with `switchboard_core::jobs::enqueue` inside the writer's transaction,
+/// never through apalis, so its sink refuses nothing and is never used. (A
+/// macro because the backend's type cannot be named; exported for the queue
+/// benchmark, which drives the same backend.)
+#[macro_export]
+macro_rules! queue_backend {
+    ($queues:expr, $queue:expr, $concurrency:expr) => {{
+        let concurrency = $concurrency;
+        ::apalis_core::backend::custom::BackendBuilder::new()
+            .database($queues)
+            .fetcher(move |queues, _, _| $crate::queue::fetch(queues.clone(), $queue, concurrency))
+            .sink(|_, _| {
+                ::futures::SinkExt::sink_map_err(
+                    ::futures::sink::drain(),
+                    |never| -> $crate::queue::QueueError { match never {} },
+                )
+            })
+            .build()
+            .expect("database, fetcher and sink are all given")
+    }};
+}
+
+/// The factory for a queue's worker: the queue's backend
+/// ([`queue_backend!`]), the shared context, concurrency and parallel
+/// execution. (A macro because the worker's type cannot be named.)
 macro_rules! queue_worker {
     ($job:ty, $ctx:expr) => {{
         let ctx = $ctx.clone();
@@ -65,19 +86,7 @@ macro_rules! queue_worker {
             } else {
                 ctx.settings.worker_concurrency
             };
-            let backend = BackendBuilder::new()
-                .database(ctx.queues.clone())
-                .fetcher(move |queues, _, _| {
-                    queue::fetch(queues.clone(), <$job as Job>::QUEUE, concurrency)
-                })
-                .sink(|_, _| {
-                    futures::SinkExt::sink_map_err(
-                        futures::sink::drain(),
-                        |never| -> queue::QueueError { match never {} },
-                    )
-                })
-                .build()
-                .expect("database, fetcher and sink are all given");
+            let backend = queue_backend!(ctx.queues.clone(), <$job as Job>::QUEUE, concurrency);
             WorkerBuilder::new(format!(
                 "{}@{}#{restarts}",
                 <$job as Job>::QUEUE,

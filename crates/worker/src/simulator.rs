@@ -265,14 +265,9 @@ async fn play_call(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, call_id: Uuid) 
         if !wait_until(ctx, || job.clone(), at).await? {
             return Ok(());
         }
-        let mut params = vec![
-            ("CallSid", sid.clone()),
-            ("CallStatus", status.to_string()),
-            ("From", call.from_number.clone()),
-            ("To", call.to_number.clone()),
-            ("Direction", "outbound-api".to_string()),
-            ("Timestamp", Utc::now().to_rfc2822()),
-        ];
+        let mut params = status_fields(Leg::Call, &sid, status, &call.from_number, &call.to_number);
+        params.push(("Direction", "outbound-api".to_string()));
+        params.push(("Timestamp", Utc::now().to_rfc2822()));
         if let Some(seconds) = duration.filter(|_| status == "completed") {
             params.push(("CallDuration", seconds.to_string()));
         }
@@ -355,12 +350,13 @@ async fn play_sms(
         if !wait_until(ctx, requeued, at).await? {
             return Ok(());
         }
-        let mut params = vec![
-            ("MessageSid", sid.clone()),
-            ("MessageStatus", status.to_string()),
-            ("From", message.from_number.clone()),
-            ("To", message.to_number.clone()),
-        ];
+        let mut params = status_fields(
+            Leg::Message,
+            &sid,
+            status,
+            &message.from_number,
+            &message.to_number,
+        );
         if let Some(code) = error {
             params.push(("ErrorCode", code.to_string()));
         }
@@ -379,6 +375,34 @@ async fn play_sms(
             });
         }
     }
+}
+
+/// What a status callback is about; names its id and status fields.
+#[derive(Clone, Copy)]
+enum Leg {
+    Call,
+    Message,
+}
+
+/// The fields every status callback carries: the call's or message's sid
+/// and its new status, then the parties.
+fn status_fields(
+    leg: Leg,
+    sid: &str,
+    status: &str,
+    from: &str,
+    to: &str,
+) -> Vec<(&'static str, String)> {
+    let (sid_field, status_field) = match leg {
+        Leg::Call => ("CallSid", "CallStatus"),
+        Leg::Message => ("MessageSid", "MessageStatus"),
+    };
+    vec![
+        (sid_field, sid.to_string()),
+        (status_field, status.to_string()),
+        ("From", from.to_string()),
+        ("To", to.to_string()),
+    ]
 }
 
 /// The API's answer to a carrier callback (the fields the simulator reads).

@@ -27,16 +27,13 @@ use std::{
 use futures::future::BoxFuture;
 use goose::prelude::*;
 
-use super::{About, LoadScenario, Run, Setup, agent, agents, thinking, weighted};
+use super::{About, LoadScenario, Mix, Run, Setup, agent, agents, thinking};
 use crate::{
-    context::{RunContext, current},
+    context::{Call, RunContext, current},
     measure::{parse_value, scrape},
     profile::{Load, Shape, Tier, secs},
     results::Extras,
-    thresholds::{
-        Op::{Gt, Le, Lt},
-        Rule, rule,
-    },
+    thresholds::{Rule, rule},
 };
 
 /// The API's metrics from before the attack, and the ideal cache.
@@ -92,61 +89,34 @@ impl LoadScenario for Cache {
     fn rules(&self, tier: Tier) -> Vec<Rule> {
         match tier {
             Tier::Seed => vec![
+                rule("cache.hit_pct > 80", "seed 003 §Cache Metrics: hit rate"),
                 rule(
-                    "cache.hit_pct",
-                    Gt,
-                    80.0,
-                    "seed 003 §Cache Metrics: hit rate > 80 %",
+                    "HTTP GET /v1/customers?phone=.p95_ms < 5",
+                    "seed 003 §Cache Metrics: get (p95, as a client times it)",
                 ),
                 rule(
-                    "HTTP GET /v1/customers?phone=.p95_ms",
-                    Lt,
-                    5.0,
-                    "seed 003 §Cache Metrics: get < 5 ms (p95, as a client times it)",
+                    "HTTP PATCH /v1/customers/{id}.p95_ms < 10",
+                    "seed 003 §Cache Metrics: set (p95 of the write that replaces an entry)",
                 ),
-                rule(
-                    "HTTP PATCH /v1/customers/{id}.p95_ms",
-                    Lt,
-                    10.0,
-                    "seed 003 §Cache Metrics: set < 10 ms (p95 of the write that replaces an entry)",
-                ),
-                rule("http.error_pct", Lt, 1.0, "seed 003: error rate < 1 %"),
+                rule("http.error_pct < 1", "seed 003: error rate"),
             ],
             Tier::Goal => vec![
                 rule(
-                    "cache.customers.hit_pct_below_ideal",
-                    Le,
-                    2.0,
-                    "goal: within 2 points of an ideal coherent cache on the same requests",
+                    "cache.customers.hit_pct_below_ideal ≤ 2",
+                    "goal: hit-rate points below an ideal coherent cache on the same requests",
                 ),
-                rule(
-                    "HTTP GET /v1/customers?phone=.p99_ms",
-                    Le,
-                    5.0,
-                    "goal: get p99 ≤ 5 ms",
-                ),
-                rule(
-                    "HTTP PATCH /v1/customers/{id}.p99_ms",
-                    Le,
-                    10.0,
-                    "goal: set p99 ≤ 10 ms",
-                ),
-                rule("http.errors", Le, 0.0, "goal: 0 errors"),
+                rule("HTTP GET /v1/customers?phone=.p99_ms ≤ 5", "goal: get p99"),
+                rule("HTTP PATCH /v1/customers/{id}.p99_ms ≤ 10", "goal: set p99"),
+                rule("http.errors ≤ 0", "goal"),
             ],
         }
     }
 
     fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
         thinking(agents("cache", false), 0, 100)
-            .register_transaction(weighted(
-                transaction!(lookup).set_name("customer lookup"),
-                80,
-            ))
-            .register_transaction(weighted(transaction!(me).set_name("who am I"), 15))
-            .register_transaction(weighted(
-                transaction!(update).set_name("customer update"),
-                5,
-            ))
+            .weighted(80, "customer lookup", transaction!(lookup))
+            .weighted(15, "who am I", transaction!(me))
+            .weighted(5, "customer update", transaction!(update))
     }
 
     fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
@@ -248,7 +218,9 @@ async fn lookup(user: &mut GooseUser) -> TransactionResult {
 
 async fn me(user: &mut GooseUser) -> TransactionResult {
     let me = agent(user)?;
-    super::database::read(user, &me.token, "/v1/me", "GET /v1/me").await
+    Call::get("/v1/me", "GET /v1/me", &me.token)
+        .perform(user)
+        .await
 }
 
 async fn update(user: &mut GooseUser) -> TransactionResult {

@@ -19,10 +19,7 @@ use super::{About, LoadScenario, agents, id_of, pause, session};
 use crate::{
     context::{Call, current, fail},
     profile::{Load, Shape, Tier, secs},
-    thresholds::{
-        Op::{Le, Lt},
-        Rule, rule,
-    },
+    thresholds::{Rule, rule},
 };
 
 /// The Goose row each import's accept → completed time is recorded under.
@@ -56,40 +53,27 @@ impl LoadScenario for Import {
         match tier {
             Tier::Seed => vec![
                 rule(
-                    "QUEUE import accept→completed.max_ms",
-                    Lt,
-                    60_000.0,
-                    "seed 002: processing time (1 000 rows) < 60 s, every file",
+                    "QUEUE import accept→completed.max_ms < 60_000",
+                    "seed 002: processing time (1 000 rows), every file",
                 ),
                 rule(
-                    "HTTP POST /v1/imports.p95_ms",
-                    Lt,
-                    5_000.0,
-                    "seed 002: Bulk Import p95 < 5 000 ms",
+                    "HTTP POST /v1/imports.p95_ms < 5_000",
+                    "seed 002: Bulk Import p95",
                 ),
-                rule("http.error_pct", Lt, 1.0, "seed 002: error rate < 1 %"),
-                rule(
-                    "all QUEUE.error_pct",
-                    Lt,
-                    1.0,
-                    "seed 002: error rate < 1 % (imports)",
-                ),
+                rule("http.error_pct < 1", "seed 002: error rate"),
+                rule("all QUEUE.error_pct < 1", "seed 002: error rate (imports)"),
             ],
             Tier::Goal => vec![
                 rule(
-                    "QUEUE import accept→completed.max_ms",
-                    Lt,
-                    6_000.0,
-                    "goal: each 1 000-row import done < 6 s (10× the seed)",
+                    "QUEUE import accept→completed.max_ms < 6_000",
+                    "goal: each 1 000-row import done (10× the seed)",
                 ),
                 rule(
-                    "HTTP POST /v1/imports.p95_ms",
-                    Le,
-                    500.0,
-                    "goal: upload p95 ≤ 500 ms (10× the seed)",
+                    "HTTP POST /v1/imports.p95_ms ≤ 500",
+                    "goal: upload p95 (10× the seed)",
                 ),
-                rule("http.errors", Le, 0.0, "goal: 0 errors"),
-                rule("all QUEUE.errors", Le, 0.0, "goal: 0 failed imports"),
+                rule("http.errors ≤ 0", "goal"),
+                rule("all QUEUE.errors ≤ 0", "goal: failed imports"),
             ],
         }
     }

@@ -130,8 +130,13 @@ pub fn agents(name: &str, with_socket: bool) -> goose::goose::Scenario {
     } else {
         transaction!(log_in_without_socket)
     };
-    goose::goose::Scenario::new(name)
-        .register_transaction(on_start.set_name("log in").set_on_start())
+    logging_in(name, on_start)
+}
+
+/// A Goose scenario whose users each log in first with `log_in` (agents
+/// of their own kind: admins, or one tenant's agents).
+pub fn logging_in(name: &str, log_in: Transaction) -> goose::goose::Scenario {
+    goose::goose::Scenario::new(name).register_transaction(log_in.set_name("log in").set_on_start())
 }
 
 async fn log_in_with_socket(user: &mut GooseUser) -> TransactionResult {
@@ -153,11 +158,21 @@ pub fn thinking(
         .unwrap_or_else(|_| unreachable!("a valid wait time"))
 }
 
-/// `transaction` with `weight` in its scenario's mix.
-pub fn weighted(transaction: Transaction, weight: usize) -> Transaction {
-    transaction
-        .set_weight(weight)
-        .unwrap_or_else(|_| unreachable!("a positive weight"))
+/// How a scenario registers its mix: each transaction under the name its
+/// Goose row carries.
+pub trait Mix {
+    /// `transaction`, named `name`, with `weight` in the mix.
+    fn weighted(self, weight: usize, name: &str, transaction: Transaction) -> Self;
+}
+
+impl Mix for goose::goose::Scenario {
+    fn weighted(self, weight: usize, name: &str, transaction: Transaction) -> Self {
+        let transaction = transaction
+            .set_name(name)
+            .set_weight(weight)
+            .unwrap_or_else(|_| unreachable!("a positive weight"));
+        self.register_transaction(transaction)
+    }
 }
 
 /// Opens a socket, recording the connect time as `SIO connect`.

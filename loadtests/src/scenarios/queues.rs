@@ -24,10 +24,7 @@ use crate::{
     profile::{Load, Shape, Tier},
     results::Extras,
     sio::SioClient,
-    thresholds::{
-        Op::{Ge, Gt, Le, Lt},
-        Rule, rule,
-    },
+    thresholds::{Rule, rule},
 };
 
 /// What the queue scenario measured beyond Goose's own rows.
@@ -45,11 +42,9 @@ pub struct Queues;
 
 impl LoadScenario for Queues {
     fn about(&self) -> About {
-        About {
-            // "No simulated delay" (the goal row).
-            carrier_speed: 1_000.0,
-            ..About::new("queues", "seed 003 Queue Metrics + seed 002 Queue Metrics")
-        }
+        // "No simulated delay" (the goal row).
+        About::new("queues", "seed 003 Queue Metrics + seed 002 Queue Metrics")
+            .carrier_speed(1_000.0)
     }
 
     fn load(&self, tier: Tier) -> Load {
@@ -61,33 +56,19 @@ impl LoadScenario for Queues {
         match tier {
             Tier::Seed => vec![
                 rule(
-                    "queue.job_processing_p95_ms",
-                    Lt,
-                    1_000.0,
-                    "seed 003: processing p95 < 1 s",
+                    "queue.job_processing_p95_ms < 1_000",
+                    "seed 003: processing p95",
                 ),
-                rule(
-                    "queue.job_wait_p95_ms",
-                    Lt,
-                    30_000.0,
-                    "seed 003: wait p95 < 30 s",
-                ),
-                rule("queue.success_pct", Gt, 95.0, "seed 003: success > 95 %"),
+                rule("queue.job_wait_p95_ms < 30_000", "seed 003: wait p95"),
+                rule("queue.success_pct > 95", "seed 003: success"),
             ],
             Tier::Goal => vec![
                 rule(
-                    "queue.delivered_per_s",
-                    Ge,
-                    3_000.0,
-                    "goal: ≥ 3 000 SMS/s accept→delivered",
+                    "queue.delivered_per_s ≥ 3_000",
+                    "goal: SMS/s accept→delivered",
                 ),
-                rule(
-                    "queue.accept_to_delivered_p95_ms",
-                    Le,
-                    1_000.0,
-                    "goal: p95 ≤ 1 s",
-                ),
-                rule("queue.lost", Le, 0.0, "goal: nothing lost"),
+                rule("queue.accept_to_delivered_p95_ms ≤ 1_000", "goal: p95"),
+                rule("queue.lost ≤ 0", "goal: nothing lost"),
             ],
         }
     }

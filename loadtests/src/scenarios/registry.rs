@@ -82,6 +82,36 @@ impl About {
             open_model: false,
         }
     }
+
+    /// Its users follow a schedule (the field `paced`).
+    pub const fn paced(self) -> About {
+        About {
+            paced: true,
+            ..self
+        }
+    }
+
+    /// `--rate` drives it in the open model (the field `open_model`).
+    pub const fn open_model(self) -> About {
+        About {
+            open_model: true,
+            ..self
+        }
+    }
+
+    /// `carrier` plays the carrier in a stack this suite starts for it.
+    pub const fn played_by(self, carrier: Carrier) -> About {
+        About { carrier, ..self }
+    }
+
+    /// The simulator plays calls and messages `speed` times faster than
+    /// real telephony.
+    pub const fn carrier_speed(self, speed: f64) -> About {
+        About {
+            carrier_speed: speed,
+            ..self
+        }
+    }
 }
 
 /// Everything about one load scenario, declared by its module.

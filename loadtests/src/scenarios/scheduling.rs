@@ -27,10 +27,7 @@ use crate::{
     measure::{parse_histogram, parse_value, scrape},
     profile::{Load, Shape, Tier},
     results::Extras,
-    thresholds::{
-        Op::{Ge, Le, Lt},
-        Rule, rule,
-    },
+    thresholds::{Rule, rule, target_rate},
 };
 
 /// How far ahead each call is scheduled.
@@ -52,13 +49,11 @@ pub struct Scheduling;
 
 impl LoadScenario for Scheduling {
     fn about(&self) -> About {
-        About {
-            paced: true,
-            ..About::new(
-                "scheduling",
-                "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)",
-            )
-        }
+        About::new(
+            "scheduling",
+            "seed 002 Call Scheduling (50 calls/s, p95 < 200 ms, queue depth < 1 000)",
+        )
+        .paced()
     }
 
     fn load(&self, tier: Tier) -> Load {
@@ -69,54 +64,46 @@ impl LoadScenario for Scheduling {
     fn rules(&self, tier: Tier) -> Vec<Rule> {
         // Seed 002 "Call Scheduling"; the goal tier is ten times the rate
         // with the same latency and punctuality.
-        let (rate, depth, source_rate, source_depth) = match tier {
+        let (rate, depth) = match tier {
             Tier::Seed => (
-                50.0,
-                1_000.0,
-                "seed 002: 50 scheduled calls/s accepted",
-                "seed 002: queue depth < 1 000",
+                "seed 002: scheduled calls/s accepted",
+                rule(
+                    "scheduling.queue_depth_max < 1_000",
+                    "seed 002: queue depth",
+                ),
             ),
             Tier::Goal => (
-                500.0,
-                10_000.0,
-                "goal: 500 scheduled calls/s accepted (ten times the seed)",
-                "goal: queue depth < 10 000 (ten times the seed's)",
+                "goal: scheduled calls/s accepted (ten times the seed)",
+                rule(
+                    "scheduling.queue_depth_max < 10_000",
+                    "goal: queue depth (ten times the seed's)",
+                ),
             ),
         };
         vec![
-            rule("rate.achieved", Ge, rate, source_rate),
+            target_rate(self.load(tier), rate),
             rule(
-                "SCHED schedule call (from schedule).p95_ms",
-                Lt,
-                200.0,
-                "seed 002: schedule p95 < 200 ms",
+                "SCHED schedule call (from schedule).p95_ms < 200",
+                "seed 002: schedule p95",
             ),
             rule(
-                "SCHED retry schedule (from schedule).p95_ms",
-                Lt,
-                200.0,
-                "seed 002 baseline: retry schedule p95 200 ms",
+                "SCHED retry schedule (from schedule).p95_ms < 200",
+                "seed 002 baseline: retry schedule p95",
             ),
-            rule("all SCHED.error_pct", Lt, 1.0, "seed 002: errors < 1 %"),
+            rule("all SCHED.error_pct < 1", "seed 002: errors"),
             rule(
-                "scheduling.on_time_pct",
-                Ge,
-                99.0,
+                "scheduling.on_time_pct ≥ 99",
                 "issue 15: due calls placed on time (within 1 s of run_at)",
             ),
             rule(
-                "scheduling.never_placed",
-                Le,
-                0.0,
+                "scheduling.never_placed ≤ 0",
                 "issue 15: every due call placed",
             ),
             rule(
-                "scheduling.placed_early",
-                Le,
-                0.0,
+                "scheduling.placed_early ≤ 0",
                 "issue 15: never before run_at",
             ),
-            rule("scheduling.queue_depth_max", Lt, depth, source_depth),
+            depth,
         ]
     }
 

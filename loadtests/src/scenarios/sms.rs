@@ -14,16 +14,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    About, Agent, LoadScenario, agent, await_event, await_final, id_of, log_in, next_tick,
-    record_scheduled,
+    About, Agent, LoadScenario, agent, await_event, await_final, id_of, log_in, logging_in,
+    next_tick, record_scheduled,
 };
 use crate::{
     context::{Call, Tenant, current, fail, pick, signed_form, sms_body},
     profile::{Load, Shape, Tier},
-    thresholds::{
-        Op::{Le, Lt},
-        Rule, rule,
-    },
+    thresholds::{Rule, rule},
 };
 
 /// Seed 000's scenario 3.
@@ -31,13 +28,11 @@ pub struct Sms;
 
 impl LoadScenario for Sms {
     fn about(&self) -> About {
-        About {
-            paced: true,
-            ..About::new(
-                "sms",
-                "seed 000 §Scenario 3 SMS Messaging Load (100/min, 20 conversations)",
-            )
-        }
+        About::new(
+            "sms",
+            "seed 000 §Scenario 3 SMS Messaging Load (100/min, 20 conversations)",
+        )
+        .paced()
     }
 
     fn load(&self, _tier: Tier) -> Load {
@@ -49,35 +44,25 @@ impl LoadScenario for Sms {
         match tier {
             Tier::Seed => vec![
                 rule(
-                    "HTTP POST /v1/messages.p95_ms",
-                    Lt,
-                    5_000.0,
-                    "seed 000 §3: messages sent within 5 s",
+                    "HTTP POST /v1/messages.p95_ms < 5_000",
+                    "seed 000 §3: messages sent",
                 ),
                 rule(
-                    "QUEUE sms accept→delivered.p95_ms",
-                    Lt,
-                    5_000.0,
+                    "QUEUE sms accept→delivered.p95_ms < 5_000",
                     "seed 000 §3: delivery confirmations received",
                 ),
-                rule("http.error_pct", Lt, 1.0, "seed 000: API error rate < 1 %"),
+                rule("http.error_pct < 1", "seed 000: API error rate"),
             ],
             Tier::Goal => vec![
-                rule("http.p95_ms", Le, 25.0, "goal: p95 ≤ 25 ms"),
-                rule("http.errors", Le, 0.0, "goal: 0 errors"),
-                rule(
-                    "QUEUE sms accept→delivered.p95_ms",
-                    Le,
-                    1_000.0,
-                    "goal (queues): p95 ≤ 1 s",
-                ),
+                rule("http.p95_ms ≤ 25", "goal"),
+                rule("http.errors ≤ 0", "goal"),
+                rule("QUEUE sms accept→delivered.p95_ms ≤ 1_000", "goal (queues)"),
             ],
         }
     }
 
     fn goose(&self, _shape: &Shape) -> goose::goose::Scenario {
-        scenario!("sms")
-            .register_transaction(transaction!(on_start).set_name("log in").set_on_start())
+        logging_in("sms", transaction!(on_start))
             .register_transaction(transaction!(conversation).set_name("conversation"))
     }
 }

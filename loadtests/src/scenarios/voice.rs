@@ -13,7 +13,7 @@ use crate::{
     context::{Call, current, signed_form},
     profile::{Load, Shape, Tier},
     stack::Carrier,
-    thresholds::{Op::Lt, Rule, rule},
+    thresholds::{Rule, rule},
 };
 
 /// Seed 000's scenario 2.
@@ -21,14 +21,12 @@ pub struct Voice;
 
 impl LoadScenario for Voice {
     fn about(&self) -> About {
-        About {
-            // This suite sends the carrier's callbacks itself (and times them).
-            carrier: Carrier::External,
-            ..About::new(
-                "voice",
-                "seed 000 §Scenario 2 Voice Call Load (15 concurrent calls)",
-            )
-        }
+        // This suite sends the carrier's callbacks itself (and times them).
+        About::new(
+            "voice",
+            "seed 000 §Scenario 2 Voice Call Load (15 concurrent calls)",
+        )
+        .played_by(Carrier::External)
     }
 
     fn load(&self, _tier: Tier) -> Load {
@@ -38,24 +36,9 @@ impl LoadScenario for Voice {
     fn rules(&self, tier: Tier) -> Vec<Rule> {
         match tier {
             Tier::Seed => vec![
-                rule(
-                    "http.p95_ms",
-                    Lt,
-                    1_000.0,
-                    "seed 000: API response time < 1 s",
-                ),
-                rule(
-                    "http.error_pct",
-                    Lt,
-                    1.0,
-                    "seed 000 §2: all calls initiated (errors < 1 %)",
-                ),
-                rule(
-                    "all SIO.p95_ms",
-                    Lt,
-                    50.0,
-                    "seed 000: WebSocket event time < 50 ms",
-                ),
+                rule("http.p95_ms < 1_000", "seed 000: API response time"),
+                rule("http.error_pct < 1", "seed 000 §2: all calls initiated"),
+                super::workday::socket_event_time(),
             ],
             Tier::Goal => super::workday::goal_rules(),
         }

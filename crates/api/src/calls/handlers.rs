@@ -1,49 +1,38 @@
 //! Call endpoints.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use switchboard_core::{
-    calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, control},
-    carrier::new_sid,
-    events::EventType,
-    ids::new_id,
-    jobs::{self, CarrierSim},
-    lifecycle::Transition,
-    records::CALL_COLUMNS,
-    settings::CarrierMode,
-};
+use switchboard_core::calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, control};
+use switchboard_core::carrier::new_sid;
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::jobs::{self, CarrierSim};
+use switchboard_core::lifecycle::Transition;
+use switchboard_core::records::CALL_COLUMNS;
+use switchboard_core::settings::CarrierMode;
 use uuid::Uuid;
 
-use super::{
-    Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall,
-    lifecycle::{self, StatusUpdate, lock_call, record_event, status_of},
-};
-use crate::{
-    auth::Principal,
-    by_id,
-    customers::parse_phone,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    idempotency::{self, IdempotencyKey},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use super::lifecycle::{self, StatusUpdate, lock_call, record_event, status_of};
+use super::{CALLS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall};
+use crate::auth::TenantRequest;
+use crate::by_id;
+use crate::customers::parse_phone;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::pagination::{IdPageRequest, Page};
+use crate::state::AppState;
 
 /// Originates an outbound call: created `queued` and handed to the carrier.
 #[utoipa::path(post, path = "/v1/calls", tag = "calls", security(("bearer" = [])),
-    request_body = OriginateCall,
     params(IdempotencyKey),
     responses(
         (status = 201, body = Call),
         (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
     ))]
 pub async fn originate_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<OriginateCall>,
 ) -> ApiResult<Response> {
@@ -147,8 +136,7 @@ pub async fn originate_call(
         (status = 422, body = ErrorBody, description = "`from`/`to` is not a phone number"),
     ))]
 pub async fn list_calls(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListCallsQuery>,
 ) -> ApiResult<Json<Page<Call>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -193,20 +181,17 @@ pub async fn list_calls(
     Ok(Json(request.page(rows, |c| c.id)))
 }
 
-pub(crate) async fn fetch_call(state: &AppState, tenant_id: Uuid, id: Uuid) -> ApiResult<Call> {
-    by_id::fetch(&state.db, &CALL_COLUMNS, "calls", tenant_id, id, "call").await
-}
-
 /// Gets one call.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Call id")),
     responses((status = 200, body = Call)))]
 pub async fn get_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Call>> {
-    fetch_call(&state, principal.tenant_id, id).await.map(Json)
+    by_id::fetch(&state.db, &CALLS, principal.tenant_id, id)
+        .await
+        .map(Json)
 }
 
 /// A call's history, oldest first: every status and control.
@@ -214,11 +199,11 @@ pub async fn get_call(
     params(("id" = Uuid, Path, description = "Call id")),
     responses((status = 200, body = Page<CallEvent>)))]
 pub async fn call_events(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Page<CallEvent>>> {
-    fetch_call(&state, principal.tenant_id, id).await?;
+    // Another tenant's call has no history to show: 404, as for an unknown id.
+    by_id::fetch(&state.db, &CALLS, principal.tenant_id, id).await?;
     let events: Vec<CallEvent> = sqlx::query_as(
         "SELECT id, call_id, kind, from_status, to_status, data, source, occurred_at
          FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY id LIMIT 1000",
@@ -249,8 +234,7 @@ pub async fn call_events(
         (status = 422, body = ErrorBody, description = "Bad transfer target"),
     ))]
 pub async fn control_call(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path((id, action)): Path<(Uuid, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Call>> {

@@ -12,20 +12,16 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use switchboard_core::{
-    calls::{CallStatus, transition},
-    events::EventType,
-    jobs::{self, ScheduledCallRun},
-    lifecycle::Transition,
-    records::CALL_COLUMNS,
-};
+use switchboard_core::calls::{CallStatus, transition};
+use switchboard_core::events::EventType;
+use switchboard_core::jobs::{self, ScheduledCallRun};
+use switchboard_core::lifecycle::Transition;
+use switchboard_core::records::CALL_COLUMNS;
 use uuid::Uuid;
 
 use super::Call;
-use crate::{
-    error::{ApiError, ApiResult},
-    state::AppState,
-};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 /// A status to apply, with what the reporter knows about it.
 #[derive(Debug, Clone)]

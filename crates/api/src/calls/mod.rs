@@ -8,10 +8,13 @@ pub(crate) mod lifecycle;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::calls::{CallStatus, Direction};
+use switchboard_core::records::CALL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::by_id::Table;
 use crate::state::AppState;
 
 pub use handlers::*;
@@ -74,6 +77,9 @@ pub struct Call {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
+
+/// Where calls are kept.
+static CALLS: Table<Call> = Table::new("calls", &CALL_COLUMNS, "call");
 
 /// One entry of a call's history.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]

@@ -12,15 +12,11 @@
 use std::sync::LazyLock;
 
 use sqlx::PgPool;
-use switchboard_core::{
-    group_commit::{Numbered, by_ordinality},
-    records::CALL_COLUMNS,
-};
+use switchboard_core::group_commit::{Numbered, by_ordinality};
+use switchboard_core::records::CALL_COLUMNS;
 
-use crate::calls::{
-    Call,
-    lifecycle::{self, Change},
-};
+use crate::calls::Call;
+use crate::calls::lifecycle::{self, Change};
 
 /// A call as a callback finds it, with its tenant's carrier auth token (to
 /// verify the callback's signature).

@@ -12,25 +12,23 @@ pub mod receipts;
 mod sms;
 mod voice;
 
-use axum::{
-    extract::{FromRequest, Request},
-    http::{StatusCode, header},
-};
-use bytes::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
 use serde::Serialize;
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 use std::future::Future;
 use switchboard_core::carrier::{self, SIGNATURE_HEADER};
 use switchboard_core::group_commit::GroupCommit;
 use utoipa::ToSchema;
+use utoipa::openapi::{ObjectBuilder, RefOr, Response, Type};
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::{
-    error::{ApiError, ApiResult},
-    state::AppState,
-    text::{self, TextKind},
-};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::read_body;
+use crate::state::AppState;
+use crate::text::{self, TextKind};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -89,17 +87,7 @@ impl FromRequest<AppState> for CarrierForm {
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| req.uri().path().to_string());
         let url = format!("{}{}", state.settings.public_url, path_and_query);
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the request body is too large",
-                )
-            } else {
-                ApiError::bad_request("unreadable_body", "the request body could not be read")
-            }
-        })?;
+        let body = read_body(req, state, "the request body is too large").await?;
         if std::str::from_utf8(&body).is_err() {
             return Err(ApiError::bad_request(
                 "malformed_form",
@@ -117,6 +105,40 @@ impl FromRequest<AppState> for CarrierForm {
             signature,
             url,
         })
+    }
+}
+
+/// The signature header. A webhook lists `params(CarrierForm)`, and
+/// `CarrierForm` among its responses, so every one documents the signature
+/// and the refusals below alike.
+impl utoipa::IntoParams for CarrierForm {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![crate::openapi::header_param(
+            "X-Twilio-Signature",
+            utoipa::openapi::Required::True,
+            "HMAC-SHA1 of the URL and sorted parameters, keyed by the tenant's carrier auth token",
+            ObjectBuilder::new().schema_type(Type::String),
+        )]
+    }
+}
+
+/// The refusals every carrier webhook can give before its handler decides
+/// anything: another content type (415), and a signature that does not
+/// verify (403, from [`CarrierForm::verify`]).
+impl utoipa::IntoResponses for CarrierForm {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([
+            (
+                "403".to_string(),
+                crate::openapi::error_response("The signature does not verify"),
+            ),
+            (
+                "415".to_string(),
+                crate::openapi::error_response("Not form-encoded"),
+            ),
+        ])
     }
 }
 
@@ -164,12 +186,10 @@ const FREE_TEXT_PARAM: &str = "Body";
 /// One form parameter as handlers may read it (see [`CarrierForm`]).
 fn checked_param(name: &str, value: &str) -> ApiResult<(String, String)> {
     if let Some(c) = text::refused_char(name, TextKind::Line) {
-        return Err(ApiError::bad_request(
+        return Err(text::refused_parameter(
             "invalid_parameter",
-            format!(
-                "a parameter name contains the control character U+{:04X}",
-                u32::from(c)
-            ),
+            "a parameter name",
+            c,
         ));
     }
     if name == FREE_TEXT_PARAM {
@@ -186,14 +206,9 @@ fn checked_param(name: &str, value: &str) -> ApiResult<(String, String)> {
         return Ok((name.to_string(), clean));
     }
     if let Some(c) = text::refused_char(value, TextKind::Line) {
-        return Err(ApiError::bad_request(
-            "invalid_parameter",
-            format!(
-                "{name} contains the control character U+{:04X}",
-                u32::from(c)
-            ),
-        )
-        .with_field(name.to_string()));
+        return Err(
+            text::refused_parameter("invalid_parameter", name, c).with_field(name.to_string())
+        );
     }
     Ok((name.to_string(), value.to_string()))
 }

@@ -11,11 +11,9 @@
 use std::sync::LazyLock;
 
 use sqlx::PgPool;
-use switchboard_core::{
-    group_commit::{Numbered, by_ordinality},
-    records::MESSAGE_COLUMNS,
-    sms::MessageStatus,
-};
+use switchboard_core::group_commit::{Numbered, by_ordinality};
+use switchboard_core::records::MESSAGE_COLUMNS;
+use switchboard_core::sms::MessageStatus;
 use uuid::Uuid;
 
 use crate::messages::Message;

@@ -14,29 +14,23 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use switchboard_core::{
-    events::EventType,
-    ids::new_id,
-    lifecycle::Transition,
-    phone::E164,
-    records::MESSAGE_COLUMNS,
-    sms::{MessageStatus, message_transition, segment},
-};
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::lifecycle::Transition;
+use switchboard_core::phone::E164;
+use switchboard_core::records::MESSAGE_COLUMNS;
+use switchboard_core::sms::{MessageStatus, message_transition, segment};
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{
-    CarrierForm, Decision, Settled, WebhookAck,
-    receipts::{ApplyReceipt, ReceiptTarget},
-    tenant_for_number, xml_escape,
-};
-use crate::{
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::Json,
-    messages::{MAX_BODY_CHARS, Message},
-    state::AppState,
-};
+use super::receipts::{ApplyReceipt, ReceiptTarget};
+use super::{CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, xml_escape};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::messages::{MAX_BODY_CHARS, Message};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,13 +76,12 @@ pub struct SmsIncomingForm {
 /// A delivery receipt for an outbound message.
 #[utoipa::path(post, path = "/webhooks/carrier/sms/status", tag = "webhooks",
     request_body(content = SmsStatusForm, content_type = "application/x-www-form-urlencoded"),
-    params(("X-Twilio-Signature" = String, Header, description = "HMAC-SHA1 of the URL and sorted parameters, keyed by the tenant's carrier auth token")),
+    params(CarrierForm),
     responses(
         (status = 200, body = WebhookAck, description = "`applied`, or `duplicate` / `stale` / `already_ended` / `ignored` with nothing changed"),
         (status = 400, body = ErrorBody, description = "A parameter is missing or MessageStatus is unknown"),
-        (status = 403, body = ErrorBody, description = "The signature does not verify"),
         (status = 404, body = ErrorBody, description = "No message has this MessageSid"),
-        (status = 415, body = ErrorBody, description = "Not form-encoded"),
+        CarrierForm,
     ))]
 pub async fn sms_status(
     State(state): State<AppState>,
@@ -235,14 +228,13 @@ fn reply_for(
 /// An inbound message.
 #[utoipa::path(post, path = "/webhooks/carrier/sms/incoming", tag = "webhooks",
     request_body(content = SmsIncomingForm, content_type = "application/x-www-form-urlencoded"),
-    params(("X-Twilio-Signature" = String, Header, description = "HMAC-SHA1 of the URL and sorted parameters, keyed by the tenant's carrier auth token")),
+    params(CarrierForm),
     responses(
         (status = 200, body = WebhookAck, description = "`created` (or `duplicate` for a retried delivery) with the keyword `action` and the `reply`/`twiml` to send back"),
         (status = 400, body = ErrorBody, description = "A parameter is missing or malformed"),
-        (status = 403, body = ErrorBody, description = "The signature does not verify"),
         (status = 404, body = ErrorBody, description = "No tenant owns the To number"),
         (status = 409, body = ErrorBody, description = "The MessageSid belongs to another tenant's message"),
-        (status = 415, body = ErrorBody, description = "Not form-encoded"),
+        CarrierForm,
     ))]
 pub async fn sms_incoming(
     State(state): State<AppState>,

@@ -2,31 +2,26 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use switchboard_core::{
-    calls::{CallStatus, transition},
-    events::EventType,
-    ids::new_id,
-    jobs::{self, RecordingProcess, VoicemailTranscribe},
-    lifecycle::Transition,
-    phone::E164,
-    records::CALL_COLUMNS,
-};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use switchboard_core::calls::{CallStatus, transition};
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::jobs::{self, RecordingProcess, VoicemailTranscribe};
+use switchboard_core::lifecycle::Transition;
+use switchboard_core::phone::E164;
+use switchboard_core::records::CALL_COLUMNS;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::call_statuses::CallTarget;
 use super::{
-    CarrierForm, Decision, Settled, WebhookAck, call_statuses::CallTarget, tenant_for_number,
-    tenant_token, xml_escape,
+    CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, tenant_token, xml_escape,
 };
-use crate::{
-    calls::{
-        Call,
-        lifecycle::{self, Change, StatusUpdate},
-    },
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::Json,
-    state::AppState,
-};
+use crate::calls::Call;
+use crate::calls::lifecycle::{self, Change, StatusUpdate};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Json;
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,12 +77,12 @@ fn seconds_param(form: &CarrierForm, name: &'static str) -> ApiResult<Option<i32
 #[utoipa::path(post, path = "/webhooks/carrier/voice/status", tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = String,
         description = "Twilio status callback parameters: CallSid, CallStatus, CallDuration, Timestamp, ..."),
-    params(("X-Twilio-Signature" = String, Header, description = "HMAC-SHA1 of the URL and sorted parameters, keyed by the tenant's carrier auth token")),
+    params(CarrierForm),
     responses(
         (status = 200, body = WebhookAck, description = "Applied, or acknowledged without change"),
         (status = 400, body = ErrorBody, description = "Missing or malformed parameters"),
-        (status = 403, body = ErrorBody, description = "The signature does not verify"),
         (status = 404, body = ErrorBody, description = "Unknown CallSid"),
+        CarrierForm,
     ))]
 pub async fn voice_status(
     State(state): State<AppState>,
@@ -167,11 +162,11 @@ fn status_update(form: &CarrierForm, raw_status: &str) -> ApiResult<StatusUpdate
 #[utoipa::path(post, path = "/webhooks/carrier/voice/incoming", tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = String,
         description = "Twilio incoming-call parameters: CallSid, From, To, ..."),
-    params(("X-Twilio-Signature" = String, Header, description = "Carrier signature")),
+    params(CarrierForm),
     responses(
         (status = 200, body = WebhookAck, description = "The routing decision (also as TwiML)"),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "The number called is not a tenant's"),
+        CarrierForm,
     ))]
 pub async fn voice_incoming(
     State(state): State<AppState>,
@@ -350,11 +345,11 @@ fn routing_ack(call: &Call, result: &str) -> WebhookAck {
 #[utoipa::path(post, path = "/webhooks/carrier/voice/recording", tag = "webhooks",
     request_body(content_type = "application/x-www-form-urlencoded", content = String,
         description = "CallSid, RecordingSid, RecordingUrl, RecordingDuration"),
-    params(("X-Twilio-Signature" = String, Header, description = "Carrier signature")),
+    params(CarrierForm),
     responses(
         (status = 200, body = WebhookAck),
-        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Unknown CallSid"),
+        CarrierForm,
     ))]
 pub async fn voice_recording(
     State(state): State<AppState>,

@@ -1,26 +1,22 @@
 //! Customer CRUD, phone lookup, search and notes.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
-use switchboard_core::{events::EventType, ids::new_id, search::search_pattern};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::search::search_pattern;
 use uuid::Uuid;
 
 use super::{
-    CUSTOMER_COLUMNS, CreateCustomer, CreateNote, Customer, ListCustomersQuery, Note,
+    CUSTOMER_COLUMNS, CUSTOMERS, CreateCustomer, CreateNote, Customer, ListCustomersQuery, Note,
     UpdateCustomer, customer_by_phone, parse_phone,
 };
-use crate::{
-    auth::Principal,
-    by_id,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    idempotency::{self, IdempotencyKey},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use crate::auth::TenantRequest;
+use crate::by_id;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::pagination::{IdPageRequest, Page};
 
 /// Lists customers, newest first; `phone` looks one up, `q` searches.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
@@ -31,8 +27,7 @@ use crate::{
         (status = 422, body = ErrorBody, description = "`phone` is not a phone number"),
     ))]
 pub async fn list_customers(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListCustomersQuery>,
 ) -> ApiResult<Json<Page<Customer>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -91,7 +86,6 @@ pub async fn list_customers(
 
 /// Creates a customer. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
-    request_body = CreateCustomer,
     params(IdempotencyKey),
     responses(
         (status = 201, body = Customer),
@@ -99,8 +93,7 @@ pub async fn list_customers(
         (status = 422, body = ErrorBody, description = "Invalid field, or Idempotency-Key reused with another body"),
     ))]
 pub async fn create_customer(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<CreateCustomer>,
 ) -> ApiResult<Response> {
@@ -135,22 +128,6 @@ pub async fn create_customer(
     Ok((StatusCode::CREATED, Json(customer)).into_response())
 }
 
-pub(crate) async fn fetch_customer(
-    state: &AppState,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> ApiResult<Customer> {
-    by_id::fetch(
-        &state.db,
-        CUSTOMER_COLUMNS,
-        "customers",
-        tenant_id,
-        id,
-        "customer",
-    )
-    .await
-}
-
 /// Gets one customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Customer id")),
@@ -159,11 +136,10 @@ pub(crate) async fn fetch_customer(
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
 pub async fn get_customer(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Customer>> {
-    fetch_customer(&state, principal.tenant_id, id)
+    by_id::fetch(&state.db, &CUSTOMERS, principal.tenant_id, id)
         .await
         .map(Json)
 }
@@ -171,14 +147,12 @@ pub async fn get_customer(
 /// Updates some fields of a customer (`null` clears an optional field).
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Customer id")),
-    request_body = UpdateCustomer,
     responses(
         (status = 200, body = Customer),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
     ))]
 pub async fn update_customer(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
     Json(patch): Json<UpdateCustomer>,
 ) -> ApiResult<Json<Customer>> {
@@ -227,11 +201,10 @@ pub async fn update_customer(
         (status = 204, description = "Deleted"),
     ))]
 pub async fn delete_customer(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    by_id::delete(&state.db, "customers", principal.tenant_id, id, "customer").await?;
+    by_id::delete(&state.db, &CUSTOMERS, principal.tenant_id, id).await?;
     state
         .events
         .publish_new(
@@ -246,13 +219,11 @@ pub async fn delete_customer(
 /// Adds a note to a customer's record.
 #[utoipa::path(post, path = "/v1/customers/{id}/notes", tag = "customers", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Customer id")),
-    request_body = CreateNote,
     responses(
         (status = 201, body = Note),
     ))]
 pub async fn add_note(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
     Json(req): Json<CreateNote>,
 ) -> ApiResult<(StatusCode, Json<Note>)> {

@@ -12,10 +12,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use switchboard_core::phone::{E164, PhoneError};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState, text::validate_name};
+use crate::by_id::Table;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::text::validate_name;
 
 pub use handlers::*;
 pub use timeline::*;
@@ -62,6 +66,9 @@ pub struct Customer {
 /// The columns of [`Customer`], for `SELECT` and `RETURNING`.
 pub(crate) const CUSTOMER_COLUMNS: &str =
     "id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at";
+
+/// Where customers are kept.
+static CUSTOMERS: Table<Customer> = Table::new("customers", &CUSTOMER_COLUMNS, "customer");
 
 /// The tenant's customer with this E.164 number (numbers are unique per
 /// tenant), through the read cache: the screen-pop of every inbound call

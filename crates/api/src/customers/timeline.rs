@@ -1,20 +1,17 @@
 //! A customer's timeline: calls, messages, voicemails and notes merged
 //! newest first, paginated by `(occurred_at, id)`.
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::fetch_customer;
-use crate::{
-    auth::Principal,
-    error::ApiResult,
-    extract::{Json, Path, Query},
-    pagination::{self, Page},
-    state::AppState,
-};
+use super::CUSTOMERS;
+use crate::auth::TenantRequest;
+use crate::by_id;
+use crate::error::ApiResult;
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{self, Page};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -49,15 +46,14 @@ pub struct TimelineItem {
         (status = 200, body = Page<TimelineItem>),
     ))]
 pub async fn customer_timeline(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
     Query(query): Query<TimelineQuery>,
 ) -> ApiResult<Json<Page<TimelineItem>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_time_cursor(query.cursor.as_deref())?;
     // 404 for an unknown or foreign customer rather than an empty timeline.
-    fetch_customer(&state, principal.tenant_id, id).await?;
+    by_id::fetch(&state.db, &CUSTOMERS, principal.tenant_id, id).await?;
     let (before_at, before_id) = after.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
 
     // Each branch is limited on its own index before the merge, so a page

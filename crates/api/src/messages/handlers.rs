@@ -1,37 +1,28 @@
 //! Sending, listing and reading messages.
 
-use axum::{
-    extract::State,
-    http::StatusCode,
-    response::{IntoResponse, Response},
-};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use sqlx::PgConnection;
-use switchboard_core::{
-    events::EventType,
-    ids::new_id,
-    jobs::{self, SmsSend},
-    records::MESSAGE_COLUMNS,
-    sms::segment,
-    templates::{TemplateError, Variables, customer_variables, render},
-};
+use switchboard_core::events::EventType;
+use switchboard_core::ids::new_id;
+use switchboard_core::jobs::{self, SmsSend};
+use switchboard_core::records::MESSAGE_COLUMNS;
+use switchboard_core::sms::segment;
+use switchboard_core::templates::{TemplateError, Variables, customer_variables, render};
 use uuid::Uuid;
 
-use super::{ListMessagesQuery, Message, SendMessage, validate_body};
-use crate::{
-    auth::Principal,
-    by_id,
-    customers::parse_phone,
-    error::{ApiError, ApiResult, ErrorBody},
-    extract::{Json, Path, Query},
-    idempotency::{self, IdempotencyKey},
-    pagination::{IdPageRequest, Page},
-    state::AppState,
-};
+use super::{ListMessagesQuery, MESSAGES, Message, SendMessage, validate_body};
+use crate::auth::TenantRequest;
+use crate::by_id;
+use crate::customers::parse_phone;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::idempotency::{self, IdempotencyKey};
+use crate::pagination::{IdPageRequest, Page};
 
 /// Sends an SMS: validated, stored `queued`, then handed to the `sms.send`
 /// queue. Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
-    request_body = SendMessage,
     params(IdempotencyKey),
     responses(
         (status = 201, body = Message),
@@ -40,8 +31,7 @@ use crate::{
             `template_variables_missing` naming the placeholders without a value; Idempotency-Key reused with another body"),
     ))]
 pub async fn send_message(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     IdempotencyKey(key): IdempotencyKey,
     Json(req): Json<SendMessage>,
 ) -> ApiResult<Response> {
@@ -265,8 +255,7 @@ pub(crate) async fn sender_number(conn: &mut PgConnection, tenant_id: Uuid) -> A
         (status = 400, body = ErrorBody, description = "Unknown parameter, bad status, direction, customer_id, limit or cursor"),
     ))]
 pub async fn list_messages(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<ListMessagesQuery>,
 ) -> ApiResult<Json<Page<Message>>> {
     let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
@@ -307,22 +296,6 @@ pub async fn list_messages(
     Ok(Json(request.page(rows, |m| m.id)))
 }
 
-pub(crate) async fn fetch_message(
-    state: &AppState,
-    tenant_id: Uuid,
-    id: Uuid,
-) -> ApiResult<Message> {
-    by_id::fetch(
-        &state.db,
-        &MESSAGE_COLUMNS,
-        "messages",
-        tenant_id,
-        id,
-        "message",
-    )
-    .await
-}
-
 /// Gets one message.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Message id")),
@@ -331,11 +304,10 @@ pub(crate) async fn fetch_message(
         (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
 pub async fn get_message(
-    State(state): State<AppState>,
-    principal: Principal,
+    TenantRequest { state, principal }: TenantRequest,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<Message>> {
-    fetch_message(&state, principal.tenant_id, id)
+    by_id::fetch(&state.db, &MESSAGES, principal.tenant_id, id)
         .await
         .map(Json)
 }

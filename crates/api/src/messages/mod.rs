@@ -13,12 +13,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::{calls::Direction, sms::MessageStatus};
+use switchboard_core::calls::Direction;
+use switchboard_core::records::MESSAGE_COLUMNS;
+use switchboard_core::sms::MessageStatus;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState};
+use crate::by_id::Table;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 pub use handlers::*;
 
@@ -30,6 +35,56 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Longest body a message may have (what carriers concatenate at most).
 pub const MAX_BODY_CHARS: usize = 1600;
+
+/// Outbound messages by delivery status (an inbound message is `received`,
+/// none of these). A campaign's progress and each report bucket carry it.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct MessageCounts {
+    /// Messages still `queued`.
+    pub queued: i64,
+    /// Messages `sending`.
+    pub sending: i64,
+    /// Messages `sent`.
+    pub sent: i64,
+    /// Messages `delivered`.
+    pub delivered: i64,
+    /// Messages `undelivered`.
+    pub undelivered: i64,
+    /// Messages `failed`.
+    pub failed: i64,
+}
+
+impl MessageCounts {
+    /// Counts `count` more messages in `status`; other statuses count nowhere.
+    pub fn add(&mut self, status: &str, count: i64) {
+        let slot = match status {
+            "queued" => &mut self.queued,
+            "sending" => &mut self.sending,
+            "sent" => &mut self.sent,
+            "delivered" => &mut self.delivered,
+            "undelivered" => &mut self.undelivered,
+            "failed" => &mut self.failed,
+            _ => return,
+        };
+        *slot += count;
+    }
+}
+
+impl From<&switchboard_core::reports::MessageCounts> for MessageCounts {
+    fn from(m: &switchboard_core::reports::MessageCounts) -> Self {
+        Self {
+            queued: m.queued,
+            sending: m.sending,
+            sent: m.sent,
+            delivered: m.delivered,
+            undelivered: m.undelivered,
+            failed: m.failed,
+        }
+    }
+}
+
+/// Where messages are kept.
+static MESSAGES: Table<Message> = Table::new("messages", &MESSAGE_COLUMNS, "message");
 
 // Read with `records::MESSAGE_COLUMNS`; events carry the same record
 // (`records::MESSAGE_JSON`), and a test below keeps the fields in step.

@@ -24,6 +24,7 @@ use switchboard_core::{
 };
 use uuid::Uuid;
 
+use super::lock_record;
 use crate::{
     context::Ctx,
     error::{JobError, JobResult},
@@ -53,22 +54,20 @@ struct Recipient {
 /// recipient does not have.
 pub const MISSING_VARIABLES_ERROR: &str = "template_variables_missing";
 
+/// The campaign, locked, with what expanding it takes: its status,
+/// audience and variables, its template's body and the tenant's send rate.
+const CAMPAIGN: &str = "SELECT c.status, c.audience, c.variables, t.body, tn.sms_rate_per_second
+     FROM campaigns c
+     JOIN templates t ON t.tenant_id = c.tenant_id AND t.id = c.template_id
+     JOIN tenants tn ON tn.id = c.tenant_id
+     WHERE c.tenant_id = $1 AND c.id = $2
+     FOR UPDATE OF c";
+
 impl Handler for CampaignExpand {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
         let mut tx = ctx.db.begin().await?;
         let campaign: Option<(String, serde_json::Value, serde_json::Value, String, i32)> =
-            sqlx::query_as(
-                "SELECT c.status, c.audience, c.variables, t.body, tn.sms_rate_per_second
-                 FROM campaigns c
-                 JOIN templates t ON t.tenant_id = c.tenant_id AND t.id = c.template_id
-                 JOIN tenants tn ON tn.id = c.tenant_id
-                 WHERE c.tenant_id = $1 AND c.id = $2
-                 FOR UPDATE OF c",
-            )
-            .bind(self.tenant_id)
-            .bind(self.campaign_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+            lock_record(&mut tx, CAMPAIGN, self.tenant_id, self.campaign_id).await?;
         let Some((status, audience, variables, template, rate)) = campaign else {
             return Ok(());
         };

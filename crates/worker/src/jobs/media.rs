@@ -50,14 +50,17 @@ pub fn transcript(id: Uuid, seconds: i32) -> String {
         .join(" ")
 }
 
+/// The media tables and their processing status columns.
+const VOICEMAILS: (&str, &str) = ("voicemails", "transcription_status");
+const RECORDINGS: (&str, &str) = ("recordings", "status");
+
 /// Claims the record `id` of `table` for processing: `pending`, or
 /// `processing` again (a worker died mid-way), becomes `processing` in its
 /// `status` column. Returns the audio's length in seconds, or `None` when
 /// the record is finished already or gone.
 async fn claim(
     ctx: &Ctx,
-    table: &'static str,
-    status: &'static str,
+    (table, status): (&'static str, &'static str),
     tenant_id: Uuid,
     id: Uuid,
 ) -> sqlx::Result<Option<i32>> {
@@ -72,15 +75,23 @@ async fn claim(
     .await
 }
 
+/// Publishes (and counts) a record this run finished, as `event`; `None`,
+/// a record another run finished first, is neither.
+async fn finished(
+    ctx: &Ctx,
+    tenant_id: Uuid,
+    record: Option<serde_json::Value>,
+    (event, counter): (EventType, &'static str),
+) {
+    if let Some(record) = record {
+        metrics::counter!(counter).increment(1);
+        ctx.events.publish_new(tenant_id, event, &record).await;
+    }
+}
+
 impl Handler for VoicemailTranscribe {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let claimed = claim(
-            ctx,
-            "voicemails",
-            "transcription_status",
-            self.tenant_id,
-            self.voicemail_id,
-        );
+        let claimed = claim(ctx, VOICEMAILS, self.tenant_id, self.voicemail_id);
         let Some(seconds) = claimed.await? else {
             return Ok(());
         };
@@ -97,25 +108,18 @@ impl Handler for VoicemailTranscribe {
             .bind(&text)
             .fetch_optional(&ctx.db)
             .await?;
-        if let Some(voicemail) = voicemail {
-            metrics::counter!("voicemails_transcribed_total").increment(1);
-            ctx.events
-                .publish_new(self.tenant_id, EventType::VoicemailTranscribed, &voicemail)
-                .await;
-        }
+        let done = (
+            EventType::VoicemailTranscribed,
+            "voicemails_transcribed_total",
+        );
+        finished(ctx, self.tenant_id, voicemail, done).await;
         Ok(())
     }
 }
 
 impl Handler for RecordingProcess {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let claimed = claim(
-            ctx,
-            "recordings",
-            "status",
-            self.tenant_id,
-            self.recording_id,
-        );
+        let claimed = claim(ctx, RECORDINGS, self.tenant_id, self.recording_id);
         let Some(seconds) = claimed.await? else {
             return Ok(());
         };
@@ -133,12 +137,8 @@ impl Handler for RecordingProcess {
         .bind(self.recording_id)
         .fetch_optional(&ctx.db)
         .await?;
-        if let Some(recording) = recording {
-            metrics::counter!("recordings_processed_total").increment(1);
-            ctx.events
-                .publish_new(self.tenant_id, EventType::CallUpdated, &recording)
-                .await;
-        }
+        let done = (EventType::CallUpdated, "recordings_processed_total");
+        finished(ctx, self.tenant_id, recording, done).await;
         Ok(())
     }
 }

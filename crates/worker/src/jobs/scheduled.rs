@@ -30,6 +30,7 @@ use switchboard_core::{
 };
 use uuid::Uuid;
 
+use super::lock_record;
 use crate::{context::Ctx, error::JobResult, runner::Handler};
 
 /// How long a call held back by the concurrency cap waits before it looks again.
@@ -51,6 +52,17 @@ struct Scheduled {
     max_concurrent_calls: Option<i32>,
 }
 
+/// The scheduled call, locked, with its tenant's scheduling settings.
+const SCHEDULED: &str =
+    "SELECT s.status, s.to_number, s.from_number, s.customer_id, s.max_attempts,
+            s.backoff_seconds, s.retry_on, s.attempts, s.next_attempt_at,
+            calling_window_next(now(), coalesce(t.timezone, 'UTC'), t.window_start, t.window_end)
+                AS window_opens_at,
+            t.max_concurrent_calls
+     FROM scheduled_calls s LEFT JOIN tenant_scheduling t ON t.tenant_id = s.tenant_id
+     WHERE s.tenant_id = $1 AND s.id = $2
+     FOR UPDATE OF s";
+
 /// What the job did, for the event and the metrics.
 enum Step {
     Nothing,
@@ -69,20 +81,8 @@ enum Step {
 impl Handler for ScheduledCallRun {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
         let mut tx = ctx.db.begin().await?;
-        let row: Option<Scheduled> = sqlx::query_as(
-            "SELECT s.status, s.to_number, s.from_number, s.customer_id, s.max_attempts,
-                    s.backoff_seconds, s.retry_on, s.attempts, s.next_attempt_at,
-                    calling_window_next(now(), coalesce(t.timezone, 'UTC'), t.window_start, t.window_end)
-                        AS window_opens_at,
-                    t.max_concurrent_calls
-             FROM scheduled_calls s LEFT JOIN tenant_scheduling t ON t.tenant_id = s.tenant_id
-             WHERE s.tenant_id = $1 AND s.id = $2
-             FOR UPDATE OF s",
-        )
-        .bind(self.tenant_id)
-        .bind(self.scheduled_call_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row: Option<Scheduled> =
+            lock_record(&mut tx, SCHEDULED, self.tenant_id, self.scheduled_call_id).await?;
         let Some(row) = row else { return Ok(()) };
         let step = match row.status.as_str() {
             "pending" | "retrying" => try_place(self, ctx, &mut tx, &row).await?,
