@@ -59,6 +59,26 @@ where
     .ok_or_else(|| ApiError::not_found(table.what))
 }
 
+/// Answers a 404 unless the tenant has the record `id` of `table`, reading
+/// nothing of it (for a handler that lists what hangs off the record).
+pub(crate) async fn exists<T>(
+    db: &PgPool,
+    table: &Table<T>,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> ApiResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {} WHERE tenant_id = $1 AND id = $2",
+        table.name
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .map(|_| ())
+    .ok_or_else(|| ApiError::not_found(table.what))
+}
+
 /// Deletes the tenant's record `id` of `table`, or answers a 404.
 /// Constraint violations map as everywhere (see `error`).
 pub(crate) async fn delete<T>(

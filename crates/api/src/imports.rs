@@ -321,7 +321,7 @@ pub async fn list_import_errors(
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_number_cursor(query.cursor.as_deref())?;
     // Another tenant's import has no errors to show: 404, as for an unknown id.
-    let _: Import = by_id::fetch(&state.db, &IMPORTS, principal.tenant_id, id).await?;
+    by_id::exists(&state.db, &IMPORTS, principal.tenant_id, id).await?;
     let rows: Vec<ImportError> = sqlx::query_as(
         "SELECT row_number AS row, field, reason FROM import_errors
          WHERE import_id = $1 AND row_number > $2
