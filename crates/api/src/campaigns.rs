@@ -21,10 +21,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::TenantRequest;
-use crate::by_id::{self, Table};
+use crate::by_id::{RecordRequest, Table};
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::Json;
 use crate::idempotency::{self, IdempotencyKey};
 use crate::messages::MessageCounts;
 use crate::state::AppState;
@@ -290,16 +290,13 @@ pub async fn create_campaign(
 
 /// Gets a campaign with its progress.
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Campaign id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = CampaignWithProgress),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
-pub async fn get_campaign(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<CampaignWithProgress>> {
-    let campaign: Campaign = by_id::fetch(&state.db, &CAMPAIGNS, principal.tenant_id, id).await?;
+pub async fn get_campaign(request: RecordRequest) -> ApiResult<Json<CampaignWithProgress>> {
+    let campaign: Campaign = request.fetch(&CAMPAIGNS).await?;
+    let RecordRequest(TenantRequest { state, .. }, _) = request;
     // messages_campaign_idx (campaign_id, status) answers this.
     let counts: Vec<(String, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status",

@@ -23,9 +23,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::TenantRequest;
-use crate::by_id::{self, Table};
+use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
 
@@ -290,38 +290,32 @@ pub async fn create_import(
 
 /// Gets an import: its status and counts.
 #[utoipa::path(get, path = "/v1/imports/{id}", tag = "imports", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Import id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Import),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
     ))]
-pub async fn get_import(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Import>> {
-    by_id::fetch(&state.db, &IMPORTS, principal.tenant_id, id)
-        .await
-        .map(Json)
+pub async fn get_import(request: RecordRequest) -> ApiResult<Json<Import>> {
+    request.fetch(&IMPORTS).await.map(Json)
 }
 
 /// Lists an import's rejected rows in file order.
 #[utoipa::path(get, path = "/v1/imports/{id}/errors", tag = "imports", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Import id"), ListImportErrorsQuery),
+    params(RecordRequest, ListImportErrorsQuery),
     responses(
         (status = 200, body = Page<ImportError>),
         (status = 400, body = ErrorBody, description = "The id is not a UUID; unknown parameter, bad limit or cursor"),
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
     ))]
 pub async fn list_import_errors(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    request: RecordRequest,
     Query(query): Query<ListImportErrorsQuery>,
 ) -> ApiResult<Json<Page<ImportError>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_number_cursor(query.cursor.as_deref())?;
     // Another tenant's import has no errors to show: 404, as for an unknown id.
-    by_id::exists(&state.db, &IMPORTS, principal.tenant_id, id).await?;
+    request.exists(&IMPORTS).await?;
+    let RecordRequest(TenantRequest { state, .. }, id) = request;
     let rows: Vec<ImportError> = sqlx::query_as(
         "SELECT row_number AS row, field, reason FROM import_errors
          WHERE import_id = $1 AND row_number > $2

@@ -114,19 +114,23 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
         errors.push((401, "Missing, invalid, expired or revoked credentials"));
     }
     let parameters = operation.parameters.as_deref().unwrap_or_default();
-    if !parameters.is_empty() {
+    let in_path = parameters
+        .iter()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+    if in_path {
         errors.push((
             400,
-            "A malformed or unknown parameter, or one holding a control character (named in `field`)",
+            "The id is not a UUID, or a parameter is malformed, unknown or holds a control \
+             character (named in `field`)",
         ));
-    }
-    if parameters
-        .iter()
-        .any(|p| matches!(p.parameter_in, ParameterIn::Path))
-    {
         errors.push((
             404,
             "No such resource (another tenant's ids are not found either)",
+        ));
+    } else if !parameters.is_empty() {
+        errors.push((
+            400,
+            "A malformed or unknown parameter, or one holding a control character (named in `field`)",
         ));
     }
     if let Some(body) = &operation.request_body {

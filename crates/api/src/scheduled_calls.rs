@@ -29,10 +29,11 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{Principal, TenantRequest};
+use crate::by_id::RecordRequest;
 use crate::calls::lifecycle::{self, StatusUpdate, lock_call};
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
@@ -569,15 +570,13 @@ pub async fn list_scheduled_calls(
 
 /// Gets a scheduled call with its attempts.
 #[utoipa::path(get, path = "/v1/scheduled-calls/{id}", tag = "scheduled-calls", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Scheduled call id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = ScheduledCall),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
         (status = 404, body = ErrorBody),
     ))]
 pub async fn get_scheduled_call(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
 ) -> ApiResult<Json<ScheduledCall>> {
     let mut conn = state.db.acquire().await?;
     let call = fetch_many(&mut conn, principal.tenant_id, &[id])
@@ -592,16 +591,14 @@ pub async fn get_scheduled_call(
 /// still ringing is canceled (an answered one is left to finish). Canceling
 /// a canceled call answers it unchanged.
 #[utoipa::path(post, path = "/v1/scheduled-calls/{id}/cancel", tag = "scheduled-calls", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Scheduled call id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = ScheduledCall),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
         (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Already `completed` or `exhausted`"),
     ))]
 pub async fn cancel_scheduled_call(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
 ) -> ApiResult<Json<ScheduledCall>> {
     let tenant_id = principal.tenant_id;
     let mut tx = state.db.begin().await?;

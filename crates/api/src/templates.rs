@@ -18,9 +18,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::TenantRequest;
-use crate::by_id::{self, Table};
+use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::messages::MAX_BODY_CHARS;
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
@@ -183,29 +183,24 @@ pub async fn create_template(
 
 /// Gets one template.
 #[utoipa::path(get, path = "/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Template id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Template),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
-pub async fn get_template(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Template>> {
-    let template: Template = by_id::fetch(&state.db, &TEMPLATES, principal.tenant_id, id).await?;
+pub async fn get_template(request: RecordRequest) -> ApiResult<Json<Template>> {
+    let template: Template = request.fetch(&TEMPLATES).await?;
     Ok(Json(template.with_placeholders()))
 }
 
 /// Renames a template or changes its body.
 #[utoipa::path(patch, path = "/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Template id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Template),
         (status = 409, body = ErrorBody, description = "A template with this name exists (`name_taken`)"),
     ))]
 pub async fn update_template(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
     Json(patch): Json<UpdateTemplate>,
 ) -> ApiResult<Json<Template>> {
     let name = patch.name.as_deref().map(validate_name).transpose()?;
@@ -229,18 +224,15 @@ pub async fn update_template(
 /// Deletes a template no campaign uses. Messages already sent keep their
 /// text and `template_id`.
 #[utoipa::path(delete, path = "/v1/templates/{id}", tag = "templates", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Template id")),
+    params(RecordRequest),
     responses(
         (status = 204, description = "Deleted"),
         (status = 409, body = ErrorBody, description = "A campaign uses the template (`template_in_use`)"),
     ))]
-pub async fn delete_template(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_template(request: RecordRequest) -> ApiResult<StatusCode> {
     // The campaigns' foreign key refuses the delete while one uses it; the
     // violation maps to 409 `template_in_use`.
-    by_id::delete(&state.db, &TEMPLATES, principal.tenant_id, id).await?;
+    request.delete(&TEMPLATES).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

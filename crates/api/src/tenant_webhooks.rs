@@ -15,9 +15,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::TenantRequest;
-use crate::by_id::{self, Table};
+use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path};
+use crate::extract::Json;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -169,16 +169,14 @@ pub async fn create_endpoint(
 
 /// Removes a webhook endpoint (admin); queued deliveries to it are dropped.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhook endpoints", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Endpoint id")),
+    params(RecordRequest),
     responses(
         (status = 204),
         (status = 403, body = ErrorBody, description = "Not an admin"),
     ))]
-pub async fn delete_endpoint(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_endpoint(request: RecordRequest) -> ApiResult<StatusCode> {
+    let RecordRequest(TenantRequest { principal, .. }, _) = &request;
     principal.require(Role::Admin)?;
-    by_id::delete(&state.db, &ENDPOINTS, principal.tenant_id, id).await?;
+    request.delete(&ENDPOINTS).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -74,14 +74,17 @@ pub fn check(field: &str, value: &str, kind: TextKind) -> Result<(), ApiError> {
     }
 }
 
-/// A resource's `name` (customer, template, campaign), trimmed: 1 to 200
-/// characters.
+/// The longest `name` a customer, template or campaign may have.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A resource's `name` (customer, template, campaign), trimmed: 1 to
+/// [`MAX_NAME_CHARS`] characters.
 pub fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::validation(
             "name",
-            "name must be 1 to 200 characters",
+            format!("name must be 1 to {MAX_NAME_CHARS} characters"),
         ));
     }
     Ok(name.to_string())

@@ -11,9 +11,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::TenantRequest;
-use crate::by_id::{self, Table};
+use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
 
@@ -102,24 +102,18 @@ pub async fn list_voicemails(
 
 /// Gets a voicemail with its transcription.
 #[utoipa::path(get, path = "/v1/voicemails/{id}", tag = "voicemails", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Voicemail id")),
+    params(RecordRequest),
     responses((status = 200, body = Voicemail)))]
-pub async fn get_voicemail(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Voicemail>> {
-    by_id::fetch(&state.db, &VOICEMAILS, principal.tenant_id, id)
-        .await
-        .map(Json)
+pub async fn get_voicemail(request: RecordRequest) -> ApiResult<Json<Voicemail>> {
+    request.fetch(&VOICEMAILS).await.map(Json)
 }
 
 /// Marks a voicemail listened (the first listen's time is kept).
 #[utoipa::path(post, path = "/v1/voicemails/{id}/listened", tag = "voicemails", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Voicemail id")),
+    params(RecordRequest),
     responses((status = 200, body = Voicemail)))]
 pub async fn mark_listened(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
 ) -> ApiResult<Json<Voicemail>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE voicemails SET listened_at = coalesce(listened_at, now())
@@ -135,11 +129,10 @@ pub async fn mark_listened(
 
 /// Deletes a voicemail.
 #[utoipa::path(delete, path = "/v1/voicemails/{id}", tag = "voicemails", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Voicemail id")),
+    params(RecordRequest),
     responses((status = 204, description = "Deleted")))]
 pub async fn delete_voicemail(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
 ) -> ApiResult<StatusCode> {
     // A voicemail whose hour is already in the report rollups leaves them too,
     // so the summary counts what the live tail would.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::lifecycle::{self, StatusUpdate, lock_call, record_event, status_of};
 use super::{CALLS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall};
 use crate::auth::TenantRequest;
-use crate::by_id;
+use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query};
@@ -183,27 +183,20 @@ pub async fn list_calls(
 
 /// Gets one call.
 #[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Call id")),
+    params(RecordRequest),
     responses((status = 200, body = Call)))]
-pub async fn get_call(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Call>> {
-    by_id::fetch(&state.db, &CALLS, principal.tenant_id, id)
-        .await
-        .map(Json)
+pub async fn get_call(request: RecordRequest) -> ApiResult<Json<Call>> {
+    request.fetch(&CALLS).await.map(Json)
 }
 
 /// A call's history, oldest first: every status and control.
 #[utoipa::path(get, path = "/v1/calls/{id}/events", tag = "calls", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Call id")),
+    params(RecordRequest),
     responses((status = 200, body = Page<CallEvent>)))]
-pub async fn call_events(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Page<CallEvent>>> {
+pub async fn call_events(request: RecordRequest) -> ApiResult<Json<Page<CallEvent>>> {
     // Another tenant's call has no history to show: 404, as for an unknown id.
-    by_id::fetch(&state.db, &CALLS, principal.tenant_id, id).await?;
+    request.exists(&CALLS).await?;
+    let RecordRequest(TenantRequest { state, principal }, id) = request;
     let events: Vec<CallEvent> = sqlx::query_as(
         "SELECT id, call_id, kind, from_status, to_status, data, source, occurred_at
          FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY id LIMIT 1000",

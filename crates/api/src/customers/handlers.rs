@@ -5,16 +5,15 @@ use axum::response::{IntoResponse, Response};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::search::search_pattern;
-use uuid::Uuid;
 
 use super::{
-    CUSTOMER_COLUMNS, CUSTOMERS, CreateCustomer, CreateNote, Customer, ListCustomersQuery, Note,
-    UpdateCustomer, customer_by_phone, parse_phone,
+    CUSTOMER_COLUMNS, CUSTOMERS, CreateCustomer, CreateNote, Customer, ListCustomersQuery,
+    MAX_NOTE_CHARS, Note, UpdateCustomer, customer_by_phone, parse_phone,
 };
 use crate::auth::TenantRequest;
-use crate::by_id;
+use crate::by_id::RecordRequest;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::pagination::{IdPageRequest, Page};
 
@@ -130,30 +129,23 @@ pub async fn create_customer(
 
 /// Gets one customer.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Customer id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Customer),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
-pub async fn get_customer(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Customer>> {
-    by_id::fetch(&state.db, &CUSTOMERS, principal.tenant_id, id)
-        .await
-        .map(Json)
+pub async fn get_customer(request: RecordRequest) -> ApiResult<Json<Customer>> {
+    request.fetch(&CUSTOMERS).await.map(Json)
 }
 
 /// Updates some fields of a customer (`null` clears an optional field).
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Customer id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Customer),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
     ))]
 pub async fn update_customer(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
     Json(patch): Json<UpdateCustomer>,
 ) -> ApiResult<Json<Customer>> {
     let changes = patch.validate(&state.settings.default_region)?;
@@ -196,15 +188,13 @@ pub async fn update_customer(
 /// Deletes a customer and their notes; calls, messages and voicemails stay
 /// (history is kept) but no longer point at the customer.
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Customer id")),
+    params(RecordRequest),
     responses(
         (status = 204, description = "Deleted"),
     ))]
-pub async fn delete_customer(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
-    by_id::delete(&state.db, &CUSTOMERS, principal.tenant_id, id).await?;
+pub async fn delete_customer(request: RecordRequest) -> ApiResult<StatusCode> {
+    request.delete(&CUSTOMERS).await?;
+    let RecordRequest(TenantRequest { state, principal }, id) = request;
     state
         .events
         .publish_new(
@@ -218,20 +208,19 @@ pub async fn delete_customer(
 
 /// Adds a note to a customer's record.
 #[utoipa::path(post, path = "/v1/customers/{id}/notes", tag = "customers", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Customer id")),
+    params(RecordRequest),
     responses(
         (status = 201, body = Note),
     ))]
 pub async fn add_note(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    RecordRequest(TenantRequest { state, principal }, id): RecordRequest,
     Json(req): Json<CreateNote>,
 ) -> ApiResult<(StatusCode, Json<Note>)> {
     let body = req.body.trim();
-    if body.is_empty() || body.chars().count() > 10_000 {
+    if body.is_empty() || body.chars().count() > MAX_NOTE_CHARS {
         return Err(ApiError::validation(
             "body",
-            "body must be 1 to 10000 characters",
+            format!("body must be 1 to {MAX_NOTE_CHARS} characters"),
         ));
     }
     // The composite foreign key (tenant_id, customer_id) refuses another

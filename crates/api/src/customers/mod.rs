@@ -63,6 +63,9 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The longest note `body`.
+pub const MAX_NOTE_CHARS: usize = 10_000;
+
 /// The columns of [`Customer`], for `SELECT` and `RETURNING`.
 pub(crate) const CUSTOMER_COLUMNS: &str =
     "id, tenant_id, name, email, phone, company, tags, metadata, created_at, updated_at";

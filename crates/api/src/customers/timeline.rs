@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::CUSTOMERS;
 use crate::auth::TenantRequest;
-use crate::by_id;
+use crate::by_id::RecordRequest;
 use crate::error::ApiResult;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::pagination::{self, Page};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -41,19 +41,19 @@ pub struct TimelineItem {
 
 /// Everything that happened with a customer, newest first.
 #[utoipa::path(get, path = "/v1/customers/{id}/timeline", tag = "customers", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Customer id"), TimelineQuery),
+    params(RecordRequest, TimelineQuery),
     responses(
         (status = 200, body = Page<TimelineItem>),
     ))]
 pub async fn customer_timeline(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
+    request: RecordRequest,
     Query(query): Query<TimelineQuery>,
 ) -> ApiResult<Json<Page<TimelineItem>>> {
     let limit = pagination::limit(query.limit)?;
     let after = pagination::decode_time_cursor(query.cursor.as_deref())?;
     // 404 for an unknown or foreign customer rather than an empty timeline.
-    by_id::fetch(&state.db, &CUSTOMERS, principal.tenant_id, id).await?;
+    request.exists(&CUSTOMERS).await?;
+    let RecordRequest(TenantRequest { state, principal }, id) = request;
     let (before_at, before_id) = after.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
 
     // Each branch is limited on its own index before the merge, so a page

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::{ListMessagesQuery, MESSAGES, Message, SendMessage, validate_body};
 use crate::auth::TenantRequest;
-use crate::by_id;
+use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Query};
 use crate::idempotency::{self, IdempotencyKey};
 use crate::pagination::{IdPageRequest, Page};
 
@@ -298,16 +298,10 @@ pub async fn list_messages(
 
 /// Gets one message.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Message id")),
+    params(RecordRequest),
     responses(
         (status = 200, body = Message),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID"),
     ))]
-pub async fn get_message(
-    TenantRequest { state, principal }: TenantRequest,
-    Path(id): Path<Uuid>,
-) -> ApiResult<Json<Message>> {
-    by_id::fetch(&state.db, &MESSAGES, principal.tenant_id, id)
-        .await
-        .map(Json)
+pub async fn get_message(request: RecordRequest) -> ApiResult<Json<Message>> {
+    request.fetch(&MESSAGES).await.map(Json)
 }
