@@ -232,6 +232,10 @@ pub mod items {
         fn schema() -> RefOr<Schema> {
             ObjectBuilder::new()
                 .schema_type(Type::String)
+                .description(Some(
+                    "An event type: what a webhook endpoint subscribes to, and what each \
+                     delivery's `type` names",
+                ))
                 .enum_values(Some(
                     switchboard_core::events::EventType::ALL
                         .iter()
