@@ -17,6 +17,8 @@
 //! own sockets, and rooms/broadcasts go through the socketioxide-redis
 //! adapter.
 
+#![warn(missing_docs)]
+
 pub mod ops;
 pub mod ordering;
 pub mod relay;

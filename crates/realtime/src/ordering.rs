@@ -64,6 +64,7 @@ impl<T> Stream<T> {
 }
 
 impl<T> Orderer<T> {
+    /// An orderer that holds an event behind a gap for at most `window`.
     pub fn new(window: Duration) -> Self {
         Self {
             window,

@@ -29,11 +29,14 @@ use crate::state::{Identity, RealtimeState};
 /// Why a session ended (`data.reason` of `session:expired`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
+    /// The token's `exp` passed while the socket was connected.
     Expired,
+    /// The token was revoked (the agent logged out).
     Revoked,
 }
 
 impl Ended {
+    /// The stable code clients read (`token_expired`, `token_revoked`).
     pub fn code(self) -> &'static str {
         match self {
             Self::Expired => "token_expired",

@@ -32,14 +32,19 @@ use crate::state::{Identity, RealtimeState, call_room};
 /// `message` (a stable code, then a human explanation).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectRefused {
+    /// No `auth.token` was sent.
     #[error("token_missing: send the access token from /v1/auth/login as auth.token")]
     Missing,
+    /// The token does not parse or its signature does not verify.
     #[error("token_invalid: the token is malformed or its signature is invalid")]
     Invalid,
+    /// The token's `exp` has passed.
     #[error("token_expired: the token has expired; log in again")]
     Expired,
+    /// The token is on the revocation list.
     #[error("token_revoked: the token has been revoked (logged out)")]
     Revoked,
+    /// Redis could not be asked whether the token is revoked.
     #[error("unavailable: the token could not be checked; retry")]
     Unavailable,
 }
@@ -59,6 +64,7 @@ impl ConnectRefused {
 /// The Socket.IO `auth` object a client connects with.
 #[derive(Debug, Deserialize)]
 pub struct AuthPayload {
+    /// The access token from `/v1/auth/login`.
     pub token: Option<String>,
 }
 

@@ -31,8 +31,9 @@ pub struct RealtimeConfig {
     pub socket_ttl: Duration,
     /// How long a gap in one call's versions may hold its later events.
     pub reorder_window: Duration,
-    /// Engine.IO ping interval and timeout (client liveness).
+    /// Engine.IO ping interval (client liveness).
     pub ping_interval: Duration,
+    /// How long a client may take to answer a ping before it is dropped.
     pub ping_timeout: Duration,
     /// The longest a graceful shutdown waits for connections to finish.
     pub drain_timeout: Duration,
@@ -58,8 +59,11 @@ impl Default for RealtimeConfig {
 /// Who a socket is, from its verified token (a socket extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identity {
+    /// The agent's tenant: the events it may hear.
     pub tenant_id: Uuid,
+    /// The agent the token was issued to.
     pub agent_id: Uuid,
+    /// The agent's role when the token was issued.
     pub role: Role,
     /// The token's id, to find the socket when the token is revoked.
     pub jti: Uuid,
@@ -68,19 +72,23 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The room every socket of the agent's tenant joins.
     pub fn tenant_room(&self) -> String {
         tenant_room(self.tenant_id)
     }
 
+    /// The room of this agent's own sockets.
     pub fn agent_room(&self) -> String {
         format!("agent:{}", self.agent_id)
     }
 }
 
+/// The room of a tenant's sockets: every event of the tenant goes there.
 pub fn tenant_room(tenant_id: Uuid) -> String {
     format!("tenant:{tenant_id}")
 }
 
+/// The room of the sockets watching one call (`call:watch`).
 pub fn call_room(call_id: Uuid) -> String {
     format!("call:{call_id}")
 }
@@ -108,6 +116,7 @@ struct Inner {
 }
 
 impl RealtimeState {
+    /// Connects the pools (lazily) and builds the state an instance shares.
     pub async fn new(settings: Arc<Settings>, config: RealtimeConfig) -> anyhow::Result<Self> {
         let db = switchboard_core::db::connect(&settings)
             .await
@@ -128,34 +137,43 @@ impl RealtimeState {
         })))
     }
 
+    /// The process's settings.
     pub fn settings(&self) -> &Arc<Settings> {
         &self.0.settings
     }
 
+    /// The realtime service's own tuning.
     pub fn config(&self) -> &RealtimeConfig {
         &self.0.config
     }
 
+    /// The keys access tokens are verified with.
     pub fn tokens(&self) -> &TokenKeys {
         &self.0.tokens
     }
 
+    /// The PostgreSQL pool.
     pub fn db(&self) -> &PgPool {
         &self.0.db
     }
 
+    /// The Redis pool.
     pub fn redis(&self) -> &switchboard_core::redis::Pool {
         &self.0.redis
     }
 
+    /// Agents' presence, kept in Redis.
     pub fn presence(&self) -> &PresenceStore {
         &self.0.presence
     }
 
+    /// The Prometheus recorder `/metrics` renders.
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.0.metrics
     }
 
+    /// Whether the event relay is subscribed (until then the instance is
+    /// not ready: events would be lost).
     pub fn relay_subscribed(&self) -> bool {
         self.0.relay_subscribed.load(Ordering::Acquire)
     }

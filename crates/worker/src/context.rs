@@ -10,11 +10,16 @@ use crate::{jobs::sms::HandOvers, queue::Queues};
 
 /// Pools, publishers and settings, built once per worker process.
 pub struct Ctx {
+    /// The process's settings.
     pub settings: Arc<Settings>,
+    /// The PostgreSQL pool; the jobs it inserts send no `NOTIFY`
+    /// (`switchboard_core::db::connect_for_worker`).
     pub db: PgPool,
+    /// The Redis pool.
     pub redis: switchboard_core::redis::Pool,
     /// The job queues' claims, acks, leases and watchdog state.
     pub queues: Arc<Queues>,
+    /// Publishes the events the jobs' changes cause.
     pub events: EventPublisher,
     /// Outbound HTTP: tenant webhooks and the simulator's carrier callbacks.
     pub http: reqwest::Client,
@@ -26,6 +31,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Connects the pools and builds the shared state, once per process.
     pub async fn new(settings: Arc<Settings>) -> anyhow::Result<Arc<Self>> {
         let db = switchboard_core::db::connect_for_worker(&settings).await?;
         let redis = switchboard_core::redis::pool(&settings)?;

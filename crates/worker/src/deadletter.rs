@@ -13,16 +13,22 @@ pub use switchboard_core::jobs::QUEUES;
 /// One dead job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, sqlx::FromRow)]
 pub struct DeadJob {
+    /// The dead letter's id (what `retry` takes).
     pub id: Uuid,
+    /// The queue the job ran on.
     pub queue: String,
     /// The record the job acted on.
     pub subject: Uuid,
+    /// The job as it was enqueued.
     #[sqlx(rename = "payload")]
     pub job: serde_json::Value,
+    /// How many times it ran.
     pub attempts: i32,
     /// `transient` (out of attempts) or `permanent`.
     pub kind: String,
+    /// The last run's error.
     pub error: String,
+    /// When it was given up.
     pub failed_at: DateTime<Utc>,
 }
 

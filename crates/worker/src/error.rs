@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+/// A failed run of a job, and whether another run could succeed.
 #[derive(Debug)]
 pub enum JobError {
     /// Worth another try later (network, timeouts, 5xx, a database hiccup).
@@ -12,14 +13,17 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// A failure worth retrying.
     pub fn transient(error: impl Into<anyhow::Error>) -> Self {
         Self::Transient(error.into())
     }
 
+    /// A failure no retry can fix.
     pub fn permanent(error: impl Into<anyhow::Error>) -> Self {
         Self::Permanent(error.into())
     }
 
+    /// `transient` or `permanent`, as dead letters and metrics name it.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Transient(_) => "transient",
@@ -56,4 +60,5 @@ impl From<deadpool_redis::redis::RedisError> for JobError {
     }
 }
 
+/// What a job's run ends with.
 pub type JobResult = Result<(), JobError>;

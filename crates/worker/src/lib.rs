@@ -22,6 +22,8 @@
 //! acknowledges them, and hands every job it still holds back to the queue,
 //! due at once for the next worker.
 
+#![warn(missing_docs)]
+
 pub mod context;
 pub mod deadletter;
 pub mod error;

@@ -39,6 +39,8 @@ const SWEEP_BATCH: i64 = 5_000;
 /// (a seeded database holds months of calls and messages in every status).
 const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
+/// Runs the periodic work every `maintenance_interval` while this worker
+/// holds the lease, until `shutdown`.
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
     let mut ticker = Ticker::new(ctx.settings.maintenance_interval, shutdown);
     while ticker.tick().await {

@@ -64,6 +64,7 @@ const CLAIM_RETRY: Duration = Duration::from_secs(1);
 pub struct Claimed {
     /// The `jobs` row.
     pub id: i64,
+    /// The queue it was claimed from.
     pub queue: &'static str,
     /// The job as JSON; the runner decodes it (and dead-letters what it cannot).
     pub payload: serde_json::Value,
@@ -76,6 +77,8 @@ pub struct Claimed {
 /// Why a queue's fetch stream ended (apalis then restarts its worker).
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// Its oldest due job waited longer than `stall_after` while the queue
+    /// made no progress.
     #[error("queue {0} stalled: restarted by the watchdog")]
     Stalled(&'static str),
 }
@@ -120,6 +123,9 @@ pub struct Queues {
 }
 
 impl Queues {
+    /// The queues of the worker named `instance`: its claims hold a lease of
+    /// `lease`, and a queue whose oldest due job waits longer than
+    /// `stall_after` while it makes no progress is stalled (see [`watchdog`]).
     pub fn new(db: PgPool, instance: String, lease: Duration, stall_after: Duration) -> Self {
         Self {
             db,
@@ -557,6 +563,7 @@ pub async fn renew_leases(queues: Arc<Queues>, shutdown: impl std::future::Futur
 /// One queue's state, as the gauges and the watchdog read it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueState {
+    /// The queue's name.
     pub queue: String,
     /// Due now and not held by a live worker.
     pub due: i64,
@@ -564,6 +571,7 @@ pub struct QueueState {
     pub in_flight: i64,
     /// Due later (delayed sends, retries in backoff).
     pub scheduled: i64,
+    /// Dead letters of this queue.
     pub dead: i64,
     /// How long the oldest due job has waited, in seconds (0 if none).
     pub oldest_due_secs: f64,

@@ -34,6 +34,8 @@ pub trait Handler: Job + Clone + std::fmt::Debug {
         ctx.settings.job_timeout
     }
 
+    /// Runs the job once. Every handler is idempotent: a job may run again
+    /// after a crash or a lease that ran out.
     fn handle(&self, ctx: &Arc<Ctx>) -> impl Future<Output = JobResult> + Send;
 
     /// Runs once when this job is given up (moved to the dead-letter list),

@@ -52,26 +52,41 @@ use crate::{
 /// Waits longer than this re-queue the job instead of sleeping in it.
 const MAX_IN_JOB_WAIT: Duration = Duration::from_secs(2);
 
+/// How a simulated call ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
-    Answered { talk_seconds: u32 },
+    /// Answered, then hung up after `talk_seconds`.
+    Answered {
+        /// The call's talk time.
+        talk_seconds: u32,
+    },
+    /// The callee was busy.
     Busy,
+    /// It rang out unanswered.
     NoAnswer,
+    /// The network failed the call (`failed`).
     Failed,
 }
 
+/// How a simulated message ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmsOutcome {
+    /// The handset received it (`delivered`).
     Delivered,
+    /// The handset was unreachable (`undelivered`, error 30003).
     Undelivered,
+    /// A landline or an unreachable carrier (`failed`, error 30006).
     Failed,
 }
 
 /// Everything the network decides about one call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallScript {
+    /// From the call being placed to its ringing.
     pub setup: Duration,
+    /// How long it rings before the outcome.
     pub ring: Duration,
+    /// How it ends.
     pub outcome: CallOutcome,
 }
 
@@ -408,8 +423,12 @@ fn status_fields(
 /// The API's answer to a carrier callback (the fields the simulator reads).
 #[derive(Debug, Deserialize)]
 pub struct Ack {
+    /// What the callback did: `applied`, `created`, `duplicate`, ….
     pub result: String,
+    /// The routing decision of an incoming call (`connect`, `voicemail`)
+    /// or a message's keyword action.
     pub action: Option<String>,
+    /// The call the callback concerned, when it was one.
     pub call_id: Option<Uuid>,
 }
 

@@ -35,6 +35,7 @@ const HOOKS_TTL: Duration = Duration::from_secs(5);
 /// (webhook id, subscribed event types; empty = all)
 type Hooks = Vec<(Uuid, Vec<String>)>;
 
+/// Reads the event stream and queues the deliveries until `shutdown`.
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut cache: HashMap<Uuid, (Instant, Hooks)> = HashMap::new();

@@ -27,7 +27,9 @@ use crate::{
     runner::Handler,
 };
 
+/// The header a delivery's HMAC-SHA256 signature travels in.
 pub const SIGNATURE_HEADER: &str = "Switchboard-Signature";
+/// Deliveries one tenant may have running at once in one worker.
 pub const PER_TENANT_IN_FLIGHT: usize = 8;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
