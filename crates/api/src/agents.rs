@@ -18,6 +18,7 @@ use crate::extract::Json;
 use crate::pagination::Page;
 use crate::state::AppState;
 
+/// The routes of agents and presence, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_agents))

@@ -30,6 +30,7 @@ use crate::extract::Json;
 use crate::login_throttle::Attempt;
 use crate::state::AppState;
 
+/// The routes of login, logout and `/v1/me`, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
@@ -40,15 +41,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Who is calling: an agent (JWT) or a tenant API key.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The tenant whose records the request may touch.
     pub tenant_id: Uuid,
+    /// What it may do there.
     pub role: Role,
+    /// How it authenticated.
     pub credential: Credential,
 }
 
+/// The bearer credential a request carried.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Agent { agent_id: Uuid, claims: Claims },
-    ApiKey { key_id: Uuid },
+    /// An agent's access token.
+    Agent {
+        /// The agent.
+        agent_id: Uuid,
+        /// The token's verified claims.
+        claims: Claims,
+    },
+    /// A tenant API key (`sbk_…`).
+    ApiKey {
+        /// The key's id.
+        key_id: Uuid,
+    },
 }
 
 impl Principal {
@@ -95,7 +110,9 @@ impl FromRequestParts<AppState> for Principal {
 /// Rejects as [`Principal`] does (401).
 #[derive(Clone)]
 pub struct TenantRequest {
+    /// The application state.
     pub state: AppState,
+    /// The authenticated caller.
     pub principal: Principal,
 }
 
@@ -236,6 +253,7 @@ pub struct PasswordChecks {
 }
 
 impl PasswordChecks {
+    /// `slots` checks at a time, at most `queue_max` more waiting.
     pub fn new(slots: usize, queue_max: usize) -> Self {
         Self {
             slots,

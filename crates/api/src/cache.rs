@@ -180,6 +180,7 @@ pub struct Caches {
     inner: Arc<Inner>,
 }
 
+/// The caches themselves (see [`Caches`]).
 pub struct Inner {
     /// Tenants by id.
     pub tenants: Cache<Uuid, Option<Tenant>>,

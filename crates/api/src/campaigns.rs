@@ -30,6 +30,7 @@ use crate::messages::MessageCounts;
 use crate::state::AppState;
 use crate::text::validate_name;
 
+/// The routes of campaigns, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_campaign))
@@ -82,6 +83,7 @@ static CAMPAIGNS: Table<Campaign> = Table::new("campaigns", &CAMPAIGN_COLUMNS, "
 /// A campaign with its progress.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CampaignWithProgress {
+    /// The campaign.
     #[serde(flatten)]
     pub campaign: Campaign,
     /// How far the campaign got.

@@ -18,12 +18,16 @@ tokio::task_local! {
     pub static REQUEST_ID: String;
 }
 
+/// The current request's id, when called within a request.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// A handler's result: its answer, or an error in the API's shape.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// An error answer: its status, a stable `code`, a message and, for a bad
+/// value, the `field` it is in (see [`ErrorBody`]).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -59,6 +63,7 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(
         status: StatusCode,
         code: impl Into<Cow<'static, str>>,
@@ -74,23 +79,28 @@ impl ApiError {
         }
     }
 
+    /// Names the field (or parameter) at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
+    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The stable code clients match on.
     pub fn code(&self) -> &str {
         &self.code
     }
 
+    /// The field at fault, if one is named.
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
 
+    /// 400: the request is malformed.
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -105,6 +115,7 @@ impl ApiError {
         .with_field(field)
     }
 
+    /// 404 `not_found`: "{what} not found".
     pub fn not_found(what: &'static str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -113,22 +124,27 @@ impl ApiError {
         )
     }
 
+    /// 401 `unauthorized`.
     pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// 403 `forbidden`: authenticated, but not allowed.
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
+    /// 409: the request conflicts with the records' state.
     pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
+    /// 422 with a code of its own.
     pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
+    /// 503 `unavailable`: a dependency is down; retry.
     pub fn unavailable(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }

@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 
+/// The request header that makes a POST safe to retry.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The response header marking a replayed answer (`true`).
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The optional `Idempotency-Key` header: 1–255 visible ASCII characters.

@@ -29,6 +29,7 @@ use crate::extract::{Json, Query};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
 
+/// The routes of customer imports, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_import))
@@ -87,9 +88,13 @@ static IMPORTS: Table<Import> = Table::new("imports", &IMPORT_COLUMNS, "import")
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportStatus {
+    /// Uploaded; waiting for a worker.
     Queued,
+    /// A worker is reading the file.
     Running,
+    /// Every row was read (rejected rows are in its errors).
     Completed,
+    /// The file could not be processed (see `error`).
     Failed,
 }
 
@@ -114,6 +119,7 @@ impl From<ImportMode> for Mode {
     }
 }
 
+/// The query string of `POST /v1/imports`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -135,6 +141,7 @@ pub struct ImportError {
     pub reason: String,
 }
 
+/// The query string of `GET /v1/imports/{id}/errors`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

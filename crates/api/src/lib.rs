@@ -11,6 +11,8 @@
 //! Errors everywhere are [`error::ApiError`], rendered in the documented JSON
 //! shape, including axum's own rejections (see [`extract`]).
 
+#![warn(missing_docs)]
+
 pub mod agents;
 pub mod auth;
 mod by_id;

@@ -37,11 +37,14 @@ use crate::state::AppState;
 /// `auth_login_throttled_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    /// Too many failures for the email address.
     Account,
+    /// Too many failures from the client's address.
     Address,
 }
 
 impl Scope {
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Account => "account",
@@ -114,6 +117,7 @@ fn digest(value: &str) -> String {
 }
 
 impl Attempt {
+    /// A login attempt for `email` from `peer`.
     pub fn new(state: &AppState, email: &str, peer: Option<SocketAddr>) -> Self {
         let address = peer.map_or_else(|| "unknown".to_string(), |p| client_address(p.ip()));
         let settings = &state.settings;

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::state::AppState;
 
+/// The request id header: echoed when the client sends one, made up
+/// otherwise, and quoted in every error.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Accepts a sane client-supplied `x-request-id` or makes one, scopes it for

@@ -42,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         (name = "webhooks", description = "Carrier callbacks (form-encoded, signed with X-Twilio-Signature)"),
     )
 )]
+/// The document's fixed parts; the paths come from the routers.
 pub struct ApiDoc;
 
 struct BearerAuth;

@@ -12,6 +12,7 @@ use crate::error::current_request_id;
 use crate::extract::Json;
 use crate::state::AppState;
 
+/// The routes of health, readiness and metrics, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
+/// Page size when `limit` is absent.
 pub const DEFAULT_LIMIT: u32 = 50;
+/// The largest `limit` accepted.
 pub const MAX_LIMIT: u32 = 200;
 
 /// One page of a list.
@@ -58,6 +60,7 @@ pub fn decode_id_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> 
         .transpose()
 }
 
+/// The cursor after the item `id` (see [`decode_id_cursor`]).
 pub fn encode_id_cursor(id: Uuid) -> String {
     URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
@@ -72,6 +75,7 @@ pub fn decode_number_cursor(cursor: Option<&str>) -> Result<Option<i32>, ApiErro
         .transpose()
 }
 
+/// The cursor after the row `position` (see [`decode_number_cursor`]).
 pub fn encode_number_cursor(position: i32) -> String {
     URL_SAFE_NO_PAD.encode(position.to_be_bytes())
 }
@@ -95,6 +99,7 @@ pub fn decode_time_cursor(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>,
     Ok(Some((at, id)))
 }
 
+/// The cursor after the item `(at, id)` (see [`decode_time_cursor`]).
 pub fn encode_time_cursor(at: DateTime<Utc>, id: Uuid) -> String {
     let mut bytes = Vec::with_capacity(24);
     bytes.extend_from_slice(&at.timestamp_micros().to_be_bytes());

@@ -25,6 +25,7 @@ use crate::messages::MessageCounts;
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
 
+/// The routes of reports, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(summary))
@@ -63,6 +64,7 @@ fn range(
     Ok((from, to))
 }
 
+/// The query string of `GET /v1/reports/summary`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -258,6 +260,7 @@ fn summary_bucket(start: DateTime<Utc>, stats: &HourStats) -> SummaryBucket {
     }
 }
 
+/// The query string of `GET /v1/reports/calls`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -362,6 +365,7 @@ pub async fn call_records(
     Ok(Json(request.page(rows, |r| r.call_id)))
 }
 
+/// The query string of `GET /v1/reports/agents`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

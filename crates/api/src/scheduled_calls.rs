@@ -38,6 +38,7 @@ use crate::idempotency::{self, IdempotencyKey};
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
 
+/// The routes of scheduled calls and the scheduling settings, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_scheduled_calls, create_scheduled_call))
@@ -58,8 +59,11 @@ const MAX_AHEAD_DAYS: i64 = 366;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RetryOutcome {
+    /// The callee was busy.
     Busy,
+    /// Nobody answered.
     NoAnswer,
+    /// The call failed.
     Failed,
 }
 
@@ -198,11 +202,20 @@ pub struct ScheduledCall {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduledCallStatus {
+    /// Waiting for its time (or its calling window).
     Pending,
+    /// An attempt's call is on the line.
     Dialing,
+    /// An attempt ended with an outcome the policy retries; the next one
+    /// waits for its backoff.
     Retrying,
+    /// An attempt's call completed.
     Completed,
+    /// Given up: an attempt did not complete and no retry applies (attempts
+    /// used up, or an outcome the policy does not retry), or the tenant has
+    /// no number to call from.
     Exhausted,
+    /// Canceled before it completed.
     Canceled,
 }
 
@@ -219,6 +232,7 @@ impl ScheduledCallStatus {
     }
 }
 
+/// The query string of `GET /v1/scheduled-calls`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

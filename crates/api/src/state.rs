@@ -18,6 +18,7 @@ use switchboard_core::presence::PresenceStore;
 pub struct AppState(Arc<Shared>);
 
 impl AppState {
+    /// Wraps the shared services.
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
@@ -40,6 +41,7 @@ pub struct Shared {
     pub batches: PgPool,
     /// Events, revocations and presence.
     pub redis: switchboard_core::redis::Pool,
+    /// The process's settings.
     pub settings: Arc<Settings>,
     /// Issues and verifies agent access tokens.
     pub tokens: Arc<TokenKeys>,

@@ -26,6 +26,7 @@ use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
 use crate::text::validate_name;
 
+/// The routes of templates, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_templates, create_template))
@@ -105,6 +106,7 @@ pub struct UpdateTemplate {
     pub body: Option<String>,
 }
 
+/// The query string of `GET /v1/templates`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

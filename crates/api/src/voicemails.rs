@@ -17,6 +17,7 @@ use crate::extract::{Json, Query};
 use crate::pagination::{IdPageRequest, Page};
 use crate::state::AppState;
 
+/// The routes of voicemails, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_voicemails))
@@ -59,6 +60,7 @@ pub struct Voicemail {
 /// Where voicemails are kept.
 static VOICEMAILS: Table<Voicemail> = Table::new("voicemails", &VOICEMAIL_COLUMNS, "voicemail");
 
+/// The query string of `GET /v1/voicemails`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -19,6 +19,7 @@ use crate::state::AppState;
 
 pub use handlers::*;
 
+/// The routes of calls and their controls, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::list_calls, handlers::originate_call))
@@ -126,6 +127,7 @@ pub struct ControlRequest {
     pub to: Option<String>,
 }
 
+/// The query string of `GET /v1/calls`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -22,8 +22,10 @@ use crate::calls::lifecycle::{self, Change};
 /// verify the callback's signature).
 #[derive(Debug, sqlx::FromRow)]
 pub struct CallTarget {
+    /// The call.
     #[sqlx(flatten)]
     pub call: Call,
+    /// Its tenant's carrier auth token.
     pub carrier_auth_token: String,
 }
 

@@ -30,6 +30,7 @@ use crate::extract::read_body;
 use crate::state::AppState;
 use crate::text::{self, TextKind};
 
+/// The routes of carrier callbacks (`/webhooks/carrier/…`), with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(voice::router())
@@ -265,6 +266,7 @@ pub struct WebhookAck {
 }
 
 impl WebhookAck {
+    /// An answer saying only `result`.
     pub fn result(result: &str) -> Self {
         Self {
             result: result.to_string(),

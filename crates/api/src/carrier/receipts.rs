@@ -21,8 +21,11 @@ use crate::messages::Message;
 /// What a receipt needs to know about its message before deciding.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ReceiptTarget {
+    /// The message the receipt is about.
     pub message_id: Uuid,
+    /// Its tenant.
     pub tenant_id: Uuid,
+    /// Its status now.
     pub status: String,
     /// The tenant's carrier auth token, to verify the receipt's signature.
     pub carrier_auth_token: String,
@@ -31,9 +34,13 @@ pub struct ReceiptTarget {
 /// A decided, legal status change.
 #[derive(Debug)]
 pub struct ApplyReceipt {
+    /// The message.
     pub message_id: Uuid,
+    /// The status it is changed from (checked again when applied).
     pub from: MessageStatus,
+    /// The status it is changed to.
     pub to: MessageStatus,
+    /// The carrier's error code, for a failure.
     pub error_code: Option<String>,
 }
 

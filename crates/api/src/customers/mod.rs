@@ -24,6 +24,7 @@ use crate::text::validate_name;
 pub use handlers::*;
 pub use timeline::*;
 
+/// The routes of customers, their notes and timeline, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::list_customers, handlers::create_customer))
@@ -160,6 +161,7 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
+/// The query string of `GET /v1/customers`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -13,6 +13,7 @@ use crate::error::ApiResult;
 use crate::extract::{Json, Query};
 use crate::pagination::{self, Page};
 
+/// The query string of `GET /v1/customers/{id}/timeline`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

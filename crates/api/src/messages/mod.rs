@@ -27,6 +27,7 @@ use crate::state::AppState;
 
 pub use handlers::*;
 
+/// The routes of messages, with their OpenAPI descriptions.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::list_messages, handlers::send_message))
@@ -164,6 +165,7 @@ pub struct SendMessage {
     pub customer_id: Option<Uuid>,
 }
 
+/// The query string of `GET /v1/messages`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
