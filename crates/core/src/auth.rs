@@ -27,14 +27,21 @@ use crate::{Settings, memo::Memo, settings::Argon2Params};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// `agent`: the base role.
     Agent,
+    /// `supervisor`: an agent who leads a team; it is allowed what `agent`
+    /// is.
     Supervisor,
+    /// `admin`: may also manage the tenant (webhook endpoints, scheduling
+    /// settings).
     Admin,
 }
 
 impl Role {
     const ALL: [Role; 3] = [Role::Agent, Role::Supervisor, Role::Admin];
 
+    /// The role's name as stored and serialised: `agent`, `supervisor` or
+    /// `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Agent => "agent",
@@ -50,6 +57,8 @@ impl fmt::Display for Role {
     }
 }
 
+/// A role name other than `agent`, `supervisor` or `admin` (the error of
+/// parsing a [`Role`]).
 #[derive(Debug, thiserror::Error)]
 #[error("unknown role {0:?}")]
 pub struct UnknownRole(String);
@@ -165,19 +174,28 @@ pub struct Claims {
     pub sub: Uuid,
     /// The agent's tenant.
     pub tid: Uuid,
+    /// The agent's role: what the token allows.
     pub role: Role,
     /// Token id: what logout revokes.
     pub jti: Uuid,
+    /// Issued at, in Unix seconds.
     pub iat: i64,
+    /// Expiry, in Unix seconds: the token is refused after it (with 5 s of
+    /// leeway).
     pub exp: i64,
 }
 
+/// Why an access token is refused (the API answers each with 401).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
+    /// Past its `exp`: the agent must log in again.
     #[error("the token has expired")]
     Expired,
+    /// Malformed, missing a required claim, or not signed with this
+    /// deployment's `jwt_secret`.
     #[error("the token is malformed or its signature is invalid")]
     Invalid,
+    /// Logged out: its `jti` is on the revocation list (see [`is_revoked`]).
     #[error("the token has been revoked")]
     Revoked,
 }
@@ -206,6 +224,7 @@ impl fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
+    /// Keys from the settings' `jwt_secret`, for tokens that live `jwt_ttl`.
     pub fn new(settings: &Settings) -> Self {
         let secret = settings.jwt_secret.expose_secret().as_bytes();
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
@@ -220,10 +239,13 @@ impl TokenKeys {
         }
     }
 
+    /// Lifetime of the tokens it issues, in seconds (login's `expires_in`).
     pub fn ttl_secs(&self) -> i64 {
         self.ttl_secs
     }
 
+    /// A new signed token for `agent_id` of `tenant_id` with `role`, a fresh
+    /// `jti` and an expiry [`TokenKeys::ttl_secs`] from now, with its claims.
     pub fn issue(&self, agent_id: Uuid, tenant_id: Uuid, role: Role) -> (String, Claims) {
         let now = Utc::now().timestamp();
         self.encode(Claims {
@@ -265,6 +287,7 @@ impl TokenKeys {
     }
 }
 
+/// The Redis key whose presence marks the token `jti` as revoked.
 pub fn revocation_key(settings: &Settings, jti: Uuid) -> String {
     settings.redis_key(&format!("revoked:{jti}"))
 }
@@ -298,6 +321,7 @@ pub async fn revoke(
     Ok(())
 }
 
+/// Whether the token `jti` has been revoked (asks Redis).
 pub async fn is_revoked(
     redis: &crate::redis::Pool,
     settings: &Settings,

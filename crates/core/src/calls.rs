@@ -23,11 +23,14 @@ use crate::lifecycle::Transition;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// From the tenant to the other party (`outbound`).
     Outbound,
+    /// From the other party to one of the tenant's numbers (`inbound`).
     Inbound,
 }
 
 impl Direction {
+    /// The wire name: `outbound` or `inbound`.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Outbound => "outbound",
@@ -36,20 +39,32 @@ impl Direction {
     }
 }
 
+/// Where a call is in its lifecycle, in the carrier's vocabulary (see the
+/// module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
+    /// Created, not ringing yet (`queued`; the carrier's `initiated` too).
     Queued,
+    /// Ringing, not answered yet (`ringing`).
     Ringing,
+    /// Answered: the call is connected (`in-progress`; `answered` too).
     InProgress,
+    /// Answered, then hung up (`completed`). Terminal.
     Completed,
+    /// The called line was busy (`busy`). Terminal.
     Busy,
+    /// The carrier could not connect the call (`failed`). Terminal.
     Failed,
+    /// Rang but was never answered (`no-answer`). Terminal.
     NoAnswer,
+    /// Ended before it was answered, e.g. hung up while queued or ringing
+    /// (`canceled`; `cancelled` too). Terminal.
     Canceled,
 }
 
 impl CallStatus {
+    /// Every status: `queued`, `ringing`, `in-progress`, then the terminal ones.
     pub const ALL: [CallStatus; 8] = [
         CallStatus::Queued,
         CallStatus::Ringing,
@@ -61,6 +76,7 @@ impl CallStatus {
         CallStatus::Canceled,
     ];
 
+    /// The carrier's (and the API's) spelling, e.g. `in-progress`.
     pub fn as_str(self) -> &'static str {
         match self {
             CallStatus::Queued => "queued",
@@ -74,6 +90,8 @@ impl CallStatus {
         }
     }
 
+    /// Whether the call has ended (`completed`, `busy`, `failed`, `no-answer`
+    /// or `canceled`): no later status changes it.
     pub fn is_terminal(self) -> bool {
         self.stage() == 3
     }
@@ -100,6 +118,7 @@ impl fmt::Display for CallStatus {
     }
 }
 
+/// A status that does not parse as a [`CallStatus`]; holds the text as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown call status {0:?}")]
 pub struct UnknownCallStatus(pub String);
@@ -149,18 +168,29 @@ pub fn transition(from: CallStatus, to: CallStatus) -> Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Control {
+    /// `answer`: a ringing call goes `in-progress`.
     Answer,
+    /// `hold`: puts a call in progress on hold.
     Hold,
+    /// `unhold`: takes a call in progress off hold.
     Unhold,
+    /// `mute`: mutes a call in progress.
     Mute,
+    /// `unmute`: unmutes a call in progress.
     Unmute,
+    /// `record`: starts recording a call in progress.
     Record,
+    /// `stop-recording`: stops recording a call in progress.
     StopRecording,
+    /// `transfer`: hands a call in progress to another agent or number.
     Transfer,
+    /// `hangup`: ends the call, `completed` if it was answered, `canceled`
+    /// if not.
     Hangup,
 }
 
 impl Control {
+    /// Every control.
     pub const ALL: [Control; 9] = [
         Control::Answer,
         Control::Hold,
@@ -173,6 +203,8 @@ impl Control {
         Control::Hangup,
     ];
 
+    /// The control's name, as in `POST /v1/calls/{id}/{action}`, e.g.
+    /// `stop-recording`.
     pub fn as_str(self) -> &'static str {
         match self {
             Control::Answer => "answer",
@@ -199,8 +231,11 @@ impl FromStr for Control {
 /// The live flags a control may flip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallFlags {
+    /// Whether the call is on hold.
     pub on_hold: bool,
+    /// Whether the call is muted.
     pub muted: bool,
+    /// Whether the call is being recorded.
     pub recording: bool,
 }
 
@@ -218,27 +253,39 @@ pub enum ControlEffect {
 /// Why a control is refused (the API answers 409 with this code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ControlRefused {
+    /// `answer` on a call that is not ringing (`call_not_ringing`).
     #[error("the call is not ringing")]
     NotRinging,
+    /// Any control but `answer` and `hangup` on a call that is not in
+    /// progress (`call_not_in_progress`).
     #[error("the call is not in progress")]
     NotInProgress,
+    /// Any control on a call that has ended (`call_ended`).
     #[error("the call has already ended")]
     Ended,
+    /// `hold` on a call already on hold (`already_on_hold`).
     #[error("the call is already on hold")]
     AlreadyOnHold,
+    /// `unhold` on a call that is not on hold (`not_on_hold`).
     #[error("the call is not on hold")]
     NotOnHold,
+    /// `mute` on a call already muted (`already_muted`).
     #[error("the call is already muted")]
     AlreadyMuted,
+    /// `unmute` on a call that is not muted (`not_muted`).
     #[error("the call is not muted")]
     NotMuted,
+    /// `record` on a call already being recorded (`already_recording`).
     #[error("the call is already being recorded")]
     AlreadyRecording,
+    /// `stop-recording` on a call that is not being recorded
+    /// (`not_recording`).
     #[error("the call is not being recorded")]
     NotRecording,
 }
 
 impl ControlRefused {
+    /// The error code the API's 409 carries, e.g. `call_not_ringing`.
     pub fn code(self) -> &'static str {
         match self {
             ControlRefused::NotRinging => "call_not_ringing",

@@ -12,14 +12,19 @@ use crate::Settings;
 /// The migrations in `migrations/`, embedded so the binary carries its schema.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
+/// Why connecting to, creating or migrating the database failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
+    /// `DATABASE_URL` does not parse.
     #[error("invalid DATABASE_URL: {0}")]
     Url(sqlx::Error),
+    /// PostgreSQL could not be reached, or refused the connection.
     #[error("could not reach PostgreSQL: {0}")]
     Connect(sqlx::Error),
+    /// `CREATE DATABASE` failed.
     #[error("could not create the database: {0}")]
     Create(sqlx::Error),
+    /// Applying the migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

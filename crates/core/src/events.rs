@@ -17,41 +17,72 @@ use crate::{Settings, group_commit::GroupCommit, ids::new_id};
 /// realtime server emits it with `:` for `.` (`call:status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {
+    /// `call.created`: a call was placed (through the API or by a scheduled call)
+    /// or an inbound call arrived; `data` is the call.
     #[serde(rename = "call.created")]
     CallCreated,
+    /// `call.status`: a call's status changed (a carrier callback, `answer`,
+    /// `hangup`, a cancellation); `data` is the call.
     #[serde(rename = "call.status")]
     CallStatus,
+    /// `call.updated`: a call changed without a status change. `data` is the
+    /// call with `change` (the control applied, or `recording_available`),
+    /// or `{call_id, recording}` once a recording has been processed.
     #[serde(rename = "call.updated")]
     CallUpdated,
+    /// `message.created`: an outbound message was accepted through the API;
+    /// `data` is the message.
     #[serde(rename = "message.created")]
     MessageCreated,
+    /// `message.status`: a message's status changed (handed to the carrier,
+    /// or a carrier delivery receipt); `data` is the message.
     #[serde(rename = "message.status")]
     MessageStatus,
+    /// `message.received`: an inbound SMS arrived; `data` is the message.
     #[serde(rename = "message.received")]
     MessageReceived,
+    /// `voicemail.created`: a caller routed to voicemail left one (its
+    /// recording arrived); `data` is the voicemail.
     #[serde(rename = "voicemail.created")]
     VoicemailCreated,
+    /// `voicemail.transcribed`: a voicemail's transcription is ready; `data`
+    /// is the voicemail.
     #[serde(rename = "voicemail.transcribed")]
     VoicemailTranscribed,
+    /// `presence.changed`: an agent's presence status changed; `data` is the
+    /// [`AgentPresence`](crate::presence::AgentPresence).
     #[serde(rename = "presence.changed")]
     PresenceChanged,
+    /// `campaign.progress`: a campaign's status and message counts by status,
+    /// published once it is expanded and on each maintenance pass while it
+    /// runs.
     #[serde(rename = "campaign.progress")]
     CampaignProgress,
+    /// `customer.created`: a customer was created; `data` is the customer.
     #[serde(rename = "customer.created")]
     CustomerCreated,
+    /// `customer.updated`: a customer was updated; `data` is the customer.
     #[serde(rename = "customer.updated")]
     CustomerUpdated,
+    /// `customer.deleted`: a customer was deleted; `data` is `{id}`.
     #[serde(rename = "customer.deleted")]
     CustomerDeleted,
+    /// `customer.note_added`: a note was added to a customer; `data` is the
+    /// note.
     #[serde(rename = "customer.note_added")]
     CustomerNoteAdded,
+    /// `import.progress`: a customer import's status and row counts,
+    /// published while its batches are written (throttled) and when it ends.
     #[serde(rename = "import.progress")]
     ImportProgress,
+    /// `scheduled_call.updated`: a scheduled call was created or changed
+    /// (attempted, canceled...); `data` is the scheduled call.
     #[serde(rename = "scheduled_call.updated")]
     ScheduledCallUpdated,
 }
 
 impl EventType {
+    /// Every event type.
     pub const ALL: [EventType; 16] = [
         EventType::CallCreated,
         EventType::CallStatus,
@@ -104,12 +135,16 @@ impl EventType {
 pub struct Envelope {
     /// UUIDv7, so envelopes sort by creation.
     pub id: Uuid,
+    /// The tenant the event belongs to (and whose channel carries it).
     pub tenant_id: Uuid,
+    /// What happened; serialised as `type`.
     #[serde(rename = "type")]
     pub kind: EventType,
     /// RFC 3339 with microseconds, UTC.
     #[serde(serialize_with = "rfc3339_micros")]
     pub occurred_at: DateTime<Utc>,
+    /// The payload, which depends on `type` (usually the record as the API
+    /// shows it).
     pub data: serde_json::Value,
 }
 
@@ -118,6 +153,8 @@ fn rfc3339_micros<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::E
 }
 
 impl Envelope {
+    /// A new envelope with a fresh id, stamped now. `data` that does not
+    /// serialise becomes `null`.
     pub fn new(tenant_id: Uuid, kind: EventType, data: impl Serialize) -> Self {
         Self {
             id: new_id(),
@@ -185,6 +222,8 @@ impl EventPublisher {
         Self { lane, settings }
     }
 
+    /// Publishes `envelope` on its tenant's channel and appends it to the
+    /// events stream; returns once Redis has taken the batch it went in.
     pub async fn publish(&self, envelope: &Envelope) -> anyhow::Result<()> {
         let outgoing = Outgoing {
             channel: events_channel(&self.settings, envelope.tenant_id),

@@ -156,7 +156,9 @@ impl<Req: Send + 'static, Resp: Send + 'static> GroupCommit<Req, Resp> {
 /// request it answers (see [`by_ordinality`]), and the rest of the row.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Numbered<T> {
+    /// The 1-based position in the batch of the request the row answers.
     pub ord: i64,
+    /// The rest of the row.
     #[sqlx(flatten)]
     pub row: T,
 }

@@ -31,6 +31,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The mode's name (`skip`, `update`), as `imports.mode` stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Skip => "skip",
@@ -38,6 +39,7 @@ impl Mode {
         }
     }
 
+    /// Reads a stored mode name; `None` for anything but `skip` and `update`.
     pub fn parse(value: &str) -> Option<Mode> {
         match value {
             "skip" => Some(Mode::Skip),
@@ -53,26 +55,47 @@ pub struct Record {
     /// 1-based line of the file where the record starts (the header is line 1
     /// in a file without leading blank lines). Errors are reported by it.
     pub line: u32,
+    /// The fields in column order, unquoted (`""` read as `"`), not trimmed.
     pub fields: Vec<String>,
 }
 
 /// Why a file is not a CSV file this importer can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CsvError {
+    /// The file has no record at all (empty, or only blank lines).
     #[error("the file is empty: a header row naming the columns is required")]
     Empty,
+    /// A quoted field runs to the end of the file.
     #[error("the quoted field starting on line {line} is never closed (unbalanced quotes)")]
-    UnclosedQuote { line: u32 },
+    UnclosedQuote {
+        /// The line where the quoted field opens.
+        line: u32,
+    },
+    /// A closing quote is followed by something other than a comma or a
+    /// line end.
     #[error(
         "line {line}: unexpected character after a closing quote (a quote inside a quoted field must be doubled)"
     )]
-    TextAfterQuote { line: u32 },
+    TextAfterQuote {
+        /// The line of the closing quote.
+        line: u32,
+    },
+    /// The header has no column named `phone`.
     #[error("the header has no `phone` column")]
     NoPhoneColumn,
+    /// Two header columns have the same name, compared case-insensitively.
     #[error("the header names the column `{name}` twice")]
-    DuplicateColumn { name: String },
+    DuplicateColumn {
+        /// The repeated name, trimmed, as its second occurrence spells it.
+        name: String,
+    },
+    /// A header name contains a control character.
     #[error("header column {column} contains a control character")]
-    ControlInHeader { column: usize },
+    ControlInHeader {
+        /// The column's 1-based position.
+        column: usize,
+    },
+    /// A header name is longer than 100 characters (after trimming).
     #[error("the header has a column longer than 100 characters")]
     LongHeader,
 }
@@ -207,12 +230,19 @@ pub struct Header {
 /// A valid row, ready to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The customer's name; the phone number when the row has none.
     pub name: String,
     /// E.164.
     pub phone: String,
+    /// The email address, lowercased; `None` when the cell is empty.
     pub email: Option<String>,
+    /// The company; `None` when the cell is empty.
     pub company: Option<String>,
+    /// The `tags` cell split on `;`, `,` or `|`: trimmed, lowercased, each
+    /// once, in order of first appearance.
     pub tags: Vec<String>,
+    /// The other columns' non-empty cells, trimmed, as strings under their
+    /// header names.
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -222,6 +252,7 @@ pub struct RowError {
     /// The column at fault (`phone`, `email`, a metadata column), or `row`
     /// when the record as a whole is wrong.
     pub field: String,
+    /// What is wrong, in words (`email is not a valid address`).
     pub reason: String,
 }
 

@@ -35,7 +35,9 @@ macro_rules! record_jobs {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         pub struct $name {
+            /// The tenant the record belongs to.
             pub tenant_id: Uuid,
+            /// The record the job acts on (its subject).
             pub $record: Uuid,
         }
 
@@ -75,8 +77,11 @@ record_jobs! {
 /// Deliver one event to one tenant webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WebhookDeliver {
+    /// The tenant the webhook and the event belong to.
     pub tenant_id: Uuid,
+    /// The tenant webhook (`tenant_webhooks` row) to POST to.
     pub webhook_id: Uuid,
+    /// The event to deliver; its id is the job's subject.
     pub event: crate::events::Envelope,
 }
 
@@ -91,12 +96,20 @@ impl Job for WebhookDeliver {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CarrierSim {
+    /// Play an outbound call: `ringing`, then `in-progress` and `completed`,
+    /// or `busy`, `no-answer` or `failed`, through the voice status webhook.
     OutboundCall {
+        /// The tenant the call belongs to.
         tenant_id: Uuid,
+        /// The call to play (the job's subject).
         call_id: Uuid,
     },
+    /// Play an outbound message: `sent`, then `delivered`, `undelivered` or
+    /// `failed`, through the SMS status webhook.
     OutboundSms {
+        /// The tenant the message belongs to.
         tenant_id: Uuid,
+        /// The message to play (the job's subject).
         message_id: Uuid,
         /// Set by the hand-over that enqueued the job; absent when the
         /// sweeper re-drives a message (the simulator then reads the row).
@@ -111,8 +124,11 @@ pub enum CarrierSim {
 /// callback was not applied (a retried or re-driven job).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandedOver {
+    /// The message's carrier SID (`SM…`).
     pub sid: String,
+    /// The number it is sent from (E.164).
     pub from: String,
+    /// The recipient's number (E.164).
     pub to: String,
     /// When the message became `sending`.
     pub at: chrono::DateTime<chrono::Utc>,

@@ -22,6 +22,8 @@
 //! - [`imports`]: the CSV files of bulk customer imports and their rows;
 //! - [`ids`]: time-ordered identifiers.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod calls;
 pub mod carrier;

@@ -16,6 +16,7 @@ use std::{
 /// seeded per process so keys cannot be chosen to collide.
 pub type FastHasher = foldhash::fast::RandomState;
 
+/// A memo table of at most `capacity` entries, emptied when full.
 pub struct Memo<K, V> {
     name: &'static str,
     capacity: usize,
@@ -23,6 +24,7 @@ pub struct Memo<K, V> {
 }
 
 impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+    /// An empty table; `name` labels its `memo_resets_total` counter.
     pub fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             name,

@@ -14,10 +14,14 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct E164(String);
 
+/// Why input is not a phone number Switchboard accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
+    /// Not readable as a phone number (empty, over 40 bytes, not a number),
+    /// or, for [`E164::parse_strict`], not exactly in E.164 form.
     #[error("not a phone number")]
     Unparseable,
+    /// Readable, but not a valid number for its country.
     #[error("not a valid phone number for its country")]
     Invalid,
 }
@@ -75,6 +79,7 @@ impl E164 {
         Ok(parsed)
     }
 
+    /// The number in E.164 form (`+12025550123`).
     pub fn as_str(&self) -> &str {
         &self.0
     }

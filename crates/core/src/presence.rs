@@ -36,9 +36,14 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
+    /// Takes calls: inbound calls go to the longest-idle available agent.
     Available,
+    /// Takes no new calls: on (or claimed for) a call, or chosen by the agent.
     Busy,
+    /// Chosen by the agent: takes no calls.
     Away,
+    /// Takes no calls: no live socket left, or chosen by the agent (also the
+    /// status of an agent never seen).
     Offline,
 }
 
@@ -50,6 +55,7 @@ impl PresenceStatus {
         PresenceStatus::Offline,
     ];
 
+    /// The wire name: `available`, `busy`, `away` or `offline`.
     pub fn as_str(self) -> &'static str {
         match self {
             PresenceStatus::Available => "available",
@@ -72,7 +78,9 @@ impl std::str::FromStr for PresenceStatus {
 /// One agent's presence; also the `data` of a `presence.changed` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentPresence {
+    /// The agent's id.
     pub agent_id: Uuid,
+    /// The agent's status.
     pub status: PresenceStatus,
     /// When the agent entered this status.
     pub since: DateTime<Utc>,
@@ -82,18 +90,25 @@ pub struct AgentPresence {
 /// status changed (and so whether `presence.changed` was published).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceChange {
+    /// The agent's presence after the write.
     pub presence: AgentPresence,
+    /// Whether the write changed the status.
     pub changed: bool,
 }
 
+/// Why a presence read or write failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
+    /// No Redis connection could be taken from the pool.
     #[error("no Redis connection: {0}")]
     Pool(#[from] deadpool_redis::PoolError),
+    /// A Redis command or script failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// A presence read from Redis is not a valid [`AgentPresence`].
     #[error("stored presence is not valid JSON: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// A status name that is not `available`, `busy`, `away` or `offline`.
     #[error("unknown presence status {0:?}")]
     UnknownStatus(String),
 }
@@ -304,6 +319,9 @@ impl std::fmt::Debug for PresenceStore {
 }
 
 impl PresenceStore {
+    /// A store on `redis`, with keys under `settings`' prefix, sockets living
+    /// [`DEFAULT_SOCKET_TTL`], and its own [`EventPublisher`] for
+    /// `presence.changed` (so it must be created inside a Tokio runtime).
     pub fn new(redis: crate::redis::Pool, settings: Arc<Settings>) -> Self {
         Self {
             events: EventPublisher::new(redis.clone(), settings.clone()),
@@ -320,6 +338,7 @@ impl PresenceStore {
         self
     }
 
+    /// How long a socket stays live after its last heartbeat.
     pub fn socket_ttl(&self) -> Duration {
         self.socket_ttl
     }

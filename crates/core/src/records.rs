@@ -18,7 +18,9 @@ pub const UTC_TIMESTAMP_FORMAT: &str = "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"";
 /// record's table, unqualified) that yields it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Field {
+    /// The field's name in the API's JSON.
     pub name: &'static str,
+    /// The SQL expression over the record's table that yields the value.
     pub sql: &'static str,
     /// A `timestamptz`: JSON built in SQL formats it as the API does.
     pub timestamp: bool,
@@ -58,6 +60,7 @@ pub struct Rendered<R> {
 }
 
 impl<R: Render> Rendered<R> {
+    /// `fields`, to be rendered as `R` on first use.
     pub const fn new(fields: &'static [Field]) -> Self {
         Self {
             fields,

@@ -30,8 +30,10 @@ pub type Pool = managed::Pool<Manager>;
 /// A connection that has not answered for this long is pinged before reuse.
 pub const VERIFY_AFTER: Duration = Duration::from_secs(5);
 
+/// Why the Redis pool could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisSetupError {
+    /// `REDIS_URL` does not parse, or the pool settings are invalid.
     #[error("invalid REDIS_URL or pool settings: {0}")]
     Config(String),
 }

@@ -74,9 +74,25 @@ macro_rules! hourly_counts {
 hourly_counts! {
     /// Calls per hour.
     CallCounts from "calls_" {
-        total, inbound, outbound, completed, busy, no_answer, failed, canceled,
+        /// Calls created.
+        total,
+        /// Inbound calls.
+        inbound,
+        /// Outbound calls.
+        outbound,
+        /// Calls that were answered and ended (`completed`).
+        completed,
+        /// Calls that ended `busy`.
+        busy,
+        /// Calls that rang unanswered (`no-answer`).
+        no_answer,
+        /// Calls that ended `failed`.
+        failed,
+        /// Calls `canceled` before they were answered.
+        canceled,
         /// Still queued, ringing or in progress.
         live,
+        /// Calls that were answered (`answered_at` set), whatever their status.
         answered,
     }
 }
@@ -84,7 +100,25 @@ hourly_counts! {
 hourly_counts! {
     /// Messages per hour.
     MessageCounts from "messages_" {
-        total, inbound, outbound, queued, sending, sent, delivered, undelivered, failed,
+        /// Messages created.
+        total,
+        /// Inbound messages.
+        inbound,
+        /// Outbound messages.
+        outbound,
+        /// Messages in status `queued`.
+        queued,
+        /// Messages in status `sending`.
+        sending,
+        /// Messages in status `sent`.
+        sent,
+        /// Messages in status `delivered`.
+        delivered,
+        /// Messages in status `undelivered`.
+        undelivered,
+        /// Messages in status `failed`.
+        failed,
+        /// Messages in status `received` (inbound).
         received,
     }
 }
@@ -130,14 +164,17 @@ impl TalkTimes {
         TalkTimes(pairs)
     }
 
+    /// How many calls.
     pub fn count(&self) -> i64 {
         self.0.iter().map(|(_, n)| n).sum()
     }
 
+    /// Their total talk time, in seconds.
     pub fn sum(&self) -> i64 {
         self.0.iter().map(|(v, n)| i64::from(*v) * n).sum()
     }
 
+    /// Their mean talk time, in seconds; `None` without calls.
     pub fn mean(&self) -> Option<f64> {
         let n = self.count();
         (n > 0).then(|| self.sum() as f64 / n as f64)
@@ -172,9 +209,13 @@ impl TalkTimes {
 /// One UTC hour of a tenant's activity (or several combined).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct HourStats {
+    /// The calls created in it.
     pub calls: CallCounts,
+    /// The talk times of its `completed` calls.
     pub talk: TalkTimes,
+    /// The messages created in it.
     pub messages: MessageCounts,
+    /// How many voicemails were created in it (deleted ones not counted).
     pub voicemails: i64,
 }
 
@@ -400,8 +441,12 @@ fn ceil_hour(at: DateTime<Utc>) -> DateTime<Utc> {
 /// `from ≤ rolled.0 ≤ rolled.1 ≤ to`; any part may be empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
+    /// The range's start (inclusive).
     pub from: DateTime<Utc>,
+    /// The range's end (exclusive).
     pub to: DateTime<Utc>,
+    /// The whole UTC hours answered from the rollups, as `[start, end)`;
+    /// `(to, to)` when none are.
     pub rolled: (DateTime<Utc>, DateTime<Utc>),
 }
 

@@ -11,14 +11,23 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+/// `DATABASE_URL` when unset: the `switchboard` database of a local PostgreSQL.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres:postgres@localhost:5432/switchboard";
+/// `REDIS_URL` when unset: a local Redis.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// `SWITCHBOARD_JWT_SECRET` when unset. Every checkout knows it, so
+/// [`Settings::ensure_production_safe`] refuses it.
 pub const DEFAULT_JWT_SECRET: &str = "switchboard-dev-jwt-secret-change-me";
 
+/// The kind of deployment (`SWITCHBOARD_ENV`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Environment {
+    /// `development` or `dev`, the default.
     Development,
+    /// `test`: treated as development.
     Test,
+    /// `production` or `prod`: default secrets, fault injection and demo
+    /// data are refused.
     Production,
 }
 
@@ -37,7 +46,9 @@ pub enum CarrierMode {
 pub struct Argon2Params {
     /// Memory in KiB.
     pub m_cost: u32,
+    /// Iterations (`SWITCHBOARD_ARGON2_T_COST`, default `2`).
     pub t_cost: u32,
+    /// Parallelism, in lanes (`SWITCHBOARD_ARGON2_P_COST`, default `1`).
     pub p_cost: u32,
 }
 
@@ -59,11 +70,15 @@ pub struct LoginThrottle {
     /// Failures one account (email) may collect within `account_window`
     /// before its logins are refused with 429 until the oldest one ages out.
     pub account_max_failures: u32,
+    /// The sliding window of `account_max_failures`
+    /// (`SWITCHBOARD_LOGIN_ACCOUNT_WINDOW_SECS`, in seconds; default `900`).
     pub account_window: Duration,
     /// Failures one client address may collect within `address_window`,
     /// across all accounts. Accounts that already logged in successfully
     /// from the address are exempt (see `login_throttle.rs` in the API).
     pub address_max_failures: u32,
+    /// The sliding window of `address_max_failures`
+    /// (`SWITCHBOARD_LOGIN_ADDRESS_WINDOW_SECS`, in seconds; default `900`).
     pub address_window: Duration,
     /// How long a successful login exempts its (account, address) pair from
     /// the address limit.
@@ -87,33 +102,68 @@ impl Default for LoginThrottle {
     }
 }
 
+/// The configuration every Switchboard service shares, read from the
+/// environment by [`Settings::from_env`].
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The kind of deployment (`SWITCHBOARD_ENV`, default `development`).
     pub environment: Environment,
+    /// PostgreSQL connection URL (`DATABASE_URL`, default
+    /// [`DEFAULT_DATABASE_URL`]).
     pub database_url: SecretString,
+    /// Redis connection URL (`REDIS_URL`, default [`DEFAULT_REDIS_URL`]).
     pub redis_url: SecretString,
     /// Namespace for every Redis key and channel, so several deployments (or
     /// parallel test runs) can share one Redis.
     pub redis_prefix: String,
+    /// Address the API listens on (`SWITCHBOARD_API_ADDR`, default
+    /// `127.0.0.1:8080`).
     pub api_addr: SocketAddr,
+    /// Address the realtime (Socket.IO) server listens on
+    /// (`SWITCHBOARD_REALTIME_ADDR`, default `127.0.0.1:8081`).
     pub realtime_addr: SocketAddr,
+    /// Address of the worker's `/health`, `/ready` and `/metrics`
+    /// (`SWITCHBOARD_WORKER_ADDR`, default `127.0.0.1:8082`).
     pub worker_addr: SocketAddr,
     /// The API's public base URL as carriers see it; carrier signatures are
     /// computed over it, and proxies change the Host header.
     pub public_url: String,
+    /// Who plays the phone network (`SWITCHBOARD_CARRIER`: `simulated`, the
+    /// default, or `external`).
     pub carrier: CarrierMode,
     /// Time factor for the carrier simulator: 1 = real telephony timings.
     pub carrier_speed: f64,
+    /// HS256 key that signs and verifies access tokens
+    /// (`SWITCHBOARD_JWT_SECRET`, at least 16 characters; default
+    /// [`DEFAULT_JWT_SECRET`], refused in production).
     pub jwt_secret: SecretString,
+    /// Lifetime of an access token (`SWITCHBOARD_JWT_TTL_SECS`, in seconds;
+    /// default `3600`).
     pub jwt_ttl: Duration,
+    /// Argon2id cost of new password hashes (`SWITCHBOARD_ARGON2_M_COST`,
+    /// `_T_COST`, `_P_COST`).
     pub argon2: Argon2Params,
+    /// Failed-login limits (`SWITCHBOARD_LOGIN_*`).
     pub login_throttle: LoginThrottle,
+    /// Most connections in each PostgreSQL pool
+    /// (`SWITCHBOARD_DB_MAX_CONNECTIONS`, default `20`); the API's
+    /// group-commit pool is sized apart.
     pub db_max_connections: u32,
+    /// How long to wait for a pooled PostgreSQL connection before giving up;
+    /// the API then answers 503 (`SWITCHBOARD_DB_ACQUIRE_TIMEOUT_MS`, in
+    /// milliseconds; default `5000`).
     pub db_acquire_timeout: Duration,
+    /// Most connections in each Redis pool (`SWITCHBOARD_REDIS_POOL_SIZE`,
+    /// default `32`).
     pub redis_pool_size: usize,
     /// Region assumed for phone numbers typed without a country code.
     pub default_region: String,
+    /// Largest API request body, in bytes; larger is a 413
+    /// (`SWITCHBOARD_MAX_BODY_BYTES`, default `262144`).
     pub max_body_bytes: usize,
+    /// Longest an API request may run before it is answered 503
+    /// `request_timeout` (`SWITCHBOARD_REQUEST_TIMEOUT_MS`, in milliseconds;
+    /// default `30000`).
     pub request_timeout: Duration,
     /// Latency injected into every API request (fault injection for the load
     /// suite's regression detection), in milliseconds with fractions (a
@@ -126,6 +176,8 @@ pub struct Settings {
     /// Fault injection: the carrier simulator never plays this tenant's
     /// calls and messages (a stalled simulator). None normally.
     pub fault_stall_carrier_tenant: Option<Uuid>,
+    /// JSON logs instead of text (`SWITCHBOARD_LOG_FORMAT=json`; default
+    /// `text`).
     pub log_json: bool,
     /// Worker: jobs one worker process runs at once, per queue.
     pub worker_concurrency: usize,
@@ -154,6 +206,8 @@ pub struct Settings {
     /// Carrier simulator: inbound calls/texts per minute it places to the
     /// tenants' numbers (0 = none); keeps a demo stack alive.
     pub sim_inbound_calls_per_minute: f64,
+    /// Carrier simulator: inbound texts per minute
+    /// (`SWITCHBOARD_SIM_INBOUND_SMS_PER_MIN`, default `0`).
     pub sim_inbound_sms_per_minute: f64,
     /// How long an API instance may answer from its read caches (the
     /// principal's tenant and agent, customers by phone) before it reads the
@@ -176,10 +230,19 @@ pub struct Settings {
     pub import_max_rows: usize,
 }
 
+/// Why the settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// A variable's value is unusable.
     #[error("{name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The variable (or group of variables) at fault.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A setting production must not run with (see
+    /// [`Settings::ensure_production_safe`]); the message names it.
     #[error("refusing to start in production: {0}")]
     Unsafe(String),
 }
@@ -402,6 +465,7 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Whether `SWITCHBOARD_ENV` is `production` (or `prod`).
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
     }

@@ -10,15 +10,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::Transition;
 
+/// The character encoding a body is sent in, which sets its segment size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Encoding {
+    /// The GSM 03.38 7-bit alphabet: 160 septets in one segment, 153 per
+    /// segment once concatenated.
     #[serde(rename = "GSM-7")]
     Gsm7,
+    /// UTF-16, for any character outside GSM 03.38: 70 units in one segment,
+    /// 67 per segment once concatenated.
     #[serde(rename = "UCS-2")]
     Ucs2,
 }
 
 impl Encoding {
+    /// The encoding's name (`GSM-7`, `UCS-2`), as the `encoding` column
+    /// stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             Encoding::Gsm7 => "GSM-7",
@@ -30,9 +37,11 @@ impl Encoding {
 /// How a body will be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segmentation {
+    /// GSM-7 when every character is in GSM 03.38, else UCS-2.
     pub encoding: Encoding,
     /// Septets (GSM-7) or UTF-16 code units (UCS-2).
     pub units: usize,
+    /// The segments it is sent (and billed) as; at least 1, even when empty.
     pub segments: usize,
 }
 
@@ -129,16 +138,27 @@ mod tests {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
+    /// Accepted, waiting for the `sms.send` job to hand it to the carrier.
     Queued,
+    /// Handed to the carrier (its carrier SID recorded), not yet reported
+    /// `sent`.
     Sending,
+    /// The carrier sent it on to the network; no delivery receipt yet.
     Sent,
+    /// The delivery receipt says it reached the handset.
     Delivered,
+    /// The delivery receipt says it did not reach the handset (e.g.
+    /// unreachable, error `30003`).
     Undelivered,
+    /// It was not sent: refused before hand-over (the recipient opted out, a
+    /// campaign template lacked a value) or reported `failed` by the carrier.
     Failed,
+    /// An inbound message, received from the carrier.
     Received,
 }
 
 impl MessageStatus {
+    /// Every status, in lifecycle order.
     pub const ALL: [MessageStatus; 7] = [
         MessageStatus::Queued,
         MessageStatus::Sending,
@@ -149,6 +169,7 @@ impl MessageStatus {
         MessageStatus::Received,
     ];
 
+    /// The status's name (`queued`, `sending`, …), as stored and serialised.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageStatus::Queued => "queued",
@@ -161,6 +182,8 @@ impl MessageStatus {
         }
     }
 
+    /// Whether the status is final: `delivered`, `undelivered`, `failed` or
+    /// `received`.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -10,12 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Variables available to a template.
 pub type Variables = BTreeMap<String, String>;
 
+/// Why a template cannot be read or rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
+    /// Placeholders without a value: every one of them, by name.
     #[error("missing values for {}", .0.iter().cloned().collect::<Vec<_>>().join(", "))]
     Missing(BTreeSet<String>),
+    /// A `{{` never closed by `}}`, at this byte offset.
     #[error("unterminated placeholder at byte {0}")]
     Unterminated(usize),
+    /// A placeholder whose name is empty, longer than 64 characters or not
+    /// made of ASCII letters, digits and `_`; its `{{` is at this byte offset.
     #[error("empty or invalid placeholder name at byte {0}")]
     BadName(usize),
 }

@@ -16,6 +16,7 @@ pub struct Ticker<S> {
 }
 
 impl<S: Future<Output = ()>> Ticker<S> {
+    /// A ticker that ticks every `period` until `stop` resolves.
     pub fn new(period: Duration, stop: S) -> Self {
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
