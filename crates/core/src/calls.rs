@@ -246,7 +246,8 @@ pub enum ControlEffect {
     Status(CallStatus),
     /// Only the flags change.
     Flags(CallFlags),
-    /// The call is handed to another agent or number (flags reset).
+    /// The call is handed to another agent or number: taken off hold, its
+    /// mute and recording left as they were.
     Transfer,
 }
 
