@@ -34,12 +34,21 @@ const KEEP: usize = 5;
 /// around a millisecond, below which two runs cannot be told apart.
 const LATENCY_ALLOWANCE_MS: f64 = 0.05;
 
+/// A baseline file: the gated metrics of up to five runs of one profile
+/// and tier.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Baseline {
+    /// The file's stem (`local-2core` for `local-2core.json`): the class
+    /// of machine its runs were made on.
     pub machine_class: String,
+    /// The machine of the latest run saved, as
+    /// [`Machine::describe`](crate::report::Machine::describe) puts it.
     pub description: String,
+    /// The profile of the runs it holds; only runs of it are compared.
     pub profile: String,
+    /// The tier of the runs it holds; only runs of it are compared.
     pub tier: String,
+    /// When each stored run started (RFC 3339), oldest first; the last five.
     pub saved: Vec<String>,
     /// scenario → metric → the stored runs' values.
     pub samples: BTreeMap<String, BTreeMap<String, Vec<f64>>>,
@@ -120,14 +129,21 @@ fn enough_samples(metric: &str, metrics: &BTreeMap<String, f64>) -> bool {
     }
 }
 
+/// One gated metric of one scenario, now against the baseline.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The scenario's name.
     pub scenario: String,
+    /// The metric's name (`http.p95_ms`, `rate.achieved`, ...).
     pub metric: String,
+    /// The median of the baseline's stored runs.
     pub reference: f64,
+    /// This run's value; with `--judge`, the median over the runs judged.
     pub now: f64,
     /// The limit `now` was held to.
     pub limit: f64,
+    /// Whether `now` is past `limit` (above it; below it for throughput);
+    /// a regression exits 4.
     pub regressed: bool,
 }
 
@@ -171,6 +187,7 @@ pub fn pooled(runs: &[Vec<ScenarioResult>]) -> Vec<ScenarioResult> {
 }
 
 impl Baseline {
+    /// Reads the baseline file at `path`.
     pub fn load(path: &Path) -> anyhow::Result<Baseline> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

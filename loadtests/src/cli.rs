@@ -75,11 +75,15 @@ pub struct Cli {
     pub no_verify: bool,
 }
 
+/// How much demo data the suite seeds (`--seed-size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeedSize {
+    /// 1 000 customers, 5 000 calls: what `--profile smoke` seeds instead of `default`.
     Small,
+    /// 10 000 customers, 100 000 calls.
     Default,
+    /// 100 000 customers, 1 000 000 calls: the reporting goal's size.
     Large,
 }
 
@@ -91,10 +95,13 @@ fn positive_rate(s: &str) -> Result<f64, String> {
 }
 
 impl Cli {
+    /// The `--profile` given, or `average`.
     pub fn profile(&self) -> Profile {
         self.profile.unwrap_or(Profile::Average)
     }
 
+    /// The scenarios to run: those of `--scenarios` (every one for `all`),
+    /// or the profile's own when it is not given; an unknown name is an error.
     pub fn scenarios(&self) -> Result<Vec<Scenario>, String> {
         if self.scenarios.is_empty() {
             return Ok(self.profile().default_scenarios());

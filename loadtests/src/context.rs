@@ -22,36 +22,49 @@ use crate::{profile::Shape, stack::Endpoints};
 /// pool of its customers (id, phone) read from the API before the attack.
 #[derive(Debug, Clone)]
 pub struct Tenant {
+    /// The tenant's slug (its users are `...@<slug>.example`).
     pub slug: &'static str,
+    /// The carrier auth token its carrier callbacks are signed with.
     pub carrier_token: &'static str,
+    /// The tenant's own phone numbers, E.164.
     pub numbers: Vec<String>,
+    /// Emails of its agents and supervisor (every user but the admin).
     pub agents: Vec<String>,
+    /// Its admin's email (`admin@<slug>.example`).
     pub admin: String,
+    /// Up to 1 000 of its customers: (id, phone).
     pub customers: Vec<(Uuid, String)>,
     /// The suite's own SMS template (`Hi {{first_name}}, ...`).
     pub template: Option<Uuid>,
 }
 
+/// Every demo user's password (the seed's).
 pub const PASSWORD: &str = switchboard::seed::DEMO_PASSWORD;
 
 /// Everything an attack's users share.
 pub struct RunContext {
+    /// Where the stack under test answers.
     pub endpoints: Endpoints,
+    /// The demo tenants, with their customer pools.
     pub tenants: Vec<Tenant>,
+    /// The load shape of this attack.
     pub shape: Shape,
     /// When the attack started (the steady window is measured from it).
     pub started: Instant,
     /// Scenario-specific shared state (fan-out collectors, storm call pool).
     pub extra: RwLock<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Operations completed per second, counted by paced scenarios (their
+    /// `rate.achieved`); the open-model workday counts the transactions it
+    /// starts here.
     pub throughput: crate::measure::Throughput,
     /// HTTP requests answered per second, counted only for an open-model
     /// workday (its `rate.achieved`).
     pub requests: Option<crate::measure::Throughput>,
-    pub samples: crate::measure::Samples,
 }
 
 static CURRENT: RwLock<Option<Arc<RunContext>>> = RwLock::new(None);
 
+/// Makes `context` the attack in progress, the one [`current`] returns.
 pub fn install(context: Arc<RunContext>) {
     *CURRENT.write().unwrap_or_else(|p| p.into_inner()) = Some(context);
 }
@@ -66,6 +79,7 @@ pub fn current() -> Arc<RunContext> {
 }
 
 impl RunContext {
+    /// The tenant at `index`, wrapping around (users spread over tenants).
     pub fn tenant(&self, index: usize) -> &Tenant {
         &self.tenants[index % self.tenants.len()]
     }
@@ -80,6 +94,7 @@ impl RunContext {
         slot.downcast::<T>().ok()
     }
 
+    /// Sets the scenario state that `extra` returns (done by its setup).
     pub fn set_extra<T: Send + Sync + 'static>(&self, value: Arc<T>) {
         *self.extra.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
     }
@@ -257,15 +272,22 @@ fn urlencode(s: &str) -> String {
 /// A measured request: Goose records it under `name` (method + name in the
 /// reports), counting any status other than `expect` as a failure.
 pub struct Call<'a> {
+    /// The HTTP method.
     pub method: GooseMethod,
+    /// Path and query, relative to the API.
     pub path: &'a str,
+    /// The name Goose records it under, ids replaced
+    /// (`POST /v1/customers/{id}/notes`).
     pub name: &'a str,
+    /// A bearer token, if any.
     pub token: Option<&'a str>,
+    /// A JSON body, if any.
     pub json: Option<&'a Value>,
     /// A signed carrier form: (body, signature).
     pub form: Option<(String, String)>,
     /// Any other body: (content type, body); used instead of `json`.
     pub raw: Option<(&'static str, String)>,
+    /// The status of a correct answer.
     pub expect: u16,
     /// Another status that is a correct answer here, not a failure (a
     /// control refused with 409 because the simulated callee hung up).
@@ -273,6 +295,7 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// `GET path` with a bearer token, expecting 200.
     pub fn get(path: &'a str, name: &'a str, token: &'a str) -> Self {
         Call {
             method: GooseMethod::Get,
@@ -287,6 +310,7 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// `POST path` of `json` with a bearer token, expecting 200.
     pub fn post(path: &'a str, name: &'a str, token: &'a str, json: &'a Value) -> Self {
         Call {
             method: GooseMethod::Post,
@@ -301,6 +325,8 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// A carrier callback: `POST path` of a [`signed_form`], no token,
+    /// expecting 200.
     pub fn webhook(path: &'a str, name: &'a str, form: (String, String)) -> Self {
         Call {
             method: GooseMethod::Post,
@@ -315,16 +341,19 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Expects `status` instead.
     pub fn expect(mut self, status: u16) -> Self {
         self.expect = status;
         self
     }
 
+    /// Also takes `status` as a correct answer.
     pub fn tolerate(mut self, status: u16) -> Self {
         self.tolerate = Some(status);
         self
     }
 
+    /// Sends with `method` instead (a `PATCH` with a JSON body).
     pub fn method(mut self, method: GooseMethod) -> Self {
         self.method = method;
         self
@@ -435,7 +464,9 @@ pub fn fail(message: impl std::fmt::Display) -> Box<TransactionError> {
 /// recorded from the intended start.
 #[derive(Debug, Clone)]
 pub struct Pacer {
+    /// The next intended start.
     pub next: Instant,
+    /// The gap between this user's intended starts.
     pub interval: Duration,
 }
 

@@ -21,6 +21,8 @@
 //! - [`measure`], [`results`], [`thresholds`], [`baseline`], [`report`]:
 //!   turning an attack into numbers, verdicts and files.
 
+#![warn(missing_docs)]
+
 pub mod baseline;
 pub mod cli;
 pub mod context;

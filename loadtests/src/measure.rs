@@ -17,6 +17,8 @@ pub struct Throughput {
 }
 
 impl Throughput {
+    /// Counts one completion now, in its whole second since `started` (the
+    /// attack's start).
     pub fn record(&self, started: Instant) {
         let second = started.elapsed().as_secs();
         *self
@@ -45,6 +47,7 @@ impl Throughput {
         Some((total as f64 / counts.len() as f64, min as f64))
     }
 
+    /// Every completion counted so far.
     pub fn total(&self) -> u64 {
         self.seconds
             .lock()
@@ -61,6 +64,7 @@ pub struct Samples {
 }
 
 impl Samples {
+    /// Adds one latency.
     pub fn record(&self, latency: Duration) {
         let us = latency.as_micros().min(u32::MAX as u128) as u32;
         self.micros
@@ -69,6 +73,7 @@ impl Samples {
             .push(us);
     }
 
+    /// Adds latencies already in microseconds.
     pub fn record_many(&self, latencies: &[u32]) {
         self.micros
             .lock()
@@ -86,6 +91,7 @@ impl Samples {
             .collect()
     }
 
+    /// The percentiles of every sample so far; `None` when there is none.
     pub fn summary(&self) -> Option<Distribution> {
         let mut v = self
             .micros
@@ -99,15 +105,23 @@ impl Samples {
 /// Percentiles of a set of samples, in milliseconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Distribution {
+    /// Number of samples.
     pub count: u64,
+    /// Median, ms.
     pub p50_ms: f64,
+    /// 95th percentile, ms.
     pub p95_ms: f64,
+    /// 99th percentile, ms.
     pub p99_ms: f64,
+    /// 99.9th percentile, ms.
     pub p999_ms: f64,
+    /// Largest sample, ms.
     pub max_ms: f64,
 }
 
 impl Distribution {
+    /// Nearest-rank percentiles of `micros` (latencies in microseconds,
+    /// sorted in place); `None` when it is empty.
     pub fn of(micros: &mut [u32]) -> Option<Distribution> {
         if micros.is_empty() {
             return None;
@@ -131,8 +145,12 @@ impl Distribution {
 /// One Prometheus histogram: cumulative bucket counts by upper bound.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
+    /// (upper bound `le`, cumulative count) per bucket, lowest bound first;
+    /// `+Inf` is [`f64::INFINITY`].
     pub buckets: Vec<(f64, f64)>,
+    /// Number of observations (`_count`).
     pub count: f64,
+    /// Sum of the observed values (`_sum`), in the metric's unit.
     pub sum: f64,
 }
 

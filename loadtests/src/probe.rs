@@ -28,6 +28,8 @@ pub const RATE: f64 = 10.0;
 /// Goose's p95 for a request may exceed the probe's by this factor plus
 /// [`MARGIN_MS`] before the run is called generator-bound.
 pub const MARGIN: f64 = 2.0;
+/// Milliseconds Goose's p95 may exceed [`MARGIN`] times the probe's before
+/// the run is called generator-bound.
 pub const MARGIN_MS: f64 = 5.0;
 
 /// Fewer samples than this on either side say nothing about a p95.

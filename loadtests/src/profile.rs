@@ -12,24 +12,45 @@ use serde::Serialize;
 
 use crate::scenarios::Scenario;
 
+/// A load profile (`--profile`): the shape each scenario's nominal load
+/// takes, and (for `nightly`) the scenarios run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
+    /// A few users (rates ÷ 20) for 8 s on a small seed: seconds, for CI.
     Smoke,
+    /// Workday: 30 users, 1 m ramp, 5 m steady, 1 m down; other scenarios
+    /// hold their nominal load 3 min.
     Baseline,
+    /// Each scenario's nominal load; the workday's 30 users in under 3
+    /// minutes.
     Average,
+    /// The open-model workday at 250 requests/s for 15 min; other
+    /// scenarios 2× users and rate.
     Peak,
+    /// Workday: 100 users for 30 min; other scenarios nominal for 30 min.
     Basic,
+    /// 5× the users (paced scenarios: 2× users and rate), 2 m / 5 m / 1 m.
     Stress,
+    /// 2 m up to the nominal users, 5 m there, 2 m up to twice as many, 5 m
+    /// there, 2 m down (workday: 100, then 200).
     Stages,
+    /// Nominal → 10× the users in 10 s, held 60 s → nominal, then 60 s of
+    /// recovery.
     Spike,
+    /// Nominal load for an hour.
     Soak,
+    /// Workday: 200 users for 2 h; other scenarios 2× users and rate.
     Sustained,
+    /// The nominal load × 1, 1.5, 2, 3, 4, 6, 8, 12 (5 s ramp, 30 s held,
+    /// each against a fresh stack) until a threshold breaks.
     Breakpoint,
+    /// Every scenario at nominal load, 30–120 s each: about 13 minutes.
     Nightly,
 }
 
 impl Profile {
+    /// Its name on the command line, in reports and in baselines.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Smoke => "smoke",
@@ -56,6 +77,7 @@ impl Profile {
     }
 }
 
+/// A threshold tier (`--tier`): whose targets a run's rules hold it to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
@@ -66,6 +88,7 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// Its name on the command line, in reports and in baselines.
     pub fn name(self) -> &'static str {
         match self {
             Tier::Seed => "seed",
@@ -81,6 +104,7 @@ impl Tier {
         }
     }
 
+    /// The other tier (its rules are judged too, for information only).
     pub fn other(self) -> Tier {
         match self {
             Tier::Seed => Tier::Goal,
@@ -94,8 +118,11 @@ impl Tier {
 pub struct Shape {
     /// Users held in the steady phase.
     pub users: usize,
+    /// How long `users` take to start.
     pub ramp: Duration,
+    /// How long `users` are held.
     pub steady: Duration,
+    /// How long they take to stop.
     pub down: Duration,
     /// For paced scenarios: operations per second shared by `users`.
     pub rate: Option<f64>,
@@ -132,6 +159,7 @@ impl Shape {
         (from, to.max(from + 1))
     }
 
+    /// The whole attack: ramp, steady and down.
     pub fn total(&self) -> Duration {
         self.ramp + self.steady + self.down
     }
@@ -204,14 +232,18 @@ pub const PEAK_RPS: f64 = 250.0;
 /// shape is made.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Load {
+    /// Users held in the steady phase.
     pub users: usize,
     /// For paced scenarios: the target operations per second (offered
     /// with [`RATE_HEADROOM`]).
     pub rate: Option<f64>,
     /// Scenario-specific size: fan-out subscribers, campaign recipients.
     pub size: usize,
+    /// How long `users` take to start.
     pub ramp: Duration,
+    /// How long `users` are held.
     pub steady: Duration,
+    /// How long they take to stop.
     pub down: Duration,
 }
 
@@ -228,6 +260,7 @@ impl Load {
         }
     }
 
+    /// The same load, paced at `rate` operations per second in all.
     pub const fn rate(self, rate: f64) -> Load {
         Load {
             rate: Some(rate),
@@ -235,10 +268,12 @@ impl Load {
         }
     }
 
+    /// The same load with a scenario-specific `size`.
     pub const fn size(self, size: usize) -> Load {
         Load { size, ..self }
     }
 
+    /// The same load held `steady`.
     pub const fn steady(self, steady: Duration) -> Load {
         Load { steady, ..self }
     }

@@ -10,17 +10,27 @@ use crate::{
     results::{ScenarioResult, ThresholdOutcome},
 };
 
+/// The machine a run was measured on (the load generator shares it with
+/// the stack).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Machine {
+    /// CPUs available to the suite.
     pub cores: usize,
+    /// Total memory (`MemTotal`), in GiB.
     pub memory_gib: f64,
+    /// The CPU's model name, from `/proc/cpuinfo`.
     pub cpu: String,
+    /// The Linux kernel release.
     pub kernel: String,
+    /// The 1, 5 and 15 minute load averages when the run started.
     pub load_average_before: String,
+    /// The 1, 5 and 15 minute load averages after the last scenario.
     pub load_average_after: String,
 }
 
 impl Machine {
+    /// The machine in one line, as the summary shows it and a baseline
+    /// stores it as its `description`.
     pub fn describe(&self) -> String {
         format!(
             "{} cores ({}), {:.0} GiB, Linux {}; load generator on the same machine; load average before {} / after {}",
@@ -34,21 +44,37 @@ impl Machine {
     }
 }
 
+/// A whole run, as `summary.json` holds it and `summary.md` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Summary {
+    /// `<UTC start, %Y%m%d-%H%M%S>-<profile>`: the default report
+    /// directory's name.
     pub run_id: String,
+    /// The `--profile` name.
     pub profile: String,
+    /// The `--tier` the rules were judged in: `seed` or `goal`.
     pub tier: String,
+    /// When the run started, RFC 3339 (UTC).
     pub started: String,
+    /// When the last scenario finished, RFC 3339 (UTC).
     pub finished: String,
+    /// The machine the run was measured on.
     pub machine: Machine,
+    /// What preparing the database did; `None` against a stack given with
+    /// `--host`.
     pub preparation: Option<String>,
     /// Measured with `--no-verify` (development only).
     pub unverified: bool,
+    /// Each scenario's result, in the order run.
     pub scenarios: Vec<ScenarioResult>,
+    /// The `--baseline` file compared with, if any.
     pub baseline: Option<String>,
+    /// Each gated metric against that baseline.
     pub comparisons: Vec<Comparison>,
+    /// The run's exit code: `0` pass, `1` error or interrupted, `3`
+    /// threshold breach, `4` regression against the baseline.
     pub exit_code: u8,
+    /// The exit code in words (`PASS`, `THRESHOLD BREACH`, ...).
     pub verdict: String,
 }
 
@@ -59,6 +85,8 @@ pub fn load_average() -> String {
         .unwrap_or_default()
 }
 
+/// The machine this runs on, read from `/proc`; `load_before` is the
+/// [`load_average`] taken when the run started.
 pub fn machine(load_before: String) -> Machine {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib: f64 = meminfo
@@ -301,6 +329,8 @@ pub fn comparison_table(baseline: &str, comparisons: &[Comparison]) -> String {
     out
 }
 
+/// Writes `summary.json` and `summary.md` (`markdown`) into `dir`, which
+/// it creates if missing.
 pub fn write(summary: &Summary, markdown: &str, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(

@@ -10,20 +10,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::{stack::Resources, verify::Verification};
 
+/// One line of the results table: a request's count, rate and latency
+/// percentiles, or a whole kind's (named `all`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
-    /// `HTTP`, or the custom method label (`SIO`, `SCHED`, `QUEUE`, `FLOW`).
+    /// `HTTP`, or the custom method label (`SIO`, `SCHED`, `QUEUE`, `FLOW`;
+    /// the control probe's rows are `PROBE`).
     pub kind: String,
+    /// The request: `METHOD /path` for HTTP (ids as `{id}`), the custom
+    /// request's name otherwise (`connect`, `api→socket call:created`);
+    /// `all` in a per-kind aggregate.
     pub name: String,
+    /// Requests made, failed ones included.
     pub count: u64,
+    /// Of `count`, the requests that failed.
     pub fails: u64,
+    /// `count` per second over the whole attack, not its steady phase only.
     pub rps: f64,
+    /// Median (p50) time, in milliseconds.
     pub p50_ms: f64,
+    /// 95th percentile time, in milliseconds.
     pub p95_ms: f64,
+    /// 99th percentile time, in milliseconds.
     pub p99_ms: f64,
     /// Absent from runs recorded before it was measured.
     #[serde(default)]
     pub p999_ms: f64,
+    /// Longest time, in milliseconds.
     pub max_ms: f64,
 }
 
@@ -49,23 +62,31 @@ impl Row {
         format!("{} {}", self.kind, self.name)
     }
 
+    /// `fails` as a percentage of `count` (0 to 100).
     pub fn error_pct(&self) -> f64 {
         100.0 * self.fails as f64 / (self.count.max(1)) as f64
     }
 }
 
+/// One rule's verdict on a scenario's figures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThresholdOutcome {
+    /// The rule as the report prints it: `metric op limit (source)`.
     pub rule: String,
+    /// The name, in [`ScenarioResult::metrics`], of the metric the rule reads.
     pub metric: String,
+    /// The metric's value; `None` when it had no samples (the rule fails).
     pub observed: Option<f64>,
+    /// Whether `observed` met the rule.
     pub passed: bool,
 }
 
 /// The other tier's verdicts on the same figures (informational).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OtherTier {
+    /// The other tier's name: `seed` or `goal`.
     pub tier: String,
+    /// Its rules' verdicts on this scenario's figures.
     pub thresholds: Vec<ThresholdOutcome>,
 }
 
@@ -82,24 +103,48 @@ pub struct ProbeVerdict {
 /// Figures a scenario measures beyond Goose's rows, by metric name.
 pub type Extras = BTreeMap<String, f64>;
 
+/// One scenario's run: what ran, what it measured and how it was judged
+/// (an entry of `summary.json`'s `scenarios`).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ScenarioResult {
+    /// The scenario's `--scenarios` name (`workday`, `storm`, ...).
     pub scenario: String,
     /// What the scenario implements (seed and section).
     pub implements: String,
+    /// Who played the carrier for the stack: `simulated` or `external`.
     pub carrier: String,
+    /// The Goose `--test-plan` the attack ran.
     pub test_plan: String,
+    /// The rate offered, per second, target plus 10 % headroom: operations
+    /// of a paced scenario, HTTP requests of the open-model workday; `None`
+    /// for a closed model.
     pub target_rate: Option<f64>,
+    /// How long Goose's attack ran, in whole seconds.
     pub duration_s: f64,
+    /// What the scenario's setup did, in one line; for a breakpoint run,
+    /// where it broke.
     pub setup: Option<String>,
+    /// The correctness pass's checks; `None` where it was not run.
     pub verification: Option<Verification>,
+    /// One row per request: Goose's (HTTP first, then by kind and name),
+    /// then the control probe's `PROBE` rows.
     pub rows: Vec<Row>,
+    /// The aggregate of every HTTP request (the `http.*` metrics); `None`
+    /// when there were none.
     pub http: Option<Row>,
     /// One aggregate row per kind (HTTP, SIO, SCHED, QUEUE, FLOW).
     pub kinds: Vec<Row>,
+    /// Figures measured beyond Goose's rows (`rate.achieved`,
+    /// `fanout.p95_ms`, `breakpoint.*`, ...), by metric name.
     pub extras: Extras,
+    /// The stack's CPU and memory, and the generator's and the machine's
+    /// CPU, over the attack; only for a stack the suite started.
     pub resources: Option<Resources>,
+    /// Every figure by metric name: what thresholds and baselines read (see
+    /// [`ScenarioResult::rebuild_metrics`]).
     pub metrics: BTreeMap<String, f64>,
+    /// The verdicts of the `--tier` rules; a failed one is a breach (exit 3)
+    /// unless `break_found`.
     pub thresholds: Vec<ThresholdOutcome>,
     /// The other tier's rules on these figures, where the load was the
     /// same under both tiers; never part of the verdict.
@@ -115,11 +160,14 @@ pub struct ScenarioResult {
     /// Breakpoint: one line per step run.
     #[serde(default)]
     pub steps: Vec<String>,
+    /// Why the scenario was not measured (the stack did not start,
+    /// verification failed, the attack failed); the run exits 1.
     pub error: Option<String>,
     /// Stopped by Ctrl-C this many seconds into the attack: the figures
     /// cover only that part of the plan and the run is not judged.
     #[serde(default)]
     pub interrupted: Option<f64>,
+    /// The paths of Goose's `report.html`, `report.json` and `report.md`.
     pub reports: Vec<String>,
 }
 
@@ -216,6 +264,8 @@ impl ScenarioResult {
         self.metrics = m;
     }
 
+    /// Whether the scenario ran with no error, passed its verification
+    /// (when run) and met every threshold.
     pub fn passed(&self) -> bool {
         self.error.is_none()
             && self.verification.as_ref().is_none_or(|v| v.passed)

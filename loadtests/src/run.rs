@@ -25,10 +25,19 @@ use crate::{
     verify::verify,
 };
 
+/// Exit code: pass (no error, threshold breach or regression).
 pub const EXIT_OK: u8 = 0;
+/// Exit code: an error (preparing, running, verifying or reporting
+/// failed), a run unverified (`--no-verify`) or interrupted by Ctrl-C, or
+/// no finished run left to judge or record.
 pub const EXIT_ERROR: u8 = 1;
+/// Exit code: bad usage: arguments refused, or a baseline or finished
+/// run's summary that cannot be read or does not fit (another profile or
+/// tier, no shared metric).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: a threshold rule failed (for `breakpoint`, only at × 1).
 pub const EXIT_BREACH: u8 = 3;
+/// Exit code: a metric regressed against `--baseline`.
 pub const EXIT_REGRESSION: u8 = 4;
 
 /// What a seed of the given size writes.
@@ -333,7 +342,6 @@ async fn measure(
         extra: RwLock::new(None),
         throughput: Default::default(),
         requests: None,
-        samples: Default::default(),
     });
     let spec = plan.scenario.spec();
     let open_model = spec.about().open_model;
@@ -358,7 +366,6 @@ async fn measure(
         extra: RwLock::new(ctx.extra.read().unwrap_or_else(|p| p.into_inner()).clone()),
         throughput: Default::default(),
         requests: (open_model && plan.shape.rate.is_some()).then(Default::default),
-        samples: Default::default(),
     });
     context::install(ctx.clone());
     let probe = match Probe::start(&ctx.endpoints.api, &ctx.tenants[0]) {

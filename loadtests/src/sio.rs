@@ -22,8 +22,11 @@ pub use switchboard_sio_client::FrameSink;
 /// generator's CPU in building and dropping whole JSON payloads).
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// The event's name (`call:status`, `message:created`, ...).
     pub name: String,
+    /// The fields of its `data` that waiters match on.
     pub subject: Subject,
+    /// When its frame arrived.
     pub at: Instant,
 }
 
@@ -40,8 +43,11 @@ impl Decode for Event {
 /// The fields of an event's `data` that waiters match on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Subject {
+    /// `data.id`: the call, message, ... it is about.
     pub id: Option<String>,
+    /// `data.status`: its status, when it has one.
     pub status: Option<String>,
+    /// `data.campaign_id`: the bulk campaign a message belongs to.
     pub campaign_id: Option<String>,
 }
 

@@ -32,11 +32,14 @@ pub const STACK_SUBCOMMAND: &str = "__stack";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Carrier {
+    /// The stack's own carrier simulator answers calls and messages.
     Simulated,
+    /// Nothing is simulated: the suite sends the carrier's callbacks itself.
     External,
 }
 
 impl Carrier {
+    /// Its `SWITCHBOARD_CARRIER` value: `simulated` or `external`.
     pub fn as_str(self) -> &'static str {
         match self {
             Carrier::Simulated => "simulated",
@@ -48,7 +51,9 @@ impl Carrier {
 /// Where the services answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Endpoints {
+    /// The API's base URL.
     pub api: String,
+    /// The Socket.IO server's base URL.
     pub realtime: String,
     /// `None` when no worker answers (its issue has not landed, or the
     /// target stack runs without one).
@@ -56,6 +61,7 @@ pub struct Endpoints {
     /// The URL carrier signatures are computed over (the API's
     /// `SWITCHBOARD_PUBLIC_URL`).
     pub public_url: String,
+    /// Who plays the phone network for this stack.
     pub carrier: Carrier,
 }
 
@@ -63,6 +69,7 @@ pub struct Endpoints {
 pub struct Stack {
     child: Child,
     pid: u32,
+    /// Where its api, realtime and worker answer (free ports on 127.0.0.1).
     pub endpoints: Endpoints,
     sampler: Arc<Sampler>,
     stop_sampling: Arc<AtomicBool>,
@@ -86,6 +93,7 @@ pub struct Resources {
     pub peak_rss_mib: f64,
     /// Highest resident set size since the stack started (VmHWM), MiB.
     pub lifetime_peak_rss_mib: f64,
+    /// Length of the window, seconds.
     pub window_seconds: f64,
     /// The whole machine's CPU use over the window (PostgreSQL, Redis and
     /// the load generator included), in cores: saturation shows here.
@@ -227,6 +235,7 @@ impl Stack {
         });
     }
 
+    /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.pid
     }

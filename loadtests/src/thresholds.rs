@@ -11,11 +11,16 @@ use crate::{
 
 use Op::{Ge, Gt, Le, Lt};
 
+/// How a rule's observed value must compare with its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `≤`: at most the limit.
     Le,
+    /// `<`: below the limit.
     Lt,
+    /// `≥`: at least the limit.
     Ge,
+    /// `>`: above the limit.
     Gt,
 }
 
@@ -42,10 +47,15 @@ impl Op {
     }
 }
 
+/// A pass/fail rule: a metric held to a limit, with where the limit comes
+/// from.
 #[derive(Debug, Clone)]
 pub struct Rule {
+    /// The name, in [`ScenarioResult::metrics`], of the metric it reads.
     pub metric: &'static str,
+    /// How the observed value must compare with `limit`.
     pub op: Op,
+    /// The limit, in the metric's own unit.
     pub limit: f64,
     /// Where the number comes from.
     pub source: &'static str,

@@ -26,17 +26,26 @@ const ANSWERING_NUMBER: &str = "+12025550904";
 /// The simulator delivers every SMS to this number (README, "The carrier simulator").
 const DELIVERING_NUMBER: &str = "+12025550907";
 
+/// One check of the verification pass.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
+    /// What it checks (`SMS reaches delivered`, ...).
     pub name: String,
+    /// Whether the target passed it.
     pub passed: bool,
+    /// What it saw when it passed; why it failed otherwise.
     pub detail: String,
+    /// How long the check took, in milliseconds.
     pub millis: u64,
 }
 
+/// The verification pass's outcome: a target that fails it is not measured
+/// (exit 1).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
+    /// Whether every check passed.
     pub passed: bool,
+    /// Every check, in the order run.
     pub checks: Vec<Check>,
 }
 

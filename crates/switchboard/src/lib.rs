@@ -8,6 +8,8 @@
 //! - [`init_tracing`]: logs as text or JSON, filtered by `RUST_LOG`;
 //! - [`run_all`]: api, realtime and worker in one process.
 
+#![warn(missing_docs)]
+
 pub mod seed;
 
 use std::{future::Future, sync::Arc};

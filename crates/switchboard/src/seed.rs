@@ -22,17 +22,25 @@ use sqlx::{PgConnection, PgPool};
 use switchboard_core::{Settings, auth, ids::id_at, sms};
 use uuid::Uuid;
 
+/// The password of every demo agent and admin.
 pub const DEMO_PASSWORD: &str = "switchboard-demo";
 const DAYS_OF_HISTORY: i64 = 90;
 
 /// How much to seed.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SeedParams {
+    /// Customers to create, alternating between the two tenants.
     pub customers: u64,
+    /// Historical calls, each with its status history in `call_events`.
     pub calls: u64,
+    /// Historical messages.
     pub messages: u64,
+    /// Voicemails: one per unanswered inbound call while there are enough,
+    /// standalone after that.
     pub voicemails: u64,
+    /// Random seed: the same seed gives the same rows.
     pub seed: u64,
+    /// History covers the 90 days before this date (00:00 UTC).
     pub anchor: NaiveDate,
 }
 
@@ -52,21 +60,33 @@ impl Default for SeedParams {
 /// A demo tenant, fixed by DESIGN.md.
 #[derive(Debug, Clone)]
 pub struct DemoTenant {
+    /// A fixed id, derived from the slug.
     pub id: Uuid,
+    /// `acme` or `globex`.
     pub slug: &'static str,
+    /// Display name (`Acme Corporation`, `Globex Corporation`).
     pub name: &'static str,
+    /// The token the carrier signs the tenant's webhooks with
+    /// (`acme-carrier-token`, `globex-carrier-token`).
     pub carrier_auth_token: &'static str,
     /// The tenant's numbers, E.164.
     pub numbers: Vec<String>,
+    /// The tenant's demo API key (role `admin`), derived from its slug.
     pub api_key: String,
+    /// `agent01` to `agent15` (`agent15` the supervisor), then the admin.
     pub agents: Vec<DemoAgent>,
 }
 
+/// A demo tenant's agent, supervisor or admin.
 #[derive(Debug, Clone)]
 pub struct DemoAgent {
+    /// A fixed id, the same in every seed.
     pub id: Uuid,
+    /// `agentNN@<slug>.example` or `admin@<slug>.example`.
     pub email: String,
+    /// Display name.
     pub name: String,
+    /// `agent`, `supervisor` or `admin`.
     pub role: &'static str,
 }
 
@@ -140,10 +160,14 @@ fn fixed_id(name: &str) -> Uuid {
 /// What a seed run did.
 #[derive(Debug)]
 pub struct SeedReport {
+    /// The demo tenants with their credentials, seeded now or before.
     pub tenants: Vec<DemoTenant>,
     /// `None` when the volume data was already there.
     pub rows: Option<u64>,
+    /// How long the run took.
     pub elapsed: std::time::Duration,
+    /// What the existing data was seeded with, when the run found it
+    /// already there (`None` if it seeded, or the parameters are unknown).
     pub existing_params: Option<SeedParams>,
 }
 

@@ -35,16 +35,24 @@ use crate::{
 /// requests): all of them would mean 30 000 records a second.
 const SAMPLED: usize = 10;
 
+/// What the fan-out scenario counts and times: notes published, and their
+/// deliveries to every subscriber.
 pub struct FanoutStats {
+    /// Subscriber sockets opened before the attack (the shape's `size`).
     pub subscribers: usize,
+    /// Notes the publishers sent, each counted before its request.
     pub published: AtomicU64,
+    /// Notes received, summed over every subscriber.
     pub delivered: AtomicU64,
+    /// Each delivery's latency, from the note's send time to its receipt on
+    /// a subscriber's socket.
     pub deliveries: Samples,
     sampled: Mutex<Vec<Duration>>,
     stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl FanoutStats {
+    /// Closes every subscriber's socket.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }

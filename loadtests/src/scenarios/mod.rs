@@ -43,10 +43,15 @@ pub const EVENT_WAIT: Duration = Duration::from_secs(15);
 /// A logged-in agent: each Goose user is one.
 #[derive(Clone)]
 pub struct Agent {
+    /// Its access token; empty once [`log_out_locally`] has forgotten it.
     pub token: String,
+    /// The agent it logged in as (`agentNN@<slug>.example`).
     pub email: String,
+    /// Its tenant's index in the run's tenants.
     pub tenant: usize,
+    /// Its own Socket.IO connection, when it logged in with one.
     pub socket: Option<Arc<Mutex<SioClient>>>,
+    /// Its schedule in a paced scenario, kept across logins.
     pub pacer: Option<Pacer>,
 }
 

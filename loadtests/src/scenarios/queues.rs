@@ -30,7 +30,12 @@ use crate::{
 /// What the queue scenario measured beyond Goose's own rows.
 #[derive(Default)]
 pub struct QueueStats {
+    /// Each campaign message's time from its campaign's acceptance to
+    /// `delivered`, seen on a socket.
     pub deliveries: Samples,
+    /// The campaigns' figures once they are final or timed out: recipients,
+    /// deliveries, throughput, the worker's job wait and processing p95,
+    /// failed and retried jobs, peak queue depth.
     pub summary: std::sync::Mutex<Option<Value>>,
 }
 

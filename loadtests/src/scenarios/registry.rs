@@ -31,6 +31,7 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// A setup with `note` for the report and nothing to undo.
     pub fn noted(note: String) -> Setup {
         Setup {
             note: Some(note),
@@ -41,10 +42,13 @@ impl Setup {
 
 /// A scenario's run, as its hooks see it.
 pub struct Run<'a> {
+    /// What the attack's users share: endpoints, tenants, shape, and the
+    /// scenario's own state.
     pub ctx: &'a RunContext,
     /// Whether this suite started the stack, and so owns its database:
     /// only then does a scenario change or clean up the stack's data.
     pub own_stack: bool,
+    /// The profile it runs under (`--profile`).
     pub profile: Profile,
     /// When setup began: whatever the run created is newer.
     pub since: chrono::DateTime<chrono::Utc>,
@@ -53,6 +57,7 @@ pub struct Run<'a> {
 /// What a scenario declares as plain facts.
 #[derive(Debug, Clone, Copy)]
 pub struct About {
+    /// Its name on the command line (`--scenarios`) and in the reports.
     pub name: &'static str,
     /// The seed section (or sections) it implements.
     pub implements: &'static str,
@@ -116,6 +121,7 @@ impl About {
 
 /// Everything about one load scenario, declared by its module.
 pub trait LoadScenario: Sync {
+    /// What it declares as plain facts.
     fn about(&self) -> About;
 
     /// Its nominal ("average") load under `tier`.
@@ -159,21 +165,47 @@ pub trait LoadScenario: Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
+    /// `workday`: the 30-agent workday (seed 000, scenario 1 "Concurrent
+    /// User Load").
     Workday,
+    /// `voice`: 15 agents on calls, the suite playing the carrier (seed 000,
+    /// scenario 2 "Voice Call Load").
     Voice,
+    /// `sms`: 20 SMS conversations and a bulk campaign (seed 000, scenario 3
+    /// "SMS Messaging Load").
     Sms,
+    /// `database`: 50 users querying the seeded tables without think time
+    /// (seed 000, scenario 4 "Database Performance").
     Database,
+    /// `fanout`: customer notes fanned out to 200 subscriber sockets (seed
+    /// 001 §3 "Redis Pub/Sub Throughput", seed 000 scenario 5 "Socket.io
+    /// Scaling").
     Fanout,
+    /// `storm`: signed `voice/status` callbacks at a target rate (seed 001
+    /// §1 "Call State Updates").
     Storm,
+    /// `reporting`: the report endpoints at a target rate (seed 001 §2
+    /// "Reporting Endpoints").
     Reporting,
+    /// `queues`: bulk SMS campaigns through the worker's queues (seed 003
+    /// and seed 002 "Queue Metrics").
     Queues,
+    /// `import`: concurrent 1 000-row CSV lead imports (seed 002 "Bulk
+    /// Import", seed 003 batch lead import).
     Import,
+    /// `health`: `GET /health` at a target rate (seed 002 §1 "API Health
+    /// Check Load Test").
     Health,
+    /// `scheduling`: scheduled calls at a target rate, and how punctually
+    /// the worker places them (seed 002 "Call Scheduling").
     Scheduling,
+    /// `cache`: phone lookups, `GET /v1/me` and customer updates against the
+    /// API's caches (seed 003 "Cache Metrics").
     Cache,
 }
 
 impl Scenario {
+    /// Every scenario, in the order `--scenarios all` runs them.
     pub const ALL: [Scenario; 12] = [
         Scenario::Workday,
         Scenario::Voice,
@@ -207,10 +239,12 @@ impl Scenario {
         }
     }
 
+    /// What its module declares as plain facts.
     pub fn about(self) -> About {
         self.spec().about()
     }
 
+    /// Its name on the command line and in the reports (`workday`, ...).
     pub fn name(self) -> &'static str {
         self.about().name
     }

@@ -41,6 +41,9 @@ pub struct SchedulingStats {
     stop: AtomicBool,
     depth_max: Mutex<f64>,
     before: Mutex<String>,
+    /// Measured after the attack: how many calls were scheduled, placed,
+    /// placed early or never, how late first attempts were behind `run_at`,
+    /// retry attempts, the worker's lag p95/p99 and the peak queue depth.
     pub summary: Mutex<Option<Value>>,
 }
 
