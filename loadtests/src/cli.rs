@@ -60,9 +60,8 @@ pub struct Cli {
     /// Where reports go [default: target/loadtest/<run-id>].
     #[arg(long)]
     pub report_dir: Option<PathBuf>,
-    /// Demo data volume when this suite seeds: `default` (10 000 customers,
-    /// 100 000 calls) or `large` (100 000 customers, 1 000 000 calls; the
-    /// reporting goal's size). Seeding is skipped when data exists.
+    /// Demo data volume when this suite seeds. Seeding is skipped when data
+    /// exists.
     #[arg(long, value_enum, default_value = "default")]
     pub seed_size: SeedSize,
     /// With --host: whether that stack's carrier is `external`
