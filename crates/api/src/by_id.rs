@@ -84,7 +84,7 @@ impl<T> Table<T> {
 
     /// `{head} FROM` the table, for the tenant's record: the tenant is `$1`,
     /// the id `$2`.
-    fn keyed(&self, head: &str) -> sqlx::AssertSqlSafe<String> {
+    fn keyed(&self, head: impl Display) -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(format!(
             "{head} FROM {} WHERE tenant_id = $1 AND id = $2",
             self.name
@@ -98,8 +98,8 @@ impl RecordRequest {
     where
         T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
     {
-        let select = format!("SELECT {}", table.columns);
-        sqlx::query_as(table.keyed(&select))
+        let sql = table.keyed(format_args!("SELECT {}", table.columns));
+        sqlx::query_as(sql)
             .bind(self.0.principal.tenant_id)
             .bind(self.1)
             .fetch_optional(&self.0.state.db)

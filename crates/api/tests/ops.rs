@@ -305,6 +305,37 @@ fn every_operation_parameter_schema_and_field_a_client_sees_is_described() {
     assert_eq!(undescribed, Vec::<String>::new(), "described nowhere");
 }
 
+/// The documented length limits of free text are the ones validation
+/// enforces: the schema attributes repeat numbers the validators own.
+#[test]
+fn documented_text_limits_are_the_validated_ones() {
+    use switchboard_api::{
+        customers::MAX_NOTE_CHARS, messages::MAX_BODY_CHARS, text::MAX_NAME_CHARS,
+    };
+    let doc: Value =
+        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let limits = [
+        ("CreateCustomer", "name", MAX_NAME_CHARS),
+        ("UpdateCustomer", "name", MAX_NAME_CHARS),
+        ("CreateTemplate", "name", MAX_NAME_CHARS),
+        ("UpdateTemplate", "name", MAX_NAME_CHARS),
+        ("CreateCampaign", "name", MAX_NAME_CHARS),
+        ("CreateTemplate", "body", MAX_BODY_CHARS),
+        ("UpdateTemplate", "body", MAX_BODY_CHARS),
+        ("SendMessage", "body", MAX_BODY_CHARS),
+        ("CreateNote", "body", MAX_NOTE_CHARS),
+    ];
+    for (schema, field, limit) in limits {
+        let property = &doc["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(
+            property["maxLength"].as_u64(),
+            Some(limit as u64),
+            "{schema}.{field}: {property}"
+        );
+        assert_eq!(property["minLength"].as_u64(), Some(1), "{schema}.{field}");
+    }
+}
+
 /// Large answers travel compressed when the client accepts it (gzip or
 /// brotli) and decode to exactly the uncompressed answer; small ones and
 /// clients that accept nothing get plain bodies.
