@@ -204,24 +204,28 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let refused = text::refused_char(&name, TextKind::Line)
-                .or_else(|| text::refused_char(&value, TextKind::Line));
-            if let Some(c) = refused {
-                let what = format!("query parameter {name:?}");
-                return Err(text::refused_parameter("invalid_query", &what, c)
-                    .with_field(name.into_owned()));
-            }
-        }
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(Query)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                field_error(&path, &err.into_inner().to_string(), "invalid_query")
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// Deserialises a query string as `T`: a parameter holding a control
+/// character, an unknown one or an unparseable value is a 400 naming it.
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let refused = text::refused_char(&name, TextKind::Line)
+            .or_else(|| text::refused_char(&value, TextKind::Line));
+        if let Some(c) = refused {
+            let what = format!("query parameter {name:?}");
+            return Err(
+                text::refused_parameter("invalid_query", &what, c).with_field(name.into_owned())
+            );
+        }
+    }
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        field_error(&path, &err.into_inner().to_string(), "invalid_query")
+    })
 }
 
 /// Path parameters; a malformed id (or one holding a control character) is

@@ -26,7 +26,7 @@ use crate::auth::TenantRequest;
 use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
-use crate::pagination::{self, Page};
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 
 /// The routes of customer imports, with their OpenAPI descriptions.
@@ -139,18 +139,6 @@ pub struct ImportError {
     pub field: String,
     /// Why the row was rejected.
     pub reason: String,
-}
-
-/// The query string of `GET /v1/imports/{id}/errors`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListImportErrorsQuery {
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 fn is_csv(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -308,18 +296,15 @@ pub async fn get_import(request: RecordRequest) -> ApiResult<Json<Import>> {
 
 /// Lists an import's rejected rows in file order.
 #[utoipa::path(get, path = "/v1/imports/{id}/errors", tag = "imports", security(("bearer" = [])),
-    params(RecordRequest, ListImportErrorsQuery),
+    params(RecordRequest, PageRequest<i32>),
     responses(
         (status = 200, body = Page<ImportError>),
-        (status = 400, body = ErrorBody, description = "The id is not a UUID; unknown parameter, bad limit or cursor"),
         (status = 404, body = ErrorBody, description = "No such import for this tenant"),
     ))]
 pub async fn list_import_errors(
     request: RecordRequest,
-    Query(query): Query<ListImportErrorsQuery>,
+    paging: PageRequest<i32>,
 ) -> ApiResult<Json<Page<ImportError>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_number_cursor(query.cursor.as_deref())?;
     // Another tenant's import has no errors to show: 404, as for an unknown id.
     request.exists(&IMPORTS).await?;
     let RecordRequest(TenantRequest { state, .. }, id) = request;
@@ -329,13 +314,11 @@ pub async fn list_import_errors(
          ORDER BY row_number LIMIT $3",
     )
     .bind(id)
-    .bind(after.unwrap_or(0))
-    .bind(i64::from(limit) + 1)
+    .bind(paging.after.unwrap_or(0))
+    .bind(paging.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(pagination::page(rows, limit, |e| {
-        pagination::encode_number_cursor(e.row)
-    })))
+    Ok(Json(paging.page(rows, |e| e.row)))
 }
 
 #[cfg(test)]

@@ -72,8 +72,9 @@ impl Modify for BearerAuth {
 ///   within the acquire timeout);
 /// - one with bearer security: 401;
 /// - one with path, query or header parameters: 400 (the extractors refuse a
-///   malformed, unknown or control-character value), and 404 when it has a
-///   path parameter (an unknown id, or another tenant's);
+///   malformed, unknown or control-character value; a list, its `limit` out
+///   of range or a cursor it did not issue), and 404 when it has a path
+///   parameter (an unknown id, or another tenant's);
 /// - one with a JSON body: 400 (not JSON), 413 (over the body limit), 415
 ///   (another content type), 422 (a field's value, named in `field`);
 /// - one with a form body (the carrier webhooks): 400, 413, 415.
@@ -118,20 +119,35 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
     let in_path = parameters
         .iter()
         .any(|p| matches!(p.parameter_in, ParameterIn::Path));
-    if in_path {
-        errors.push((
-            400,
+    // A list ([`crate::pagination::Listing`]) also refuses its page parameters.
+    let listed = parameters
+        .iter()
+        .any(|p| p.name == "cursor" && matches!(p.parameter_in, ParameterIn::Query));
+    let refused = match (in_path, listed) {
+        (true, true) => Some(
+            "The id is not a UUID, `limit` is out of range, `cursor` is not one this API \
+             issued, or a parameter is malformed, unknown or holds a control character (named \
+             in `field`)",
+        ),
+        (true, false) => Some(
             "The id is not a UUID, or a parameter is malformed, unknown or holds a control \
              character (named in `field`)",
-        ));
+        ),
+        (false, true) => Some(
+            "`limit` is out of range, `cursor` is not one this API issued, or a parameter is \
+             malformed, unknown or holds a control character (named in `field`)",
+        ),
+        (false, false) if !parameters.is_empty() => Some(
+            "A malformed or unknown parameter, or one holding a control character (named in \
+             `field`)",
+        ),
+        (false, false) => None,
+    };
+    errors.extend(refused.map(|description| (400, description)));
+    if in_path {
         errors.push((
             404,
             "No such resource (another tenant's ids are not found either)",
-        ));
-    } else if !parameters.is_empty() {
-        errors.push((
-            400,
-            "A malformed or unknown parameter, or one holding a control character (named in `field`)",
         ));
     }
     if let Some(body) = &operation.request_body {

@@ -22,7 +22,7 @@ use crate::auth::TenantRequest;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Query};
 use crate::messages::MessageCounts;
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
 /// The routes of reports, with their OpenAPI descriptions.
@@ -282,11 +282,6 @@ pub struct CallRecordsQuery {
     /// Only calls with at least this much talk time.
     #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_f64)]
     pub min_talk_seconds: Option<u32>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 /// One call detail record.
@@ -320,13 +315,13 @@ pub struct CallRecord {
 
 /// Call detail records, newest first.
 #[utoipa::path(get, path = "/v1/reports/calls", tag = "reports", security(("bearer" = [])),
-    params(CallRecordsQuery),
+    params(Listing<CallRecordsQuery>),
     responses(
         (status = 200, body = Page<CallRecord>),
     ))]
 pub async fn call_records(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<CallRecordsQuery>,
+    Listing(query, request): Listing<CallRecordsQuery>,
 ) -> ApiResult<Json<Page<CallRecord>>> {
     let (from, to) = range(
         query.from,
@@ -334,7 +329,6 @@ pub async fn call_records(
         Duration::hours(24),
         Duration::days(MAX_RANGE_DAYS),
     )?;
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<CallRecord> = sqlx::query_as(
         "SELECT id AS call_id, direction, from_number AS \"from\", to_number AS \"to\", status, agent_id,
                 customer_id, created_at AS started_at, answered_at, ended_at,

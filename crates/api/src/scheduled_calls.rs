@@ -33,9 +33,9 @@ use crate::by_id::RecordRequest;
 use crate::calls::lifecycle::{self, StatusUpdate, lock_call};
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::Json;
 use crate::idempotency::{self, IdempotencyKey};
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
 /// The routes of scheduled calls and the scheduling settings, with their OpenAPI descriptions.
@@ -249,11 +249,6 @@ pub struct ListScheduledCallsQuery {
     pub run_after: Option<DateTime<Utc>>,
     /// Only those with `run_at` before this time (RFC 3339).
     pub run_before: Option<DateTime<Utc>>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 /// A scheduled call, checked and normalised, ready to insert.
@@ -538,17 +533,15 @@ pub async fn create_scheduled_calls_batch(
 
 /// Lists scheduled calls, newest first, with filters.
 #[utoipa::path(get, path = "/v1/scheduled-calls", tag = "scheduled-calls", security(("bearer" = [])),
-    params(ListScheduledCallsQuery),
+    params(Listing<ListScheduledCallsQuery>),
     responses(
         (status = 200, body = Page<ScheduledCall>),
-        (status = 400, body = ErrorBody, description = "Unknown parameter or value, or a bad cursor"),
         (status = 422, body = ErrorBody, description = "`to` is not a phone number, or `limit` is out of range"),
     ))]
 pub async fn list_scheduled_calls(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListScheduledCallsQuery>,
+    Listing(query, request): Listing<ListScheduledCallsQuery>,
 ) -> ApiResult<Json<Page<ScheduledCall>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let to = query
         .to
         .as_deref()

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::ids::new_id;
 use switchboard_core::templates::placeholders;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -20,9 +20,9 @@ use uuid::Uuid;
 use crate::auth::TenantRequest;
 use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::Json;
 use crate::messages::MAX_BODY_CHARS;
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 use crate::text::validate_name;
 
@@ -106,18 +106,6 @@ pub struct UpdateTemplate {
     pub body: Option<String>,
 }
 
-/// The query string of `GET /v1/templates`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListTemplatesQuery {
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
-}
-
 fn validate_body(body: &str) -> ApiResult<String> {
     if body.trim().is_empty() || body.chars().count() > MAX_BODY_CHARS {
         return Err(ApiError::validation(
@@ -133,16 +121,14 @@ fn validate_body(body: &str) -> ApiResult<String> {
 
 /// Lists templates, newest first.
 #[utoipa::path(get, path = "/v1/templates", tag = "templates", security(("bearer" = [])),
-    params(ListTemplatesQuery),
+    params(PageRequest),
     responses(
         (status = 200, body = Page<Template>),
-        (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
     ))]
 pub async fn list_templates(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListTemplatesQuery>,
+    request: PageRequest,
 ) -> ApiResult<Json<Page<Template>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<Template> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {TEMPLATE_COLUMNS} FROM templates
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::auth::TenantRequest;
 use crate::by_id::{RecordRequest, Table};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
-use crate::pagination::{IdPageRequest, Page};
+use crate::extract::Json;
+use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
 /// The routes of voicemails, with their OpenAPI descriptions.
@@ -69,22 +69,16 @@ pub struct ListVoicemailsQuery {
     pub unlistened: Option<bool>,
     /// Only voicemails from this customer.
     pub customer_id: Option<Uuid>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 /// Lists voicemails, newest first.
 #[utoipa::path(get, path = "/v1/voicemails", tag = "voicemails", security(("bearer" = [])),
-    params(ListVoicemailsQuery),
+    params(Listing<ListVoicemailsQuery>),
     responses((status = 200, body = Page<Voicemail>)))]
 pub async fn list_voicemails(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListVoicemailsQuery>,
+    Listing(query, request): Listing<ListVoicemailsQuery>,
 ) -> ApiResult<Json<Page<Voicemail>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let rows: Vec<Voicemail> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {VOICEMAIL_COLUMNS} FROM voicemails
          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR id < $2)

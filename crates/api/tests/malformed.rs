@@ -149,6 +149,44 @@ async fn unknown_or_unparseable_query_values_are_400s_naming_the_parameter() {
     expect_error(response, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
 
+/// Every list the contract documents (an operation with a `cursor`) takes
+/// `limit` and `cursor` beside its own filters, and refuses a page it cannot
+/// give or a parameter it does not know with a 400 naming it.
+#[tokio::test]
+async fn every_list_takes_limit_and_cursor_and_refuses_a_bad_page_naming_it() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value =
+        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let lists: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| {
+            let parameters = item["get"]["parameters"].as_array();
+            parameters.is_some_and(|p| p.iter().any(|p| p["name"] == "cursor"))
+        })
+        // Any id: the query is refused before the record is looked up.
+        .map(|(path, _)| path.replace("{id}", &uuid::Uuid::now_v7().to_string()))
+        .collect();
+    assert!(lists.len() >= 9, "lists found in the document: {lists:?}");
+    let token = &app.a.token;
+    for path in &lists {
+        let largest = app.get(&format!("{path}?limit=200"), token).await;
+        let found = [StatusCode::OK, StatusCode::NOT_FOUND];
+        assert!(found.contains(&largest.status()), "GET {path}?limit=200");
+        let limits = [("limit", &["abc", "0", "201"][..])];
+        app.expect_refused_params(path, token, "invalid_query", &limits)
+            .await;
+        let cursors = [("cursor", &["%%%", "AAAA"][..])];
+        app.expect_refused_params(path, token, "invalid_cursor", &cursors)
+            .await;
+        let unknown = app.get(&format!("{path}?limit=5&sort=name"), token).await;
+        let error = expect_error(unknown, StatusCode::BAD_REQUEST, "invalid_query").await;
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("sort"), "GET {path}: {error}");
+    }
+}
+
 #[tokio::test]
 async fn a_bad_idempotency_key_is_a_400() {
     let app = spawn_app().await;

@@ -19,9 +19,9 @@ use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path};
 use crate::idempotency::{self, IdempotencyKey};
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
 /// Originates an outbound call: created `queued` and handed to the carrier.
@@ -129,17 +129,15 @@ pub async fn originate_call(
 
 /// Lists calls, newest first, with filters.
 #[utoipa::path(get, path = "/v1/calls", tag = "calls", security(("bearer" = [])),
-    params(ListCallsQuery),
+    params(Listing<ListCallsQuery>),
     responses(
         (status = 200, body = Page<Call>),
-        (status = 400, body = ErrorBody, description = "Unknown parameter or value"),
         (status = 422, body = ErrorBody, description = "`from`/`to` is not a phone number"),
     ))]
 pub async fn list_calls(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListCallsQuery>,
+    Listing(query, request): Listing<ListCallsQuery>,
 ) -> ApiResult<Json<Page<Call>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let region = &state.settings.default_region;
     let from = query
         .from

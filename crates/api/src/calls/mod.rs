@@ -150,11 +150,6 @@ pub struct ListCallsQuery {
     pub created_after: Option<DateTime<Utc>>,
     /// Only calls created before this time (RFC 3339).
     pub created_before: Option<DateTime<Utc>>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -13,24 +13,21 @@ use super::{
 use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::Json;
 use crate::idempotency::{self, IdempotencyKey};
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Listing, Page};
 
 /// Lists customers, newest first; `phone` looks one up, `q` searches.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", security(("bearer" = [])),
-    params(ListCustomersQuery),
+    params(Listing<ListCustomersQuery>),
     responses(
         (status = 200, body = Page<Customer>),
-        (status = 400, body = ErrorBody, description = "Unknown parameter, bad limit or cursor"),
         (status = 422, body = ErrorBody, description = "`phone` is not a phone number"),
     ))]
 pub async fn list_customers(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListCustomersQuery>,
+    Listing(query, request): Listing<ListCustomersQuery>,
 ) -> ApiResult<Json<Page<Customer>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
-
     let rows: Vec<Customer> = if let Some(phone) = query.phone.as_deref() {
         let phone = parse_phone(phone, &state.settings.default_region, "phone")?;
         // Numbers are unique per tenant: the first page is that customer or

@@ -170,11 +170,6 @@ pub struct ListCustomersQuery {
     pub q: Option<String>,
     /// Exact lookup by phone number, in any common format.
     pub phone: Option<String>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 /// Validated customer fields, ready to write.

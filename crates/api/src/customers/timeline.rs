@@ -3,27 +3,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::CUSTOMERS;
 use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
 use crate::error::ApiResult;
-use crate::extract::{Json, Query};
-use crate::pagination::{self, Page};
+use crate::extract::Json;
+use crate::pagination::{Page, PageRequest};
 
-/// The query string of `GET /v1/customers/{id}/timeline`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct TimelineQuery {
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
-}
+/// A timeline's order, and its cursor: `(occurred_at, id)`.
+type Time = (DateTime<Utc>, Uuid);
 
 /// One thing that happened with the customer.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -42,20 +33,20 @@ pub struct TimelineItem {
 
 /// Everything that happened with a customer, newest first.
 #[utoipa::path(get, path = "/v1/customers/{id}/timeline", tag = "customers", security(("bearer" = [])),
-    params(RecordRequest, TimelineQuery),
+    params(RecordRequest, PageRequest<Time>),
     responses(
         (status = 200, body = Page<TimelineItem>),
     ))]
 pub async fn customer_timeline(
     request: RecordRequest,
-    Query(query): Query<TimelineQuery>,
+    paging: PageRequest<Time>,
 ) -> ApiResult<Json<Page<TimelineItem>>> {
-    let limit = pagination::limit(query.limit)?;
-    let after = pagination::decode_time_cursor(query.cursor.as_deref())?;
     // 404 for an unknown or foreign customer rather than an empty timeline.
     request.exists(&CUSTOMERS).await?;
     let RecordRequest(TenantRequest { state, principal }, id) = request;
-    let (before_at, before_id) = after.unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
+    let (before_at, before_id) = paging
+        .after
+        .unwrap_or((DateTime::<Utc>::MAX_UTC, Uuid::max()));
 
     // Each branch is limited on its own index before the merge, so a page
     // costs O(limit) per source however long the history is.
@@ -89,10 +80,8 @@ pub async fn customer_timeline(
     .bind(id)
     .bind(before_at)
     .bind(before_id)
-    .bind(i64::from(limit) + 1)
+    .bind(paging.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(pagination::page(rows, limit, |item| {
-        pagination::encode_time_cursor(item.occurred_at, item.id)
-    })))
+    Ok(Json(paging.page(rows, |item| (item.occurred_at, item.id))))
 }

@@ -16,9 +16,9 @@ use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Json, Query};
+use crate::extract::Json;
 use crate::idempotency::{self, IdempotencyKey};
-use crate::pagination::{IdPageRequest, Page};
+use crate::pagination::{Listing, Page};
 
 /// Sends an SMS: validated, stored `queued`, then handed to the `sms.send`
 /// queue. Honours `Idempotency-Key`.
@@ -249,16 +249,14 @@ pub(crate) async fn sender_number(conn: &mut PgConnection, tenant_id: Uuid) -> A
 
 /// Lists messages, newest first, with full-text search and filters.
 #[utoipa::path(get, path = "/v1/messages", tag = "messages", security(("bearer" = [])),
-    params(ListMessagesQuery),
+    params(Listing<ListMessagesQuery>),
     responses(
         (status = 200, body = Page<Message>),
-        (status = 400, body = ErrorBody, description = "Unknown parameter, bad status, direction, customer_id, limit or cursor"),
     ))]
 pub async fn list_messages(
     TenantRequest { state, principal }: TenantRequest,
-    Query(query): Query<ListMessagesQuery>,
+    Listing(query, request): Listing<ListMessagesQuery>,
 ) -> ApiResult<Json<Page<Message>>> {
-    let request = IdPageRequest::parse(query.limit, query.cursor.as_deref())?;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 200) {
         return Err(

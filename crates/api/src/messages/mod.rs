@@ -181,11 +181,6 @@ pub struct ListMessagesQuery {
     /// `outbound` or `inbound`.
     #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
     pub direction: Option<Direction>,
-    /// Page size, 1–200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    pub cursor: Option<String>,
 }
 
 /// Checks a message body's length (in characters, as the database does).
