@@ -25,7 +25,7 @@ use crate::by_id::{RecordRequest, Table};
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::IdempotencyKey;
 use crate::messages::MessageCounts;
 use crate::state::AppState;
 use crate::text::validate_name;
@@ -203,20 +203,19 @@ impl Audience {
     ))]
 pub async fn create_campaign(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<CreateCampaign>,
 ) -> ApiResult<Response> {
     let name = validate_name(&req.name)?;
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/campaigns", &req);
+    // The audience is checked inside the transaction: a refusal rolls it
+    // back, key and all.
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
+        Err(replay) => return Ok(replay),
+    };
     let audience = req.recipients.normalise(&state.settings.default_region)?;
     let variables =
         serde_json::to_value(req.variables.unwrap_or_default()).map_err(ApiError::internal)?;
-
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
-        Err(replay) => return Ok(replay),
-    };
     // FOR SHARE: the template cannot be deleted before this commits.
     let template: Option<Uuid> =
         sqlx::query_scalar("SELECT id FROM templates WHERE tenant_id = $1 AND id = $2 FOR SHARE")
@@ -283,7 +282,9 @@ pub async fn create_campaign(
         },
     )
     .await?;
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &created).await?;
+    claim
+        .complete(&mut tx, StatusCode::CREATED, &created)
+        .await?;
     tx.commit().await?;
 
     tracing::info!(tenant_id = %created.campaign.tenant_id, campaign_id = %created.campaign.id, "campaign created");

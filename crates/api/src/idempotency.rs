@@ -12,11 +12,11 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -26,11 +26,20 @@ pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-ke
 /// The response header marking a replayed answer (`true`).
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// The optional `Idempotency-Key` header: 1–255 visible ASCII characters.
-/// An operation that takes it lists it with `params(IdempotencyKey)`, so
-/// every one documents it alike.
+/// The optional `Idempotency-Key` header (1–255 visible ASCII characters),
+/// with the method and path it came to: what a key protects is "this request
+/// to this route", so the route is read from the request, not written again
+/// by each handler. An operation that takes it lists it with
+/// `params(IdempotencyKey)`, so every one documents it alike.
 #[derive(Debug, Clone)]
-pub struct IdempotencyKey(pub Option<String>);
+pub struct IdempotencyKey {
+    /// The key; `None` without the header.
+    key: Option<String>,
+    /// The request's method.
+    method: Method,
+    /// The request's path.
+    path: String,
+}
 
 impl utoipa::IntoParams for IdempotencyKey {
     fn into_params(
@@ -50,27 +59,57 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(&IDEMPOTENCY_KEY) else {
-            return Ok(Self(None));
-        };
-        let invalid = || {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            )
-            .with_field("Idempotency-Key")
-        };
-        let key = value.to_str().map_err(|_| invalid())?;
-        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid());
-        }
-        Ok(Self(Some(key.to_string())))
+        let key = parts
+            .headers
+            .get(&IDEMPOTENCY_KEY)
+            .map(valid_key)
+            .transpose()?;
+        Ok(IdempotencyKey {
+            key,
+            method: parts.method.clone(),
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
+/// The header's value as a key: 1–255 visible ASCII characters.
+fn valid_key(value: &HeaderValue) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )
+        .with_field("Idempotency-Key")
+    };
+    let key = value.to_str().map_err(|_| invalid())?;
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid());
+    }
+    Ok(key.to_string())
+}
+
+impl IdempotencyKey {
+    /// Begins the transaction of a create and claims the key in it, for
+    /// this request's `body` (see the module docs). `Ok(Err(replay))` is the
+    /// stored answer to an earlier identical request, for the handler to
+    /// return as is; `Ok(Ok((tx, claim)))` means proceed, and complete the
+    /// claim in `tx` before commit.
+    pub async fn begin(
+        self,
+        db: &PgPool,
+        tenant_id: Uuid,
+        body: &impl Serialize,
+    ) -> ApiResult<Result<(Transaction<'static, Postgres>, Claim), Response>> {
+        let fingerprint = request_fingerprint(self.method.as_str(), &self.path, body);
+        let mut tx = db.begin().await?;
+        let claimed = claim(&mut tx, tenant_id, self.key, &fingerprint).await?;
+        Ok(claimed.map(|claim| (tx, claim)))
     }
 }
 
 /// What identifies "the same request": method, path and the parsed body
 /// (re-serialised, so whitespace and key order do not matter).
-pub fn request_fingerprint(method: &str, path: &str, body: &impl Serialize) -> Vec<u8> {
+fn request_fingerprint(method: &str, path: &str, body: &impl Serialize) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);
@@ -84,23 +123,28 @@ pub fn request_fingerprint(method: &str, path: &str, body: &impl Serialize) -> V
     hasher.finalize().to_vec()
 }
 
-/// A claimed key, to be completed with the response before commit.
+/// A claimed key (or none, without the header), to be completed with the
+/// response before commit.
 #[derive(Debug)]
-pub struct Claim {
+#[must_use = "a claimed key must be completed with the response before commit"]
+pub struct Claim(Option<Claimed>);
+
+#[derive(Debug)]
+struct Claimed {
     tenant_id: Uuid,
     key: String,
 }
 
 /// Claims `key` inside the caller's transaction. `Ok(Err(response))` is a
 /// replay the handler must return as is; `Ok(Ok(claim))` means proceed.
-pub async fn claim(
+async fn claim(
     tx: &mut PgConnection,
     tenant_id: Uuid,
     key: Option<String>,
     fingerprint: &[u8],
-) -> ApiResult<Result<Option<Claim>, Response>> {
+) -> ApiResult<Result<Claim, Response>> {
     let Some(key) = key else {
-        return Ok(Ok(None));
+        return Ok(Ok(Claim(None)));
     };
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3)
@@ -113,7 +157,7 @@ pub async fn claim(
     .await?
     .rows_affected();
     if inserted == 1 {
-        return Ok(Ok(Some(Claim { tenant_id, key })));
+        return Ok(Ok(Claim(Some(Claimed { tenant_id, key }))));
     }
     let (hash, status, body): (Vec<u8>, Option<i16>, Option<serde_json::Value>) = sqlx::query_as(
         "SELECT request_hash, status_code, response_body FROM idempotency_keys
@@ -148,26 +192,29 @@ pub async fn claim(
     Ok(Err(response))
 }
 
-/// Stores the response for a claimed key, in the same transaction.
-pub async fn complete(
-    tx: &mut PgConnection,
-    claim: Option<Claim>,
-    status: StatusCode,
-    body: &impl Serialize,
-) -> ApiResult<()> {
-    let Some(claim) = claim else {
-        return Ok(());
-    };
-    let body = serde_json::to_value(body).map_err(ApiError::internal)?;
-    sqlx::query(
-        "UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = now()
-         WHERE tenant_id = $1 AND key = $2",
-    )
-    .bind(claim.tenant_id)
-    .bind(&claim.key)
-    .bind(i16::try_from(status.as_u16()).unwrap_or(500))
-    .bind(body)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+impl Claim {
+    /// Stores the response for the claimed key, in the transaction that
+    /// claimed it.
+    pub async fn complete(
+        self,
+        tx: &mut PgConnection,
+        status: StatusCode,
+        body: &impl Serialize,
+    ) -> ApiResult<()> {
+        let Some(claim) = self.0 else {
+            return Ok(());
+        };
+        let body = serde_json::to_value(body).map_err(ApiError::internal)?;
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = now()
+             WHERE tenant_id = $1 AND key = $2",
+        )
+        .bind(claim.tenant_id)
+        .bind(&claim.key)
+        .bind(i16::try_from(status.as_u16()).unwrap_or(500))
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
 }

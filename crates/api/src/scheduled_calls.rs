@@ -34,7 +34,7 @@ use crate::calls::lifecycle::{self, StatusUpdate, lock_call};
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::IdempotencyKey;
 use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
@@ -466,14 +466,12 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
     ))]
 pub async fn create_scheduled_call(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<CreateScheduledCall>,
 ) -> ApiResult<Response> {
     let valid = validate(&req, &state.settings.default_region, "")?;
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/scheduled-calls", &req);
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
         Err(replay) => return Ok(replay),
     };
     let created = insert_all(&mut tx, &principal, vec![valid], |_| String::new()).await?;
@@ -481,7 +479,7 @@ pub async fn create_scheduled_call(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("inserted scheduled call not found")))?;
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &call).await?;
+    claim.complete(&mut tx, StatusCode::CREATED, &call).await?;
     tx.commit().await?;
     metrics::counter!("scheduled_calls_created_total").increment(1);
     publish(&state, std::slice::from_ref(&call)).await;
@@ -499,7 +497,7 @@ pub async fn create_scheduled_call(
     ))]
 pub async fn create_scheduled_calls_batch(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<CreateScheduledCallBatch>,
 ) -> ApiResult<Response> {
     if req.scheduled_calls.is_empty() || req.scheduled_calls.len() > MAX_BATCH {
@@ -516,15 +514,13 @@ pub async fn create_scheduled_calls_batch(
         .enumerate()
         .map(|(i, item)| validate(item, region, &prefix(i)))
         .collect::<ApiResult<Vec<_>>>()?;
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/scheduled-calls/batch", &req);
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
         Err(replay) => return Ok(replay),
     };
     let created = insert_all(&mut tx, &principal, valid, prefix).await?;
     let batch = ScheduledCallBatch { data: created };
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &batch).await?;
+    claim.complete(&mut tx, StatusCode::CREATED, &batch).await?;
     tx.commit().await?;
     metrics::counter!("scheduled_calls_created_total").increment(batch.data.len() as u64);
     publish(&state, &batch.data).await;

@@ -20,7 +20,7 @@ use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::IdempotencyKey;
 use crate::pagination::{Listing, Page};
 use crate::state::AppState;
 
@@ -33,7 +33,7 @@ use crate::state::AppState;
     ))]
 pub async fn originate_call(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<OriginateCall>,
 ) -> ApiResult<Response> {
     let region = &state.settings.default_region;
@@ -43,10 +43,8 @@ pub async fn originate_call(
         .as_deref()
         .map(|f| parse_phone(f, region, "from"))
         .transpose()?;
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/calls", &req);
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
         Err(replay) => return Ok(replay),
     };
     let from: Option<String> = sqlx::query_scalar(
@@ -117,7 +115,7 @@ pub async fn originate_call(
         )
         .await?;
     }
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &call).await?;
+    claim.complete(&mut tx, StatusCode::CREATED, &call).await?;
     tx.commit().await?;
     metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);
     state

@@ -14,7 +14,7 @@ use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::IdempotencyKey;
 use crate::pagination::{Listing, Page};
 
 /// Lists customers, newest first; `phone` looks one up, `q` searches.
@@ -90,14 +90,12 @@ pub async fn list_customers(
     ))]
 pub async fn create_customer(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<CreateCustomer>,
 ) -> ApiResult<Response> {
     let fields = req.validate(&state.settings.default_region)?;
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/customers", &req);
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
         Err(replay) => return Ok(replay),
     };
     let customer: Customer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -115,7 +113,9 @@ pub async fn create_customer(
     .bind(&fields.metadata)
     .fetch_one(&mut *tx)
     .await?;
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &customer).await?;
+    claim
+        .complete(&mut tx, StatusCode::CREATED, &customer)
+        .await?;
     tx.commit().await?;
     state
         .events

@@ -17,7 +17,7 @@ use crate::by_id::RecordRequest;
 use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::idempotency::{self, IdempotencyKey};
+use crate::idempotency::IdempotencyKey;
 use crate::pagination::{Listing, Page};
 
 /// Sends an SMS: validated, stored `queued`, then handed to the `sms.send`
@@ -32,7 +32,7 @@ use crate::pagination::{Listing, Page};
     ))]
 pub async fn send_message(
     TenantRequest { state, principal }: TenantRequest,
-    IdempotencyKey(key): IdempotencyKey,
+    key: IdempotencyKey,
     Json(req): Json<SendMessage>,
 ) -> ApiResult<Response> {
     let to = parse_phone(&req.to, &state.settings.default_region, "to")?;
@@ -61,12 +61,10 @@ pub async fn send_message(
         (None, Some(_)) => {}
     }
 
-    let fingerprint = idempotency::request_fingerprint("POST", "/v1/messages", &req);
     // Every check below runs inside the transaction: a refusal rolls it
     // back, so a refused send leaves nothing behind (not even its key).
-    let mut tx = state.db.begin().await?;
-    let claim = match idempotency::claim(&mut tx, principal.tenant_id, key, &fingerprint).await? {
-        Ok(claim) => claim,
+    let (mut tx, claim) = match key.begin(&state.db, principal.tenant_id, &req).await? {
+        Ok(begun) => begun,
         Err(replay) => return Ok(replay),
     };
 
@@ -124,7 +122,9 @@ pub async fn send_message(
         },
     )
     .await?;
-    idempotency::complete(&mut tx, claim, StatusCode::CREATED, &message).await?;
+    claim
+        .complete(&mut tx, StatusCode::CREATED, &message)
+        .await?;
     tx.commit().await?;
 
     metrics::counter!("messages_created_total", "direction" => "outbound").increment(1);
