@@ -22,7 +22,9 @@ use switchboard_core::calls::CallStatus;
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, ScheduledCallRun};
-use switchboard_core::scheduling::{MAX_ATTEMPTS, MAX_BACKOFF_SECONDS, SCHEDULED_CALL_JSON};
+use switchboard_core::scheduling::{
+    MAX_ATTEMPTS, MAX_BACKOFF_SECONDS, RetryOutcome, SCHEDULED_CALL_JSON, ScheduledCallStatus,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -54,30 +56,6 @@ pub const MAX_BATCH: usize = 1_000;
 const PAST_TOLERANCE_SECONDS: i64 = 300;
 /// How far ahead a call may be scheduled.
 const MAX_AHEAD_DAYS: i64 = 366;
-
-/// A call outcome a retry policy can retry on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RetryOutcome {
-    /// The callee was busy.
-    Busy,
-    /// Nobody answered.
-    NoAnswer,
-    /// The call failed.
-    Failed,
-}
-
-impl RetryOutcome {
-    const ALL: [RetryOutcome; 3] = [Self::Busy, Self::NoAnswer, Self::Failed];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Busy => "busy",
-            Self::NoAnswer => "no-answer",
-            Self::Failed => "failed",
-        }
-    }
-}
 
 /// When and how often to try again.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -196,40 +174,6 @@ pub struct ScheduledCall {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
-}
-
-/// `pending → dialing → completed | retrying → … | exhausted | canceled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduledCallStatus {
-    /// Waiting for its time (or its calling window).
-    Pending,
-    /// An attempt's call is on the line.
-    Dialing,
-    /// An attempt ended with an outcome the policy retries; the next one
-    /// waits for its backoff.
-    Retrying,
-    /// An attempt's call completed.
-    Completed,
-    /// Given up: an attempt did not complete and no retry applies (attempts
-    /// used up, or an outcome the policy does not retry), or the tenant has
-    /// no number to call from.
-    Exhausted,
-    /// Canceled before it completed.
-    Canceled,
-}
-
-impl ScheduledCallStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Dialing => "dialing",
-            Self::Retrying => "retrying",
-            Self::Completed => "completed",
-            Self::Exhausted => "exhausted",
-            Self::Canceled => "canceled",
-        }
-    }
 }
 
 /// The query string of `GET /v1/scheduled-calls`.
@@ -613,31 +557,30 @@ pub async fn cancel_scheduled_call(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("scheduled call"))?;
-    match status.as_str() {
-        "canceled" => {
-            let call = fetch_many(&mut tx, tenant_id, &[id]).await?.remove(0);
-            return Ok(Json(call));
-        }
-        "completed" | "exhausted" => {
-            return Err(ApiError::conflict(
-                "not_cancelable",
-                format!("this scheduled call is already {status}"),
-            ));
-        }
-        _ => {}
+    let status: ScheduledCallStatus = status.parse().map_err(ApiError::internal)?;
+    if status == ScheduledCallStatus::Canceled {
+        let call = fetch_many(&mut tx, tenant_id, &[id]).await?.remove(0);
+        return Ok(Json(call));
+    }
+    if status.is_final() {
+        return Err(ApiError::conflict(
+            "not_cancelable",
+            format!("this scheduled call is already {}", status.as_str()),
+        ));
     }
     sqlx::query(
-        "UPDATE scheduled_calls SET status = 'canceled', next_attempt_at = NULL,
+        "UPDATE scheduled_calls SET status = $2, next_attempt_at = NULL,
             version = version + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
+    .bind(ScheduledCallStatus::Canceled.as_str())
     .execute(&mut *tx)
     .await?;
     // An attempt still ringing is hung up; one already answered has someone
     // talking on it and finishes normally.
     let mut call_outcome = None;
-    if status == "dialing" {
+    if status == ScheduledCallStatus::Dialing {
         let call_id: Option<Uuid> = sqlx::query_scalar(
             "SELECT call_id FROM scheduled_call_attempts WHERE scheduled_call_id = $1
              ORDER BY attempt DESC LIMIT 1",

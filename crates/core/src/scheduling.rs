@@ -11,23 +11,116 @@
 //! any non-final status ──► canceled
 //! ```
 
-/// The statuses, in lifecycle order.
-pub const STATUSES: [&str; 6] = [
-    "pending",
-    "dialing",
-    "retrying",
-    "completed",
-    "exhausted",
-    "canceled",
-];
+use std::str::FromStr;
 
-/// Final statuses: nothing changes them any more.
-pub fn is_final(status: &str) -> bool {
-    matches!(status, "completed" | "exhausted" | "canceled")
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::calls::CallStatus;
+
+/// Where a scheduled call is in its lifecycle:
+/// `pending → dialing → completed | retrying → … | exhausted | canceled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduledCallStatus {
+    /// Waiting for its time (or its calling window).
+    Pending,
+    /// An attempt's call is on the line.
+    Dialing,
+    /// An attempt ended with an outcome the policy retries; the next one
+    /// waits for its backoff.
+    Retrying,
+    /// An attempt's call completed.
+    Completed,
+    /// Given up: an attempt did not complete and no retry applies (attempts
+    /// used up, or an outcome the policy does not retry), or the tenant has
+    /// no number to call from.
+    Exhausted,
+    /// Canceled before it completed.
+    Canceled,
 }
 
-/// The call outcomes a retry policy may retry on.
-pub const RETRYABLE_OUTCOMES: [&str; 3] = ["busy", "no-answer", "failed"];
+impl ScheduledCallStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [ScheduledCallStatus; 6] = [
+        Self::Pending,
+        Self::Dialing,
+        Self::Retrying,
+        Self::Completed,
+        Self::Exhausted,
+        Self::Canceled,
+    ];
+
+    /// The wire (and column) spelling, e.g. `dialing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Dialing => "dialing",
+            Self::Retrying => "retrying",
+            Self::Completed => "completed",
+            Self::Exhausted => "exhausted",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// Final statuses (`completed`, `exhausted`, `canceled`): nothing changes
+    /// them any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Exhausted | Self::Canceled)
+    }
+}
+
+/// Reads a status as [`ScheduledCallStatus::as_str`] spells it (the column's
+/// values); anything else is an error naming it.
+impl FromStr for ScheduledCallStatus {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown scheduled call status {s:?}"))
+    }
+}
+
+/// A call outcome a retry policy can retry on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOutcome {
+    /// The callee was busy.
+    Busy,
+    /// Nobody answered.
+    NoAnswer,
+    /// The call failed.
+    Failed,
+}
+
+impl RetryOutcome {
+    /// Every outcome a policy may name: a policy without `on` retries all.
+    pub const ALL: [RetryOutcome; 3] = [Self::Busy, Self::NoAnswer, Self::Failed];
+
+    /// The wire (and `retry_on` column) spelling, the call status's own.
+    pub fn as_str(self) -> &'static str {
+        self.call_status().as_str()
+    }
+
+    /// The call status this outcome is.
+    pub fn call_status(self) -> CallStatus {
+        match self {
+            Self::Busy => CallStatus::Busy,
+            Self::NoAnswer => CallStatus::NoAnswer,
+            Self::Failed => CallStatus::Failed,
+        }
+    }
+
+    /// The outcome an attempt's final call status is, when a policy could
+    /// retry it (`completed` and `canceled` are never retried).
+    pub fn of(status: CallStatus) -> Option<RetryOutcome> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.call_status() == status)
+    }
+}
 
 /// Most attempts one scheduled call may make.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -62,7 +155,39 @@ mod tests {
 
     #[test]
     fn only_completed_exhausted_and_canceled_are_final() {
-        let finals: Vec<_> = STATUSES.into_iter().filter(|s| is_final(s)).collect();
+        let finals: Vec<_> = ScheduledCallStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .map(ScheduledCallStatus::as_str)
+            .collect();
         assert_eq!(finals, ["completed", "exhausted", "canceled"]);
+    }
+
+    #[test]
+    fn statuses_round_trip_and_unknown_ones_are_refused() {
+        for status in ScheduledCallStatus::ALL {
+            assert_eq!(
+                status.as_str().parse::<ScheduledCallStatus>().unwrap(),
+                status
+            );
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+        }
+        assert!("Pending".parse::<ScheduledCallStatus>().is_err());
+        assert!("queued".parse::<ScheduledCallStatus>().is_err());
+    }
+
+    #[test]
+    fn only_busy_no_answer_and_failed_calls_can_be_retried() {
+        let retryable: Vec<_> = CallStatus::ALL
+            .into_iter()
+            .filter_map(RetryOutcome::of)
+            .map(RetryOutcome::as_str)
+            .collect();
+        assert_eq!(retryable, ["busy", "failed", "no-answer"]);
+        for outcome in RetryOutcome::ALL {
+            let json = serde_json::to_value(outcome).unwrap();
+            assert_eq!(json, outcome.as_str());
+        }
     }
 }

@@ -20,18 +20,23 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use switchboard_core::{
+    calls::CallStatus,
     carrier::new_sid,
     events::EventType,
     ids::new_id,
     jobs::{self, CarrierSim, Job, ScheduledCallRun},
     records::CALL_JSON,
-    scheduling::SCHEDULED_CALL_JSON,
+    scheduling::{RetryOutcome, SCHEDULED_CALL_JSON, ScheduledCallStatus},
     settings::CarrierMode,
 };
 use uuid::Uuid;
 
 use super::lock_record;
-use crate::{context::Ctx, error::JobResult, runner::Handler};
+use crate::{
+    context::Ctx,
+    error::{JobError, JobResult},
+    runner::Handler,
+};
 
 /// How long a call held back by the concurrency cap waits before it looks again.
 pub const CAP_RECHECK: Duration = Duration::from_millis(500);
@@ -74,7 +79,8 @@ enum Step {
         call: serde_json::Value,
     },
     Settled {
-        outcome: String,
+        /// The attempt's final call status, or why no attempt could be made.
+        outcome: &'static str,
     },
 }
 
@@ -84,10 +90,15 @@ impl Handler for ScheduledCallRun {
         let row: Option<Scheduled> =
             lock_record(&mut tx, SCHEDULED, self.tenant_id, self.scheduled_call_id).await?;
         let Some(row) = row else { return Ok(()) };
-        let step = match row.status.as_str() {
-            "pending" | "retrying" => try_place(self, ctx, &mut tx, &row).await?,
-            "dialing" => settle(self, &mut tx, &row).await?,
-            _ => Step::Nothing,
+        let status: ScheduledCallStatus = row.status.parse().map_err(JobError::permanent)?;
+        let step = match status {
+            ScheduledCallStatus::Pending | ScheduledCallStatus::Retrying => {
+                try_place(self, ctx, &mut tx, &row).await?
+            }
+            ScheduledCallStatus::Dialing => settle(self, &mut tx, &row).await?,
+            ScheduledCallStatus::Completed
+            | ScheduledCallStatus::Exhausted
+            | ScheduledCallStatus::Canceled => Step::Nothing,
         };
         match step {
             Step::Nothing => return Ok(()),
@@ -118,7 +129,7 @@ impl Handler for ScheduledCallRun {
                     .await;
             }
             Step::Settled { outcome } => {
-                metrics::counter!("scheduled_call_attempts_total", "outcome" => outcome.clone())
+                metrics::counter!("scheduled_call_attempts_total", "outcome" => *outcome)
                     .increment(1);
             }
             Step::Nothing | Step::Early => {}
@@ -192,16 +203,17 @@ async fn try_place(
         // The number was released since scheduling (or the tenant has
         // none): no attempt can ever be placed.
         sqlx::query(
-            "UPDATE scheduled_calls SET status = 'exhausted', next_attempt_at = NULL,
+            "UPDATE scheduled_calls SET status = $2, next_attempt_at = NULL,
                 last_error = 'no number to call from', version = version + 1, updated_at = now()
              WHERE id = $1",
         )
         .bind(job.scheduled_call_id)
+        .bind(ScheduledCallStatus::Exhausted.as_str())
         .execute(&mut *tx)
         .await?;
         tracing::warn!(scheduled_call_id = %job.scheduled_call_id, "no caller id; scheduled call exhausted");
         return Ok(Step::Settled {
-            outcome: "no_caller_id".into(),
+            outcome: "no_caller_id",
         });
     };
     // Stamped with the statement clock, not the transaction start (which
@@ -234,11 +246,12 @@ async fn try_place(
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE scheduled_calls SET status = 'dialing', attempts = attempts + 1,
+        "UPDATE scheduled_calls SET status = $2, attempts = attempts + 1,
             next_attempt_at = NULL, version = version + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(job.scheduled_call_id)
+    .bind(ScheduledCallStatus::Dialing.as_str())
     .execute(&mut *tx)
     .await?;
     if ctx.settings.carrier == CarrierMode::Simulated {
@@ -270,23 +283,27 @@ async fn settle(
     .bind(job.scheduled_call_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let outcome = match last.as_deref() {
-        // Still on the line: the call's final status enqueues this job again.
-        Some("queued" | "ringing" | "in-progress") => return Ok(Step::Nothing),
-        Some(status) => status.to_string(),
+    let outcome = match last {
+        Some(status) => status.parse().map_err(JobError::permanent)?,
         // Dialing without a call cannot happen (both are written in one
         // transaction); treat it as a failed attempt rather than hang.
-        None => "failed".to_string(),
+        None => CallStatus::Failed,
     };
-    let retry = row.retry_on.contains(&outcome) && row.attempts < row.max_attempts;
+    if !outcome.is_terminal() {
+        // Still on the line: the call's final status enqueues this job again.
+        return Ok(Step::Nothing);
+    }
+    let retried = RetryOutcome::of(outcome)
+        .is_some_and(|retried| row.retry_on.iter().any(|on| on == retried.as_str()));
+    let retry = retried && row.attempts < row.max_attempts;
     // The next attempt's wait, when there is one.
-    let (status, backoff) = if outcome == "completed" {
-        ("completed", None)
+    let (status, backoff) = if outcome == CallStatus::Completed {
+        (ScheduledCallStatus::Completed, None)
     } else if retry {
         let backoff = Duration::from_secs(u64::try_from(row.backoff_seconds).unwrap_or(0));
-        ("retrying", Some(backoff))
+        (ScheduledCallStatus::Retrying, Some(backoff))
     } else {
-        ("exhausted", None)
+        (ScheduledCallStatus::Exhausted, None)
     };
     sqlx::query(
         "UPDATE scheduled_calls SET status = $2,
@@ -296,12 +313,14 @@ async fn settle(
          WHERE id = $1",
     )
     .bind(job.scheduled_call_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(backoff.map(|wait| wait.as_secs_f64()))
     .execute(&mut *tx)
     .await?;
     if let Some(backoff) = backoff {
         jobs::enqueue_in(&mut *tx, job, backoff).await?;
     }
-    Ok(Step::Settled { outcome })
+    Ok(Step::Settled {
+        outcome: outcome.as_str(),
+    })
 }
