@@ -16,8 +16,14 @@
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
 
+use crate::carrier::new_sid;
+use crate::jobs::{self, CarrierSim};
 use crate::lifecycle::Transition;
+use crate::settings::CarrierMode;
 
 /// Which way a call or message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -349,6 +355,82 @@ pub fn control(
     }
     *flag = value;
     Ok(ControlEffect::Flags(flags))
+}
+
+/// An outbound call to place (see [`NewOutboundCall::place`]).
+#[derive(Debug)]
+pub struct NewOutboundCall<'a> {
+    /// The call's id (a fresh [`crate::ids::new_id`]).
+    pub id: Uuid,
+    /// The tenant placing it.
+    pub tenant_id: Uuid,
+    /// The tenant's number it calls from (E.164).
+    pub from: &'a str,
+    /// The number called (E.164).
+    pub to: &'a str,
+    /// The customer called, when known.
+    pub customer_id: Option<Uuid>,
+    /// The agent placing it, when an agent does.
+    pub agent_id: Option<Uuid>,
+    /// Who placed it, as its history records it: `api` or `system`.
+    pub source: &'static str,
+    /// Its first history entry's data (the scheduled call and attempt, for
+    /// a scheduled call's).
+    pub data: &'a serde_json::Value,
+}
+
+impl NewOutboundCall<'_> {
+    /// Places the call in `tx`: the one way an outbound call starts, for
+    /// `POST /v1/calls` and each scheduled-call attempt alike. One statement
+    /// writes the row (`queued`, a new `CA…` sid, stamped with the statement
+    /// clock) and its first history entry; with the simulated carrier, the
+    /// job that plays the call is enqueued in the same transaction. Answers
+    /// the call as `returning` renders it ([`crate::records::CALL_COLUMNS`]
+    /// for a typed row, [`crate::records::CALL_JSON`] for an event's record).
+    pub async fn place<T>(
+        &self,
+        tx: &mut PgConnection,
+        carrier: CarrierMode,
+        returning: &(dyn fmt::Display + Sync),
+    ) -> Result<T, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let statement = format!(
+            "WITH inserted AS (
+                INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status,
+                                   carrier_sid, customer_id, agent_id, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp())
+                RETURNING *),
+             history AS (
+                INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data,
+                                         source, occurred_at)
+                SELECT tenant_id, id, 'status', NULL, status, $10, $11, created_at FROM inserted)
+             SELECT {returning} FROM inserted"
+        );
+        let call: T = sqlx::query_as(sqlx::AssertSqlSafe(statement))
+            .bind(self.id)
+            .bind(self.tenant_id)
+            .bind(Direction::Outbound.as_str())
+            .bind(self.from)
+            .bind(self.to)
+            .bind(CallStatus::Queued.as_str())
+            .bind(new_sid("CA"))
+            .bind(self.customer_id)
+            .bind(self.agent_id)
+            .bind(self.data)
+            .bind(self.source)
+            .fetch_one(&mut *tx)
+            .await?;
+        if carrier == CarrierMode::Simulated {
+            let play = CarrierSim::OutboundCall {
+                tenant_id: self.tenant_id,
+                call_id: self.id,
+            };
+            jobs::enqueue(&mut *tx, &play).await?;
+        }
+        Ok(call)
+    }
 }
 
 #[cfg(test)]

@@ -135,6 +135,21 @@ async fn a_scheduled_call_is_placed_at_its_time_and_not_before() {
     assert_eq!(call["to"], "+12025550904");
     assert_eq!(call["from"], "+12025550100");
     assert!(time(&call["created_at"]) >= run_at);
+    // Its history starts as an originated call's does, naming the attempt.
+    let history = stack
+        .get(&format!(
+            "/v1/calls/{}/events",
+            call["id"].as_str().unwrap()
+        ))
+        .await;
+    let first = &history["data"][0];
+    assert_eq!(first["to_status"], "queued", "{history}");
+    assert_eq!(first["source"], "system", "{history}");
+    assert_eq!(
+        first["data"],
+        json!({"scheduled_call_id": id, "attempt": 1})
+    );
+    assert_eq!(time(&first["occurred_at"]), time(&attempt["started_at"]));
     // A finished one cannot be canceled.
     let (status, body) = cancel(&stack, id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

@@ -3,14 +3,13 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use switchboard_core::calls::{CallFlags, CallStatus, Control, ControlEffect, Direction, control};
-use switchboard_core::carrier::new_sid;
+use switchboard_core::calls::{
+    CallFlags, CallStatus, Control, ControlEffect, Direction, NewOutboundCall, control,
+};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
-use switchboard_core::jobs::{self, CarrierSim};
 use switchboard_core::lifecycle::Transition;
 use switchboard_core::records::CALL_COLUMNS;
-use switchboard_core::settings::CarrierMode;
 use uuid::Uuid;
 
 use super::lifecycle::{self, StatusUpdate, lock_call, record_event, status_of};
@@ -79,42 +78,19 @@ pub async fn originate_call(
                 .await?
         }
     };
-    let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id, agent_id)
-         VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, $7)
-         RETURNING {CALL_COLUMNS}"
-    )))
-    .bind(new_id())
-    .bind(principal.tenant_id)
-    .bind(&from)
-    .bind(&to)
-    .bind(new_sid("CA"))
-    .bind(customer_id)
-    .bind(principal.agent_id())
-    .fetch_one(&mut *tx)
-    .await?;
-    record_event(
-        &mut tx,
-        &call,
-        "status",
-        None,
-        Some("queued"),
-        &serde_json::json!({}),
-        "api",
-        call.created_at,
-    )
-    .await?;
-    if state.settings.carrier == CarrierMode::Simulated {
-        // The simulated network dials the call.
-        jobs::enqueue(
-            &mut *tx,
-            &CarrierSim::OutboundCall {
-                tenant_id: call.tenant_id,
-                call_id: call.id,
-            },
-        )
+    let placed = NewOutboundCall {
+        id: new_id(),
+        tenant_id: principal.tenant_id,
+        from: &from,
+        to: &to,
+        customer_id,
+        agent_id: principal.agent_id(),
+        source: "api",
+        data: &serde_json::json!({}),
+    };
+    let call: Call = placed
+        .place(&mut tx, state.settings.carrier, &CALL_COLUMNS)
         .await?;
-    }
     claim.complete(&mut tx, StatusCode::CREATED, &call).await?;
     tx.commit().await?;
     metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);

@@ -20,14 +20,12 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use switchboard_core::{
-    calls::CallStatus,
-    carrier::new_sid,
+    calls::{CallStatus, NewOutboundCall},
     events::EventType,
     ids::new_id,
     jobs::{self, CarrierSim, Job, ScheduledCallRun},
     records::CALL_JSON,
     scheduling::{RetryOutcome, SCHEDULED_CALL_JSON, ScheduledCallStatus},
-    settings::CarrierMode,
 };
 use uuid::Uuid;
 
@@ -216,34 +214,33 @@ async fn try_place(
             outcome: "no_caller_id",
         });
     };
-    // Stamped with the statement clock, not the transaction start (which
-    // precedes the due check above): an attempt never reads as started
-    // before it was due (the seed-tier load run counted 19 of 3 202 that
-    // did, by a few milliseconds).
-    let call_id = new_id();
-    let call: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "WITH inserted AS (
-            INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid, customer_id, created_at)
-            VALUES ($1, $2, 'outbound', $3, $4, 'queued', $5, $6, clock_timestamp())
-            RETURNING *),
-         history AS (
-            INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
-            SELECT tenant_id, id, 'status', NULL, 'queued', $7, 'system', created_at FROM inserted),
-         attempt AS (
-            INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt, started_at)
-            SELECT id, $8, tenant_id, $9, created_at FROM inserted)
-         SELECT {CALL_JSON} FROM inserted"
-    )))
-    .bind(call_id)
-    .bind(job.tenant_id)
-    .bind(&from)
-    .bind(&row.to_number)
-    .bind(new_sid("CA"))
-    .bind(row.customer_id)
-    .bind(serde_json::json!({"scheduled_call_id": job.scheduled_call_id, "attempt": row.attempts + 1}))
+    // The attempt starts when its call is created, which `place` stamps
+    // with the statement clock, not the transaction start (which precedes
+    // the due check above): an attempt never reads as started before it was
+    // due (the seed-tier load run counted 19 of 3 202 that did, by a few
+    // milliseconds).
+    let attempt = row.attempts + 1;
+    let placed = NewOutboundCall {
+        id: new_id(),
+        tenant_id: job.tenant_id,
+        from: &from,
+        to: &row.to_number,
+        customer_id: row.customer_id,
+        agent_id: None,
+        source: "system",
+        data: &serde_json::json!({"scheduled_call_id": job.scheduled_call_id, "attempt": attempt}),
+    };
+    let (call,): (serde_json::Value,) = placed
+        .place(&mut *tx, ctx.settings.carrier, &CALL_JSON)
+        .await?;
+    sqlx::query(
+        "INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt, started_at)
+         SELECT id, $2, tenant_id, $3, created_at FROM calls WHERE id = $1",
+    )
+    .bind(placed.id)
     .bind(job.scheduled_call_id)
-    .bind(row.attempts + 1)
-    .fetch_one(&mut *tx)
+    .bind(attempt)
+    .execute(&mut *tx)
     .await?;
     sqlx::query(
         "UPDATE scheduled_calls SET status = $2, attempts = attempts + 1,
@@ -254,16 +251,6 @@ async fn try_place(
     .bind(ScheduledCallStatus::Dialing.as_str())
     .execute(&mut *tx)
     .await?;
-    if ctx.settings.carrier == CarrierMode::Simulated {
-        jobs::enqueue(
-            &mut *tx,
-            &CarrierSim::OutboundCall {
-                tenant_id: job.tenant_id,
-                call_id,
-            },
-        )
-        .await?;
-    }
     let lag = (now - due_at).to_std().unwrap_or_default();
     metrics::histogram!("scheduled_call_lag_seconds").record(lag.as_secs_f64());
     metrics::counter!("scheduled_calls_due_total").increment(1);
