@@ -32,9 +32,13 @@ pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent
 /// by each handler. An operation that takes it lists it with
 /// `params(IdempotencyKey)`, so every one documents it alike.
 #[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    /// The key; `None` without the header.
-    key: Option<String>,
+pub struct IdempotencyKey(Option<Keyed>);
+
+/// A request that came with a key.
+#[derive(Debug, Clone)]
+struct Keyed {
+    /// The key.
+    key: String,
     /// The request's method.
     method: Method,
     /// The request's path.
@@ -59,16 +63,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(&IDEMPOTENCY_KEY)
-            .map(valid_key)
-            .transpose()?;
-        Ok(IdempotencyKey {
-            key,
+        let Some(value) = parts.headers.get(&IDEMPOTENCY_KEY) else {
+            return Ok(IdempotencyKey(None));
+        };
+        Ok(IdempotencyKey(Some(Keyed {
+            key: valid_key(value)?,
             method: parts.method.clone(),
             path: parts.uri.path().to_string(),
-        })
+        })))
     }
 }
 
@@ -93,17 +95,21 @@ impl IdempotencyKey {
     /// this request's `body` (see the module docs). `Ok(Err(replay))` is the
     /// stored answer to an earlier identical request, for the handler to
     /// return as is; `Ok(Ok((tx, claim)))` means proceed, and complete the
-    /// claim in `tx` before commit.
+    /// claim in `tx` before commit. Without a key the body is not even
+    /// fingerprinted.
     pub async fn begin(
         self,
         db: &PgPool,
         tenant_id: Uuid,
         body: &impl Serialize,
     ) -> ApiResult<Result<(Transaction<'static, Postgres>, Claim), Response>> {
-        let fingerprint = request_fingerprint(self.method.as_str(), &self.path, body);
         let mut tx = db.begin().await?;
-        let claimed = claim(&mut tx, tenant_id, self.key, &fingerprint).await?;
-        Ok(claimed.map(|claim| (tx, claim)))
+        let Some(Keyed { key, method, path }) = self.0 else {
+            return Ok(Ok((tx, Claim(None))));
+        };
+        let fingerprint = request_fingerprint(method.as_str(), &path, body);
+        let claimed = claim(&mut tx, tenant_id, key, &fingerprint).await?;
+        Ok(claimed.map(|claim| (tx, Claim(Some(claim)))))
     }
 }
 
@@ -136,16 +142,13 @@ struct Claimed {
 }
 
 /// Claims `key` inside the caller's transaction. `Ok(Err(response))` is a
-/// replay the handler must return as is; `Ok(Ok(claim))` means proceed.
+/// replay the handler must return as is; `Ok(Ok(claimed))` means proceed.
 async fn claim(
     tx: &mut PgConnection,
     tenant_id: Uuid,
-    key: Option<String>,
+    key: String,
     fingerprint: &[u8],
-) -> ApiResult<Result<Claim, Response>> {
-    let Some(key) = key else {
-        return Ok(Ok(Claim(None)));
-    };
+) -> ApiResult<Result<Claimed, Response>> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id, key) DO NOTHING",
@@ -157,7 +160,7 @@ async fn claim(
     .await?
     .rows_affected();
     if inserted == 1 {
-        return Ok(Ok(Claim(Some(Claimed { tenant_id, key }))));
+        return Ok(Ok(Claimed { tenant_id, key }));
     }
     let (hash, status, body): (Vec<u8>, Option<i16>, Option<serde_json::Value>) = sqlx::query_as(
         "SELECT request_hash, status_code, response_body FROM idempotency_keys

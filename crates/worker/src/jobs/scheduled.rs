@@ -233,22 +233,19 @@ async fn try_place(
     let (call,): (serde_json::Value,) = placed
         .place(&mut *tx, ctx.settings.carrier, &CALL_JSON)
         .await?;
+    // The attempt and the scheduled call's new status: one statement.
     sqlx::query(
-        "INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt, started_at)
-         SELECT id, $2, tenant_id, $3, created_at FROM calls WHERE id = $1",
-    )
-    .bind(placed.id)
-    .bind(job.scheduled_call_id)
-    .bind(attempt)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE scheduled_calls SET status = $2, attempts = attempts + 1,
+        "WITH attempt AS (
+            INSERT INTO scheduled_call_attempts (call_id, scheduled_call_id, tenant_id, attempt, started_at)
+            SELECT id, $1, tenant_id, $3, created_at FROM calls WHERE id = $4)
+         UPDATE scheduled_calls SET status = $2, attempts = attempts + 1,
             next_attempt_at = NULL, version = version + 1, updated_at = now()
          WHERE id = $1",
     )
     .bind(job.scheduled_call_id)
     .bind(ScheduledCallStatus::Dialing.as_str())
+    .bind(attempt)
+    .bind(placed.id)
     .execute(&mut *tx)
     .await?;
     let lag = (now - due_at).to_std().unwrap_or_default();
