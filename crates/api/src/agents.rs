@@ -44,8 +44,8 @@ pub struct AgentWithPresence {
 /// An agent's presence status and since when.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
-    /// `available`, `busy`, `away` or `offline`.
-    #[schema(example = "available", pattern = "^(available|busy|away|offline)$")]
+    /// What the agent can be reached for.
+    #[schema(value_type = PresenceStatus)]
     pub status: String,
     /// When the agent entered this status (absent if never seen).
     pub since: Option<DateTime<Utc>>,
@@ -55,8 +55,8 @@ pub struct Presence {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPresence {
-    /// `available`, `busy`, `away` or `offline`.
-    #[schema(example = "available", pattern = "^(available|busy|away|offline)$")]
+    /// What the agent chooses to be reached for.
+    #[schema(value_type = PresenceStatus)]
     pub status: String,
 }
 

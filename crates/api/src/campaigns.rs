@@ -40,6 +40,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Most explicit recipients (customer ids plus numbers) one campaign takes.
 pub const MAX_EXPLICIT_RECIPIENTS: usize = 10_000;
 
+/// Where a campaign is: `pending → running → completed`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    /// Created; its audience is not resolved yet.
+    Pending,
+    /// Its messages exist; some are still on their way.
+    Running,
+    /// None of its messages is on its way any more.
+    Completed,
+}
+
 /// A campaign.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Campaign {
@@ -51,8 +63,8 @@ pub struct Campaign {
     pub name: String,
     /// The template every message is rendered from.
     pub template_id: Uuid,
-    /// `pending`, `running`, `completed`, `failed` or `canceled`.
-    #[schema(example = "pending")]
+    /// Where the campaign is.
+    #[schema(value_type = CampaignStatus)]
     pub status: String,
     /// The recipients as chosen, normalised ([`Audience`]).
     #[schema(value_type = Audience)]
@@ -198,8 +210,7 @@ impl Audience {
     params(IdempotencyKey),
     responses(
         (status = 201, body = CampaignWithProgress),
-        (status = 422, body = ErrorBody, description = "Invalid field: no recipients, a bad number, unknown customers or template; \
-            Idempotency-Key reused with another body"),
+        (status = 422, body = ErrorBody, description = "Invalid field: no recipients, a bad number, unknown customers or template"),
     ))]
 pub async fn create_campaign(
     TenantRequest { state, principal }: TenantRequest,

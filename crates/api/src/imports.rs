@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::ids::new_id;
-use switchboard_core::imports::{self, CsvError, Header, Mode};
+use switchboard_core::imports::{self, CsvError, Header, Mode, Status};
 use switchboard_core::jobs::{self, ImportProcess};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -44,11 +44,11 @@ pub struct Import {
     pub id: Uuid,
     /// The tenant the import belongs to.
     pub tenant_id: Uuid,
-    /// Where the import is (`queued`, `running`, `completed` or `failed`).
-    #[schema(value_type = ImportStatus)]
+    /// Where the import is.
+    #[schema(value_type = Status)]
     pub status: String,
     /// What happens to rows matching an existing customer.
-    #[schema(value_type = ImportMode)]
+    #[schema(value_type = Mode)]
     pub mode: String,
     /// Data rows in the file (blank lines excluded).
     pub rows_total: i32,
@@ -84,48 +84,13 @@ pub(crate) const IMPORT_COLUMNS: &str = "id, tenant_id, status, mode, rows_total
 /// Where imports are kept.
 static IMPORTS: Table<Import> = Table::new("imports", &IMPORT_COLUMNS, "import");
 
-/// Where an import is.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImportStatus {
-    /// Uploaded; waiting for a worker.
-    Queued,
-    /// A worker is reading the file.
-    Running,
-    /// Every row was read (rejected rows are in its errors).
-    Completed,
-    /// The file could not be processed (see `error`).
-    Failed,
-}
-
-/// What a row whose phone matches an existing customer does.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ImportMode {
-    /// Leave the customer alone; the row counts as skipped (the default).
-    #[default]
-    Skip,
-    /// Overwrite the customer with the row's non-empty cells (tags replaced
-    /// when given, metadata merged).
-    Update,
-}
-
-impl From<ImportMode> for Mode {
-    fn from(mode: ImportMode) -> Mode {
-        match mode {
-            ImportMode::Skip => Mode::Skip,
-            ImportMode::Update => Mode::Update,
-        }
-    }
-}
-
 /// The query string of `POST /v1/imports`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CreateImportQuery {
     /// For rows whose phone matches an existing customer: `skip` (default) or `update`.
-    pub mode: Option<ImportMode>,
+    pub mode: Option<Mode>,
 }
 
 /// One rejected row.
@@ -252,7 +217,7 @@ pub async fn create_import(
             ),
         ));
     }
-    let mode = Mode::from(query.mode.unwrap_or_default());
+    let mode = query.mode.unwrap_or_default();
 
     let mut tx = state.db.begin().await?;
     let import: Import = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -2,6 +2,8 @@
 //! annotations as the routers are assembled, so it describes exactly the
 //! routes that exist. Served at `/openapi.json`, rendered at `/docs`.
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::SchemaType;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -77,7 +79,11 @@ impl Modify for BearerAuth {
 ///   parameter (an unknown id, or another tenant's);
 /// - one with a JSON body: 400 (not JSON), 413 (over the body limit), 415
 ///   (another content type), 422 (a field's value, named in `field`);
-/// - one with a form body (the carrier webhooks): 400, 413, 415.
+/// - one with a form body (the carrier webhooks): 400, 413, 415;
+/// - one taking `Idempotency-Key`: its 422 also says a reused key is refused.
+///
+/// Where two of these give one status (a 400 for a parameter and for the
+/// body), its description says both.
 ///
 /// Run on the assembled document ([`crate::openapi_document`], [`crate::app`]),
 /// after every route's own annotations are in.
@@ -96,15 +102,72 @@ pub fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
                     not_nullable(parameter.schema.as_mut());
                 }
             }
+            // A status two rules give (a 400 for a parameter and for the
+            // body) gets both descriptions, in order.
+            let mut errors: BTreeMap<u16, String> = BTreeMap::new();
             for (status, description) in common_errors(operation) {
+                match errors.get_mut(&status) {
+                    Some(known) => {
+                        *known = format!(
+                            "{known}; {}",
+                            with_first_letter(description, str::make_ascii_lowercase)
+                        )
+                    }
+                    None => _ = errors.insert(status, description.to_string()),
+                }
+            }
+            for (status, description) in errors {
                 operation
                     .responses
                     .responses
                     .entry(status.to_string())
-                    .or_insert_with(|| error_response(description));
+                    .or_insert_with(|| error_response(&description));
+            }
+            if takes_idempotency_key(operation) {
+                add_to_description(operation, 422, IDEMPOTENCY_KEY_REUSED);
             }
         }
     }
+}
+
+/// How a create that takes `Idempotency-Key` refuses a key it has seen with
+/// another request ([`crate::idempotency`]): added to its own 422, so no
+/// handler words it again.
+const IDEMPOTENCY_KEY_REUSED: &str =
+    "the `Idempotency-Key` was used before with another request (`idempotency_key_reused`)";
+
+fn takes_idempotency_key(operation: &Operation) -> bool {
+    operation.parameters.iter().flatten().any(|p| {
+        matches!(p.parameter_in, ParameterIn::Header)
+            && p.name
+                .eq_ignore_ascii_case(crate::idempotency::IDEMPOTENCY_KEY.as_str())
+    })
+}
+
+/// Adds `clause` to the description of the error `status` ("…; `clause`"),
+/// creating the response when the operation has none.
+fn add_to_description(operation: &mut Operation, status: u16, clause: &str) {
+    let responses = &mut operation.responses.responses;
+    match responses.get_mut(&status.to_string()) {
+        Some(RefOr::T(response)) => {
+            response.description = format!("{}; {clause}", response.description);
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => {
+            let sentence = with_first_letter(clause, str::make_ascii_uppercase);
+            responses.insert(status.to_string(), error_response(&sentence));
+        }
+    }
+}
+
+/// `text` with its first letter (ASCII) changed by `case`: a sentence
+/// continued after another, or a clause made a sentence.
+fn with_first_letter(text: &str, case: fn(&mut str)) -> String {
+    let mut text = text.to_string();
+    if let Some(first) = text.get_mut(..1) {
+        case(first);
+    }
+    text
 }
 
 fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
@@ -152,7 +215,14 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
     }
     if let Some(body) = &operation.request_body {
         let json = body.content.keys().any(|media| media.ends_with("json"));
-        errors.push((400, "The body is not valid JSON, or the form is not UTF-8"));
+        errors.push((
+            400,
+            if json {
+                "The body is not valid JSON"
+            } else {
+                "The form is not UTF-8"
+            },
+        ));
         errors.push((413, "The body is larger than the configured limit"));
         errors.push((415, "The body is not of the documented content type"));
         if json {

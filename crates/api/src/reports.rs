@@ -73,9 +73,19 @@ pub struct SummaryQuery {
     pub from: Option<DateTime<Utc>>,
     /// End (exclusive, RFC 3339). Default: now.
     pub to: Option<DateTime<Utc>>,
-    /// `hour` (default) or `day`.
-    #[param(pattern = "^(hour|day)$")]
-    pub granularity: Option<String>,
+    /// The buckets' size (default `hour`).
+    pub granularity: Option<Granularity>,
+}
+
+/// The size of a summary's buckets: `hour` or `day`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// Hours (UTC), for ranges of a month at most.
+    #[default]
+    Hour,
+    /// Days (UTC), for ranges of a year at most.
+    Day,
 }
 
 /// Calls in a bucket.
@@ -149,8 +159,8 @@ pub struct Summary {
     pub from: DateTime<Utc>,
     /// The range's end (exclusive).
     pub to: DateTime<Utc>,
-    /// The buckets' size: `hour` or `day`.
-    pub granularity: String,
+    /// The buckets' size.
+    pub granularity: Granularity,
     /// Every bucket of the range, empty ones included, oldest first.
     pub buckets: Vec<SummaryBucket>,
     /// The whole range.
@@ -168,17 +178,8 @@ pub async fn summary(
     TenantRequest { state, principal }: TenantRequest,
     Query(query): Query<SummaryQuery>,
 ) -> ApiResult<Json<Summary>> {
-    let granularity = match query.granularity.as_deref() {
-        None | Some("hour") => "hour",
-        Some("day") => "day",
-        Some(_) => {
-            return Err(
-                ApiError::bad_request("invalid_query", "granularity must be hour or day")
-                    .with_field("granularity"),
-            );
-        }
-    };
-    let hourly = granularity == "hour";
+    let granularity = query.granularity.unwrap_or_default();
+    let hourly = granularity == Granularity::Hour;
     let step = if hourly {
         Duration::hours(1)
     } else {
@@ -217,7 +218,7 @@ pub async fn summary(
     Ok(Json(Summary {
         from,
         to,
-        granularity: granularity.to_string(),
+        granularity,
         totals: summary_bucket(from, &totals),
         buckets,
     }))
@@ -270,10 +271,8 @@ pub struct CallRecordsQuery {
     /// End (exclusive, RFC 3339). Default: now.
     pub to: Option<DateTime<Utc>>,
     /// Only calls in this status.
-    #[param(value_type = Option<String>, pattern = "^(queued|ringing|in-progress|completed|busy|failed|no-answer|canceled)$")]
     pub status: Option<CallStatus>,
-    /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
+    /// Only calls going this way.
     pub direction: Option<Direction>,
     /// Only calls of this agent.
     pub agent_id: Option<Uuid>,
@@ -289,13 +288,15 @@ pub struct CallRecordsQuery {
 pub struct CallRecord {
     /// The call's id.
     pub call_id: Uuid,
-    /// `outbound` or `inbound`.
+    /// Which way the call went.
+    #[schema(value_type = Direction)]
     pub direction: String,
     /// E.164.
     pub from: String,
     /// E.164.
     pub to: String,
     /// The final (or current) status.
+    #[schema(value_type = CallStatus)]
     pub status: String,
     /// The agent on the call, when one was.
     pub agent_id: Option<Uuid>,

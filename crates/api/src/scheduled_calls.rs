@@ -132,8 +132,8 @@ pub struct Attempt {
     pub attempt: i32,
     /// The call placed for this attempt.
     pub call_id: Uuid,
-    /// The call's status (`queued` … `completed`, `busy`, `no-answer`, `failed`, `canceled`).
-    #[schema(example = "busy")]
+    /// The call's status.
+    #[schema(value_type = CallStatus)]
     pub status: String,
     /// When the attempt was placed.
     pub started_at: DateTime<Utc>,
@@ -405,8 +405,7 @@ async fn publish(state: &AppState, calls: &[ScheduledCall]) {
     params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCall),
-        (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),
-        (status = 422, body = ErrorBody, description = "Invalid number, `run_at` out of range, a bad retry policy, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
+        (status = 422, body = ErrorBody, description = "Invalid number, `run_at` out of range, a bad retry policy, a `from` the tenant does not own, or an unknown customer"),
     ))]
 pub async fn create_scheduled_call(
     TenantRequest { state, principal }: TenantRequest,
@@ -436,8 +435,7 @@ pub async fn create_scheduled_call(
     params(IdempotencyKey),
     responses(
         (status = 201, body = ScheduledCallBatch),
-        (status = 409, body = ErrorBody, description = "A request with this Idempotency-Key is still in progress"),
-        (status = 422, body = ErrorBody, description = "No items or more than 1 000, or one item is invalid (the field names it), or a reused Idempotency-Key"),
+        (status = 422, body = ErrorBody, description = "No items or more than 1 000, or one item is invalid (the field names it)"),
     ))]
 pub async fn create_scheduled_calls_batch(
     TenantRequest { state, principal }: TenantRequest,
@@ -476,7 +474,7 @@ pub async fn create_scheduled_calls_batch(
     params(Listing<ListScheduledCallsQuery>),
     responses(
         (status = 200, body = Page<ScheduledCall>),
-        (status = 422, body = ErrorBody, description = "`to` is not a phone number, or `limit` is out of range"),
+        (status = 422, body = ErrorBody, description = "`to` is not a phone number"),
     ))]
 pub async fn list_scheduled_calls(
     TenantRequest { state, principal }: TenantRequest,

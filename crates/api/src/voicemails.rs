@@ -25,6 +25,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_listened))
 }
 
+/// Where a voicemail's transcription is: `pending → processing →
+/// completed`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptionStatus {
+    /// Waiting for the transcription job.
+    Pending,
+    /// The transcriber has it.
+    Processing,
+    /// The text is in `transcription`.
+    Completed,
+}
+
 /// A voicemail left on an inbound call, with its transcription.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Voicemail {
@@ -44,8 +57,8 @@ pub struct Voicemail {
     pub recording_url: String,
     /// Length of the recording.
     pub duration_seconds: i32,
-    /// `pending`, `processing`, `completed` or `failed`.
-    #[schema(example = "completed")]
+    /// Where its transcription is.
+    #[schema(value_type = TranscriptionStatus)]
     pub transcription_status: String,
     /// The text, once transcribed.
     pub transcription: Option<String>,

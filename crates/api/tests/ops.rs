@@ -336,6 +336,117 @@ fn documented_text_limits_are_the_validated_ones() {
     }
 }
 
+/// A status or kind a client reads is documented as the closed set it is,
+/// and that set is what the database holds: each enum in the document is
+/// the column's CHECK list. So a client is never sent a value it was not
+/// told of, and no documented value is one a row cannot have. (Campaigns and
+/// transcriptions: the columns also allow `failed` and `canceled`, which
+/// nothing writes, so only those may be missing from the document.)
+#[tokio::test]
+async fn documented_statuses_are_the_ones_the_database_holds() {
+    let app = spawn_app().await;
+    let doc: Value =
+        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let columns = [
+        ("CallStatus", "calls", "status"),
+        ("Direction", "calls", "direction"),
+        ("Direction", "messages", "direction"),
+        ("MessageStatus", "messages", "status"),
+        ("Encoding", "messages", "encoding"),
+        ("ScheduledCallStatus", "scheduled_calls", "status"),
+        ("ImportStatus", "imports", "status"),
+        ("ImportMode", "imports", "mode"),
+        ("CampaignStatus", "campaigns", "status"),
+        ("TranscriptionStatus", "voicemails", "transcription_status"),
+    ];
+    for (schema, table, column) in columns {
+        let documented: BTreeSet<String> = doc["components"]["schemas"][schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} is not an enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let check: String = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+             WHERE c.contype = 'c' AND c.conrelid = $1::regclass AND a.attname = $2",
+        )
+        .bind(table)
+        .bind(column)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        // `CHECK ((status = ANY (ARRAY['queued'::text, ...])))`: the quoted words.
+        let held: BTreeSet<String> = check
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        let never_written: BTreeSet<String> = match schema {
+            "CampaignStatus" => ["failed", "canceled"].map(String::from).into(),
+            "TranscriptionStatus" => ["failed"].map(String::from).into(),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(
+            documented,
+            &held - &never_written,
+            "{schema} against {table}.{column}: {check}"
+        );
+    }
+}
+
+/// Every create that takes `Idempotency-Key` (calls, messages and campaigns
+/// by the design, and the rest that create) says in its 422 that a key
+/// reused with another request is refused, by its code; none documents a
+/// 409 for a key (a duplicate in flight waits for the first and replays it).
+#[test]
+fn every_create_taking_an_idempotency_key_documents_its_refusal() {
+    let doc: Value =
+        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let mut keyed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let takes_key = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
+            if !takes_key {
+                continue;
+            }
+            keyed.insert(format!("{} {path}", method.to_uppercase()));
+            let unprocessable = op["responses"]["422"]["description"].as_str().unwrap();
+            assert!(
+                unprocessable.contains("`idempotency_key_reused`"),
+                "{method} {path}: {unprocessable}"
+            );
+            let conflict = op["responses"]["409"]["description"].as_str();
+            assert!(
+                conflict.is_none_or(|c| !c.contains("Idempotency-Key")),
+                "{method} {path}: {conflict:?}"
+            );
+            let malformed = op["responses"]["400"]["description"].as_str().unwrap();
+            assert!(
+                malformed.contains("not valid JSON"),
+                "{method} {path}: {malformed}"
+            );
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "POST /v1/calls",
+        "POST /v1/campaigns",
+        "POST /v1/customers",
+        "POST /v1/messages",
+        "POST /v1/scheduled-calls",
+        "POST /v1/scheduled-calls/batch",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(keyed, expected);
+}
+
 /// Large answers travel compressed when the client accepts it (gzip or
 /// brotli) and decode to exactly the uncompressed answer; small ones and
 /// clients that accept nothing get plain bodies.

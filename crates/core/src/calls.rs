@@ -18,6 +18,7 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::carrier::new_sid;
@@ -25,8 +26,9 @@ use crate::jobs::{self, CarrierSim};
 use crate::lifecycle::Transition;
 use crate::settings::CarrierMode;
 
-/// Which way a call or message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Which way a call or message goes: `outbound` (from the tenant) or
+/// `inbound` (to one of the tenant's numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// From the tenant to the other party (`outbound`).
@@ -45,9 +47,10 @@ impl Direction {
     }
 }
 
-/// Where a call is in its lifecycle, in the carrier's vocabulary (see the
-/// module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a call is in its lifecycle, in the carrier's vocabulary:
+/// `queued → ringing → in-progress → completed`, or it ends `busy`,
+/// `no-answer`, `failed` or `canceled`. The last five are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
     /// Created, not ringing yet (`queued`; the carrier's `initiated` too).

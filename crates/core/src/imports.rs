@@ -16,17 +16,21 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::phone::{E164, PhoneError};
 
-/// What a row whose phone matches an existing customer of the tenant does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What a row whose phone matches an existing customer of the tenant does:
+/// `skip` (the default) or `update`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ImportMode)]
 pub enum Mode {
     /// Leave the existing customer alone; the row counts as skipped.
     #[default]
     Skip,
-    /// Overwrite the existing customer with the row's non-empty cells.
+    /// Overwrite the existing customer with the row's non-empty cells
+    /// (tags replaced when given, metadata merged).
     Update,
 }
 
@@ -44,6 +48,35 @@ impl Mode {
         match value {
             "skip" => Some(Mode::Skip),
             "update" => Some(Mode::Update),
+            _ => None,
+        }
+    }
+}
+
+/// Where an import is: `queued → running → completed`, or `failed` when
+/// the file could not be processed (its `error` says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = ImportStatus)]
+pub enum Status {
+    /// Uploaded; waiting for a worker.
+    Queued,
+    /// A worker is reading the file.
+    Running,
+    /// Every row was read (rejected rows are in its errors).
+    Completed,
+    /// The file could not be processed (see `error`).
+    Failed,
+}
+
+impl Status {
+    /// Reads a stored status; `None` for anything but the four.
+    pub fn parse(value: &str) -> Option<Status> {
+        match value {
+            "queued" => Some(Status::Queued),
+            "running" => Some(Status::Running),
+            "completed" => Some(Status::Completed),
+            "failed" => Some(Status::Failed),
             _ => None,
         }
     }
@@ -434,6 +467,26 @@ mod tests {
 
     fn fields(text: &str) -> Vec<Vec<String>> {
         parse(text).unwrap().into_iter().map(|r| r.fields).collect()
+    }
+
+    #[test]
+    fn stored_statuses_and_modes_read_back_as_the_api_writes_them() {
+        for status in [
+            Status::Queued,
+            Status::Running,
+            Status::Completed,
+            Status::Failed,
+        ] {
+            let name = serde_json::to_value(status).unwrap();
+            assert_eq!(Status::parse(name.as_str().unwrap()), Some(status));
+        }
+        for mode in [Mode::Skip, Mode::Update] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(Mode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(Status::parse("Completed"), None);
+        assert_eq!(Status::parse("pending"), None);
+        assert_eq!(Mode::parse("merge"), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::{sync::Arc, sync::OnceLock, time::Duration};
 use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -32,8 +33,9 @@ use crate::{
     events::{Envelope, EventPublisher, EventType},
 };
 
-/// What an agent can be reached for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What an agent can be reached for: `available`, `busy`, `away` or
+/// `offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
     /// Takes calls: inbound calls go to the longest-idle available agent.

@@ -7,11 +7,13 @@
 //! segment, 67 per segment once concatenated.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::lifecycle::Transition;
 
-/// The character encoding a body is sent in, which sets its segment size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The character encoding a body is sent in, which sets its segment size:
+/// `GSM-7` or `UCS-2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Encoding {
     /// The GSM 03.38 7-bit alphabet: 160 septets in one segment, 153 per
     /// segment once concatenated.
@@ -135,7 +137,7 @@ mod tests {
 
 /// An SMS's lifecycle: `queued → sending → sent → delivered | undelivered`,
 /// `failed` from any state before delivery; `received` for inbound messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// Accepted, waiting for the `sms.send` job to hand it to the carrier.

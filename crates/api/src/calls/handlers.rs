@@ -28,7 +28,7 @@ use crate::state::AppState;
     params(IdempotencyKey),
     responses(
         (status = 201, body = Call),
-        (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, an unknown customer, or a reused Idempotency-Key"),
+        (status = 422, body = ErrorBody, description = "Invalid number, a `from` the tenant does not own, or an unknown customer"),
     ))]
 pub async fn originate_call(
     TenantRequest { state, principal }: TenantRequest,

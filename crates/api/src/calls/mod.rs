@@ -37,15 +37,15 @@ pub struct Call {
     pub id: Uuid,
     /// The tenant the call belongs to.
     pub tenant_id: Uuid,
-    /// `outbound` or `inbound`.
-    #[schema(example = "outbound")]
+    /// Which way the call goes.
+    #[schema(value_type = Direction)]
     pub direction: String,
     /// E.164.
     pub from: String,
     /// E.164.
     pub to: String,
-    /// `queued`, `ringing`, `in-progress`, `completed`, `busy`, `failed`, `no-answer` or `canceled`.
-    #[schema(example = "ringing")]
+    /// Where the call is in its lifecycle.
+    #[schema(value_type = CallStatus)]
     pub status: String,
     /// The carrier's CallSid.
     pub carrier_sid: Option<String>,
@@ -91,9 +91,11 @@ pub struct CallEvent {
     pub call_id: Uuid,
     /// `status`, or the control applied (`hold`, `mute`, `transfer`, ...).
     pub kind: String,
-    /// For `status` entries: the status before.
+    /// For `status` entries: the status before (none for the first entry).
+    #[schema(value_type = Option<CallStatus>)]
     pub from_status: Option<String>,
     /// For `status` entries: the status after.
+    #[schema(value_type = Option<CallStatus>)]
     pub to_status: Option<String>,
     /// Details of the change (the carrier's parameters, the transfer target...).
     #[schema(value_type = Object)]
@@ -132,11 +134,9 @@ pub struct ControlRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListCallsQuery {
-    /// Only calls in this status (`queued`, `ringing`, `in-progress`, ...).
-    #[param(value_type = Option<String>, pattern = "^(queued|ringing|in-progress|completed|busy|failed|no-answer|canceled)$")]
+    /// Only calls in this status.
     pub status: Option<CallStatus>,
-    /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
+    /// Only calls going this way.
     pub direction: Option<Direction>,
     /// Only calls of this agent.
     pub agent_id: Option<Uuid>,

@@ -86,7 +86,6 @@ pub async fn list_customers(
     responses(
         (status = 201, body = Customer),
         (status = 409, body = ErrorBody, description = "Another customer has this phone number"),
-        (status = 422, body = ErrorBody, description = "Invalid field, or Idempotency-Key reused with another body"),
     ))]
 pub async fn create_customer(
     TenantRequest { state, principal }: TenantRequest,

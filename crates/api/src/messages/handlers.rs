@@ -26,9 +26,8 @@ use crate::pagination::{Listing, Page};
     params(IdempotencyKey),
     responses(
         (status = 201, body = Message),
-        (status = 400, body = ErrorBody, description = "Malformed JSON or Idempotency-Key"),
         (status = 422, body = ErrorBody, description = "Invalid field; `recipient_opted_out` when the recipient replied STOP; \
-            `template_variables_missing` naming the placeholders without a value; Idempotency-Key reused with another body"),
+            `template_variables_missing` naming the placeholders without a value"),
     ))]
 pub async fn send_message(
     TenantRequest { state, principal }: TenantRequest,

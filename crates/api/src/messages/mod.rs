@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::calls::Direction;
 use switchboard_core::records::MESSAGE_COLUMNS;
-use switchboard_core::sms::MessageStatus;
+use switchboard_core::sms::{Encoding, MessageStatus};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -96,8 +96,8 @@ pub struct Message {
     pub id: Uuid,
     /// The tenant the message belongs to.
     pub tenant_id: Uuid,
-    /// `outbound` or `inbound`.
-    #[schema(example = "outbound")]
+    /// Which way the message goes.
+    #[schema(value_type = Direction)]
     pub direction: String,
     /// E.164.
     #[schema(example = "+12025550100")]
@@ -107,14 +107,13 @@ pub struct Message {
     pub to: String,
     /// The text.
     pub body: String,
-    /// `queued`, `sending`, `sent`, `delivered`, `undelivered`, `failed`, or
-    /// `received` (inbound).
-    #[schema(example = "queued")]
+    /// Where the message is in its lifecycle (`received` for inbound ones).
+    #[schema(value_type = MessageStatus)]
     pub status: String,
     /// Billable SMS segments.
     pub segments: i16,
-    /// `GSM-7` or `UCS-2`.
-    #[schema(example = "GSM-7")]
+    /// The encoding the body is sent in, which sets its segment size.
+    #[schema(value_type = Encoding)]
     pub encoding: String,
     /// The carrier's MessageSid.
     #[schema(example = "SM0123456789abcdef0123456789abcdef")]
@@ -172,14 +171,11 @@ pub struct SendMessage {
 pub struct ListMessagesQuery {
     /// Full-text search over bodies (all words must appear).
     pub q: Option<String>,
-    /// One of `queued`, `sending`, `sent`, `delivered`, `undelivered`,
-    /// `failed`, `received`.
-    #[param(value_type = Option<String>, pattern = "^(queued|sending|sent|delivered|undelivered|failed|received)$")]
+    /// Only messages in this status.
     pub status: Option<MessageStatus>,
     /// Only messages with this customer.
     pub customer_id: Option<Uuid>,
-    /// `outbound` or `inbound`.
-    #[param(value_type = Option<String>, pattern = "^(outbound|inbound)$")]
+    /// Only messages going this way.
     pub direction: Option<Direction>,
 }
 

@@ -24,7 +24,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use switchboard_core::{
     events::EventType,
     ids::new_id,
-    imports::{self, Header, Mode, Row},
+    imports::{self, Header, Mode, Row, Status},
     jobs::ImportProcess,
 };
 
@@ -65,12 +65,14 @@ impl Handler for ImportProcess {
         let Some((status, mode, source, processed)) = import else {
             return Ok(());
         };
-        if status == "completed" {
+        let status = Status::parse(&status)
+            .ok_or_else(|| JobError::permanent(anyhow::anyhow!("stored status {status:?}")))?;
+        if status == Status::Completed {
             return Ok(());
         }
         let mode = Mode::parse(&mode)
             .ok_or_else(|| JobError::permanent(anyhow::anyhow!("stored mode {mode:?}")))?;
-        if status != "running" {
+        if status != Status::Running {
             // Queued, or failed and re-driven from the dead-letter list: a
             // re-driven import carries on from its last committed batch (a
             // file that cannot be parsed fails again below).
