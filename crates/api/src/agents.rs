@@ -45,8 +45,7 @@ pub struct AgentWithPresence {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Presence {
     /// What the agent can be reached for.
-    #[schema(value_type = PresenceStatus)]
-    pub status: String,
+    pub status: PresenceStatus,
     /// When the agent entered this status (absent if never seen).
     pub since: Option<DateTime<Utc>>,
 }
@@ -90,17 +89,14 @@ pub async fn list_agents(
         .map(|(id, email, name, role)| {
             let (status, since) = presence
                 .get(&id)
-                .map(|(s, at)| (s.as_str(), Some(*at)))
-                .unwrap_or(("offline", None));
+                .map(|(s, at)| (*s, Some(*at)))
+                .unwrap_or((PresenceStatus::Offline, None));
             AgentWithPresence {
                 id,
                 email,
                 name,
                 role,
-                presence: Presence {
-                    status: status.to_string(),
-                    since,
-                },
+                presence: Presence { status, since },
             }
         })
         .collect();
@@ -136,7 +132,7 @@ pub async fn set_my_presence(
         .await
         .map_err(presence_error)?;
     Ok(Json(Presence {
-        status: change.presence.status.as_str().to_string(),
+        status: change.presence.status,
         since: Some(change.presence.since),
     }))
 }

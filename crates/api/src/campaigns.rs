@@ -41,8 +41,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub const MAX_EXPLICIT_RECIPIENTS: usize = 10_000;
 
 /// Where a campaign is: `pending → running → completed`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum CampaignStatus {
     /// Created; its audience is not resolved yet.
     Pending,
@@ -64,8 +65,7 @@ pub struct Campaign {
     /// The template every message is rendered from.
     pub template_id: Uuid,
     /// Where the campaign is.
-    #[schema(value_type = CampaignStatus)]
-    pub status: String,
+    pub status: CampaignStatus,
     /// The recipients as chosen, normalised ([`Audience`]).
     #[schema(value_type = Audience)]
     pub audience: serde_json::Value,

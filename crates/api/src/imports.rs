@@ -45,11 +45,9 @@ pub struct Import {
     /// The tenant the import belongs to.
     pub tenant_id: Uuid,
     /// Where the import is.
-    #[schema(value_type = Status)]
-    pub status: String,
+    pub status: Status,
     /// What happens to rows matching an existing customer.
-    #[schema(value_type = Mode)]
-    pub mode: String,
+    pub mode: Mode,
     /// Data rows in the file (blank lines excluded).
     pub rows_total: i32,
     /// Rows handled so far; equals `rows_total` once completed.

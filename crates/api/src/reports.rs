@@ -289,15 +289,13 @@ pub struct CallRecord {
     /// The call's id.
     pub call_id: Uuid,
     /// Which way the call went.
-    #[schema(value_type = Direction)]
-    pub direction: String,
+    pub direction: Direction,
     /// E.164.
     pub from: String,
     /// E.164.
     pub to: String,
     /// The final (or current) status.
-    #[schema(value_type = CallStatus)]
-    pub status: String,
+    pub status: CallStatus,
     /// The agent on the call, when one was.
     pub agent_id: Option<Uuid>,
     /// The customer on the other end, when known.

@@ -133,8 +133,7 @@ pub struct Attempt {
     /// The call placed for this attempt.
     pub call_id: Uuid,
     /// The call's status.
-    #[schema(value_type = CallStatus)]
-    pub status: String,
+    pub status: CallStatus,
     /// When the attempt was placed.
     pub started_at: DateTime<Utc>,
     /// When its call ended.
@@ -547,7 +546,7 @@ pub async fn cancel_scheduled_call(
 ) -> ApiResult<Json<ScheduledCall>> {
     let tenant_id = principal.tenant_id;
     let mut tx = state.db.begin().await?;
-    let status: String = sqlx::query_scalar(
+    let status: ScheduledCallStatus = sqlx::query_scalar(
         "SELECT status FROM scheduled_calls WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
     )
     .bind(tenant_id)
@@ -555,7 +554,6 @@ pub async fn cancel_scheduled_call(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| ApiError::not_found("scheduled call"))?;
-    let status: ScheduledCallStatus = status.parse().map_err(ApiError::internal)?;
     if status == ScheduledCallStatus::Canceled {
         let call = fetch_many(&mut tx, tenant_id, &[id]).await?.remove(0);
         return Ok(Json(call));
@@ -588,7 +586,7 @@ pub async fn cancel_scheduled_call(
         .await?;
         if let Some(call_id) = call_id {
             let current = lock_call(&mut tx, tenant_id, call_id).await?;
-            if lifecycle::status_of(&current)?.is_pre_answer() {
+            if current.status.is_pre_answer() {
                 let update = StatusUpdate {
                     to: CallStatus::Canceled,
                     at: Utc::now(),

@@ -27,8 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Where a voicemail's transcription is: `pending → processing →
 /// completed`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum TranscriptionStatus {
     /// Waiting for the transcription job.
     Pending,
@@ -58,8 +59,7 @@ pub struct Voicemail {
     /// Length of the recording.
     pub duration_seconds: i32,
     /// Where its transcription is.
-    #[schema(value_type = TranscriptionStatus)]
-    pub transcription_status: String,
+    pub transcription_status: TranscriptionStatus,
     /// The text, once transcribed.
     pub transcription: Option<String>,
     /// Whether someone listened to it.

@@ -28,8 +28,9 @@ use crate::settings::CarrierMode;
 
 /// Which way a call or message goes: `outbound` (from the tenant) or
 /// `inbound` (to one of the tenant's numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Direction {
     /// From the tenant to the other party (`outbound`).
     Outbound,
@@ -50,8 +51,9 @@ impl Direction {
 /// Where a call is in its lifecycle, in the carrier's vocabulary:
 /// `queued → ringing → in-progress → completed`, or it ends `busy`,
 /// `no-answer`, `failed` or `canceled`. The last five are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "kebab-case")]
+#[sqlx(type_name = "text", rename_all = "kebab-case")]
 pub enum CallStatus {
     /// Created, not ringing yet (`queued`; the carrier's `initiated` too).
     Queued,

@@ -20,8 +20,9 @@ use crate::calls::CallStatus;
 
 /// Where a scheduled call is in its lifecycle:
 /// `pending → dialing → completed | retrying → … | exhausted | canceled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum ScheduledCallStatus {
     /// Waiting for its time (or its calling window).
     Pending,

@@ -13,15 +13,18 @@ use crate::lifecycle::Transition;
 
 /// The character encoding a body is sent in, which sets its segment size:
 /// `GSM-7` or `UCS-2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "text")]
 pub enum Encoding {
     /// The GSM 03.38 7-bit alphabet: 160 septets in one segment, 153 per
     /// segment once concatenated.
     #[serde(rename = "GSM-7")]
+    #[sqlx(rename = "GSM-7")]
     Gsm7,
     /// UTF-16, for any character outside GSM 03.38: 70 units in one segment,
     /// 67 per segment once concatenated.
     #[serde(rename = "UCS-2")]
+    #[sqlx(rename = "UCS-2")]
     Ucs2,
 }
 
@@ -137,8 +140,9 @@ mod tests {
 
 /// An SMS's lifecycle: `queued → sending → sent → delivered | undelivered`,
 /// `failed` from any state before delivery; `received` for inbound messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum MessageStatus {
     /// Accepted, waiting for the `sms.send` job to hand it to the carrier.
     Queued,

@@ -12,7 +12,7 @@ use switchboard_core::lifecycle::Transition;
 use switchboard_core::records::CALL_COLUMNS;
 use uuid::Uuid;
 
-use super::lifecycle::{self, StatusUpdate, lock_call, record_event, status_of};
+use super::lifecycle::{self, StatusUpdate, lock_call, record_event};
 use super::{CALLS, Call, CallEvent, ControlRequest, ListCallsQuery, OriginateCall};
 use crate::auth::TenantRequest;
 use crate::by_id::RecordRequest;
@@ -217,7 +217,7 @@ pub async fn control_call(
     };
     let mut tx = state.db.begin().await?;
     let current = lock_call(&mut tx, principal.tenant_id, id).await?;
-    let status = status_of(&current)?;
+    let status = current.status;
     let flags = CallFlags {
         on_hold: current.on_hold,
         muted: current.muted,

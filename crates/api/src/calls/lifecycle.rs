@@ -62,10 +62,6 @@ pub(crate) async fn lock_call(
     .ok_or_else(|| ApiError::not_found("call"))
 }
 
-pub(crate) fn status_of(call: &Call) -> ApiResult<CallStatus> {
-    call.status.parse().map_err(ApiError::internal)
-}
-
 /// Applies `update` to a locked call inside `tx`. No-ops return the call
 /// unchanged; the caller commits and then calls [`after_status_commit`].
 pub(crate) async fn apply_locked(
@@ -73,7 +69,7 @@ pub(crate) async fn apply_locked(
     current: Call,
     update: &StatusUpdate,
 ) -> ApiResult<Outcome> {
-    let from = status_of(&current)?;
+    let from = current.status;
     let decided = transition(from, update.to);
     if decided != Transition::Apply {
         return Ok(Outcome {
@@ -243,7 +239,7 @@ pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, sou
     let result = outcome.transition.as_str();
     metrics::counter!(
         "call_transitions_total",
-        "to" => outcome.call.status.clone(),
+        "to" => outcome.call.status.as_str(),
         "source" => source,
         "result" => result,
     )
@@ -271,21 +267,19 @@ pub(crate) async fn follow_presence(state: &AppState, call: &Call) {
     let Some(agent) = call.agent_id else {
         return;
     };
-    let status: Result<CallStatus, _> = call.status.parse();
-    let result = match status {
-        Ok(s) if s.is_terminal() => {
-            state
-                .presence
-                .call_ended(call.tenant_id, agent, call.id)
-                .await
-        }
-        Ok(CallStatus::Ringing | CallStatus::InProgress) => {
-            state
-                .presence
-                .call_started(call.tenant_id, agent, call.id)
-                .await
-        }
-        _ => return,
+    let result = if call.status.is_terminal() {
+        state
+            .presence
+            .call_ended(call.tenant_id, agent, call.id)
+            .await
+    } else if call.status == CallStatus::Queued {
+        return;
+    } else {
+        // Ringing or talking.
+        state
+            .presence
+            .call_started(call.tenant_id, agent, call.id)
+            .await
     };
     if let Err(error) = result {
         presence_not_updated(call.id, &error);

@@ -38,15 +38,13 @@ pub struct Call {
     /// The tenant the call belongs to.
     pub tenant_id: Uuid,
     /// Which way the call goes.
-    #[schema(value_type = Direction)]
-    pub direction: String,
+    pub direction: Direction,
     /// E.164.
     pub from: String,
     /// E.164.
     pub to: String,
     /// Where the call is in its lifecycle.
-    #[schema(value_type = CallStatus)]
-    pub status: String,
+    pub status: CallStatus,
     /// The carrier's CallSid.
     pub carrier_sid: Option<String>,
     /// The customer on the other end, when known.
@@ -92,11 +90,9 @@ pub struct CallEvent {
     /// `status`, or the control applied (`hold`, `mute`, `transfer`, ...).
     pub kind: String,
     /// For `status` entries: the status before (none for the first entry).
-    #[schema(value_type = Option<CallStatus>)]
-    pub from_status: Option<String>,
+    pub from_status: Option<CallStatus>,
     /// For `status` entries: the status after.
-    #[schema(value_type = Option<CallStatus>)]
-    pub to_status: Option<String>,
+    pub to_status: Option<CallStatus>,
     /// Details of the change (the carrier's parameters, the transfer target...).
     #[schema(value_type = Object)]
     pub data: serde_json::Value,

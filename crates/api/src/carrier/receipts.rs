@@ -26,7 +26,7 @@ pub struct ReceiptTarget {
     /// Its tenant.
     pub tenant_id: Uuid,
     /// Its status now.
-    pub status: String,
+    pub status: MessageStatus,
     /// The tenant's carrier auth token, to verify the receipt's signature.
     pub carrier_auth_token: String,
 }

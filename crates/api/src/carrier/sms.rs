@@ -14,6 +14,7 @@
 
 use axum::extract::State;
 use serde::Deserialize;
+use switchboard_core::calls::Direction;
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::lifecycle::Transition;
@@ -113,9 +114,6 @@ pub async fn sms_status(
                 wanted
             }
         };
-        let current: MessageStatus = current.parse().map_err(|()| {
-            ApiError::internal(anyhow::anyhow!("stored message status {current:?}"))
-        })?;
         let transition = message_transition(current, wanted);
         if transition == Transition::Apply {
             let error_code = form
@@ -318,7 +316,7 @@ pub async fn sms_incoming(
         .bind(sid)
         .fetch_one(&state.db)
         .await?;
-        if existing.tenant_id != tenant_id || existing.direction != "inbound" {
+        if existing.tenant_id != tenant_id || existing.direction != Direction::Inbound {
             return Err(ApiError::conflict(
                 "message_sid_taken",
                 "this MessageSid belongs to another message",

@@ -107,7 +107,7 @@ pub async fn voice_status(
                 verified
             }
         };
-        let from = lifecycle::status_of(&call)?;
+        let from = call.status;
         Ok(match transition(from, update.to) {
             Transition::Apply => Decision::Apply(Change {
                 call_id: call.id,

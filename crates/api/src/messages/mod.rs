@@ -97,8 +97,7 @@ pub struct Message {
     /// The tenant the message belongs to.
     pub tenant_id: Uuid,
     /// Which way the message goes.
-    #[schema(value_type = Direction)]
-    pub direction: String,
+    pub direction: Direction,
     /// E.164.
     #[schema(example = "+12025550100")]
     pub from: String,
@@ -108,13 +107,11 @@ pub struct Message {
     /// The text.
     pub body: String,
     /// Where the message is in its lifecycle (`received` for inbound ones).
-    #[schema(value_type = MessageStatus)]
-    pub status: String,
+    pub status: MessageStatus,
     /// Billable SMS segments.
     pub segments: i16,
     /// The encoding the body is sent in, which sets its segment size.
-    #[schema(value_type = Encoding)]
-    pub encoding: String,
+    pub encoding: Encoding,
     /// The carrier's MessageSid.
     #[schema(example = "SM0123456789abcdef0123456789abcdef")]
     pub carrier_sid: Option<String>,

@@ -55,7 +55,7 @@ impl Handler for ImportProcess {
     }
 
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
-        let import: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
+        let import: Option<(Status, Mode, Vec<u8>, i32)> = sqlx::query_as(
             "SELECT status, mode, source, rows_processed FROM imports WHERE tenant_id = $1 AND id = $2",
         )
         .bind(self.tenant_id)
@@ -65,13 +65,9 @@ impl Handler for ImportProcess {
         let Some((status, mode, source, processed)) = import else {
             return Ok(());
         };
-        let status = Status::parse(&status)
-            .ok_or_else(|| JobError::permanent(anyhow::anyhow!("stored status {status:?}")))?;
         if status == Status::Completed {
             return Ok(());
         }
-        let mode = Mode::parse(&mode)
-            .ok_or_else(|| JobError::permanent(anyhow::anyhow!("stored mode {mode:?}")))?;
         if status != Status::Running {
             // Queued, or failed and re-driven from the dead-letter list: a
             // re-driven import carries on from its last committed batch (a

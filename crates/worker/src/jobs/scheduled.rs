@@ -41,7 +41,7 @@ pub const CAP_RECHECK: Duration = Duration::from_millis(500);
 
 #[derive(sqlx::FromRow)]
 struct Scheduled {
-    status: String,
+    status: ScheduledCallStatus,
     to_number: String,
     from_number: Option<String>,
     customer_id: Option<Uuid>,
@@ -88,8 +88,7 @@ impl Handler for ScheduledCallRun {
         let row: Option<Scheduled> =
             lock_record(&mut tx, SCHEDULED, self.tenant_id, self.scheduled_call_id).await?;
         let Some(row) = row else { return Ok(()) };
-        let status: ScheduledCallStatus = row.status.parse().map_err(JobError::permanent)?;
-        let step = match status {
+        let step = match row.status {
             ScheduledCallStatus::Pending | ScheduledCallStatus::Retrying => {
                 try_place(self, ctx, &mut tx, &row).await?
             }
@@ -146,7 +145,7 @@ async fn try_place(
     ctx: &Ctx,
     tx: &mut sqlx::PgConnection,
     row: &Scheduled,
-) -> Result<Step, crate::error::JobError> {
+) -> Result<Step, JobError> {
     let now = Utc::now();
     let due_at = row.next_attempt_at.unwrap_or(now);
     // Never before its time. An early job comes back when it is due (a
@@ -259,20 +258,17 @@ async fn settle(
     job: &ScheduledCallRun,
     tx: &mut sqlx::PgConnection,
     row: &Scheduled,
-) -> Result<Step, crate::error::JobError> {
-    let last: Option<String> = sqlx::query_scalar(
+) -> Result<Step, JobError> {
+    let last: Option<CallStatus> = sqlx::query_scalar(
         "SELECT c.status FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
          WHERE a.scheduled_call_id = $1 ORDER BY a.attempt DESC LIMIT 1",
     )
     .bind(job.scheduled_call_id)
     .fetch_optional(&mut *tx)
     .await?;
-    let outcome = match last {
-        Some(status) => status.parse().map_err(JobError::permanent)?,
-        // Dialing without a call cannot happen (both are written in one
-        // transaction); treat it as a failed attempt rather than hang.
-        None => CallStatus::Failed,
-    };
+    // Dialing without a call cannot happen (both are written in one
+    // transaction); treat it as a failed attempt rather than hang.
+    let outcome = last.unwrap_or(CallStatus::Failed);
     if !outcome.is_terminal() {
         // Still on the line: the call's final status enqueues this job again.
         return Ok(Step::Nothing);
