@@ -79,7 +79,8 @@ impl Modify for BearerAuth {
 ///   parameter (an unknown id, or another tenant's);
 /// - one with a JSON body: 400 (not JSON), 413 (over the body limit), 415
 ///   (another content type), 422 (a field's value, named in `field`);
-/// - one with a form body (the carrier webhooks): 400, 413, 415;
+/// - one with a form body (the carrier webhooks): 400 (not UTF-8), 413, 415;
+///   another body (the CSV of an import): 413, 415;
 /// - one taking `Idempotency-Key`: its 422 also says a reused key is refused.
 ///
 /// Where two of these give one status (a 400 for a parameter and for the
@@ -215,14 +216,15 @@ fn common_errors(operation: &Operation) -> Vec<(u16, &'static str)> {
     }
     if let Some(body) = &operation.request_body {
         let json = body.content.keys().any(|media| media.ends_with("json"));
-        errors.push((
-            400,
-            if json {
-                "The body is not valid JSON"
-            } else {
-                "The form is not UTF-8"
-            },
-        ));
+        let form = body
+            .content
+            .keys()
+            .any(|media| media == "application/x-www-form-urlencoded");
+        if json {
+            errors.push((400, "The body is not valid JSON"));
+        } else if form {
+            errors.push((400, "The form is not UTF-8"));
+        }
         errors.push((413, "The body is larger than the configured limit"));
         errors.push((415, "The body is not of the documented content type"));
         if json {

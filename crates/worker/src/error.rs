@@ -41,10 +41,19 @@ impl fmt::Display for JobError {
 }
 
 /// Database and Redis errors are transient: the record is the truth and the
-/// next attempt starts from it.
+/// next attempt starts from it. Except a row this code cannot read (a column
+/// missing, or holding a value its type does not have, such as a status no
+/// enum variant names): the next attempt reads the same row, so it is
+/// permanent and goes straight to the dead letters.
 impl From<sqlx::Error> for JobError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Transient(error.into())
+        match error {
+            sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::Decode(_) => Self::Permanent(error.into()),
+            _ => Self::Transient(error.into()),
+        }
     }
 }
 
@@ -62,3 +71,25 @@ impl From<deadpool_redis::redis::RedisError> for JobError {
 
 /// What a job's run ends with.
 pub type JobResult = Result<(), JobError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_row_is_permanent_and_a_database_hiccup_transient() {
+        let unreadable = sqlx::Error::ColumnDecode {
+            index: "\"status\"".into(),
+            source: "unknown variant `paused`".into(),
+        };
+        assert_eq!(JobError::from(unreadable).kind(), "permanent");
+        let missing = sqlx::Error::ColumnNotFound("status".into());
+        assert_eq!(JobError::from(missing).kind(), "permanent");
+        assert_eq!(
+            JobError::from(sqlx::Error::PoolTimedOut).kind(),
+            "transient"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(JobError::from(sqlx::Error::Io(io)).kind(), "transient");
+    }
+}
