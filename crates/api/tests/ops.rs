@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchboard_testkit::{json_of, spawn_app, spawn_app_with};
+use switchboard_testkit::{json_of, openapi_json, operations, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_and_ready_answer_when_dependencies_are_up() {
@@ -95,16 +95,9 @@ async fn the_openapi_document_describes_every_route_with_schemas() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    let routes: BTreeSet<String> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object()
-                .unwrap()
-                .keys()
-                .map(move |method| format!("{} {path}", method.to_uppercase()))
-        })
+    let routes: BTreeSet<String> = operations(&doc)
+        .into_iter()
+        .map(|(method, path, _)| format!("{} {path}", method.to_uppercase()))
         .collect();
     let expected: BTreeSet<String> = [
         "GET /health",
@@ -190,36 +183,34 @@ async fn the_openapi_document_describes_every_route_with_schemas() {
     }
 
     // Bodies and successful responses carry schemas.
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            if method == "post" || method == "patch" || method == "put" {
-                // JSON for the API, form-encoded for carrier webhooks: any
-                // documented media type must carry a schema.
-                let documented = op["requestBody"]["content"]
-                    .as_object()
-                    .is_some_and(|c| !c.is_empty() && c.values().all(|m| !m["schema"].is_null()));
-                let takes_no_body = path == "/v1/auth/logout"
-                    || path.ends_with("/listened")
-                    || path.ends_with("/cancel");
-                assert!(
-                    documented || takes_no_body,
-                    "{method} {path} has no request schema"
-                );
-            }
-            let responses = op["responses"].as_object().unwrap();
+    for (method, path, op) in operations(&doc) {
+        if method == "post" || method == "patch" || method == "put" {
+            // JSON for the API, form-encoded for carrier webhooks: any
+            // documented media type must carry a schema.
+            let documented = op["requestBody"]["content"]
+                .as_object()
+                .is_some_and(|c| !c.is_empty() && c.values().all(|m| !m["schema"].is_null()));
+            let takes_no_body = path == "/v1/auth/logout"
+                || path.ends_with("/listened")
+                || path.ends_with("/cancel");
             assert!(
-                !responses.is_empty(),
-                "{method} {path} documents no responses"
+                documented || takes_no_body,
+                "{method} {path} has no request schema"
             );
-            for (code, response) in responses {
-                if code.starts_with('2') && code != "204" {
-                    assert!(
-                        response["content"]
-                            .as_object()
-                            .is_some_and(|c| c.values().all(|m| !m["schema"].is_null())),
-                        "{method} {path} {code} has no schema"
-                    );
-                }
+        }
+        let responses = op["responses"].as_object().unwrap();
+        assert!(
+            !responses.is_empty(),
+            "{method} {path} documents no responses"
+        );
+        for (code, response) in responses {
+            if code.starts_with('2') && code != "204" {
+                assert!(
+                    response["content"]
+                        .as_object()
+                        .is_some_and(|c| c.values().all(|m| !m["schema"].is_null())),
+                    "{method} {path} {code} has no schema"
+                );
             }
         }
     }
@@ -265,8 +256,7 @@ async fn the_openapi_document_validates_as_openapi_3() {
 /// without its `///` comment fails here.
 #[test]
 fn every_operation_parameter_schema_and_field_a_client_sees_is_described() {
-    let doc: Value =
-        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let doc = openapi_json();
     let described = |v: &Value| {
         v["description"]
             .as_str()
@@ -280,15 +270,13 @@ fn every_operation_parameter_schema_and_field_a_client_sees_is_described() {
             })
     };
     let mut undescribed = Vec::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            if !described(op) && op["summary"].as_str().is_none_or(str::is_empty) {
-                undescribed.push(format!("{method} {path}"));
-            }
-            for parameter in op["parameters"].as_array().into_iter().flatten() {
-                if !described(parameter) {
-                    undescribed.push(format!("{method} {path} parameter {}", parameter["name"]));
-                }
+    for (method, path, op) in operations(&doc) {
+        if !described(op) && op["summary"].as_str().is_none_or(str::is_empty) {
+            undescribed.push(format!("{method} {path}"));
+        }
+        for parameter in op["parameters"].as_array().into_iter().flatten() {
+            if !described(parameter) {
+                undescribed.push(format!("{method} {path} parameter {}", parameter["name"]));
             }
         }
     }
@@ -312,8 +300,7 @@ fn documented_text_limits_are_the_validated_ones() {
     use switchboard_api::{
         customers::MAX_NOTE_CHARS, messages::MAX_BODY_CHARS, text::MAX_NAME_CHARS,
     };
-    let doc: Value =
-        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let doc = openapi_json();
     let limits = [
         ("CreateCustomer", "name", MAX_NAME_CHARS),
         ("UpdateCustomer", "name", MAX_NAME_CHARS),
@@ -345,8 +332,7 @@ fn documented_text_limits_are_the_validated_ones() {
 #[tokio::test]
 async fn documented_statuses_are_the_ones_the_database_holds() {
     let app = spawn_app().await;
-    let doc: Value =
-        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let doc = openapi_json();
     let columns = [
         ("CallStatus", "calls", "status"),
         ("Direction", "calls", "direction"),
@@ -402,36 +388,33 @@ async fn documented_statuses_are_the_ones_the_database_holds() {
 /// 409 for a key (a duplicate in flight waits for the first and replays it).
 #[test]
 fn every_create_taking_an_idempotency_key_documents_its_refusal() {
-    let doc: Value =
-        serde_json::from_str(&switchboard_api::openapi_document().to_json().unwrap()).unwrap();
+    let doc = openapi_json();
     let mut keyed = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for (method, op) in item.as_object().unwrap() {
-            let takes_key = op["parameters"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
-            if !takes_key {
-                continue;
-            }
-            keyed.insert(format!("{} {path}", method.to_uppercase()));
-            let unprocessable = op["responses"]["422"]["description"].as_str().unwrap();
-            assert!(
-                unprocessable.contains("`idempotency_key_reused`"),
-                "{method} {path}: {unprocessable}"
-            );
-            let conflict = op["responses"]["409"]["description"].as_str();
-            assert!(
-                conflict.is_none_or(|c| !c.contains("Idempotency-Key")),
-                "{method} {path}: {conflict:?}"
-            );
-            let malformed = op["responses"]["400"]["description"].as_str().unwrap();
-            assert!(
-                malformed.contains("not valid JSON"),
-                "{method} {path}: {malformed}"
-            );
+    for (method, path, op) in operations(&doc) {
+        let takes_key = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["in"] == "header" && p["name"] == "Idempotency-Key");
+        if !takes_key {
+            continue;
         }
+        keyed.insert(format!("{} {path}", method.to_uppercase()));
+        let unprocessable = op["responses"]["422"]["description"].as_str().unwrap();
+        assert!(
+            unprocessable.contains("`idempotency_key_reused`"),
+            "{method} {path}: {unprocessable}"
+        );
+        let conflict = op["responses"]["409"]["description"].as_str();
+        assert!(
+            conflict.is_none_or(|c| !c.contains("Idempotency-Key")),
+            "{method} {path}: {conflict:?}"
+        );
+        let malformed = op["responses"]["400"]["description"].as_str().unwrap();
+        assert!(
+            malformed.contains("not valid JSON"),
+            "{method} {path}: {malformed}"
+        );
     }
     let expected: BTreeSet<String> = [
         "POST /v1/calls",

@@ -498,6 +498,28 @@ pub async fn add_number(pool: &PgPool, tenant_id: Uuid, number: &str) {
         .expect("phone number");
 }
 
+/// The OpenAPI document the API serves, as JSON.
+pub fn openapi_json() -> Value {
+    let text = switchboard_api::openapi_document()
+        .to_json()
+        .expect("the document serialises");
+    serde_json::from_str(&text).expect("the document is JSON")
+}
+
+/// Every operation of an OpenAPI document: `(method, path, operation)`,
+/// the method lowercase as the document keys it.
+pub fn operations(doc: &Value) -> Vec<(&str, &str, &Value)> {
+    let paths = doc["paths"].as_object().expect("the document has paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let item = item.as_object().expect("a path item is an object");
+            item.iter()
+                .map(move |(method, op)| (method.as_str(), path.as_str(), op))
+        })
+        .collect()
+}
+
 /// Reads a response as `(status, json)`, asserting it is JSON.
 pub async fn json_of(response: Response) -> (StatusCode, Value) {
     let status = response.status();

@@ -18,8 +18,8 @@ pub mod sio;
 pub mod stack;
 
 pub use api::{
-    ApiServer, PASSWORD, Peer, TestApp, TestTenant, expect_error, json_of, spawn_app,
-    spawn_app_with,
+    ApiServer, PASSWORD, Peer, TestApp, TestTenant, expect_error, json_of, openapi_json,
+    operations, spawn_app, spawn_app_with,
 };
 pub use db::{TestDatabase, test_settings};
 pub use events::TenantEvents;
