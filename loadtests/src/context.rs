@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use goose::prelude::*;
 use serde_json::{Value, json};
+use switchboard_core::auth::Role;
 use uuid::Uuid;
 
 use crate::{profile::Shape, stack::Endpoints};
@@ -139,7 +140,7 @@ pub async fn tenants(api: &str) -> anyhow::Result<Vec<Tenant>> {
             agents: demo
                 .agents
                 .iter()
-                .filter(|a| a.role != "admin")
+                .filter(|a| a.role != Role::Admin)
                 .map(|a| a.email.clone())
                 .collect(),
             admin,

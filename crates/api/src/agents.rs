@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchboard_core::auth::Role;
 use switchboard_core::presence::{PresenceError, PresenceStatus};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,7 +16,7 @@ use uuid::Uuid;
 use crate::auth::TenantRequest;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::pagination::Page;
+use crate::pagination::{Page, PageRequest};
 use crate::state::AppState;
 
 /// The routes of agents and presence, with their OpenAPI descriptions.
@@ -34,9 +35,8 @@ pub struct AgentWithPresence {
     pub email: String,
     /// The agent's display name.
     pub name: String,
-    /// `agent`, `supervisor` or `admin`.
-    #[schema(example = "agent")]
-    pub role: String,
+    /// What the agent may do.
+    pub role: Role,
     /// Where the agent is now.
     pub presence: Presence,
 }
@@ -64,16 +64,22 @@ fn presence_error(error: PresenceError) -> ApiError {
     ApiError::internal(error)
 }
 
-/// The tenant's agents with their presence.
+/// The tenant's agents with their presence, by email.
 #[utoipa::path(get, path = "/v1/agents", tag = "agents", security(("bearer" = [])),
+    params(PageRequest<String>),
     responses((status = 200, body = Page<AgentWithPresence>)))]
 pub async fn list_agents(
     TenantRequest { state, principal }: TenantRequest,
+    page: PageRequest<String>,
 ) -> ApiResult<Json<Page<AgentWithPresence>>> {
-    let agents: Vec<(Uuid, String, String, String)> = sqlx::query_as(
-        "SELECT id, email, name, role FROM agents WHERE tenant_id = $1 ORDER BY email LIMIT 1000",
+    let agents: Vec<(Uuid, String, String, Role)> = sqlx::query_as(
+        "SELECT id, email, name, role FROM agents
+         WHERE tenant_id = $1 AND ($2::text IS NULL OR email > $2)
+         ORDER BY email LIMIT $3",
     )
     .bind(principal.tenant_id)
+    .bind(page.after.as_deref())
+    .bind(page.fetch())
     .fetch_all(&state.db)
     .await?;
     let presence: HashMap<Uuid, (PresenceStatus, DateTime<Utc>)> = state
@@ -100,10 +106,7 @@ pub async fn list_agents(
             }
         })
         .collect();
-    Ok(Json(Page {
-        data,
-        next_cursor: None,
-    }))
+    Ok(Json(page.page(data, |agent| agent.email.clone())))
 }
 
 /// Sets the calling agent's presence.

@@ -179,7 +179,7 @@ fn token_error(error: TokenError) -> ApiError {
 }
 
 async fn authenticate_api_key(state: &AppState, key: &str) -> ApiResult<Principal> {
-    let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+    let row: Option<(Uuid, Uuid, Role)> = sqlx::query_as(
         "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash_api_key(key))
@@ -187,7 +187,6 @@ async fn authenticate_api_key(state: &AppState, key: &str) -> ApiResult<Principa
     .await?;
     let (key_id, tenant_id, role) =
         row.ok_or_else(|| ApiError::unauthorized("the API key is invalid or revoked"))?;
-    let role = role.parse().map_err(ApiError::internal)?;
     Ok(Principal {
         tenant_id,
         role,
@@ -231,9 +230,8 @@ pub struct Agent {
     pub email: String,
     /// The agent's display name.
     pub name: String,
-    /// `agent`, `supervisor` or `admin`.
-    #[schema(value_type = String, example = "agent")]
-    pub role: String,
+    /// What the agent may do.
+    pub role: Role,
     /// The tenant the agent belongs to.
     pub tenant_id: Uuid,
 }
@@ -336,7 +334,7 @@ pub async fn login(
         connect_info.map(|Extension(ConnectInfo(peer))| peer),
     );
     attempt.check(&state).await?;
-    let row: Option<(Uuid, Uuid, String, String, String)> = sqlx::query_as(
+    let row: Option<(Uuid, Uuid, String, Role, String)> = sqlx::query_as(
         "SELECT id, tenant_id, name, role, password_hash FROM agents WHERE email = $1",
     )
     .bind(&email)
@@ -361,8 +359,7 @@ pub async fn login(
         return Err(invalid_credentials());
     }
     attempt.succeeded(&state).await?;
-    let role_parsed: Role = role.parse().map_err(ApiError::internal)?;
-    let (access_token, _) = state.tokens.issue(agent_id, tenant_id, role_parsed);
+    let (access_token, _) = state.tokens.issue(agent_id, tenant_id, role);
     sqlx::query("UPDATE agents SET last_login_at = now() WHERE id = $1")
         .bind(agent_id)
         .execute(&state.db)
@@ -413,13 +410,22 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Which kind of credential a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// An agent's access token (`agent`).
+    Agent,
+    /// A tenant API key (`api_key`).
+    ApiKey,
+}
+
 /// Who the credential of the request belongs to.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
-    /// `agent` or `api_key`.
-    pub principal: String,
-    /// The caller's role: `agent`, `supervisor` or `admin`.
-    #[schema(value_type = String, example = "agent")]
+    /// Which kind of credential it is.
+    pub principal: PrincipalKind,
+    /// What the caller may do.
     pub role: Role,
     /// The caller's tenant.
     pub tenant: Tenant,
@@ -456,7 +462,7 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
                 .filter(|agent| agent.tenant_id == tenant.id)
                 .ok_or_else(|| ApiError::unauthorized("the agent no longer exists"))?;
             Me {
-                principal: "agent".into(),
+                principal: PrincipalKind::Agent,
                 role: principal.role,
                 agent: Some(agent),
                 tenant,
@@ -465,7 +471,7 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
             }
         }
         Credential::ApiKey { key_id } => Me {
-            principal: "api_key".into(),
+            principal: PrincipalKind::ApiKey,
             role: principal.role,
             tenant,
             agent: None,
@@ -544,7 +550,7 @@ struct PrincipalRow {
     agent_id: Option<Uuid>,
     email: Option<String>,
     agent_name: Option<String>,
-    role: Option<String>,
+    role: Option<Role>,
     agent_tenant_id: Option<Uuid>,
 }
 

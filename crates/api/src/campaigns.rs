@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, CampaignExpand};
+use switchboard_core::sms::CampaignStatus;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,19 +40,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Most explicit recipients (customer ids plus numbers) one campaign takes.
 pub const MAX_EXPLICIT_RECIPIENTS: usize = 10_000;
-
-/// Where a campaign is: `pending → running → completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum CampaignStatus {
-    /// Created; its audience is not resolved yet.
-    Pending,
-    /// Its messages exist; some are still on their way.
-    Running,
-    /// None of its messages is on its way any more.
-    Completed,
-}
 
 /// A campaign.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]

@@ -80,14 +80,36 @@ impl Position for Uuid {
     }
 }
 
-/// Lists ordered by a row number (an import's rows, in file order).
-impl Position for i32 {
+/// Lists ordered by a number: an import's rows (`i32`, file order), a
+/// call's history entries (`i64`, the order they were written).
+macro_rules! number_position {
+    ($($number:ty),*) => {$(
+        impl Position for $number {
+            fn to_bytes(&self) -> Vec<u8> {
+                self.to_be_bytes().to_vec()
+            }
+
+            fn from_bytes(bytes: &[u8]) -> Option<Self> {
+                bytes.try_into().ok().map(<$number>::from_be_bytes)
+            }
+        }
+    )*};
+}
+
+number_position!(i32, i64);
+
+/// Lists ordered by a unique text (the tenant's agents, by email).
+impl Position for String {
     fn to_bytes(&self) -> Vec<u8> {
-        self.to_be_bytes().to_vec()
+        self.as_bytes().to_vec()
     }
 
     fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(i32::from_be_bytes)
+        // What we issue is a stored value; a control character (a NUL,
+        // which PostgreSQL refuses in text) was forged.
+        String::from_utf8(bytes.to_vec())
+            .ok()
+            .filter(|text| !text.chars().any(char::is_control))
     }
 }
 
@@ -302,6 +324,15 @@ mod tests {
             decode_cursor(Some(&encode_cursor(&42_i32))).unwrap(),
             Some(42)
         );
+        assert_eq!(
+            decode_cursor(Some(&encode_cursor(&(1_i64 << 40)))).unwrap(),
+            Some(1_i64 << 40)
+        );
+        let email = "agent07@acme.example".to_string();
+        assert_eq!(
+            decode_cursor(Some(&encode_cursor(&email))).unwrap(),
+            Some(email)
+        );
     }
 
     #[test]
@@ -314,6 +345,9 @@ mod tests {
         let id_cursor = encode_cursor(&Uuid::now_v7());
         assert!(decode_cursor::<Time>(Some(&id_cursor)).is_err());
         assert!(decode_cursor::<i32>(Some(&id_cursor)).is_err());
+        assert!(decode_cursor::<i64>(Some(&id_cursor)).is_err());
+        let nul = encode_cursor(&"a\0b".to_string());
+        assert!(decode_cursor::<String>(Some(&nul)).is_err());
     }
 
     #[test]

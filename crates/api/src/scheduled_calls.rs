@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration as Span, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use switchboard_core::auth::Role;
-use switchboard_core::calls::CallStatus;
+use switchboard_core::calls::{CallStatus, EventSource};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, ScheduledCallRun};
@@ -591,7 +591,7 @@ pub async fn cancel_scheduled_call(
                     to: CallStatus::Canceled,
                     at: Utc::now(),
                     duration: None,
-                    source: "api",
+                    source: EventSource::Api,
                     agent_id: None,
                     data: serde_json::json!({"reason": "scheduled_call_canceled"}),
                 };
@@ -602,7 +602,7 @@ pub async fn cancel_scheduled_call(
     let call = fetch_many(&mut tx, tenant_id, &[id]).await?.remove(0);
     tx.commit().await?;
     if let Some(outcome) = &call_outcome {
-        lifecycle::after_status_commit(&state, outcome, "api").await;
+        lifecycle::after_status_commit(&state, outcome, EventSource::Api).await;
     }
     metrics::counter!("scheduled_calls_canceled_total").increment(1);
     publish(&state, std::slice::from_ref(&call)).await;

@@ -171,6 +171,50 @@ async fn the_carrier_drives_a_call_through_its_whole_lifecycle() {
     );
 }
 
+/// A call's history pages like every list, oldest first, each entry once,
+/// and says who wrote each entry: the API, the carrier.
+#[tokio::test]
+async fn a_calls_history_pages_oldest_first_naming_who_wrote_each_entry() {
+    let app = spawn_app().await;
+    let call = app.originate(&app.a.token, "+13125550177").await;
+    report(&app, &call, "ringing").await;
+    for action in ["answer", "hold", "unhold", "mute", "unmute", "hangup"] {
+        let (status, body) = json_of(control(&app, &call, action).await).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let path = format!("/v1/calls/{}/events", call["id"].as_str().unwrap());
+    let first = app.page(&path, &app.a.token, 3, None).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 3, "{first}");
+    assert!(first["next_cursor"].is_string(), "{first}");
+    let walked = app.walk_pages(&path, &app.a.token, 3).await;
+    let whole = app.page(&path, &app.a.token, 200, None).await;
+    assert_eq!(whole["data"], Value::Array(walked.clone()));
+    assert!(whole["next_cursor"].is_null());
+    let entries: Vec<(&str, Option<&str>, &str)> = walked
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["to_status"].as_str(),
+                e["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        vec![
+            ("status", Some("queued"), "api"),
+            ("status", Some("ringing"), "carrier"),
+            ("status", Some("in-progress"), "api"),
+            ("hold", None, "api"),
+            ("unhold", None, "api"),
+            ("mute", None, "api"),
+            ("unmute", None, "api"),
+            ("status", Some("completed"), "api"),
+        ]
+    );
+}
+
 /// The agent's presence as the wallboard shows it.
 async fn presence_of_agent_a(app: &TestApp) -> String {
     let (_, agents) = json_of(app.get("/v1/agents", &app.a.token).await).await;

@@ -342,6 +342,10 @@ async fn documented_statuses_are_the_ones_the_database_holds() {
         ("ImportMode", "imports", "mode"),
         ("CampaignStatus", "campaigns", "status"),
         ("TranscriptionStatus", "voicemails", "transcription_status"),
+        ("Route", "calls", "routed_to"),
+        ("EventSource", "call_events", "source"),
+        ("Role", "agents", "role"),
+        ("Role", "api_keys", "role"),
     ];
     for (schema, table, column) in columns {
         let documented: BTreeSet<String> = doc["components"]["schemas"][schema]["enum"]

@@ -91,6 +91,13 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
     assert!(third["agent_id"].is_null());
     assert!(third["twiml"].as_str().unwrap().contains("<Record"));
 
+    // Each call keeps where it was sent.
+    for (ack, route) in [(&first, "agent"), (&second, "agent"), (&third, "voicemail")] {
+        let path = format!("/v1/calls/{}", ack["call_id"].as_str().unwrap());
+        let call = app.get_ok(&path, &app.a.token).await;
+        assert_eq!(call["routed_to"], route, "{call}");
+    }
+
     // Both agents show busy; the wallboard lists every agent of the tenant.
     let agents = app.get_ok("/v1/agents", &app.a.token).await;
     let statuses: Vec<&str> = agents["data"]
@@ -129,6 +136,53 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
     assert_eq!(mine["presence"]["status"], "available");
     let fourth = incoming(&app, "CAinbound4", "+13125550177").await;
     assert_eq!(fourth["agent_id"], app.a.agent_id.to_string());
+}
+
+/// The wallboard's list pages like every list: by email, each agent once,
+/// and only the tenant's own.
+#[tokio::test]
+async fn the_agents_list_pages_through_the_tenants_agents_by_email() {
+    let app = spawn_app().await;
+    for n in 0..5 {
+        sqlx::query(
+            "INSERT INTO agents (id, tenant_id, email, name, role, password_hash)
+             VALUES ($1, $2, $3, $4, 'agent', 'unused')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(app.a.id)
+        .bind(format!("extra{n}@{}.test", app.a.slug))
+        .bind(format!("Extra {n}"))
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    }
+    let first = app.page("/v1/agents", &app.a.token, 2, None).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2, "{first}");
+    assert!(first["next_cursor"].is_string(), "{first}");
+    let walked = app.walk_pages("/v1/agents", &app.a.token, 2).await;
+    let emails: Vec<&str> = walked
+        .iter()
+        .map(|a| a["email"].as_str().unwrap())
+        .collect();
+    let mut ordered = emails.clone();
+    ordered.sort_unstable();
+    ordered.dedup();
+    assert_eq!(
+        emails.len(),
+        7,
+        "the agent, the admin and five more: {emails:?}"
+    );
+    assert_eq!(emails, ordered, "by email, each once");
+    let whole = app.page("/v1/agents", &app.a.token, 200, None).await;
+    assert_eq!(whole["data"], Value::Array(walked.clone()));
+    assert!(whole["next_cursor"].is_null());
+    let theirs = app.walk_pages("/v1/agents", &app.b.token, 2).await;
+    assert!(
+        theirs
+            .iter()
+            .all(|a| !emails.contains(&a["email"].as_str().unwrap())),
+        "{theirs:?}"
+    );
 }
 
 #[tokio::test]

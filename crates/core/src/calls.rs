@@ -48,6 +48,57 @@ impl Direction {
     }
 }
 
+/// Where an inbound call was sent when it arrived: to an available agent
+/// (`agent`), or, nobody being free, to voicemail (`voicemail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Route {
+    /// Rung through to the longest-idle available agent (`agent`).
+    Agent,
+    /// Nobody could take it: the caller may leave a message (`voicemail`).
+    Voicemail,
+}
+
+impl Route {
+    /// The stored name: `agent` or `voicemail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Agent => "agent",
+            Route::Voicemail => "voicemail",
+        }
+    }
+}
+
+/// Who wrote an entry of a call's history: a client's request (`api`), a
+/// carrier callback (`carrier`), the worker (`system`: a scheduled call's
+/// attempt, the sweeper) or the demo seeder (`seed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum EventSource {
+    /// A client's request (`api`).
+    Api,
+    /// A carrier callback (`carrier`).
+    Carrier,
+    /// The worker (`system`).
+    System,
+    /// The demo seeder (`seed`).
+    Seed,
+}
+
+impl EventSource {
+    /// The stored name, also the `source` label of the transition metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Api => "api",
+            EventSource::Carrier => "carrier",
+            EventSource::System => "system",
+            EventSource::Seed => "seed",
+        }
+    }
+}
+
 /// Where a call is in its lifecycle, in the carrier's vocabulary:
 /// `queued → ringing → in-progress → completed`, or it ends `busy`,
 /// `no-answer`, `failed` or `canceled`. The last five are final.
@@ -378,7 +429,7 @@ pub struct NewOutboundCall<'a> {
     /// The agent placing it, when an agent does.
     pub agent_id: Option<Uuid>,
     /// Who placed it, as its history records it: `api` or `system`.
-    pub source: &'static str,
+    pub source: EventSource,
     /// Its first history entry's data (the scheduled call and attempt, for
     /// a scheduled call's).
     pub data: &'a serde_json::Value,
@@ -424,7 +475,7 @@ impl NewOutboundCall<'_> {
             .bind(self.customer_id)
             .bind(self.agent_id)
             .bind(self.data)
-            .bind(self.source)
+            .bind(self.source.as_str())
             .fetch_one(&mut *tx)
             .await?;
         if carrier == CarrierMode::Simulated {
@@ -508,6 +559,24 @@ mod tests {
         for s in CallStatus::ALL {
             assert_eq!(s.as_str().parse(), Ok(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    /// Route and source are written by `as_str` and read (and answered) by
+    /// the renaming: the two agree.
+    #[test]
+    fn routes_and_sources_are_written_as_they_are_read() {
+        for route in [Route::Agent, Route::Voicemail] {
+            assert_eq!(serde_json::to_value(route).unwrap(), route.as_str());
+        }
+        let sources = [
+            EventSource::Api,
+            EventSource::Carrier,
+            EventSource::System,
+            EventSource::Seed,
+        ];
+        for source in sources {
+            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
         }
     }
 

@@ -8,11 +8,21 @@
 //! structs, which carry the OpenAPI schema, check their fields against these
 //! lists in their unit tests.)
 
-use std::{fmt, marker::PhantomData, sync::OnceLock};
+use std::{
+    fmt,
+    marker::PhantomData,
+    sync::{LazyLock, OnceLock},
+};
 
 /// How PostgreSQL writes a UTC timestamp the way the API serialises one
 /// (`2026-12-06T10:20:00.000000Z`), for `to_char(<ts> AT TIME ZONE 'UTC', …)`.
 pub const UTC_TIMESTAMP_FORMAT: &str = "YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"";
+
+/// The `timestamptz` expression `sql` as JSON built in SQL shows it: text
+/// in UTC with `Z`, as the API serialises a timestamp.
+pub fn utc_text(sql: &str) -> String {
+    format!("to_char({sql} AT TIME ZONE 'UTC', '{UTC_TIMESTAMP_FORMAT}')")
+}
 
 /// One field of a record: its name in the API's JSON and the SQL (over the
 /// record's table, unqualified) that yields it.
@@ -81,6 +91,25 @@ impl<R: Render> fmt::Display for Rendered<R> {
     }
 }
 
+/// SQL text built once, on first use, by a function: for a record whose
+/// shape is more than a list of fields (a nested aggregate), spliced into
+/// statements like a [`Rendered`] one.
+#[derive(Debug)]
+pub struct BuiltSql(LazyLock<String>);
+
+impl BuiltSql {
+    /// The text `build` makes, built on first use.
+    pub const fn new(build: fn() -> String) -> Self {
+        Self(LazyLock::new(build))
+    }
+}
+
+impl fmt::Display for BuiltSql {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// How a [`Rendered`] record is written.
 pub trait Render {
     /// The SQL for `fields`.
@@ -119,10 +148,7 @@ impl Render for JsonObject {
             .iter()
             .map(|field| {
                 if field.timestamp {
-                    format!(
-                        "'{}', to_char({} AT TIME ZONE 'UTC', '{UTC_TIMESTAMP_FORMAT}')",
-                        field.name, field.sql
-                    )
+                    format!("'{}', {}", field.name, utc_text(field.sql))
                 } else {
                     format!("'{}', {}", field.name, field.sql)
                 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::calls::CallStatus;
+use crate::records::{BuiltSql, utc_text};
 
 /// Where a scheduled call is in its lifecycle:
 /// `pending → dialing → completed | retrying → … | exhausted | canceled`.
@@ -117,23 +118,31 @@ pub const MAX_BACKOFF_SECONDS: u32 = 86_400;
 /// `jsonb` for the scheduled call aliased `s`, with its attempts (each an
 /// ordinary call, with that call's current status). Timestamps are UTC with
 /// `Z`, as the API writes them.
-pub const SCHEDULED_CALL_JSON: &str = "jsonb_build_object(\
-    'id', s.id, 'tenant_id', s.tenant_id, 'status', s.status, \
-    'to', s.to_number, 'from', s.from_number, 'customer_id', s.customer_id, \
-    'run_at', to_char(s.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'retry', jsonb_build_object('max_attempts', s.max_attempts, \
-        'backoff_seconds', s.backoff_seconds, 'on', to_jsonb(s.retry_on)), \
-    'attempts', coalesce((SELECT jsonb_agg(jsonb_build_object(\
-            'attempt', a.attempt, 'call_id', a.call_id, 'status', c.status, \
-            'started_at', to_char(a.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-            'ended_at', to_char(c.ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')) \
-            ORDER BY a.attempt) \
-        FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id \
-        WHERE a.scheduled_call_id = s.id), '[]'::jsonb), \
-    'next_attempt_at', to_char(s.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'last_error', s.last_error, 'version', s.version, 'created_by', s.created_by, \
-    'created_at', to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-    'updated_at', to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))";
+pub static SCHEDULED_CALL_JSON: BuiltSql = BuiltSql::new(|| {
+    format!(
+        "jsonb_build_object(\
+        'id', s.id, 'tenant_id', s.tenant_id, 'status', s.status, \
+        'to', s.to_number, 'from', s.from_number, 'customer_id', s.customer_id, \
+        'run_at', {run_at}, \
+        'retry', jsonb_build_object('max_attempts', s.max_attempts, \
+            'backoff_seconds', s.backoff_seconds, 'on', to_jsonb(s.retry_on)), \
+        'attempts', coalesce((SELECT jsonb_agg(jsonb_build_object(\
+                'attempt', a.attempt, 'call_id', a.call_id, 'status', c.status, \
+                'started_at', {started_at}, 'ended_at', {ended_at}) \
+                ORDER BY a.attempt) \
+            FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id \
+            WHERE a.scheduled_call_id = s.id), '[]'::jsonb), \
+        'next_attempt_at', {next_attempt_at}, \
+        'last_error', s.last_error, 'version', s.version, 'created_by', s.created_by, \
+        'created_at', {created_at}, 'updated_at', {updated_at})",
+        run_at = utc_text("s.run_at"),
+        started_at = utc_text("a.started_at"),
+        ended_at = utc_text("c.ended_at"),
+        next_attempt_at = utc_text("s.next_attempt_at"),
+        created_at = utc_text("s.created_at"),
+        updated_at = utc_text("s.updated_at"),
+    )
+});
 
 #[cfg(test)]
 mod tests {

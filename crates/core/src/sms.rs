@@ -259,6 +259,19 @@ pub fn message_transition(from: MessageStatus, to: MessageStatus) -> Transition 
     }
 }
 
+/// Where a bulk campaign is: `pending → running → completed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum CampaignStatus {
+    /// Created; its audience is not resolved yet.
+    Pending,
+    /// Its messages exist; some are still on their way.
+    Running,
+    /// None of its messages is on its way any more.
+    Completed,
+}
+
 #[cfg(test)]
 mod status_tests {
     use super::{MessageStatus::*, *};

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
-use switchboard_core::{Settings, auth, ids::id_at, sms};
+use switchboard_core::{Settings, auth, auth::Role, ids::id_at, sms};
 use uuid::Uuid;
 
 /// The password of every demo agent and admin.
@@ -86,8 +86,8 @@ pub struct DemoAgent {
     pub email: String,
     /// Display name.
     pub name: String,
-    /// `agent`, `supervisor` or `admin`.
-    pub role: &'static str,
+    /// What the agent may do.
+    pub role: Role,
 }
 
 /// The two demo tenants with every credential they have. Deterministic, so
@@ -116,14 +116,18 @@ pub fn demo_tenants() -> Vec<DemoTenant> {
                     LAST_NAMES[(n * 7 + t) % LAST_NAMES.len()]
                 ),
                 // The last agent of each team supervises it.
-                role: if n == 15 { "supervisor" } else { "agent" },
+                role: if n == 15 {
+                    Role::Supervisor
+                } else {
+                    Role::Agent
+                },
             })
             .collect();
         agents.push(DemoAgent {
             id: fixed_id(&format!("agent:{slug}:admin")),
             email: format!("admin@{slug}.example"),
             name: format!("{name} Admin"),
-            role: "admin",
+            role: Role::Admin,
         });
         DemoTenant {
             id: tenant_id,
@@ -514,7 +518,7 @@ impl<'a> Generator<'a> {
             let ids: Vec<Uuid> = tenant.agents.iter().map(|a| a.id).collect();
             let emails: Vec<&str> = tenant.agents.iter().map(|a| a.email.as_str()).collect();
             let names: Vec<&str> = tenant.agents.iter().map(|a| a.name.as_str()).collect();
-            let roles: Vec<&str> = tenant.agents.iter().map(|a| a.role).collect();
+            let roles: Vec<&str> = tenant.agents.iter().map(|a| a.role.as_str()).collect();
             sqlx::query(
                 "INSERT INTO agents (id, tenant_id, email, name, role, password_hash)
                  SELECT id, $2, email, name, role, $6

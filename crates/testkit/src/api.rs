@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use switchboard_core::{
     Settings,
-    auth::{self, TokenKeys, generate_api_key},
+    auth::{self, Role, TokenKeys, generate_api_key},
 };
 use tokio::{net::TcpListener, sync::oneshot};
 use uuid::Uuid;
@@ -186,8 +186,8 @@ pub async fn insert_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -
     let agent_email = format!("agent-{suffix}@{slug}.test");
     let admin_email = format!("admin-{suffix}@{slug}.test");
     for (id, email, role) in [
-        (agent_id, agent_email.clone(), "agent"),
-        (Uuid::now_v7(), admin_email.clone(), "admin"),
+        (agent_id, agent_email.clone(), Role::Agent),
+        (Uuid::now_v7(), admin_email.clone(), Role::Admin),
     ] {
         sqlx::query(
             "INSERT INTO agents (id, tenant_id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -196,7 +196,7 @@ pub async fn insert_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -
         .bind(tenant_id)
         .bind(&email)
         .bind(format!("{role} of {slug}"))
-        .bind(role)
+        .bind(role.as_str())
         .bind(&hash)
         .execute(&db.pool)
         .await

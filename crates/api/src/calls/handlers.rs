@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use switchboard_core::calls::{
-    CallFlags, CallStatus, Control, ControlEffect, Direction, NewOutboundCall, control,
+    CallFlags, CallStatus, Control, ControlEffect, Direction, EventSource, NewOutboundCall, control,
 };
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
@@ -20,7 +20,7 @@ use crate::customers::parse_phone;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::idempotency::IdempotencyKey;
-use crate::pagination::{Listing, Page};
+use crate::pagination::{Listing, Page, PageRequest};
 use crate::state::AppState;
 
 /// Originates an outbound call: created `queued` and handed to the carrier.
@@ -85,7 +85,7 @@ pub async fn originate_call(
         to: &to,
         customer_id,
         agent_id: principal.agent_id(),
-        source: "api",
+        source: EventSource::Api,
         data: &serde_json::json!({}),
     };
     let call: Call = placed
@@ -163,24 +163,28 @@ pub async fn get_call(request: RecordRequest) -> ApiResult<Json<Call>> {
 
 /// A call's history, oldest first: every status and control.
 #[utoipa::path(get, path = "/v1/calls/{id}/events", tag = "calls", security(("bearer" = [])),
-    params(RecordRequest),
+    params(RecordRequest, PageRequest<i64>),
     responses((status = 200, body = Page<CallEvent>)))]
-pub async fn call_events(request: RecordRequest) -> ApiResult<Json<Page<CallEvent>>> {
+pub async fn call_events(
+    request: RecordRequest,
+    page: PageRequest<i64>,
+) -> ApiResult<Json<Page<CallEvent>>> {
     // Another tenant's call has no history to show: 404, as for an unknown id.
     request.exists(&CALLS).await?;
     let RecordRequest(TenantRequest { state, principal }, id) = request;
     let events: Vec<CallEvent> = sqlx::query_as(
         "SELECT id, call_id, kind, from_status, to_status, data, source, occurred_at
-         FROM call_events WHERE tenant_id = $1 AND call_id = $2 ORDER BY id LIMIT 1000",
+         FROM call_events
+         WHERE tenant_id = $1 AND call_id = $2 AND ($3::bigint IS NULL OR id > $3)
+         ORDER BY id LIMIT $4",
     )
     .bind(principal.tenant_id)
     .bind(id)
+    .bind(page.after)
+    .bind(page.fetch())
     .fetch_all(&state.db)
     .await?;
-    Ok(Json(Page {
-        data: events,
-        next_cursor: None,
-    }))
+    Ok(Json(page.page(events, |event| event.id)))
 }
 
 /// Applies an agent control: `answer`, `hold`, `unhold`, `mute`, `unmute`,
@@ -232,7 +236,7 @@ pub async fn control_call(
                 to,
                 at: now,
                 duration: None,
-                source: "api",
+                source: EventSource::Api,
                 agent_id: (action == Control::Answer)
                     .then(|| principal.agent_id())
                     .flatten(),
@@ -246,7 +250,7 @@ pub async fn control_call(
                 )));
             }
             tx.commit().await?;
-            lifecycle::after_status_commit(&state, &outcome, "api").await;
+            lifecycle::after_status_commit(&state, &outcome, EventSource::Api).await;
             Ok(Json(outcome.call))
         }
         ControlEffect::Flags(flags) => {
@@ -266,9 +270,8 @@ pub async fn control_call(
                 &call,
                 action.as_str(),
                 None,
-                None,
                 &data,
-                "api",
+                EventSource::Api,
                 now,
             )
             .await?;
@@ -291,7 +294,16 @@ pub async fn control_call(
             .fetch_one(&mut *tx)
             .await?;
             let data = serde_json::json!({ "to": target, "from_agent_id": previous_agent, "to_agent_id": agent });
-            record_event(&mut tx, &call, "transfer", None, None, &data, "api", now).await?;
+            record_event(
+                &mut tx,
+                &call,
+                "transfer",
+                None,
+                &data,
+                EventSource::Api,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             publish_update(&state, &call, action).await;
             if let (Some(old), Some(_)) = (previous_agent, agent) {

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use switchboard_core::calls::{CallStatus, transition};
+use switchboard_core::calls::{CallStatus, EventSource, transition};
 use switchboard_core::events::EventType;
 use switchboard_core::jobs::{self, ScheduledCallRun};
 use switchboard_core::lifecycle::Transition;
@@ -31,8 +31,8 @@ pub(crate) struct StatusUpdate {
     pub at: DateTime<Utc>,
     /// The carrier's own talk time for a completed call.
     pub duration: Option<i32>,
-    /// `api`, `carrier` or `system`.
-    pub source: &'static str,
+    /// Who reports it.
+    pub source: EventSource,
     /// The agent taking the call (answer).
     pub agent_id: Option<Uuid>,
     /// Extra detail kept in the call's history.
@@ -175,7 +175,7 @@ pub(crate) async fn apply_changes(
     let durations: Vec<Option<i32>> = changes.iter().map(|c| c.update.duration).collect();
     let agents: Vec<Option<Uuid>> = changes.iter().map(|c| c.update.agent_id).collect();
     let data: Vec<serde_json::Value> = changes.iter().map(|c| c.update.data.clone()).collect();
-    let sources: Vec<&str> = changes.iter().map(|c| c.update.source).collect();
+    let sources: Vec<&str> = changes.iter().map(|c| c.update.source.as_str()).collect();
     let terminal: Vec<bool> = changes.iter().map(|c| c.update.to.is_terminal()).collect();
     let applied: Vec<Applied> = sqlx::query_as(sqlx::AssertSqlSafe(APPLY_SQL.as_str()))
         .bind(&ids)
@@ -204,29 +204,28 @@ pub(crate) async fn apply_changes(
     Ok(applied)
 }
 
-/// Appends one entry to a call's history.
-#[allow(clippy::too_many_arguments)]
+/// Appends one entry to a call's history: a control (`kind` names it), or,
+/// with `to_status`, a call's first status (an inbound call's `ringing`;
+/// later statuses are written with the change, [`apply`]).
 pub(crate) async fn record_event(
     tx: &mut PgConnection,
     call: &Call,
     kind: &str,
-    from_status: Option<&str>,
-    to_status: Option<&str>,
+    to_status: Option<CallStatus>,
     data: &serde_json::Value,
-    source: &str,
+    source: EventSource,
     at: DateTime<Utc>,
 ) -> ApiResult<()> {
     sqlx::query(
-        "INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO call_events (tenant_id, call_id, kind, to_status, data, source, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(call.tenant_id)
     .bind(call.id)
     .bind(kind)
-    .bind(from_status)
-    .bind(to_status)
+    .bind(to_status.map(CallStatus::as_str))
     .bind(data)
-    .bind(source)
+    .bind(source.as_str())
     .bind(at)
     .execute(&mut *tx)
     .await?;
@@ -235,12 +234,12 @@ pub(crate) async fn record_event(
 
 /// After an applied status commits: publish `call.status`, keep the agent's
 /// presence in step with the call, count it.
-pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, source: &'static str) {
+pub(crate) async fn after_status_commit(state: &AppState, outcome: &Outcome, source: EventSource) {
     let result = outcome.transition.as_str();
     metrics::counter!(
         "call_transitions_total",
         "to" => outcome.call.status.as_str(),
-        "source" => source,
+        "source" => source.as_str(),
         "result" => result,
     )
     .increment(1);

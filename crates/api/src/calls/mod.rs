@@ -7,7 +7,7 @@ pub(crate) mod lifecycle;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::calls::{CallStatus, Direction};
+use switchboard_core::calls::{CallStatus, Direction, EventSource, Route};
 use switchboard_core::records::CALL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -59,8 +59,8 @@ pub struct Call {
     pub recording: bool,
     /// Where the call was transferred (an agent id or a number).
     pub transferred_to: Option<String>,
-    /// Inbound calls: `agent` or `voicemail`.
-    pub routed_to: Option<String>,
+    /// Inbound calls: where the call was sent when it arrived.
+    pub routed_to: Option<Route>,
     /// When the call was created (queued or received).
     pub created_at: DateTime<Utc>,
     /// When it started ringing.
@@ -96,8 +96,8 @@ pub struct CallEvent {
     /// Details of the change (the carrier's parameters, the transfer target...).
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
-    /// `api`, `carrier`, `system` or `seed`.
-    pub source: String,
+    /// Who wrote the entry.
+    pub source: EventSource,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
 }

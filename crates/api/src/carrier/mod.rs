@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use switchboard_core::carrier::{self, SIGNATURE_HEADER};
 use switchboard_core::group_commit::GroupCommit;
+use switchboard_core::lifecycle::Transition;
 use utoipa::ToSchema;
 use utoipa::openapi::{ObjectBuilder, RefOr, Response, Type};
 use utoipa_axum::router::OpenApiRouter;
@@ -235,22 +236,89 @@ pub(crate) async fn tenant_token(state: &AppState, tenant_id: Uuid) -> ApiResult
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// What a webhook did with the report or the traffic it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckResult {
+    /// The reported status was applied.
+    Applied,
+    /// Already known: the report repeats the current status, or the call,
+    /// message or recording exists (a retried delivery).
+    Duplicate,
+    /// A late report of a status already passed; nothing changed.
+    Stale,
+    /// The call or message has ended; nothing changed.
+    AlreadyEnded,
+    /// A step the lifecycle does not allow (e.g. `busy` once answered);
+    /// nothing changed.
+    Ignored,
+    /// The inbound call, message, voicemail or recording was created.
+    Created,
+}
+
+impl From<Transition> for AckResult {
+    fn from(transition: Transition) -> Self {
+        match transition {
+            Transition::Apply => AckResult::Applied,
+            Transition::Duplicate => AckResult::Duplicate,
+            Transition::Stale => AckResult::Stale,
+            Transition::AlreadyEnded => AckResult::AlreadyEnded,
+            Transition::Illegal => AckResult::Ignored,
+        }
+    }
+}
+
+/// What the carrier is to do, or what was made, for inbound traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AckAction {
+    /// An inbound call: ring the agent (`agent_id`).
+    Connect,
+    /// An inbound call nobody can take: record a message; a recording of
+    /// such a call: it became a voicemail.
+    Voicemail,
+    /// A recording of a call an agent took: kept as the call's recording.
+    Recording,
+    /// An inbound SMS with a stop keyword: the sender is opted out.
+    OptedOut,
+    /// An inbound SMS with a start keyword: the sender is opted in again.
+    OptedIn,
+    /// An inbound SMS asking for help: `reply` holds the tenant's help text.
+    Help,
+    /// An inbound SMS with no keyword.
+    None,
+}
+
+impl AckAction {
+    /// The action's name, also the `action` label of the keyword metric.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckAction::Connect => "connect",
+            AckAction::Voicemail => "voicemail",
+            AckAction::Recording => "recording",
+            AckAction::OptedOut => "opted_out",
+            AckAction::OptedIn => "opted_in",
+            AckAction::Help => "help",
+            AckAction::None => "none",
+        }
+    }
+}
+
 /// What a webhook answers: an acknowledgement, and for inbound traffic a
 /// routing decision or reply, also rendered as TwiML for carriers that want it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct WebhookAck {
-    /// `applied`, `duplicate`, `stale`, `already_ended`, `ignored` or `created`.
-    pub result: String,
+    /// What the webhook did.
+    pub result: AckResult,
     /// The call the webhook was about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<Uuid>,
     /// The message the webhook was about, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<Uuid>,
-    /// Inbound calls: `connect` (to `agent_id`) or `voicemail`. Inbound
-    /// SMS: `opted_out`, `opted_in`, `help` or `none`.
+    /// Inbound traffic: what the carrier is to do, or what was made.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<AckAction>,
     /// Inbound calls routed to an agent: that agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<Uuid>,
@@ -267,10 +335,16 @@ pub struct WebhookAck {
 
 impl WebhookAck {
     /// An answer saying only `result`.
-    pub fn result(result: &str) -> Self {
+    pub fn result(result: impl Into<AckResult>) -> Self {
         Self {
-            result: result.to_string(),
-            ..Self::default()
+            result: result.into(),
+            call_id: None,
+            message_id: None,
+            action: None,
+            agent_id: None,
+            customer_id: None,
+            reply: None,
+            twiml: None,
         }
     }
 }
@@ -395,6 +469,44 @@ where
                 db.clone(),
                 apply,
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A webhook answers a transition by the name its metrics count it by.
+    #[test]
+    fn an_ack_names_a_transition_as_the_metrics_do() {
+        let transitions = [
+            Transition::Apply,
+            Transition::Duplicate,
+            Transition::Stale,
+            Transition::AlreadyEnded,
+            Transition::Illegal,
+        ];
+        for transition in transitions {
+            let result = AckResult::from(transition);
+            assert_eq!(serde_json::to_value(result).unwrap(), transition.as_str());
+        }
+    }
+
+    /// An action is counted by the name it is answered with.
+    #[test]
+    fn an_action_is_counted_as_it_is_answered() {
+        let actions = [
+            AckAction::Connect,
+            AckAction::Voicemail,
+            AckAction::Recording,
+            AckAction::OptedOut,
+            AckAction::OptedIn,
+            AckAction::Help,
+            AckAction::None,
+        ];
+        for action in actions {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
         }
     }
 }

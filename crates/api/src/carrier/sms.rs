@@ -27,7 +27,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::receipts::{ApplyReceipt, ReceiptTarget};
-use super::{CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, xml_escape};
+use super::{
+    AckAction, AckResult, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, xml_escape,
+};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::messages::{MAX_BODY_CHARS, Message};
@@ -133,7 +135,7 @@ pub async fn sms_status(
         }
         Ok(Decision::Answer(WebhookAck {
             message_id: Some(message_id),
-            ..WebhookAck::result(transition.as_str())
+            ..WebhookAck::result(transition)
         }))
     });
     let message = match settled.await? {
@@ -150,7 +152,7 @@ pub async fn sms_status(
         .await;
     Ok(Json(WebhookAck {
         message_id: Some(message.id),
-        ..WebhookAck::result(Transition::Apply.as_str())
+        ..WebhookAck::result(Transition::Apply)
     }))
 }
 
@@ -204,22 +206,22 @@ fn reply_for(
     keyword: Option<&Keyword>,
     tenant_name: &str,
     help_text: &str,
-) -> (&'static str, Option<String>) {
+) -> (AckAction, Option<String>) {
     match keyword {
-        None => ("none", None),
+        None => (AckAction::None, None),
         Some(Keyword::OptOut(_)) => (
-            "opted_out",
+            AckAction::OptedOut,
             Some(format!(
                 "You have been unsubscribed from {tenant_name} messages and will receive no more. Reply START to resubscribe."
             )),
         ),
         Some(Keyword::OptIn) => (
-            "opted_in",
+            AckAction::OptedIn,
             Some(format!(
                 "You have been resubscribed to {tenant_name} messages. Reply STOP to unsubscribe."
             )),
         ),
-        Some(Keyword::Help) => ("help", Some(help_text.to_string())),
+        Some(Keyword::Help) => (AckAction::Help, Some(help_text.to_string())),
     }
 }
 
@@ -270,10 +272,10 @@ pub async fn sms_incoming(
             .fetch_one(&mut *tx)
             .await?;
     let (action, reply) = reply_for(keyword.as_ref(), &tenant_name, &help_text);
-    let ack = |result: &str, message: &Message| WebhookAck {
+    let ack = |result: AckResult, message: &Message| WebhookAck {
         message_id: Some(message.id),
         customer_id: message.customer_id,
-        action: Some(action.to_string()),
+        action: Some(action),
         twiml: reply
             .as_deref()
             .map(|r| format!("<Response><Message>{}</Message></Response>", xml_escape(r))),
@@ -323,7 +325,7 @@ pub async fn sms_incoming(
             )
             .with_field("MessageSid"));
         }
-        return Ok(Json(ack("duplicate", &existing)));
+        return Ok(Json(ack(AckResult::Duplicate, &existing)));
     };
     match &keyword {
         Some(Keyword::OptOut(word)) => {
@@ -350,14 +352,14 @@ pub async fn sms_incoming(
 
     metrics::counter!("messages_created_total", "direction" => "inbound").increment(1);
     if let Some(keyword) = &keyword {
-        metrics::counter!("sms_keywords_total", "action" => action).increment(1);
+        metrics::counter!("sms_keywords_total", "action" => action.as_str()).increment(1);
         tracing::info!(%tenant_id, message_id = %message.id, ?keyword, "sms keyword handled");
     }
     state
         .events
         .publish_new(tenant_id, EventType::MessageReceived, &message)
         .await;
-    Ok(Json(ack("created", &message)))
+    Ok(Json(ack(AckResult::Created, &message)))
 }
 
 #[cfg(test)]
@@ -422,13 +424,13 @@ mod tests {
 
     #[test]
     fn keyword_replies_match_their_action() {
-        assert_eq!(reply_for(None, "Acme", "help"), ("none", None));
+        assert_eq!(reply_for(None, "Acme", "help"), (AckAction::None, None));
         let (action, reply) = reply_for(Some(&Keyword::OptOut("STOP".into())), "Acme", "help");
-        assert_eq!(action, "opted_out");
+        assert_eq!(action, AckAction::OptedOut);
         assert!(reply.unwrap().contains("START"));
         assert_eq!(
             reply_for(Some(&Keyword::Help), "Acme", "Call 555"),
-            ("help", Some("Call 555".to_string()))
+            (AckAction::Help, Some("Call 555".to_string()))
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use switchboard_core::calls::{CallStatus, transition};
+use switchboard_core::calls::{CallStatus, EventSource, Route, transition};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, RecordingProcess, VoicemailTranscribe};
@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::call_statuses::CallTarget;
 use super::{
-    CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, tenant_token, xml_escape,
+    AckAction, AckResult, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number,
+    tenant_token, xml_escape,
 };
 use crate::calls::Call;
 use crate::calls::lifecycle::{self, Change, StatusUpdate};
@@ -31,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The call a CallSid names: `(call id, tenant id, routed_to)`, 404 when unknown.
-async fn call_by_sid(state: &AppState, sid: &str) -> ApiResult<(Uuid, Uuid, Option<String>)> {
+async fn call_by_sid(state: &AppState, sid: &str) -> ApiResult<(Uuid, Uuid, Option<Route>)> {
     sqlx::query_as("SELECT id, tenant_id, routed_to FROM calls WHERE carrier_sid = $1")
         .bind(sid)
         .fetch_optional(&state.db)
@@ -127,14 +128,14 @@ pub async fn voice_status(
         },
         Settled::Answered(outcome) => outcome,
     };
-    lifecycle::after_status_commit(&state, &outcome, "carrier").await;
+    lifecycle::after_status_commit(&state, &outcome, EventSource::Carrier).await;
     let call_id = outcome.call.id;
     if outcome.transition == Transition::Illegal {
         tracing::warn!(%call_id, from = %outcome.call.status, to = %raw_status, "carrier reported an impossible transition; ignored");
     }
     Ok(Json(WebhookAck {
         call_id: Some(call_id),
-        ..WebhookAck::result(outcome.transition.as_str())
+        ..WebhookAck::result(outcome.transition)
     }))
 }
 
@@ -151,7 +152,7 @@ fn status_update(form: &CarrierForm, raw_status: &str) -> ApiResult<StatusUpdate
         to,
         at: carrier_time(form)?,
         duration: seconds_param(form, "CallDuration")?,
-        source: "carrier",
+        source: EventSource::Carrier,
         agent_id: None,
         data: serde_json::json!({ "carrier_status": raw_status }),
     })
@@ -188,7 +189,7 @@ pub async fn voice_incoming(
 
     // A retried webhook gets the decision already made.
     if let Some(existing) = call_with_sid(&state, &sid).await? {
-        return Ok(Json(routing_ack(&existing, "duplicate")));
+        return Ok(Json(routing_ack(&existing, AckResult::Duplicate)));
     }
     // Withheld or odd caller ids are kept as sent; only real numbers are looked up.
     let from = E164::parse(&from_raw, &state.settings.default_region)
@@ -226,7 +227,7 @@ pub async fn voice_incoming(
             let existing = call_with_sid(&state, &sid)
                 .await?
                 .ok_or_else(|| ApiError::not_found("call"))?;
-            return Ok(Json(routing_ack(&existing, "duplicate")));
+            return Ok(Json(routing_ack(&existing, AckResult::Duplicate)));
         }
         Err(error) => {
             release(&state, tenant_id, agent, call_id).await;
@@ -234,14 +235,14 @@ pub async fn voice_incoming(
         }
     };
     metrics::counter!("calls_created_total", "direction" => "inbound").increment(1);
-    metrics::counter!("inbound_routing_total", "routed_to" => if agent.is_some() { "agent" } else { "voicemail" })
-        .increment(1);
+    let route = call.routed_to.unwrap_or(Route::Voicemail);
+    metrics::counter!("inbound_routing_total", "routed_to" => route.as_str()).increment(1);
     state
         .events
         .publish_new(tenant_id, EventType::CallCreated, &call)
         .await;
     lifecycle::follow_presence(&state, &call).await;
-    Ok(Json(routing_ack(&call, "created")))
+    Ok(Json(routing_ack(&call, AckResult::Created)))
 }
 
 /// Frees an agent claimed for a call that was not created after all.
@@ -280,11 +281,13 @@ async fn insert_inbound(
     .bind(sid)
     .bind(customer_id)
     .bind(agent)
-    .bind(if agent.is_some() {
-        "agent"
-    } else {
-        "voicemail"
-    })
+    .bind(
+        match agent {
+            Some(_) => Route::Agent,
+            None => Route::Voicemail,
+        }
+        .as_str(),
+    )
     .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
@@ -294,10 +297,9 @@ async fn insert_inbound(
             &mut tx,
             call,
             "status",
-            None,
-            Some("ringing"),
+            Some(CallStatus::Ringing),
             &data,
-            "carrier",
+            EventSource::Carrier,
             now,
         )
         .await?;
@@ -316,14 +318,14 @@ async fn call_with_sid(state: &AppState, sid: &str) -> ApiResult<Option<Call>> {
 }
 
 /// The routing decision for an inbound call, as JSON and as TwiML.
-fn routing_ack(call: &Call, result: &str) -> WebhookAck {
+fn routing_ack(call: &Call, result: AckResult) -> WebhookAck {
     let (action, twiml) = match call.agent_id {
-        Some(agent) if call.routed_to.as_deref() == Some("agent") => (
-            "connect",
+        Some(agent) if call.routed_to == Some(Route::Agent) => (
+            AckAction::Connect,
             format!("<Response><Dial><Client>{}</Client></Dial></Response>", xml_escape(&agent.to_string())),
         ),
         _ => (
-            "voicemail",
+            AckAction::Voicemail,
             "<Response><Say>Nobody can take your call right now. Please leave a message after the tone.</Say>\
              <Record playBeep=\"true\" maxLength=\"120\"/></Response>"
                 .to_string(),
@@ -331,8 +333,8 @@ fn routing_ack(call: &Call, result: &str) -> WebhookAck {
     };
     WebhookAck {
         call_id: Some(call.id),
-        action: Some(action.into()),
-        agent_id: call.agent_id.filter(|_| action == "connect"),
+        action: Some(action),
+        agent_id: call.agent_id.filter(|_| action == AckAction::Connect),
         customer_id: call.customer_id,
         twiml: Some(twiml),
         ..WebhookAck::result(result)
@@ -369,7 +371,7 @@ pub async fn voice_recording(
     }
     let duration = seconds_param(&form, "RecordingDuration")?.unwrap_or(0);
 
-    if routed_to.as_deref() == Some("voicemail") {
+    if routed_to == Some(Route::Voicemail) {
         let mut tx = state.db.begin().await?;
         let created: Option<(Uuid, serde_json::Value)> = sqlx::query_as(
             "INSERT INTO voicemails (id, tenant_id, call_id, customer_id, from_number, to_number,
@@ -391,7 +393,7 @@ pub async fn voice_recording(
         let Some((voicemail_id, data)) = created else {
             return Ok(Json(WebhookAck {
                 call_id: Some(call_id),
-                ..WebhookAck::result("duplicate")
+                ..WebhookAck::result(AckResult::Duplicate)
             }));
         };
         jobs::enqueue(
@@ -410,8 +412,8 @@ pub async fn voice_recording(
             .await;
         return Ok(Json(WebhookAck {
             call_id: Some(call_id),
-            action: Some("voicemail".into()),
-            ..WebhookAck::result("created")
+            action: Some(AckAction::Voicemail),
+            ..WebhookAck::result(AckResult::Created)
         }));
     }
 
@@ -432,7 +434,7 @@ pub async fn voice_recording(
     let Some(recording_id) = created else {
         return Ok(Json(WebhookAck {
             call_id: Some(call_id),
-            ..WebhookAck::result("duplicate")
+            ..WebhookAck::result(AckResult::Duplicate)
         }));
     };
     let call: Call = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -447,9 +449,8 @@ pub async fn voice_recording(
         &call,
         "recording",
         None,
-        None,
         &data,
-        "carrier",
+        EventSource::Carrier,
         Utc::now(),
     )
     .await?;
@@ -473,7 +474,7 @@ pub async fn voice_recording(
         .await;
     Ok(Json(WebhookAck {
         call_id: Some(call_id),
-        action: Some("recording".into()),
-        ..WebhookAck::result("created")
+        action: Some(AckAction::Recording),
+        ..WebhookAck::result(AckResult::Created)
     }))
 }

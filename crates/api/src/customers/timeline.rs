@@ -16,12 +16,26 @@ use crate::pagination::{Page, PageRequest};
 /// A timeline's order, and its cursor: `(occurred_at, id)`.
 type Time = (DateTime<Utc>, Uuid);
 
+/// What a timeline item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum TimelineKind {
+    /// A call with the customer.
+    Call,
+    /// An SMS to or from the customer.
+    Message,
+    /// A voicemail the customer left.
+    Voicemail,
+    /// A note an agent wrote about the customer.
+    Note,
+}
+
 /// One thing that happened with the customer.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct TimelineItem {
-    /// `call`, `message`, `voicemail` or `note`.
-    #[schema(example = "call")]
-    pub kind: String,
+    /// What it is.
+    pub kind: TimelineKind,
     /// The id of the call, message, voicemail or note.
     pub id: Uuid,
     /// When it happened.

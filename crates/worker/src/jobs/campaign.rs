@@ -19,7 +19,7 @@ use switchboard_core::{
     ids::new_id,
     jobs::{self, CampaignExpand, Job, SmsSend},
     search::search_pattern,
-    sms::segment,
+    sms::{CampaignStatus, MessageStatus, segment},
     templates::{Variables, customer_variables, render},
 };
 use uuid::Uuid;
@@ -66,12 +66,17 @@ const CAMPAIGN: &str = "SELECT c.status, c.audience, c.variables, t.body, tn.sms
 impl Handler for CampaignExpand {
     async fn handle(&self, ctx: &Arc<Ctx>) -> JobResult {
         let mut tx = ctx.db.begin().await?;
-        let campaign: Option<(String, serde_json::Value, serde_json::Value, String, i32)> =
-            lock_record(&mut tx, CAMPAIGN, self.tenant_id, self.campaign_id).await?;
+        let campaign: Option<(
+            CampaignStatus,
+            serde_json::Value,
+            serde_json::Value,
+            String,
+            i32,
+        )> = lock_record(&mut tx, CAMPAIGN, self.tenant_id, self.campaign_id).await?;
         let Some((status, audience, variables, template, rate)) = campaign else {
             return Ok(());
         };
-        if status != "pending" {
+        if status != CampaignStatus::Pending {
             // Expanded already, sends and all (this is a re-run).
             return Ok(());
         }
@@ -296,10 +301,17 @@ pub async fn publish_progress(
     .fetch_one(&ctx.db)
     .await
     .map(|v: Option<serde_json::Value>| v.unwrap_or_else(|| serde_json::json!({})))?;
-    let in_flight = ["queued", "sending", "sent"]
+    let in_flight = MessageStatus::ALL
         .iter()
-        .any(|s| progress.get(s).and_then(|n| n.as_i64()).unwrap_or(0) > 0);
-    let campaign: Option<(String, i32, i32)> = if in_flight {
+        .filter(|s| !s.is_terminal())
+        .any(|s| {
+            progress
+                .get(s.as_str())
+                .and_then(|n| n.as_i64())
+                .unwrap_or(0)
+                > 0
+        });
+    let campaign: Option<(CampaignStatus, i32, i32)> = if in_flight {
         sqlx::query_as(
             "SELECT status, total_recipients, opted_out_count FROM campaigns WHERE tenant_id = $1 AND id = $2",
         )
@@ -334,5 +346,5 @@ pub async fn publish_progress(
             }),
         )
         .await;
-    Ok(status == "completed")
+    Ok(status == CampaignStatus::Completed)
 }

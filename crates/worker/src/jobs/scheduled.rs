@@ -20,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use switchboard_core::{
-    calls::{CallStatus, NewOutboundCall},
+    calls::{CallStatus, EventSource, NewOutboundCall},
     events::EventType,
     ids::new_id,
     jobs::{self, CarrierSim, Job, ScheduledCallRun},
@@ -226,7 +226,7 @@ async fn try_place(
         to: &row.to_number,
         customer_id: row.customer_id,
         agent_id: None,
-        source: "system",
+        source: EventSource::System,
         data: &serde_json::json!({"scheduled_call_id": job.scheduled_call_id, "attempt": attempt}),
     };
     let (call,): (serde_json::Value,) = placed
