@@ -410,14 +410,14 @@ pub async fn logout(State(state): State<AppState>, principal: Principal) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Which kind of credential a request carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    /// An agent's access token (`agent`).
-    Agent,
-    /// A tenant API key (`api_key`).
-    ApiKey,
+switchboard_core::text_enum! {
+    /// Which kind of credential a request carries.
+    pub enum PrincipalKind {
+        /// An agent's access token (`agent`).
+        Agent = "agent",
+        /// A tenant API key (`api_key`).
+        ApiKey = "api_key",
+    }
 }
 
 /// Who the credential of the request belongs to.

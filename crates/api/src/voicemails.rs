@@ -25,18 +25,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_listened))
 }
 
-/// Where a voicemail's transcription is: `pending → processing →
-/// completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum TranscriptionStatus {
-    /// Waiting for the transcription job.
-    Pending,
-    /// The transcriber has it.
-    Processing,
-    /// The text is in `transcription`.
-    Completed,
+switchboard_core::text_enum! {
+    /// Where a voicemail's transcription is: `pending → processing →
+    /// completed`.
+    pub enum TranscriptionStatus {
+        /// Waiting for the transcription job.
+        Pending = "pending",
+        /// The transcriber has it.
+        Processing = "processing",
+        /// The text is in `transcription`.
+        Completed = "completed",
+    }
 }
 
 /// A voicemail left on an inbound call, with its transcription.

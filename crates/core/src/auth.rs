@@ -18,54 +18,22 @@ use rand::{Rng, distr::Alphanumeric};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{Settings, memo::Memo, settings::Argon2Params};
 
-/// What a principal may do. Ordered: each role can do what the ones before it can.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    sqlx::Type,
-)]
-#[serde(rename_all = "snake_case")]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
-pub enum Role {
-    /// `agent`: the base role.
-    Agent,
-    /// `supervisor`: an agent who leads a team; it is allowed what `agent`
-    /// is.
-    Supervisor,
-    /// `admin`: may also manage the tenant (webhook endpoints, scheduling
-    /// settings).
-    Admin,
-}
-
-impl Role {
-    /// The role's name as stored and serialised: `agent`, `supervisor` or
-    /// `admin`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum! {
+    /// What a principal may do. Ordered: each role can do what the ones before it can.
+    #[derive(PartialOrd, Ord)]
+    pub enum Role {
+        /// `agent`: the base role.
+        Agent = "agent",
+        /// `supervisor`: an agent who leads a team; it is allowed what `agent`
+        /// is.
+        Supervisor = "supervisor",
+        /// `admin`: may also manage the tenant (webhook endpoints, scheduling
+        /// settings).
+        Admin = "admin",
     }
 }
 
@@ -450,14 +418,5 @@ mod tests {
     #[test]
     fn roles_are_ordered_by_privilege() {
         assert!(Role::Agent < Role::Supervisor && Role::Supervisor < Role::Admin);
-    }
-
-    #[test]
-    fn a_role_is_written_as_it_is_read() {
-        // `as_str` writes the column; serde (answers, tokens) and sqlx
-        // (reads) use the renaming.
-        for role in [Role::Agent, Role::Supervisor, Role::Admin] {
-            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
-        }
     }
 }

@@ -15,10 +15,8 @@
 
 use std::{fmt, str::FromStr};
 
-use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::carrier::new_sid;
@@ -26,132 +24,70 @@ use crate::jobs::{self, CarrierSim};
 use crate::lifecycle::Transition;
 use crate::settings::CarrierMode;
 
-/// Which way a call or message goes: `outbound` (from the tenant) or
-/// `inbound` (to one of the tenant's numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum Direction {
-    /// From the tenant to the other party (`outbound`).
-    Outbound,
-    /// From the other party to one of the tenant's numbers (`inbound`).
-    Inbound,
-}
-
-impl Direction {
-    /// The wire name: `outbound` or `inbound`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Outbound => "outbound",
-            Direction::Inbound => "inbound",
-        }
+crate::text_enum! {
+    /// Which way a call or message goes: `outbound` (from the tenant) or
+    /// `inbound` (to one of the tenant's numbers).
+    pub enum Direction {
+        /// From the tenant to the other party (`outbound`).
+        Outbound = "outbound",
+        /// From the other party to one of the tenant's numbers (`inbound`).
+        Inbound = "inbound",
     }
 }
 
-/// Where an inbound call was sent when it arrived: to an available agent
-/// (`agent`), or, nobody being free, to voicemail (`voicemail`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum Route {
-    /// Rung through to the longest-idle available agent (`agent`).
-    Agent,
-    /// Nobody could take it: the caller may leave a message (`voicemail`).
-    Voicemail,
-}
-
-impl Route {
-    /// The stored name: `agent` or `voicemail`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::Agent => "agent",
-            Route::Voicemail => "voicemail",
-        }
+crate::text_enum! {
+    /// Where an inbound call was sent when it arrived: to an available agent
+    /// (`agent`), or, nobody being free, to voicemail (`voicemail`).
+    pub enum Route {
+        /// Rung through to the longest-idle available agent (`agent`).
+        Agent = "agent",
+        /// Nobody could take it: the caller may leave a message (`voicemail`).
+        Voicemail = "voicemail",
     }
 }
 
-/// Who wrote an entry of a call's history: a client's request (`api`), a
-/// carrier callback (`carrier`), the worker (`system`: a scheduled call's
-/// attempt, the sweeper) or the demo seeder (`seed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum EventSource {
-    /// A client's request (`api`).
-    Api,
-    /// A carrier callback (`carrier`).
-    Carrier,
-    /// The worker (`system`).
-    System,
-    /// The demo seeder (`seed`).
-    Seed,
-}
-
-impl EventSource {
-    /// The stored name, also the `source` label of the transition metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Api => "api",
-            EventSource::Carrier => "carrier",
-            EventSource::System => "system",
-            EventSource::Seed => "seed",
-        }
+crate::text_enum! {
+    /// Who wrote an entry of a call's history: a client's request (`api`), a
+    /// carrier callback (`carrier`), the worker (`system`: a scheduled call's
+    /// attempt, the sweeper) or the demo seeder (`seed`).
+    pub enum EventSource {
+        /// A client's request (`api`).
+        Api = "api",
+        /// A carrier callback (`carrier`).
+        Carrier = "carrier",
+        /// The worker (`system`).
+        System = "system",
+        /// The demo seeder (`seed`).
+        Seed = "seed",
     }
 }
 
-/// Where a call is in its lifecycle, in the carrier's vocabulary:
-/// `queued → ringing → in-progress → completed`, or it ends `busy`,
-/// `no-answer`, `failed` or `canceled`. The last five are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "kebab-case")]
-#[sqlx(type_name = "text", rename_all = "kebab-case")]
-pub enum CallStatus {
-    /// Created, not ringing yet (`queued`; the carrier's `initiated` too).
-    Queued,
-    /// Ringing, not answered yet (`ringing`).
-    Ringing,
-    /// Answered: the call is connected (`in-progress`; `answered` too).
-    InProgress,
-    /// Answered, then hung up (`completed`). Terminal.
-    Completed,
-    /// The called line was busy (`busy`). Terminal.
-    Busy,
-    /// The carrier could not connect the call (`failed`). Terminal.
-    Failed,
-    /// Rang but was never answered (`no-answer`). Terminal.
-    NoAnswer,
-    /// Ended before it was answered, e.g. hung up while queued or ringing
-    /// (`canceled`; `cancelled` too). Terminal.
-    Canceled,
+crate::text_enum! {
+    /// Where a call is in its lifecycle, in the carrier's vocabulary:
+    /// `queued → ringing → in-progress → completed`, or it ends `busy`,
+    /// `no-answer`, `failed` or `canceled`. The last five are final.
+    pub enum CallStatus {
+        /// Created, not ringing yet (`queued`; the carrier's `initiated` too).
+        Queued = "queued",
+        /// Ringing, not answered yet (`ringing`).
+        Ringing = "ringing",
+        /// Answered: the call is connected (`in-progress`; `answered` too).
+        InProgress = "in-progress",
+        /// Answered, then hung up (`completed`). Terminal.
+        Completed = "completed",
+        /// The called line was busy (`busy`). Terminal.
+        Busy = "busy",
+        /// The carrier could not connect the call (`failed`). Terminal.
+        Failed = "failed",
+        /// Rang but was never answered (`no-answer`). Terminal.
+        NoAnswer = "no-answer",
+        /// Ended before it was answered, e.g. hung up while queued or ringing
+        /// (`canceled`; `cancelled` too). Terminal.
+        Canceled = "canceled",
+    }
 }
 
 impl CallStatus {
-    /// Every status: `queued`, `ringing`, `in-progress`, then the terminal ones.
-    pub const ALL: [CallStatus; 8] = [
-        CallStatus::Queued,
-        CallStatus::Ringing,
-        CallStatus::InProgress,
-        CallStatus::Completed,
-        CallStatus::Busy,
-        CallStatus::Failed,
-        CallStatus::NoAnswer,
-        CallStatus::Canceled,
-    ];
-
-    /// The carrier's (and the API's) spelling, e.g. `in-progress`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallStatus::Queued => "queued",
-            CallStatus::Ringing => "ringing",
-            CallStatus::InProgress => "in-progress",
-            CallStatus::Completed => "completed",
-            CallStatus::Busy => "busy",
-            CallStatus::Failed => "failed",
-            CallStatus::NoAnswer => "no-answer",
-            CallStatus::Canceled => "canceled",
-        }
-    }
-
     /// Whether the call has ended (`completed`, `busy`, `failed`, `no-answer`
     /// or `canceled`): no later status changes it.
     pub fn is_terminal(self) -> bool {
@@ -171,12 +107,6 @@ impl CallStatus {
             CallStatus::InProgress => 2,
             _ => 3,
         }
-    }
-}
-
-impl fmt::Display for CallStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -226,59 +156,28 @@ pub fn transition(from: CallStatus, to: CallStatus) -> Transition {
     }
 }
 
-/// Agent controls on a live call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Control {
-    /// `answer`: a ringing call goes `in-progress`.
-    Answer,
-    /// `hold`: puts a call in progress on hold.
-    Hold,
-    /// `unhold`: takes a call in progress off hold.
-    Unhold,
-    /// `mute`: mutes a call in progress.
-    Mute,
-    /// `unmute`: unmutes a call in progress.
-    Unmute,
-    /// `record`: starts recording a call in progress.
-    Record,
-    /// `stop-recording`: stops recording a call in progress.
-    StopRecording,
-    /// `transfer`: hands a call in progress to another agent or number.
-    Transfer,
-    /// `hangup`: ends the call, `completed` if it was answered, `canceled`
-    /// if not.
-    Hangup,
-}
-
-impl Control {
-    /// Every control.
-    pub const ALL: [Control; 9] = [
-        Control::Answer,
-        Control::Hold,
-        Control::Unhold,
-        Control::Mute,
-        Control::Unmute,
-        Control::Record,
-        Control::StopRecording,
-        Control::Transfer,
-        Control::Hangup,
-    ];
-
-    /// The control's name, as in `POST /v1/calls/{id}/{action}`, e.g.
-    /// `stop-recording`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Control::Answer => "answer",
-            Control::Hold => "hold",
-            Control::Unhold => "unhold",
-            Control::Mute => "mute",
-            Control::Unmute => "unmute",
-            Control::Record => "record",
-            Control::StopRecording => "stop-recording",
-            Control::Transfer => "transfer",
-            Control::Hangup => "hangup",
-        }
+crate::text_enum! {
+    /// Agent controls on a live call.
+    pub enum Control {
+        /// `answer`: a ringing call goes `in-progress`.
+        Answer = "answer",
+        /// `hold`: puts a call in progress on hold.
+        Hold = "hold",
+        /// `unhold`: takes a call in progress off hold.
+        Unhold = "unhold",
+        /// `mute`: mutes a call in progress.
+        Mute = "mute",
+        /// `unmute`: unmutes a call in progress.
+        Unmute = "unmute",
+        /// `record`: starts recording a call in progress.
+        Record = "record",
+        /// `stop-recording`: stops recording a call in progress.
+        StopRecording = "stop-recording",
+        /// `transfer`: hands a call in progress to another agent or number.
+        Transfer = "transfer",
+        /// `hangup`: ends the call, `completed` if it was answered, `canceled`
+        /// if not.
+        Hangup = "hangup",
     }
 }
 
@@ -559,24 +458,6 @@ mod tests {
         for s in CallStatus::ALL {
             assert_eq!(s.as_str().parse(), Ok(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-    }
-
-    /// Route and source are written by `as_str` and read (and answered) by
-    /// the renaming: the two agree.
-    #[test]
-    fn routes_and_sources_are_written_as_they_are_read() {
-        for route in [Route::Agent, Route::Voicemail] {
-            assert_eq!(serde_json::to_value(route).unwrap(), route.as_str());
-        }
-        let sources = [
-            EventSource::Api,
-            EventSource::Carrier,
-            EventSource::System,
-            EventSource::Seed,
-        ];
-        for source in sources {
-            assert_eq!(serde_json::to_value(source).unwrap(), source.as_str());
         }
     }
 

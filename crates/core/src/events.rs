@@ -13,117 +13,60 @@ use uuid::Uuid;
 
 use crate::{Settings, group_commit::GroupCommit, ids::new_id};
 
-/// The kinds of event. The wire name is the dotted form (`call.status`); the
-/// realtime server emits it with `:` for `.` (`call:status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventType {
-    /// `call.created`: a call was placed (through the API or by a scheduled call)
-    /// or an inbound call arrived; `data` is the call.
-    #[serde(rename = "call.created")]
-    CallCreated,
-    /// `call.status`: a call's status changed (a carrier callback, `answer`,
-    /// `hangup`, a cancellation); `data` is the call.
-    #[serde(rename = "call.status")]
-    CallStatus,
-    /// `call.updated`: a call changed without a status change. `data` is the
-    /// call with `change` (the control applied, or `recording_available`),
-    /// or `{call_id, recording}` once a recording has been processed.
-    #[serde(rename = "call.updated")]
-    CallUpdated,
-    /// `message.created`: an outbound message was accepted through the API;
-    /// `data` is the message.
-    #[serde(rename = "message.created")]
-    MessageCreated,
-    /// `message.status`: a message's status changed (handed to the carrier,
-    /// or a carrier delivery receipt); `data` is the message.
-    #[serde(rename = "message.status")]
-    MessageStatus,
-    /// `message.received`: an inbound SMS arrived; `data` is the message.
-    #[serde(rename = "message.received")]
-    MessageReceived,
-    /// `voicemail.created`: a caller routed to voicemail left one (its
-    /// recording arrived); `data` is the voicemail.
-    #[serde(rename = "voicemail.created")]
-    VoicemailCreated,
-    /// `voicemail.transcribed`: a voicemail's transcription is ready; `data`
-    /// is the voicemail.
-    #[serde(rename = "voicemail.transcribed")]
-    VoicemailTranscribed,
-    /// `presence.changed`: an agent's presence status changed; `data` is the
-    /// [`AgentPresence`](crate::presence::AgentPresence).
-    #[serde(rename = "presence.changed")]
-    PresenceChanged,
-    /// `campaign.progress`: a campaign's status and message counts by status,
-    /// published once it is expanded and on each maintenance pass while it
-    /// runs.
-    #[serde(rename = "campaign.progress")]
-    CampaignProgress,
-    /// `customer.created`: a customer was created; `data` is the customer.
-    #[serde(rename = "customer.created")]
-    CustomerCreated,
-    /// `customer.updated`: a customer was updated; `data` is the customer.
-    #[serde(rename = "customer.updated")]
-    CustomerUpdated,
-    /// `customer.deleted`: a customer was deleted; `data` is `{id}`.
-    #[serde(rename = "customer.deleted")]
-    CustomerDeleted,
-    /// `customer.note_added`: a note was added to a customer; `data` is the
-    /// note.
-    #[serde(rename = "customer.note_added")]
-    CustomerNoteAdded,
-    /// `import.progress`: a customer import's status and row counts,
-    /// published while its batches are written (throttled) and when it ends.
-    #[serde(rename = "import.progress")]
-    ImportProgress,
-    /// `scheduled_call.updated`: a scheduled call was created or changed
-    /// (attempted, canceled...); `data` is the scheduled call.
-    #[serde(rename = "scheduled_call.updated")]
-    ScheduledCallUpdated,
+crate::text_enum! {
+    /// The kinds of event. The wire name is the dotted form (`call.status`); the
+    /// realtime server emits it with `:` for `.` (`call:status`).
+    pub enum EventType {
+        /// `call.created`: a call was placed (through the API or by a scheduled call)
+        /// or an inbound call arrived; `data` is the call.
+        CallCreated = "call.created",
+        /// `call.status`: a call's status changed (a carrier callback, `answer`,
+        /// `hangup`, a cancellation); `data` is the call.
+        CallStatus = "call.status",
+        /// `call.updated`: a call changed without a status change. `data` is the
+        /// call with `change` (the control applied, or `recording_available`),
+        /// or `{call_id, recording}` once a recording has been processed.
+        CallUpdated = "call.updated",
+        /// `message.created`: an outbound message was accepted through the API;
+        /// `data` is the message.
+        MessageCreated = "message.created",
+        /// `message.status`: a message's status changed (handed to the carrier,
+        /// or a carrier delivery receipt); `data` is the message.
+        MessageStatus = "message.status",
+        /// `message.received`: an inbound SMS arrived; `data` is the message.
+        MessageReceived = "message.received",
+        /// `voicemail.created`: a caller routed to voicemail left one (its
+        /// recording arrived); `data` is the voicemail.
+        VoicemailCreated = "voicemail.created",
+        /// `voicemail.transcribed`: a voicemail's transcription is ready; `data`
+        /// is the voicemail.
+        VoicemailTranscribed = "voicemail.transcribed",
+        /// `presence.changed`: an agent's presence status changed; `data` is the
+        /// [`AgentPresence`](crate::presence::AgentPresence).
+        PresenceChanged = "presence.changed",
+        /// `campaign.progress`: a campaign's status and message counts by status,
+        /// published once it is expanded and on each maintenance pass while it
+        /// runs.
+        CampaignProgress = "campaign.progress",
+        /// `customer.created`: a customer was created; `data` is the customer.
+        CustomerCreated = "customer.created",
+        /// `customer.updated`: a customer was updated; `data` is the customer.
+        CustomerUpdated = "customer.updated",
+        /// `customer.deleted`: a customer was deleted; `data` is `{id}`.
+        CustomerDeleted = "customer.deleted",
+        /// `customer.note_added`: a note was added to a customer; `data` is the
+        /// note.
+        CustomerNoteAdded = "customer.note_added",
+        /// `import.progress`: a customer import's status and row counts,
+        /// published while its batches are written (throttled) and when it ends.
+        ImportProgress = "import.progress",
+        /// `scheduled_call.updated`: a scheduled call was created or changed
+        /// (attempted, canceled...); `data` is the scheduled call.
+        ScheduledCallUpdated = "scheduled_call.updated",
+    }
 }
 
 impl EventType {
-    /// Every event type.
-    pub const ALL: [EventType; 16] = [
-        EventType::CallCreated,
-        EventType::CallStatus,
-        EventType::CallUpdated,
-        EventType::MessageCreated,
-        EventType::MessageStatus,
-        EventType::MessageReceived,
-        EventType::VoicemailCreated,
-        EventType::VoicemailTranscribed,
-        EventType::PresenceChanged,
-        EventType::CampaignProgress,
-        EventType::CustomerCreated,
-        EventType::CustomerUpdated,
-        EventType::CustomerDeleted,
-        EventType::CustomerNoteAdded,
-        EventType::ImportProgress,
-        EventType::ScheduledCallUpdated,
-    ];
-
-    /// The dotted wire name, e.g. `call.status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::CallCreated => "call.created",
-            EventType::CallStatus => "call.status",
-            EventType::CallUpdated => "call.updated",
-            EventType::MessageCreated => "message.created",
-            EventType::MessageStatus => "message.status",
-            EventType::MessageReceived => "message.received",
-            EventType::VoicemailCreated => "voicemail.created",
-            EventType::VoicemailTranscribed => "voicemail.transcribed",
-            EventType::PresenceChanged => "presence.changed",
-            EventType::CampaignProgress => "campaign.progress",
-            EventType::CustomerCreated => "customer.created",
-            EventType::CustomerUpdated => "customer.updated",
-            EventType::CustomerDeleted => "customer.deleted",
-            EventType::CustomerNoteAdded => "customer.note_added",
-            EventType::ImportProgress => "import.progress",
-            EventType::ScheduledCallUpdated => "scheduled_call.updated",
-        }
-    }
-
     /// The Socket.IO event name: the wire name with `:` for `.`.
     pub fn socket_event(self) -> String {
         self.as_str().replace('.', ":")

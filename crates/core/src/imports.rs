@@ -15,53 +15,37 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 use crate::phone::{E164, PhoneError};
 
-/// What a row whose phone matches an existing customer of the tenant does:
-/// `skip` (the default) or `update`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type,
-)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[schema(as = ImportMode)]
-pub enum Mode {
-    /// Leave the existing customer alone; the row counts as skipped.
-    #[default]
-    Skip,
-    /// Overwrite the existing customer with the row's non-empty cells
-    /// (tags replaced when given, metadata merged).
-    Update,
-}
-
-impl Mode {
-    /// The mode's name (`skip`, `update`), as `imports.mode` stores it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Skip => "skip",
-            Mode::Update => "update",
-        }
+crate::text_enum! {
+    /// What a row whose phone matches an existing customer of the tenant does:
+    /// `skip` (the default) or `update`.
+    #[derive(Default)]
+    #[schema(as = ImportMode)]
+    pub enum Mode {
+        /// Leave the existing customer alone; the row counts as skipped.
+        #[default]
+        Skip = "skip",
+        /// Overwrite the existing customer with the row's non-empty cells
+        /// (tags replaced when given, metadata merged).
+        Update = "update",
     }
 }
 
-/// Where an import is: `queued → running → completed`, or `failed` when
-/// the file could not be processed (its `error` says why).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-#[schema(as = ImportStatus)]
-pub enum Status {
-    /// Uploaded; waiting for a worker.
-    Queued,
-    /// A worker is reading the file.
-    Running,
-    /// Every row was read (rejected rows are in its errors).
-    Completed,
-    /// The file could not be processed (see `error`).
-    Failed,
+crate::text_enum! {
+    /// Where an import is: `queued → running → completed`, or `failed` when
+    /// the file could not be processed (its `error` says why).
+    #[schema(as = ImportStatus)]
+    pub enum Status {
+        /// Uploaded; waiting for a worker.
+        Queued = "queued",
+        /// A worker is reading the file.
+        Running = "running",
+        /// Every row was read (rejected rows are in its errors).
+        Completed = "completed",
+        /// The file could not be processed (see `error`).
+        Failed = "failed",
+    }
 }
 
 /// One record of the file: its fields and the line where it starts.
@@ -449,15 +433,6 @@ mod tests {
 
     fn fields(text: &str) -> Vec<Vec<String>> {
         parse(text).unwrap().into_iter().map(|r| r.fields).collect()
-    }
-
-    /// A mode is stored by [`Mode::as_str`] and shown by serde's renaming:
-    /// the two names must agree.
-    #[test]
-    fn a_mode_is_stored_under_the_name_it_is_read_by() {
-        for mode in [Mode::Skip, Mode::Update] {
-            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
-        }
     }
 
     #[test]

@@ -57,3 +57,109 @@ pub use settings::Settings;
 pub(crate) fn from_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T> {
     all.iter().copied().find(|&value| name(value) == s)
 }
+
+/// Declares a closed set of names (a status, a role, an event type) as an
+/// enum whose every value is spelled once, here, for all that reads or
+/// writes it: serde (requests, answers, events, job payloads), sqlx (a
+/// `text` column), the OpenAPI document (utoipa) and `as_str` (binds,
+/// metric labels, `Display`). `ALL` lists the values in declaration order.
+/// Attributes pass through: docs, extra derives, `#[default]`,
+/// `#[schema(as = …)]`. (Each name is taken as a token tree, not a
+/// `literal` fragment: a fragment reaches the derives wrapped in an
+/// invisible group, which utoipa does not read as a rename.)
+///
+/// ```
+/// switchboard_core::text_enum! {
+///     /// Which way a light is.
+///     pub enum Light {
+///         /// Lit.
+///         On = "on",
+///         /// Dark.
+///         Off = "off",
+///     }
+/// }
+/// assert_eq!(Light::On.as_str(), "on");
+/// assert_eq!(serde_json::to_string(&Light::Off).unwrap(), "\"off\"");
+/// assert_eq!(Light::ALL, [Light::On, Light::Off]);
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    (
+        $(#[$attr:meta])*
+        $vis:vis enum $name:ident {
+            $(
+                $(#[$variant_attr:meta])*
+                $variant:ident = $text:tt
+            ),+ $(,)?
+        }
+    ) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema, ::sqlx::Type,
+        )]
+        #[sqlx(type_name = "text")]
+        $(#[$attr])*
+        $vis enum $name {
+            $(
+                $(#[$variant_attr])*
+                #[serde(rename = $text)]
+                #[sqlx(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            /// The value's name, as it is stored, sent and documented.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    text_enum! {
+        /// A set whose names need every renaming rule: a dash, a dot, capitals.
+        enum Sample {
+            /// `in-progress`.
+            InProgress = "in-progress",
+            /// `call.status`.
+            Dotted = "call.status",
+            /// `GSM-7`.
+            Upper = "GSM-7",
+        }
+    }
+
+    /// A value is written (`as_str`, `Display`), sent and read back (serde)
+    /// and stored (sqlx, as text) under the one name its declaration gives.
+    #[test]
+    fn a_text_enum_value_has_one_name_everywhere() {
+        for (value, name) in Sample::ALL
+            .into_iter()
+            .zip(["in-progress", "call.status", "GSM-7"])
+        {
+            assert_eq!(value.as_str(), name);
+            assert_eq!(value.to_string(), name);
+            assert_eq!(serde_json::to_value(value).unwrap(), name);
+            let read: Sample = serde_json::from_value(name.into()).unwrap();
+            assert_eq!(read, value);
+        }
+        assert!(serde_json::from_value::<Sample>("InProgress".into()).is_err());
+        assert_eq!(
+            <Sample as sqlx::Type<sqlx::Postgres>>::type_info(),
+            <String as sqlx::Type<sqlx::Postgres>>::type_info()
+        );
+    }
+}

@@ -25,7 +25,6 @@ use std::{sync::Arc, sync::OnceLock, time::Duration};
 use chrono::{DateTime, SecondsFormat, Utc};
 use deadpool_redis::redis::{self, AsyncCommands};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -33,38 +32,19 @@ use crate::{
     events::{Envelope, EventPublisher, EventType},
 };
 
-/// What an agent can be reached for: `available`, `busy`, `away` or
-/// `offline`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PresenceStatus {
-    /// Takes calls: inbound calls go to the longest-idle available agent.
-    Available,
-    /// Takes no new calls: on (or claimed for) a call, or chosen by the agent.
-    Busy,
-    /// Chosen by the agent: takes no calls.
-    Away,
-    /// Takes no calls: no live socket left, or chosen by the agent (also the
-    /// status of an agent never seen).
-    Offline,
-}
-
-impl PresenceStatus {
-    const ALL: [PresenceStatus; 4] = [
-        PresenceStatus::Available,
-        PresenceStatus::Busy,
-        PresenceStatus::Away,
-        PresenceStatus::Offline,
-    ];
-
-    /// The wire name: `available`, `busy`, `away` or `offline`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PresenceStatus::Available => "available",
-            PresenceStatus::Busy => "busy",
-            PresenceStatus::Away => "away",
-            PresenceStatus::Offline => "offline",
-        }
+crate::text_enum! {
+    /// What an agent can be reached for: `available`, `busy`, `away` or
+    /// `offline`.
+    pub enum PresenceStatus {
+        /// Takes calls: inbound calls go to the longest-idle available agent.
+        Available = "available",
+        /// Takes no new calls: on (or claimed for) a call, or chosen by the agent.
+        Busy = "busy",
+        /// Chosen by the agent: takes no calls.
+        Away = "away",
+        /// Takes no calls: no live socket left, or chosen by the agent (also the
+        /// status of an agent never seen).
+        Offline = "offline",
     }
 }
 

@@ -17,52 +17,29 @@ use utoipa::ToSchema;
 use crate::calls::CallStatus;
 use crate::records::{BuiltSql, utc_text};
 
-/// Where a scheduled call is in its lifecycle:
-/// `pending → dialing → completed | retrying → … | exhausted | canceled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum ScheduledCallStatus {
-    /// Waiting for its time (or its calling window).
-    Pending,
-    /// An attempt's call is on the line.
-    Dialing,
-    /// An attempt ended with an outcome the policy retries; the next one
-    /// waits for its backoff.
-    Retrying,
-    /// An attempt's call completed.
-    Completed,
-    /// Given up: an attempt did not complete and no retry applies (attempts
-    /// used up, or an outcome the policy does not retry), or the tenant has
-    /// no number to call from.
-    Exhausted,
-    /// Canceled before it completed.
-    Canceled,
+crate::text_enum! {
+    /// Where a scheduled call is in its lifecycle:
+    /// `pending → dialing → completed | retrying → … | exhausted | canceled`.
+    pub enum ScheduledCallStatus {
+        /// Waiting for its time (or its calling window).
+        Pending = "pending",
+        /// An attempt's call is on the line.
+        Dialing = "dialing",
+        /// An attempt ended with an outcome the policy retries; the next one
+        /// waits for its backoff.
+        Retrying = "retrying",
+        /// An attempt's call completed.
+        Completed = "completed",
+        /// Given up: an attempt did not complete and no retry applies (attempts
+        /// used up, or an outcome the policy does not retry), or the tenant has
+        /// no number to call from.
+        Exhausted = "exhausted",
+        /// Canceled before it completed.
+        Canceled = "canceled",
+    }
 }
 
 impl ScheduledCallStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [ScheduledCallStatus; 6] = [
-        Self::Pending,
-        Self::Dialing,
-        Self::Retrying,
-        Self::Completed,
-        Self::Exhausted,
-        Self::Canceled,
-    ];
-
-    /// The wire (and column) spelling, e.g. `dialing`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Dialing => "dialing",
-            Self::Retrying => "retrying",
-            Self::Completed => "completed",
-            Self::Exhausted => "exhausted",
-            Self::Canceled => "canceled",
-        }
-    }
-
     /// Final statuses (`completed`, `exhausted`, `canceled`): nothing changes
     /// them any more.
     pub fn is_final(self) -> bool {
@@ -156,16 +133,6 @@ mod tests {
             .map(ScheduledCallStatus::as_str)
             .collect();
         assert_eq!(finals, ["completed", "exhausted", "canceled"]);
-    }
-
-    /// A status is written by [`ScheduledCallStatus::as_str`] and read back
-    /// (sqlx) and shown (serde) by the lowercase renaming: the names agree.
-    #[test]
-    fn a_status_is_written_under_the_name_it_is_read_by() {
-        for status in ScheduledCallStatus::ALL {
-            let json = serde_json::to_value(status).unwrap();
-            assert_eq!(json, status.as_str());
-        }
     }
 
     #[test]

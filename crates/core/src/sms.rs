@@ -6,36 +6,18 @@
 //! take two septets. Anything else forces UCS-2: 70 UTF-16 units in one
 //! segment, 67 per segment once concatenated.
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
 use crate::lifecycle::Transition;
 
-/// The character encoding a body is sent in, which sets its segment size:
-/// `GSM-7` or `UCS-2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[sqlx(type_name = "text")]
-pub enum Encoding {
-    /// The GSM 03.38 7-bit alphabet: 160 septets in one segment, 153 per
-    /// segment once concatenated.
-    #[serde(rename = "GSM-7")]
-    #[sqlx(rename = "GSM-7")]
-    Gsm7,
-    /// UTF-16, for any character outside GSM 03.38: 70 units in one segment,
-    /// 67 per segment once concatenated.
-    #[serde(rename = "UCS-2")]
-    #[sqlx(rename = "UCS-2")]
-    Ucs2,
-}
-
-impl Encoding {
-    /// The encoding's name (`GSM-7`, `UCS-2`), as the `encoding` column
-    /// stores it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Encoding::Gsm7 => "GSM-7",
-            Encoding::Ucs2 => "UCS-2",
-        }
+crate::text_enum! {
+    /// The character encoding a body is sent in, which sets its segment size:
+    /// `GSM-7` or `UCS-2`.
+    pub enum Encoding {
+        /// The GSM 03.38 7-bit alphabet: 160 septets in one segment, 153 per
+        /// segment once concatenated.
+        Gsm7 = "GSM-7",
+        /// UTF-16, for any character outside GSM 03.38: 70 units in one segment,
+        /// 67 per segment once concatenated.
+        Ucs2 = "UCS-2",
     }
 }
 
@@ -138,56 +120,31 @@ mod tests {
     }
 }
 
-/// An SMS's lifecycle: `queued → sending → sent → delivered | undelivered`,
-/// `failed` from any state before delivery; `received` for inbound messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum MessageStatus {
-    /// Accepted, waiting for the `sms.send` job to hand it to the carrier.
-    Queued,
-    /// Handed to the carrier (its carrier SID recorded), not yet reported
-    /// `sent`.
-    Sending,
-    /// The carrier sent it on to the network; no delivery receipt yet.
-    Sent,
-    /// The delivery receipt says it reached the handset.
-    Delivered,
-    /// The delivery receipt says it did not reach the handset (e.g.
-    /// unreachable, error `30003`).
-    Undelivered,
-    /// It was not sent: refused before hand-over (the recipient opted out, a
-    /// campaign template lacked a value) or reported `failed` by the carrier.
-    Failed,
-    /// An inbound message, received from the carrier.
-    Received,
+crate::text_enum! {
+    /// An SMS's lifecycle: `queued → sending → sent → delivered | undelivered`,
+    /// `failed` from any state before delivery; `received` for inbound messages.
+    pub enum MessageStatus {
+        /// Accepted, waiting for the `sms.send` job to hand it to the carrier.
+        Queued = "queued",
+        /// Handed to the carrier (its carrier SID recorded), not yet reported
+        /// `sent`.
+        Sending = "sending",
+        /// The carrier sent it on to the network; no delivery receipt yet.
+        Sent = "sent",
+        /// The delivery receipt says it reached the handset.
+        Delivered = "delivered",
+        /// The delivery receipt says it did not reach the handset (e.g.
+        /// unreachable, error `30003`).
+        Undelivered = "undelivered",
+        /// It was not sent: refused before hand-over (the recipient opted out, a
+        /// campaign template lacked a value) or reported `failed` by the carrier.
+        Failed = "failed",
+        /// An inbound message, received from the carrier.
+        Received = "received",
+    }
 }
 
 impl MessageStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: [MessageStatus; 7] = [
-        MessageStatus::Queued,
-        MessageStatus::Sending,
-        MessageStatus::Sent,
-        MessageStatus::Delivered,
-        MessageStatus::Undelivered,
-        MessageStatus::Failed,
-        MessageStatus::Received,
-    ];
-
-    /// The status's name (`queued`, `sending`, …), as stored and serialised.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Queued => "queued",
-            MessageStatus::Sending => "sending",
-            MessageStatus::Sent => "sent",
-            MessageStatus::Delivered => "delivered",
-            MessageStatus::Undelivered => "undelivered",
-            MessageStatus::Failed => "failed",
-            MessageStatus::Received => "received",
-        }
-    }
-
     /// Whether the status is final: `delivered`, `undelivered`, `failed` or
     /// `received`.
     pub fn is_terminal(self) -> bool {
@@ -207,12 +164,6 @@ impl MessageStatus {
             MessageStatus::Sent => 2,
             _ => 3,
         }
-    }
-}
-
-impl std::fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -259,17 +210,16 @@ pub fn message_transition(from: MessageStatus, to: MessageStatus) -> Transition 
     }
 }
 
-/// Where a bulk campaign is: `pending → running → completed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum CampaignStatus {
-    /// Created; its audience is not resolved yet.
-    Pending,
-    /// Its messages exist; some are still on their way.
-    Running,
-    /// None of its messages is on its way any more.
-    Completed,
+crate::text_enum! {
+    /// Where a bulk campaign is: `pending → running → completed`.
+    pub enum CampaignStatus {
+        /// Created; its audience is not resolved yet.
+        Pending = "pending",
+        /// Its messages exist; some are still on their way.
+        Running = "running",
+        /// None of its messages is on its way any more.
+        Completed = "completed",
+    }
 }
 
 #[cfg(test)]

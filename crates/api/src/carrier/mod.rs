@@ -236,24 +236,24 @@ pub(crate) async fn tenant_token(state: &AppState, tenant_id: Uuid) -> ApiResult
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-/// What a webhook did with the report or the traffic it carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AckResult {
-    /// The reported status was applied.
-    Applied,
-    /// Already known: the report repeats the current status, or the call,
-    /// message or recording exists (a retried delivery).
-    Duplicate,
-    /// A late report of a status already passed; nothing changed.
-    Stale,
-    /// The call or message has ended; nothing changed.
-    AlreadyEnded,
-    /// A step the lifecycle does not allow (e.g. `busy` once answered);
-    /// nothing changed.
-    Ignored,
-    /// The inbound call, message, voicemail or recording was created.
-    Created,
+switchboard_core::text_enum! {
+    /// What a webhook did with the report or the traffic it carried.
+    pub enum AckResult {
+        /// The reported status was applied.
+        Applied = "applied",
+        /// Already known: the report repeats the current status, or the call,
+        /// message or recording exists (a retried delivery).
+        Duplicate = "duplicate",
+        /// A late report of a status already passed; nothing changed.
+        Stale = "stale",
+        /// The call or message has ended; nothing changed.
+        AlreadyEnded = "already_ended",
+        /// A step the lifecycle does not allow (e.g. `busy` once answered);
+        /// nothing changed.
+        Ignored = "ignored",
+        /// The inbound call, message, voicemail or recording was created.
+        Created = "created",
+    }
 }
 
 impl From<Transition> for AckResult {
@@ -268,39 +268,24 @@ impl From<Transition> for AckResult {
     }
 }
 
-/// What the carrier is to do, or what was made, for inbound traffic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AckAction {
-    /// An inbound call: ring the agent (`agent_id`).
-    Connect,
-    /// An inbound call nobody can take: record a message; a recording of
-    /// such a call: it became a voicemail.
-    Voicemail,
-    /// A recording of a call an agent took: kept as the call's recording.
-    Recording,
-    /// An inbound SMS with a stop keyword: the sender is opted out.
-    OptedOut,
-    /// An inbound SMS with a start keyword: the sender is opted in again.
-    OptedIn,
-    /// An inbound SMS asking for help: `reply` holds the tenant's help text.
-    Help,
-    /// An inbound SMS with no keyword.
-    None,
-}
-
-impl AckAction {
-    /// The action's name, also the `action` label of the keyword metric.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckAction::Connect => "connect",
-            AckAction::Voicemail => "voicemail",
-            AckAction::Recording => "recording",
-            AckAction::OptedOut => "opted_out",
-            AckAction::OptedIn => "opted_in",
-            AckAction::Help => "help",
-            AckAction::None => "none",
-        }
+switchboard_core::text_enum! {
+    /// What the carrier is to do, or what was made, for inbound traffic.
+    pub enum AckAction {
+        /// An inbound call: ring the agent (`agent_id`).
+        Connect = "connect",
+        /// An inbound call nobody can take: record a message; a recording of
+        /// such a call: it became a voicemail.
+        Voicemail = "voicemail",
+        /// A recording of a call an agent took: kept as the call's recording.
+        Recording = "recording",
+        /// An inbound SMS with a stop keyword: the sender is opted out.
+        OptedOut = "opted_out",
+        /// An inbound SMS with a start keyword: the sender is opted in again.
+        OptedIn = "opted_in",
+        /// An inbound SMS asking for help: `reply` holds the tenant's help text.
+        Help = "help",
+        /// An inbound SMS with no keyword.
+        None = "none",
     }
 }
 
@@ -490,23 +475,6 @@ mod tests {
         for transition in transitions {
             let result = AckResult::from(transition);
             assert_eq!(serde_json::to_value(result).unwrap(), transition.as_str());
-        }
-    }
-
-    /// An action is counted by the name it is answered with.
-    #[test]
-    fn an_action_is_counted_as_it_is_answered() {
-        let actions = [
-            AckAction::Connect,
-            AckAction::Voicemail,
-            AckAction::Recording,
-            AckAction::OptedOut,
-            AckAction::OptedIn,
-            AckAction::Help,
-            AckAction::None,
-        ];
-        for action in actions {
-            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
         }
     }
 }

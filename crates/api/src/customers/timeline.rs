@@ -16,19 +16,18 @@ use crate::pagination::{Page, PageRequest};
 /// A timeline's order, and its cursor: `(occurred_at, id)`.
 type Time = (DateTime<Utc>, Uuid);
 
-/// What a timeline item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum TimelineKind {
-    /// A call with the customer.
-    Call,
-    /// An SMS to or from the customer.
-    Message,
-    /// A voicemail the customer left.
-    Voicemail,
-    /// A note an agent wrote about the customer.
-    Note,
+switchboard_core::text_enum! {
+    /// What a timeline item is.
+    pub enum TimelineKind {
+        /// A call with the customer.
+        Call = "call",
+        /// An SMS to or from the customer.
+        Message = "message",
+        /// A voicemail the customer left.
+        Voicemail = "voicemail",
+        /// A note an agent wrote about the customer.
+        Note = "note",
+    }
 }
 
 /// One thing that happened with the customer.
