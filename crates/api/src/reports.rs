@@ -77,15 +77,16 @@ pub struct SummaryQuery {
     pub granularity: Option<Granularity>,
 }
 
-/// The size of a summary's buckets: `hour` or `day`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    /// Hours (UTC), for ranges of a month at most.
-    #[default]
-    Hour,
-    /// Days (UTC), for ranges of a year at most.
-    Day,
+switchboard_core::text_enum! {
+    /// The size of a summary's buckets: `hour` or `day`.
+    #[derive(Default)]
+    pub enum Granularity {
+        /// Hours (UTC), for ranges of a month at most.
+        #[default]
+        Hour = "hour",
+        /// Days (UTC), for ranges of a year at most.
+        Day = "day",
+    }
 }
 
 /// Calls in a bucket.

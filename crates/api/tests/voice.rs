@@ -5,9 +5,10 @@
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
+use switchboard_core::auth::Role;
 use switchboard_testkit::{
     PASSWORD, TestApp,
-    api::{expect_code, expect_field_error, expect_not_found},
+    api::{expect_code, expect_field_error, expect_not_found, insert_agent},
     expect_error, json_of, spawn_app,
 };
 
@@ -144,17 +145,8 @@ async fn inbound_calls_go_to_the_longest_idle_available_agent_then_voicemail() {
 async fn the_agents_list_pages_through_the_tenants_agents_by_email() {
     let app = spawn_app().await;
     for n in 0..5 {
-        sqlx::query(
-            "INSERT INTO agents (id, tenant_id, email, name, role, password_hash)
-             VALUES ($1, $2, $3, $4, 'agent', 'unused')",
-        )
-        .bind(uuid::Uuid::now_v7())
-        .bind(app.a.id)
-        .bind(format!("extra{n}@{}.test", app.a.slug))
-        .bind(format!("Extra {n}"))
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+        let email = format!("extra{n}@{}.test", app.a.slug);
+        insert_agent(&app.db.pool, app.a.id, &email, Role::Agent, "unused").await;
     }
     let first = app.page("/v1/agents", &app.a.token, 2, None).await;
     assert_eq!(first["data"].as_array().unwrap().len(), 2, "{first}");

@@ -185,7 +185,7 @@ impl FromStr for Control {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::from_name(&Self::ALL, Self::as_str, s).ok_or(())
+        Self::from_name(s).ok_or(())
     }
 }
 

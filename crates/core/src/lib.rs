@@ -52,17 +52,12 @@ pub mod ticker;
 
 pub use settings::Settings;
 
-/// The one of `all` that `name` spells `s`: the inverse of an enum's
-/// `as_str`, so each spelling is written once.
-pub(crate) fn from_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, s: &str) -> Option<T> {
-    all.iter().copied().find(|&value| name(value) == s)
-}
-
 /// Declares a closed set of names (a status, a role, an event type) as an
 /// enum whose every value is spelled once, here, for all that reads or
 /// writes it: serde (requests, answers, events, job payloads), sqlx (a
 /// `text` column), the OpenAPI document (utoipa) and `as_str` (binds,
-/// metric labels, `Display`). `ALL` lists the values in declaration order.
+/// metric labels, `Display`) and `from_name` (its inverse, for a `FromStr`
+/// that wants one). `ALL` lists the values in declaration order.
 /// Attributes pass through: docs, extra derives, `#[default]`,
 /// `#[schema(as = …)]`. (Each name is taken as a token tree, not a
 /// `literal` fragment: a fragment reaches the derives wrapped in an
@@ -118,6 +113,14 @@ macro_rules! text_enum {
                     $($name::$variant => $text,)+
                 }
             }
+
+            /// The value `name` names exactly; `None` for any other text.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
         }
 
         impl ::std::fmt::Display for $name {
@@ -155,7 +158,9 @@ mod tests {
             assert_eq!(serde_json::to_value(value).unwrap(), name);
             let read: Sample = serde_json::from_value(name.into()).unwrap();
             assert_eq!(read, value);
+            assert_eq!(Sample::from_name(name), Some(value));
         }
+        assert_eq!(Sample::from_name("InProgress"), None);
         assert!(serde_json::from_value::<Sample>("InProgress".into()).is_err());
         assert_eq!(
             <Sample as sqlx::Type<sqlx::Postgres>>::type_info(),

@@ -20,15 +20,21 @@ pub enum Transition {
 }
 
 impl Transition {
-    /// The outcome's name in webhook answers and metrics.
-    pub fn as_str(self) -> &'static str {
+    /// What a carrier webhook answers for it ([`AckResult`]).
+    pub fn result(self) -> AckResult {
         match self {
-            Transition::Apply => "applied",
-            Transition::Duplicate => "duplicate",
-            Transition::Stale => "stale",
-            Transition::AlreadyEnded => "already_ended",
-            Transition::Illegal => "ignored",
+            Transition::Apply => AckResult::Applied,
+            Transition::Duplicate => AckResult::Duplicate,
+            Transition::Stale => AckResult::Stale,
+            Transition::AlreadyEnded => AckResult::AlreadyEnded,
+            Transition::Illegal => AckResult::Ignored,
         }
+    }
+
+    /// The outcome's name in webhook answers and in the transition
+    /// metrics' `result` label: its [`AckResult`]'s.
+    pub fn as_str(self) -> &'static str {
+        self.result().as_str()
     }
 
     /// Whether the report is acknowledged without change (carriers get 200).
@@ -37,5 +43,26 @@ impl Transition {
             self,
             Transition::Duplicate | Transition::Stale | Transition::AlreadyEnded
         )
+    }
+}
+
+crate::text_enum! {
+    /// What a carrier webhook did with the report or the traffic it carried:
+    /// how a reported status was taken, or `created` for inbound traffic.
+    pub enum AckResult {
+        /// The reported status was applied.
+        Applied = "applied",
+        /// Already known: the report repeats the current status, or the call,
+        /// message or recording exists (a retried delivery).
+        Duplicate = "duplicate",
+        /// A late report of a status already passed; nothing changed.
+        Stale = "stale",
+        /// The call or message has ended; nothing changed.
+        AlreadyEnded = "already_ended",
+        /// A step the lifecycle does not allow (e.g. `busy` once answered);
+        /// nothing changed.
+        Ignored = "ignored",
+        /// The inbound call, message, voicemail or recording was created.
+        Created = "created",
     }
 }

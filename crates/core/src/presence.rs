@@ -52,8 +52,7 @@ impl std::str::FromStr for PresenceStatus {
     type Err = PresenceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::from_name(&Self::ALL, Self::as_str, s)
-            .ok_or_else(|| PresenceError::UnknownStatus(s.to_string()))
+        Self::from_name(s).ok_or_else(|| PresenceError::UnknownStatus(s.to_string()))
     }
 }
 

@@ -182,26 +182,10 @@ pub async fn insert_tenant(db: &TestDatabase, settings: &Settings, slug: &str) -
         .await
         .expect("tenant");
     let hash = auth::hash_password(PASSWORD, settings.argon2);
-    let agent_id = Uuid::now_v7();
     let agent_email = format!("agent-{suffix}@{slug}.test");
     let admin_email = format!("admin-{suffix}@{slug}.test");
-    for (id, email, role) in [
-        (agent_id, agent_email.clone(), Role::Agent),
-        (Uuid::now_v7(), admin_email.clone(), Role::Admin),
-    ] {
-        sqlx::query(
-            "INSERT INTO agents (id, tenant_id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(tenant_id)
-        .bind(&email)
-        .bind(format!("{role} of {slug}"))
-        .bind(role.as_str())
-        .bind(&hash)
-        .execute(&db.pool)
-        .await
-        .expect("agent");
-    }
+    let agent_id = insert_agent(&db.pool, tenant_id, &agent_email, Role::Agent, &hash).await;
+    insert_agent(&db.pool, tenant_id, &admin_email, Role::Admin, &hash).await;
     let api_key = generate_api_key();
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash) VALUES ($1, $2, 'test', $3, $4)",
@@ -496,6 +480,32 @@ pub async fn add_number(pool: &PgPool, tenant_id: Uuid, number: &str) {
         .execute(pool)
         .await
         .expect("phone number");
+}
+
+/// Adds an agent to a tenant (named after its role and email) and answers
+/// its id; `password_hash` as [`auth::hash_password`] makes it, or any text
+/// for an agent that never logs in.
+pub async fn insert_agent(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    email: &str,
+    role: Role,
+    password_hash: &str,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO agents (id, tenant_id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(email)
+    .bind(format!("{role} {email}"))
+    .bind(role.as_str())
+    .bind(password_hash)
+    .execute(pool)
+    .await
+    .expect("agent");
+    id
 }
 
 /// The OpenAPI document the API serves, as JSON.

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use switchboard_core::carrier::{self, SIGNATURE_HEADER};
 use switchboard_core::group_commit::GroupCommit;
-use switchboard_core::lifecycle::Transition;
+use switchboard_core::lifecycle::AckResult;
 use utoipa::ToSchema;
 use utoipa::openapi::{ObjectBuilder, RefOr, Response, Type};
 use utoipa_axum::router::OpenApiRouter;
@@ -237,38 +237,6 @@ pub(crate) async fn tenant_token(state: &AppState, tenant_id: Uuid) -> ApiResult
 }
 
 switchboard_core::text_enum! {
-    /// What a webhook did with the report or the traffic it carried.
-    pub enum AckResult {
-        /// The reported status was applied.
-        Applied = "applied",
-        /// Already known: the report repeats the current status, or the call,
-        /// message or recording exists (a retried delivery).
-        Duplicate = "duplicate",
-        /// A late report of a status already passed; nothing changed.
-        Stale = "stale",
-        /// The call or message has ended; nothing changed.
-        AlreadyEnded = "already_ended",
-        /// A step the lifecycle does not allow (e.g. `busy` once answered);
-        /// nothing changed.
-        Ignored = "ignored",
-        /// The inbound call, message, voicemail or recording was created.
-        Created = "created",
-    }
-}
-
-impl From<Transition> for AckResult {
-    fn from(transition: Transition) -> Self {
-        match transition {
-            Transition::Apply => AckResult::Applied,
-            Transition::Duplicate => AckResult::Duplicate,
-            Transition::Stale => AckResult::Stale,
-            Transition::AlreadyEnded => AckResult::AlreadyEnded,
-            Transition::Illegal => AckResult::Ignored,
-        }
-    }
-}
-
-switchboard_core::text_enum! {
     /// What the carrier is to do, or what was made, for inbound traffic.
     pub enum AckAction {
         /// An inbound call: ring the agent (`agent_id`).
@@ -320,9 +288,9 @@ pub struct WebhookAck {
 
 impl WebhookAck {
     /// An answer saying only `result`.
-    pub fn result(result: impl Into<AckResult>) -> Self {
+    pub fn result(result: AckResult) -> Self {
         Self {
-            result: result.into(),
+            result,
             call_id: None,
             message_id: None,
             action: None,
@@ -454,27 +422,6 @@ where
                 db.clone(),
                 apply,
             ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A webhook answers a transition by the name its metrics count it by.
-    #[test]
-    fn an_ack_names_a_transition_as_the_metrics_do() {
-        let transitions = [
-            Transition::Apply,
-            Transition::Duplicate,
-            Transition::Stale,
-            Transition::AlreadyEnded,
-            Transition::Illegal,
-        ];
-        for transition in transitions {
-            let result = AckResult::from(transition);
-            assert_eq!(serde_json::to_value(result).unwrap(), transition.as_str());
         }
     }
 }

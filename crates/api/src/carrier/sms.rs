@@ -17,7 +17,7 @@ use serde::Deserialize;
 use switchboard_core::calls::Direction;
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
-use switchboard_core::lifecycle::Transition;
+use switchboard_core::lifecycle::{AckResult, Transition};
 use switchboard_core::phone::E164;
 use switchboard_core::records::MESSAGE_COLUMNS;
 use switchboard_core::sms::{MessageStatus, message_transition, segment};
@@ -27,9 +27,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::receipts::{ApplyReceipt, ReceiptTarget};
-use super::{
-    AckAction, AckResult, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, xml_escape,
-};
+use super::{AckAction, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, xml_escape};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
 use crate::messages::{MAX_BODY_CHARS, Message};
@@ -135,7 +133,7 @@ pub async fn sms_status(
         }
         Ok(Decision::Answer(WebhookAck {
             message_id: Some(message_id),
-            ..WebhookAck::result(transition)
+            ..WebhookAck::result(transition.result())
         }))
     });
     let message = match settled.await? {
@@ -152,7 +150,7 @@ pub async fn sms_status(
         .await;
     Ok(Json(WebhookAck {
         message_id: Some(message.id),
-        ..WebhookAck::result(Transition::Apply)
+        ..WebhookAck::result(AckResult::Applied)
     }))
 }
 

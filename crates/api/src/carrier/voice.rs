@@ -6,7 +6,7 @@ use switchboard_core::calls::{CallStatus, EventSource, Route, transition};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, RecordingProcess, VoicemailTranscribe};
-use switchboard_core::lifecycle::Transition;
+use switchboard_core::lifecycle::{AckResult, Transition};
 use switchboard_core::phone::E164;
 use switchboard_core::records::CALL_COLUMNS;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::call_statuses::CallTarget;
 use super::{
-    AckAction, AckResult, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number,
-    tenant_token, xml_escape,
+    AckAction, CarrierForm, Decision, Settled, WebhookAck, tenant_for_number, tenant_token,
+    xml_escape,
 };
 use crate::calls::Call;
 use crate::calls::lifecycle::{self, Change, StatusUpdate};
@@ -135,7 +135,7 @@ pub async fn voice_status(
     }
     Ok(Json(WebhookAck {
         call_id: Some(call_id),
-        ..WebhookAck::result(outcome.transition)
+        ..WebhookAck::result(outcome.transition.result())
     }))
 }
 
