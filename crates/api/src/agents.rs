@@ -2,8 +2,6 @@
 //! server shares: what the supervisor's wallboard shows and what inbound
 //! routing reads.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::auth::Role;
@@ -82,28 +80,30 @@ pub async fn list_agents(
     .bind(page.fetch())
     .fetch_all(&state.db)
     .await?;
-    let presence: HashMap<Uuid, (PresenceStatus, DateTime<Utc>)> = state
+    let ids: Vec<Uuid> = agents.iter().map(|(id, ..)| *id).collect();
+    let presence = state
         .presence
-        .list(principal.tenant_id)
+        .of_agents(principal.tenant_id, &ids)
         .await
-        .map_err(presence_error)?
-        .into_iter()
-        .map(|p| (p.agent_id, (p.status, p.since)))
-        .collect();
+        .map_err(presence_error)?;
     let data = agents
         .into_iter()
-        .map(|(id, email, name, role)| {
-            let (status, since) = presence
-                .get(&id)
-                .map(|(s, at)| (*s, Some(*at)))
-                .unwrap_or((PresenceStatus::Offline, None));
-            AgentWithPresence {
-                id,
-                email,
-                name,
-                role,
-                presence: Presence { status, since },
-            }
+        .zip(presence)
+        .map(|((id, email, name, role), presence)| AgentWithPresence {
+            id,
+            email,
+            name,
+            role,
+            presence: presence.map_or(
+                Presence {
+                    status: PresenceStatus::Offline,
+                    since: None,
+                },
+                |p| Presence {
+                    status: p.status,
+                    since: Some(p.since),
+                },
+            ),
         })
         .collect();
     Ok(Json(page.page(data, |agent| agent.email.clone())))

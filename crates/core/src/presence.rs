@@ -374,16 +374,28 @@ impl PresenceStore {
         Ok(raw.map(|r| serde_json::from_str(&r)).transpose()?)
     }
 
-    /// Every agent of the tenant with a recorded presence.
-    pub async fn list(&self, tenant: Uuid) -> Result<Vec<AgentPresence>, PresenceError> {
+    /// The presence of each of `agents`, in their order: `None` for one
+    /// never seen (i.e. offline). One `HMGET`, so a page of agents reads
+    /// only its own entries, however many agents the tenant has.
+    pub async fn of_agents(
+        &self,
+        tenant: Uuid,
+        agents: &[Uuid],
+    ) -> Result<Vec<Option<AgentPresence>>, PresenceError> {
+        if agents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<String> = agents.iter().map(Uuid::to_string).collect();
         let mut conn = self.redis.get().await?;
-        let raw: Vec<(String, String)> = conn.hgetall(self.hash_key(tenant)).await?;
-        let mut list = raw
+        let raw: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.hash_key(tenant))
+            .arg(&fields)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(raw
             .iter()
-            .map(|(_, json)| serde_json::from_str::<AgentPresence>(json))
-            .collect::<Result<Vec<_>, _>>()?;
-        list.sort_by_key(|p| p.agent_id);
-        Ok(list)
+            .map(|json| json.as_deref().map(serde_json::from_str).transpose())
+            .collect::<Result<_, _>>()?)
     }
 
     /// Sets a status the agent chose (which clears any "busy because of
@@ -626,9 +638,11 @@ mod tests {
             .unwrap();
         assert!(!again.changed);
         assert_eq!(again.presence, first.presence);
-        let listed = store.list(tenant).await.unwrap();
-        assert_eq!(listed, vec![first.presence]);
-        assert!(store.list(Uuid::now_v7()).await.unwrap().is_empty());
+        let never_seen = Uuid::now_v7();
+        let read = store.of_agents(tenant, &[never_seen, agent]).await.unwrap();
+        assert_eq!(read, vec![None, Some(first.presence)]);
+        let elsewhere = store.of_agents(Uuid::now_v7(), &[agent]).await.unwrap();
+        assert_eq!(elsewhere, vec![None]);
     }
 
     #[tokio::test]
