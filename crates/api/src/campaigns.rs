@@ -281,10 +281,7 @@ pub async fn create_campaign(
         },
     )
     .await?;
-    claim
-        .complete(&mut tx, StatusCode::CREATED, &created)
-        .await?;
-    tx.commit().await?;
+    claim.commit(tx, &created).await?;
 
     tracing::info!(tenant_id = %created.campaign.tenant_id, campaign_id = %created.campaign.id, "campaign created");
     Ok((StatusCode::CREATED, Json(created)).into_response())

@@ -94,9 +94,9 @@ impl IdempotencyKey {
     /// Begins the transaction of a create and claims the key in it, for
     /// this request's `body` (see the module docs). `Ok(Err(replay))` is the
     /// stored answer to an earlier identical request, for the handler to
-    /// return as is; `Ok(Ok((tx, claim)))` means proceed, and complete the
-    /// claim in `tx` before commit. Without a key the body is not even
-    /// fingerprinted.
+    /// return as is; `Ok(Ok((tx, claim)))` means proceed, writing in `tx`,
+    /// and commit it through the claim ([`Claim::commit`]). Without a key the
+    /// body is not even fingerprinted.
     pub async fn begin(
         self,
         db: &PgPool,
@@ -129,10 +129,10 @@ fn request_fingerprint(method: &str, path: &str, body: &impl Serialize) -> Vec<u
     hasher.finalize().to_vec()
 }
 
-/// A claimed key (or none, without the header), to be completed with the
-/// response before commit.
+/// A claimed key (or none, without the header): the create commits through
+/// it ([`Claim::commit`]).
 #[derive(Debug)]
-#[must_use = "a claimed key must be completed with the response before commit"]
+#[must_use = "a create commits through its claim, which stores the answer with it"]
 pub struct Claim(Option<Claimed>);
 
 #[derive(Debug)]
@@ -179,7 +179,7 @@ async fn claim(
     }
     let (Some(status), Some(body)) = (status, body) else {
         // Only reachable if a row was committed without its response, which
-        // `complete` prevents; answer as "try again" rather than guess.
+        // `Claim::commit` prevents; answer as "try again" rather than guess.
         return Err(ApiError::conflict(
             "idempotency_in_progress",
             "a request with this Idempotency-Key is still being processed",
@@ -196,28 +196,30 @@ async fn claim(
 }
 
 impl Claim {
-    /// Stores the response for the claimed key, in the transaction that
-    /// claimed it.
-    pub async fn complete(
+    /// Ends a keyed create: stores `created` as the `201 Created` answer to
+    /// the key, in the transaction that claimed it, and commits. The one way
+    /// a create commits, so the answer a retry replays is always written
+    /// with the rows it describes.
+    pub async fn commit(
         self,
-        tx: &mut PgConnection,
-        status: StatusCode,
-        body: &impl Serialize,
+        mut tx: Transaction<'static, Postgres>,
+        created: &impl Serialize,
     ) -> ApiResult<()> {
-        let Some(claim) = self.0 else {
-            return Ok(());
-        };
-        let body = serde_json::to_value(body).map_err(ApiError::internal)?;
-        sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $3, response_body = $4, completed_at = now()
-             WHERE tenant_id = $1 AND key = $2",
-        )
-        .bind(claim.tenant_id)
-        .bind(&claim.key)
-        .bind(i16::try_from(status.as_u16()).unwrap_or(500))
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
+        if let Some(claim) = self.0 {
+            let body = serde_json::to_value(created).map_err(ApiError::internal)?;
+            sqlx::query(
+                "UPDATE idempotency_keys SET status_code = $3, response_body = $4,
+                     completed_at = now()
+                 WHERE tenant_id = $1 AND key = $2",
+            )
+            .bind(claim.tenant_id)
+            .bind(&claim.key)
+            .bind(i16::try_from(StatusCode::CREATED.as_u16()).unwrap_or(500))
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }

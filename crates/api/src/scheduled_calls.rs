@@ -421,8 +421,7 @@ pub async fn create_scheduled_call(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("inserted scheduled call not found")))?;
-    claim.complete(&mut tx, StatusCode::CREATED, &call).await?;
-    tx.commit().await?;
+    claim.commit(tx, &call).await?;
     metrics::counter!("scheduled_calls_created_total").increment(1);
     publish(&state, std::slice::from_ref(&call)).await;
     Ok((StatusCode::CREATED, Json(call)).into_response())
@@ -461,8 +460,7 @@ pub async fn create_scheduled_calls_batch(
     };
     let created = insert_all(&mut tx, &principal, valid, prefix).await?;
     let batch = ScheduledCallBatch { data: created };
-    claim.complete(&mut tx, StatusCode::CREATED, &batch).await?;
-    tx.commit().await?;
+    claim.commit(tx, &batch).await?;
     metrics::counter!("scheduled_calls_created_total").increment(batch.data.len() as u64);
     publish(&state, &batch.data).await;
     Ok((StatusCode::CREATED, Json(batch)).into_response())

@@ -344,6 +344,7 @@ async fn documented_statuses_are_the_ones_the_database_holds() {
         ("TranscriptionStatus", "voicemails", "transcription_status"),
         ("Route", "calls", "routed_to"),
         ("EventSource", "call_events", "source"),
+        ("CallEventKind", "call_events", "kind"),
         ("Role", "agents", "role"),
         ("Role", "api_keys", "role"),
     ];

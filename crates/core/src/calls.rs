@@ -189,6 +189,51 @@ impl FromStr for Control {
     }
 }
 
+// A control's entry bears the control's name, yet this is its own set, not
+// `Control`: it is what history rows hold, which must stay readable if a
+// control is ever renamed, and `answer` and `hangup` write `status` entries.
+crate::text_enum! {
+    /// What an entry of a call's history records: a status change, a flag
+    /// control, a transfer, or a recording the carrier delivered.
+    pub enum CallEventKind {
+        /// The call changed status (`status`): `from_status` → `to_status`.
+        Status = "status",
+        /// Put on hold (`hold`).
+        Hold = "hold",
+        /// Taken off hold (`unhold`).
+        Unhold = "unhold",
+        /// Muted (`mute`).
+        Mute = "mute",
+        /// Unmuted (`unmute`).
+        Unmute = "unmute",
+        /// Recording started (`record`).
+        Record = "record",
+        /// Recording stopped (`stop-recording`).
+        StopRecording = "stop-recording",
+        /// Handed to another agent or number (`transfer`).
+        Transfer = "transfer",
+        /// The carrier delivered a recording of the call (`recording`).
+        Recording = "recording",
+    }
+}
+
+impl From<Control> for CallEventKind {
+    /// The entry a control writes: `answer` and `hangup` change the status,
+    /// the others are named for themselves.
+    fn from(control: Control) -> Self {
+        match control {
+            Control::Answer | Control::Hangup => Self::Status,
+            Control::Hold => Self::Hold,
+            Control::Unhold => Self::Unhold,
+            Control::Mute => Self::Mute,
+            Control::Unmute => Self::Unmute,
+            Control::Record => Self::Record,
+            Control::StopRecording => Self::StopRecording,
+            Control::Transfer => Self::Transfer,
+        }
+    }
+}
+
 /// The live flags a control may flip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CallFlags {

@@ -19,7 +19,10 @@ use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
-use switchboard_core::{Settings, auth, auth::Role, ids::id_at, sms};
+use switchboard_api::voicemails::TranscriptionStatus;
+use switchboard_core::calls::{CallEventKind, CallStatus, Direction, Route};
+use switchboard_core::sms::{self, MessageStatus};
+use switchboard_core::{Settings, auth, auth::Role, ids::id_at};
 use uuid::Uuid;
 
 /// The password of every demo agent and admin.
@@ -649,19 +652,18 @@ impl<'a> Generator<'a> {
             } else {
                 (their_number, our_number)
             };
-            let status = *[
-                ("completed", 68u32),
-                ("no-answer", 14),
-                ("busy", 9),
-                ("failed", 3),
-                ("canceled", 6),
+            let status = [
+                (CallStatus::Completed, 68u32),
+                (CallStatus::NoAnswer, 14),
+                (CallStatus::Busy, 9),
+                (CallStatus::Failed, 3),
+                (CallStatus::Canceled, 6),
             ]
             .choose_weighted(&mut self.rng, |s| s.1)
-            .map(|s| &s.0)
-            .unwrap_or(&"completed");
+            .map_or(CallStatus::Completed, |s| s.0);
             let id = self.id_at(created);
             let ringing = created + Duration::milliseconds(self.rng.random_range(300..2500));
-            let answered = (status == "completed")
+            let answered = (status == CallStatus::Completed)
                 .then(|| ringing + Duration::milliseconds(self.rng.random_range(2000..25_000)));
             // Talk time: mostly a few minutes, with a long tail.
             let talk = answered.map(|_| {
@@ -672,29 +674,34 @@ impl<'a> Generator<'a> {
                 (Some(a), Some(secs)) => a + Duration::seconds(secs),
                 _ => ringing + Duration::seconds(self.rng.random_range(5..40)),
             };
-            let agent = (outbound || status == "completed")
+            let agent = (outbound || status == CallStatus::Completed)
                 .then(|| t.agents[self.rng.random_range(0..15)].id);
             let routed_to = (!outbound).then(|| {
-                if status == "completed" {
-                    "agent"
+                if status == CallStatus::Completed {
+                    Route::Agent
                 } else {
-                    "voicemail"
+                    Route::Voicemail
                 }
             });
+            let direction = if outbound {
+                Direction::Outbound
+            } else {
+                Direction::Inbound
+            };
             let sid = self.sid("CA");
             let customer_id = customer.map(|i| self.customers[i].id);
             calls
                 .row(&[
                     Some(id.to_string().as_str()),
                     Some(t.id.to_string().as_str()),
-                    Some(if outbound { "outbound" } else { "inbound" }),
+                    Some(direction.as_str()),
                     Some(&from),
                     Some(&to),
-                    Some(status),
+                    Some(status.as_str()),
                     Some(&sid),
                     customer_id.map(|c| c.to_string()).as_deref(),
                     agent.map(|a| a.to_string()).as_deref(),
-                    routed_to,
+                    routed_to.map(Route::as_str),
                     Some(&created.to_rfc3339()),
                     Some(&ringing.to_rfc3339()),
                     answered.map(|a| a.to_rfc3339()).as_deref(),
@@ -704,12 +711,12 @@ impl<'a> Generator<'a> {
                 ])
                 .await?;
             // The history this call went through, as the live system records it.
-            let mut steps: Vec<(&str, &str, DateTime<Utc>)> = vec![("queued", "ringing", ringing)];
+            let mut steps = vec![(CallStatus::Queued, CallStatus::Ringing, ringing)];
             if let Some(a) = answered {
-                steps.push(("ringing", "in-progress", a));
-                steps.push(("in-progress", "completed", ended));
+                steps.push((CallStatus::Ringing, CallStatus::InProgress, a));
+                steps.push((CallStatus::InProgress, CallStatus::Completed, ended));
             } else {
-                steps.push(("ringing", status, ended));
+                steps.push((CallStatus::Ringing, status, ended));
             }
             let tenant_id = t.id.to_string();
             let call_id = id.to_string();
@@ -718,9 +725,9 @@ impl<'a> Generator<'a> {
                 &[
                     Some(&tenant_id),
                     Some(&call_id),
-                    Some("status"),
+                    Some(CallEventKind::Status.as_str()),
                     None,
-                    Some("queued"),
+                    Some(CallStatus::Queued.as_str()),
                     Some(&created.to_rfc3339()),
                 ],
             );
@@ -730,16 +737,16 @@ impl<'a> Generator<'a> {
                     &[
                         Some(&tenant_id),
                         Some(&call_id),
-                        Some("status"),
-                        Some(from_status),
-                        Some(to_status),
+                        Some(CallEventKind::Status.as_str()),
+                        Some(from_status.as_str()),
+                        Some(to_status.as_str()),
                         Some(&at.to_rfc3339()),
                     ],
                 );
                 event_rows += 1;
             }
             event_rows += 1;
-            if !outbound && status != "completed" {
+            if !outbound && status != CallStatus::Completed {
                 self.unanswered_inbound.push(CallRow {
                     id,
                     tenant,
@@ -816,27 +823,26 @@ impl<'a> Generator<'a> {
                 .replace("{n}", &self.rng.random_range(100_000..999_999).to_string());
             let seg = sms::segment(&body);
             let status = if inbound {
-                "received"
+                MessageStatus::Received
             } else {
-                *[
-                    ("delivered", 88u32),
-                    ("sent", 4),
-                    ("undelivered", 5),
-                    ("failed", 3),
+                [
+                    (MessageStatus::Delivered, 88u32),
+                    (MessageStatus::Sent, 4),
+                    (MessageStatus::Undelivered, 5),
+                    (MessageStatus::Failed, 3),
                 ]
                 .choose_weighted(&mut self.rng, |s| s.1)
-                .map(|s| &s.0)
-                .unwrap_or(&"delivered")
+                .map_or(MessageStatus::Delivered, |s| s.0)
             };
             let error_code = match status {
-                "undelivered" => Some("30003"),
-                "failed" => Some("30008"),
+                MessageStatus::Undelivered => Some("30003"),
+                MessageStatus::Failed => Some("30008"),
                 _ => None,
             };
             let id = self.id_at(created);
-            let sent = (!inbound && status != "failed")
+            let sent = (!inbound && status != MessageStatus::Failed)
                 .then(|| created + Duration::milliseconds(self.rng.random_range(50..900)));
-            let delivered = (status == "delivered")
+            let delivered = (status == MessageStatus::Delivered)
                 .then(|| created + Duration::milliseconds(self.rng.random_range(900..6000)));
             let (from, to) = if inbound {
                 (their_number, our_number)
@@ -844,16 +850,21 @@ impl<'a> Generator<'a> {
                 (our_number, their_number)
             };
             let agent = (!inbound).then(|| t.agents[self.rng.random_range(0..15)].id);
+            let direction = if inbound {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            };
             let sid = self.sid("SM");
             let updated = delivered.or(sent).unwrap_or(created);
             copy.row(&[
                 Some(id.to_string().as_str()),
                 Some(t.id.to_string().as_str()),
-                Some(if inbound { "inbound" } else { "outbound" }),
+                Some(direction.as_str()),
                 Some(&from),
                 Some(&to),
                 Some(&body),
-                Some(status),
+                Some(status.as_str()),
                 Some(seg.segments.to_string().as_str()),
                 Some(seg.encoding.as_str()),
                 Some(&sid),
@@ -921,7 +932,7 @@ impl<'a> Generator<'a> {
                 Some(&sid),
                 Some(&url),
                 Some(self.rng.random_range(4..120).to_string().as_str()),
-                Some("completed"),
+                Some(TranscriptionStatus::Completed.as_str()),
                 Some(transcript),
                 listened.map(|l| l.to_rfc3339()).as_deref(),
                 Some(&at.to_rfc3339()),

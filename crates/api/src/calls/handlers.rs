@@ -4,7 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use switchboard_core::calls::{
-    CallFlags, CallStatus, Control, ControlEffect, Direction, EventSource, NewOutboundCall, control,
+    CallEventKind, CallFlags, CallStatus, Control, ControlEffect, Direction, EventSource,
+    NewOutboundCall, control,
 };
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
@@ -91,8 +92,7 @@ pub async fn originate_call(
     let call: Call = placed
         .place(&mut tx, state.settings.carrier, &CALL_COLUMNS)
         .await?;
-    claim.complete(&mut tx, StatusCode::CREATED, &call).await?;
-    tx.commit().await?;
+    claim.commit(tx, &call).await?;
     metrics::counter!("calls_created_total", "direction" => "outbound").increment(1);
     state
         .events
@@ -268,7 +268,7 @@ pub async fn control_call(
             record_event(
                 &mut tx,
                 &call,
-                action.as_str(),
+                CallEventKind::from(action),
                 None,
                 &data,
                 EventSource::Api,
@@ -297,7 +297,7 @@ pub async fn control_call(
             record_event(
                 &mut tx,
                 &call,
-                "transfer",
+                CallEventKind::Transfer,
                 None,
                 &data,
                 EventSource::Api,

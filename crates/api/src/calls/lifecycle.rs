@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
-use switchboard_core::calls::{CallStatus, EventSource, transition};
+use switchboard_core::calls::{CallEventKind, CallStatus, EventSource, transition};
 use switchboard_core::events::EventType;
 use switchboard_core::jobs::{self, ScheduledCallRun};
 use switchboard_core::lifecycle::Transition;
@@ -204,13 +204,13 @@ pub(crate) async fn apply_changes(
     Ok(applied)
 }
 
-/// Appends one entry to a call's history: a control (`kind` names it), or,
-/// with `to_status`, a call's first status (an inbound call's `ringing`;
+/// Appends one entry to a call's history: a control, a recording, or, with
+/// `to_status`, a call's first status (an inbound call's `ringing`;
 /// later statuses are written with the change, [`apply`]).
 pub(crate) async fn record_event(
     tx: &mut PgConnection,
     call: &Call,
-    kind: &str,
+    kind: CallEventKind,
     to_status: Option<CallStatus>,
     data: &serde_json::Value,
     source: EventSource,
@@ -222,7 +222,7 @@ pub(crate) async fn record_event(
     )
     .bind(call.tenant_id)
     .bind(call.id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(to_status.map(CallStatus::as_str))
     .bind(data)
     .bind(source.as_str())

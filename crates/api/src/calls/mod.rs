@@ -7,7 +7,7 @@ pub(crate) mod lifecycle;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_core::calls::{CallStatus, Direction, EventSource, Route};
+use switchboard_core::calls::{CallEventKind, CallStatus, Direction, EventSource, Route};
 use switchboard_core::records::CALL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -87,8 +87,8 @@ pub struct CallEvent {
     pub id: i64,
     /// The call this entry is about.
     pub call_id: Uuid,
-    /// `status`, or the control applied (`hold`, `mute`, `transfer`, ...).
-    pub kind: String,
+    /// What the entry records: a status change, a control, a recording.
+    pub kind: CallEventKind,
     /// For `status` entries: the status before (none for the first entry).
     pub from_status: Option<CallStatus>,
     /// For `status` entries: the status after.

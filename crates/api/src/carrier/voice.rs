@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use switchboard_core::calls::{CallStatus, EventSource, Route, transition};
+use switchboard_core::calls::{CallEventKind, CallStatus, EventSource, Route, transition};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, RecordingProcess, VoicemailTranscribe};
@@ -296,7 +296,7 @@ async fn insert_inbound(
         lifecycle::record_event(
             &mut tx,
             call,
-            "status",
+            CallEventKind::Status,
             Some(CallStatus::Ringing),
             &data,
             EventSource::Carrier,
@@ -447,7 +447,7 @@ pub async fn voice_recording(
     lifecycle::record_event(
         &mut tx,
         &call,
-        "recording",
+        CallEventKind::Recording,
         None,
         &data,
         EventSource::Carrier,

@@ -112,10 +112,7 @@ pub async fn create_customer(
     .bind(&fields.metadata)
     .fetch_one(&mut *tx)
     .await?;
-    claim
-        .complete(&mut tx, StatusCode::CREATED, &customer)
-        .await?;
-    tx.commit().await?;
+    claim.commit(tx, &customer).await?;
     state
         .events
         .publish_new(principal.tenant_id, EventType::CustomerCreated, &customer)

@@ -121,10 +121,7 @@ pub async fn send_message(
         },
     )
     .await?;
-    claim
-        .complete(&mut tx, StatusCode::CREATED, &message)
-        .await?;
-    tx.commit().await?;
+    claim.commit(tx, &message).await?;
 
     metrics::counter!("messages_created_total", "direction" => "outbound").increment(1);
     tracing::info!(tenant_id = %message.tenant_id, message_id = %message.id, "message queued");
