@@ -214,7 +214,8 @@ impl Claim {
             )
             .bind(claim.tenant_id)
             .bind(&claim.key)
-            .bind(i16::try_from(StatusCode::CREATED.as_u16()).unwrap_or(500))
+            // 201 fits the column's smallint.
+            .bind(StatusCode::CREATED.as_u16() as i16)
             .bind(body)
             .execute(&mut *tx)
             .await?;

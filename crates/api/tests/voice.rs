@@ -410,6 +410,16 @@ async fn a_recording_of_an_answered_call_is_kept_as_a_call_recording() {
     let call_path = format!("/v1/calls/{}", call["id"].as_str().unwrap());
     let after = app.get_ok(&call_path, &app.a.token).await;
     assert_eq!(after["version"], 2, "the recording is a change to the call");
+    let history = app
+        .get_ok(&format!("{call_path}/events"), &app.a.token)
+        .await;
+    let last = history["data"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (last["kind"].as_str(), last["source"].as_str()),
+        (Some("recording"), Some("carrier")),
+        "the recording is in the call's history: {history}"
+    );
+    assert_eq!(last["data"]["duration_seconds"], 60);
     let bad = [
         ("CallSid", sid),
         ("RecordingSid", "RE1000"),

@@ -161,7 +161,7 @@ pub async fn get_call(request: RecordRequest) -> ApiResult<Json<Call>> {
     request.fetch(&CALLS).await.map(Json)
 }
 
-/// A call's history, oldest first: every status and control.
+/// A call's history, oldest first: every status, control and recording.
 #[utoipa::path(get, path = "/v1/calls/{id}/events", tag = "calls", security(("bearer" = [])),
     params(RecordRequest, PageRequest<i64>),
     responses((status = 200, body = Page<CallEvent>)))]
