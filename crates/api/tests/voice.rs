@@ -148,6 +148,10 @@ async fn the_agents_list_pages_through_the_tenants_agents_by_email() {
         let email = format!("extra{n}@{}.test", app.a.slug);
         insert_agent(&app.db.pool, app.a.id, &email, Role::Agent, "unused").await;
     }
+    assert_eq!(
+        set_presence(&app, &app.a.token, "available").await.0,
+        StatusCode::OK
+    );
     let first = app.page("/v1/agents", &app.a.token, 2, None).await;
     assert_eq!(first["data"].as_array().unwrap().len(), 2, "{first}");
     assert!(first["next_cursor"].is_string(), "{first}");
@@ -165,6 +169,17 @@ async fn the_agents_list_pages_through_the_tenants_agents_by_email() {
         "the agent, the admin and five more: {emails:?}"
     );
     assert_eq!(emails, ordered, "by email, each once");
+    // Each page reads its own agents' presence: the agent who set one is
+    // `available` on whichever page holds them, every other agent offline.
+    let me = app.a.agent_id.to_string();
+    for agent in &walked {
+        let expected = if agent["id"] == me.as_str() {
+            "available"
+        } else {
+            "offline"
+        };
+        assert_eq!(agent["presence"]["status"], expected, "{agent}");
+    }
     let whole = app.page("/v1/agents", &app.a.token, 200, None).await;
     assert_eq!(whole["data"], Value::Array(walked.clone()));
     assert!(whole["next_cursor"].is_null());
