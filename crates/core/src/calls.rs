@@ -405,8 +405,9 @@ impl NewOutboundCall<'_> {
              history AS (
                 INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data,
                                          source, occurred_at)
-                SELECT tenant_id, id, 'status', NULL, status, $10, $11, created_at FROM inserted)
-             SELECT {returning} FROM inserted"
+                SELECT tenant_id, id, '{history}', NULL, status, $10, $11, created_at FROM inserted)
+             SELECT {returning} FROM inserted",
+            history = CallEventKind::Status,
         );
         let call: T = sqlx::query_as(sqlx::AssertSqlSafe(statement))
             .bind(self.id)

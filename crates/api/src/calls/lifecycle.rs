@@ -120,6 +120,9 @@ pub(crate) struct Applied {
 /// entry, and for a call that just ended names the scheduled call it was an
 /// attempt of. Rows are locked in id order, so concurrent batches wait for
 /// each other instead of deadlocking.
+///
+/// The status and history-kind names in it are the enums' own, formatted in
+/// once.
 static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH v AS (
@@ -133,11 +136,11 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
          updated AS (
              UPDATE calls SET
                  status = v.v_to,
-                 ringing_at = CASE WHEN v.v_to = 'ringing' THEN coalesce(ringing_at, v.v_at) ELSE ringing_at END,
-                 answered_at = CASE WHEN v.v_to = 'in-progress' THEN coalesce(answered_at, v.v_at) ELSE answered_at END,
+                 ringing_at = CASE WHEN v.v_to = '{ringing}' THEN coalesce(ringing_at, v.v_at) ELSE ringing_at END,
+                 answered_at = CASE WHEN v.v_to = '{answered}' THEN coalesce(answered_at, v.v_at) ELSE answered_at END,
                  ended_at = CASE WHEN v.v_terminal THEN coalesce(ended_at, v.v_at) ELSE ended_at END,
                  duration_seconds = CASE
-                     WHEN v.v_to = 'completed' THEN coalesce(v.v_duration,
+                     WHEN v.v_to = '{completed}' THEN coalesce(v.v_duration,
                          greatest(0, floor(extract(epoch FROM (v.v_at - answered_at))))::int)
                      ELSE duration_seconds END,
                  agent_id = coalesce(v.v_agent, agent_id),
@@ -152,11 +155,15 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
          history AS (
              INSERT INTO call_events
                  (tenant_id, call_id, kind, from_status, to_status, data, source, occurred_at)
-             SELECT tenant_id, id, 'status', v_from, status, v_data, v_source, v_at
+             SELECT tenant_id, id, '{history}', v_from, status, v_data, v_source, v_at
              FROM updated ORDER BY ord)
          SELECT u.*, a.scheduled_call_id AS wakes
          FROM updated u
-         LEFT JOIN scheduled_call_attempts a ON u.v_terminal AND a.call_id = u.id"
+         LEFT JOIN scheduled_call_attempts a ON u.v_terminal AND a.call_id = u.id",
+        ringing = CallStatus::Ringing,
+        answered = CallStatus::InProgress,
+        completed = CallStatus::Completed,
+        history = CallEventKind::Status,
     )
 });
 

@@ -101,9 +101,9 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
          updated AS (
              UPDATE messages
              SET status = v.v_to,
-                 sent_at = CASE WHEN v.v_to IN ('sent', 'delivered', 'undelivered')
+                 sent_at = CASE WHEN v.v_to IN ('{sent}', '{delivered}', '{undelivered}')
                                 THEN COALESCE(sent_at, now()) ELSE sent_at END,
-                 delivered_at = CASE WHEN v.v_to = 'delivered' THEN now() ELSE delivered_at END,
+                 delivered_at = CASE WHEN v.v_to = '{delivered}' THEN now() ELSE delivered_at END,
                  error_code = COALESCE(v.v_error, error_code),
                  version = version + 1,
                  updated_at = now()
@@ -129,7 +129,10 @@ static APPLY_SQL: LazyLock<String> = LazyLock::new(|| {
              FROM deltas d
              JOIN locked_rollups l ON l.tenant_id = d.tenant_id AND l.bucket = d.bucket
              WHERE r.tenant_id = d.tenant_id AND r.bucket = d.bucket)
-         SELECT * FROM updated"
+         SELECT * FROM updated",
+        sent = MessageStatus::Sent,
+        delivered = MessageStatus::Delivered,
+        undelivered = MessageStatus::Undelivered,
     )
 });
 

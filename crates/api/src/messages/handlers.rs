@@ -3,11 +3,12 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sqlx::PgConnection;
+use switchboard_core::calls::Direction;
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, SmsSend};
 use switchboard_core::records::MESSAGE_COLUMNS;
-use switchboard_core::sms::segment;
+use switchboard_core::sms::{MessageStatus, segment};
 use switchboard_core::templates::{TemplateError, Variables, customer_variables, render};
 use uuid::Uuid;
 
@@ -96,14 +97,16 @@ pub async fn send_message(
     let message: Message = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status,
              segments, encoding, carrier_sid, customer_id, template_id, agent_id)
-         VALUES ($1, $2, 'outbound', $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING {MESSAGE_COLUMNS}"
     )))
     .bind(new_id())
     .bind(principal.tenant_id)
+    .bind(Direction::Outbound.as_str())
     .bind(from)
     .bind(&to)
     .bind(&body)
+    .bind(MessageStatus::Queued.as_str())
     .bind(i16::try_from(segmentation.segments).unwrap_or(i16::MAX))
     .bind(segmentation.encoding.as_str())
     .bind(switchboard_core::carrier::new_sid("SM"))
