@@ -6,7 +6,7 @@
 //! Every event is stamped with the [`Instant`] its frame arrived, so
 //! latencies do not include the time a transaction took to look at it.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Deserialize;
 use serde_json::json;
@@ -58,51 +58,16 @@ impl Subject {
     }
 }
 
-/// A user's socket: connected with the agent's JWT.
-pub struct SioClient(switchboard_sio_client::SioClient<Event>);
+/// A user's socket, decoding [`Event`]s. Every socket hears its whole
+/// tenant, so a user waits with `wait_for` only for what its own actions
+/// cause, one at a time, discarding the rest.
+pub type SioClient = switchboard_sio_client::SioClient<Event>;
 
-impl SioClient {
-    /// Connects with a JWT and waits for the namespace connect ack.
-    pub async fn connect(realtime: &str, token: &str) -> anyhow::Result<SioClient> {
-        let client =
-            switchboard_sio_client::SioClient::connect(realtime, &json!({ "token": token }))
-                .await?;
-        Ok(SioClient(client))
-    }
-
-    /// Emits and waits for the server's ack.
-    pub async fn emit_with_ack(
-        &mut self,
-        event: &str,
-        data: serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        self.0.emit_with_ack(event, data).await
-    }
-
-    /// Waits for the first event named `name` whose payload satisfies
-    /// `matches`, discarding everything else received meanwhile: every
-    /// socket hears its whole tenant, and a user waits only for what its own
-    /// actions cause, one at a time.
-    pub async fn wait_for(
-        &mut self,
-        name: &str,
-        timeout: Duration,
-        matches: impl Fn(&Subject) -> bool,
-    ) -> anyhow::Result<Event> {
-        self.0
-            .wait_for(name, timeout, |e| matches(&e.subject))
-            .await
-    }
-
-    /// Drops everything received so far.
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    /// Closes the websocket, like a browser tab closing.
-    pub fn close(&self) {
-        self.0.close();
-    }
+/// Connects with an agent's JWT and waits for the namespace connect ack.
+pub async fn connect(realtime: &str, token: &str) -> anyhow::Result<SioClient> {
+    let client =
+        switchboard_sio_client::SioClient::connect(realtime, &json!({ "token": token })).await?;
+    Ok(client)
 }
 
 /// A receive-only socket that hands every raw frame to `sink` (the fan-out

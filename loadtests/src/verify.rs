@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::{
     context::{Tenant, client, get_json, login, post_json, signed_form},
-    sio::SioClient,
+    sio,
     stack::{Carrier, Endpoints},
 };
 
@@ -120,7 +120,7 @@ async fn carrier_post(
 async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result<String> {
     let http = client()?;
     let token = login(&http, &endpoints.api, &tenant.agents[0]).await?;
-    let mut socket = SioClient::connect(&endpoints.realtime, &token).await?;
+    let mut socket = sio::connect(&endpoints.realtime, &token).await?;
     // The simulator answers this number every time (its "magic numbers");
     // playing the carrier ourselves, any customer will do.
     let phone = if plays_carrier(endpoints) {
@@ -135,7 +135,7 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
     let id = call["id"].as_str().context("call id")?.to_string();
     let sid = call["carrier_sid"].as_str().unwrap_or_default().to_string();
     socket
-        .wait_for("call:created", WAIT, |e| e.is(&id, None))
+        .wait_for("call:created", WAIT, |e| e.subject.is(&id, None))
         .await?;
     for status in ["ringing", "in-progress"] {
         if plays_carrier(endpoints) {
@@ -150,7 +150,7 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
             carrier_post(&http, endpoints, tenant, webhook, &params).await?;
         }
         socket
-            .wait_for("call:status", WAIT, |e| e.is(&id, Some(status)))
+            .wait_for("call:status", WAIT, |e| e.subject.is(&id, Some(status)))
             .await
             .with_context(|| format!("waiting for {status}"))?;
     }
@@ -165,7 +165,9 @@ async fn call_lifecycle(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Resul
         bail!("hangup answered {}", hangup.status());
     }
     socket
-        .wait_for("call:status", WAIT, |e| e.is(&id, Some("completed")))
+        .wait_for("call:status", WAIT, |e| {
+            e.subject.is(&id, Some("completed"))
+        })
         .await
         .context("waiting for completed")?;
     let events = format!("{}/v1/calls/{id}/events", endpoints.api);
@@ -197,7 +199,7 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     }
     let http = client()?;
     let token = login(&http, &endpoints.api, &tenant.agents[1]).await?;
-    let mut socket = SioClient::connect(&endpoints.realtime, &token).await?;
+    let mut socket = sio::connect(&endpoints.realtime, &token).await?;
     // The simulator's magic number that always delivers: a seeded
     // customer's number is undelivered or failed 3 % of the time, which
     // would fail the check with nothing wrong.
@@ -239,7 +241,9 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
         }
     }
     socket
-        .wait_for("message:status", WAIT, |e| e.is(&id, Some("delivered")))
+        .wait_for("message:status", WAIT, |e| {
+            e.subject.is(&id, Some("delivered"))
+        })
         .await
         .map_err(|e| anyhow!("{e}: the message never reached delivered"))?;
     Ok(format!(

@@ -34,7 +34,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     context::{Call, Pacer, current, fail},
-    sio::{Event, SioClient, Subject},
+    sio::{self, Event, SioClient, Subject},
 };
 
 /// How long a user waits for an event its action should cause.
@@ -187,7 +187,7 @@ pub async fn connect_socket(
 ) -> Result<SioClient, Box<TransactionError>> {
     let realtime = current().endpoints.realtime.clone();
     let started = Instant::now();
-    match SioClient::connect(&realtime, token).await {
+    match sio::connect(&realtime, token).await {
         Ok(socket) => {
             user.record_custom_request_duration(
                 "SIO",
@@ -314,7 +314,7 @@ async fn wait_on_socket(
     let result = socket
         .lock()
         .await
-        .wait_for(name, EVENT_WAIT, matches)
+        .wait_for(name, EVENT_WAIT, |e| matches(&e.subject))
         .await;
     match result {
         Ok(event) => {

@@ -23,7 +23,7 @@ use crate::{
     measure::{Samples, parse_histogram, parse_value, scrape},
     profile::{Load, Shape, Tier},
     results::Extras,
-    sio::SioClient,
+    sio,
     thresholds::{Rule, rule},
 };
 
@@ -141,7 +141,7 @@ async fn campaigns(user: &mut GooseUser) -> TransactionResult {
             .await
             .map_err(fail)?;
         sockets.push(
-            SioClient::connect(&ctx.endpoints.realtime, &token)
+            sio::connect(&ctx.endpoints.realtime, &token)
                 .await
                 .map_err(fail)?,
         );
@@ -175,9 +175,9 @@ async fn campaigns(user: &mut GooseUser) -> TransactionResult {
         for (i, socket) in sockets.iter_mut().enumerate() {
             while let Ok(event) = socket
                 .wait_for("message:status", Duration::from_millis(1), |e| {
-                    e.campaign_id.as_deref() == Some(accepted[i].0.as_str())
+                    e.subject.campaign_id.as_deref() == Some(accepted[i].0.as_str())
                         && matches!(
-                            e.status.as_deref(),
+                            e.subject.status.as_deref(),
                             Some("delivered" | "undelivered" | "failed")
                         )
                 })
