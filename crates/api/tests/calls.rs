@@ -160,7 +160,12 @@ async fn the_carrier_drives_a_call_through_its_whole_lifecycle() {
     assert_eq!(done["status"], "completed");
     assert_eq!(done["duration_seconds"], 42, "the carrier's own duration");
     assert_eq!(done["version"], 4);
-    assert!(done["answered_at"].is_string() && done["ended_at"].is_string());
+    // Each step stamped its own time, and a later one kept the earlier ones.
+    let stamps: Vec<chrono::DateTime<chrono::Utc>> = ["ringing_at", "answered_at", "ended_at"]
+        .iter()
+        .map(|stamp| serde_json::from_value(done[*stamp].clone()).expect(stamp))
+        .collect();
+    assert!(stamps.is_sorted(), "{done}");
     assert_eq!(
         history(&app, &call)
             .await
