@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use switchboard_core::calls::TranscriptionStatus;
 use switchboard_core::records::VOICEMAIL_COLUMNS;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -23,19 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_voicemails))
         .routes(routes!(get_voicemail, delete_voicemail))
         .routes(routes!(mark_listened))
-}
-
-switchboard_core::text_enum! {
-    /// Where a voicemail's transcription is: `pending → processing →
-    /// completed`.
-    pub enum TranscriptionStatus {
-        /// Waiting for the transcription job.
-        Pending = "pending",
-        /// The transcriber has it.
-        Processing = "processing",
-        /// The text is in `transcription`.
-        Completed = "completed",
-    }
 }
 
 /// A voicemail left on an inbound call, with its transcription.

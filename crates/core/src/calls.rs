@@ -47,6 +47,19 @@ crate::text_enum! {
 }
 
 crate::text_enum! {
+    /// Where a voicemail's transcription is: `pending → processing →
+    /// completed`.
+    pub enum TranscriptionStatus {
+        /// Waiting for the transcription job.
+        Pending = "pending",
+        /// The transcriber has it.
+        Processing = "processing",
+        /// The text is in `transcription`.
+        Completed = "completed",
+    }
+}
+
+crate::text_enum! {
     /// Who wrote an entry of a call's history: a client's request (`api`), a
     /// carrier callback (`carrier`), the worker (`system`: a scheduled call's
     /// attempt, the sweeper) or the demo seeder (`seed`).

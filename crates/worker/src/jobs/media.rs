@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::{
+    calls::TranscriptionStatus,
     events::EventType,
     jobs::{RecordingProcess, VoicemailTranscribe},
     records::VOICEMAIL_JSON,
@@ -99,9 +100,11 @@ impl Handler for VoicemailTranscribe {
         let text = transcript(self.voicemail_id, seconds);
         let voicemail: Option<serde_json::Value> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "UPDATE voicemails SET transcription_status = 'completed', transcription = $3
-                 WHERE tenant_id = $1 AND id = $2 AND transcription_status = 'processing'
-                 RETURNING {VOICEMAIL_JSON}"
+                "UPDATE voicemails SET transcription_status = '{completed}', transcription = $3
+                 WHERE tenant_id = $1 AND id = $2 AND transcription_status = '{processing}'
+                 RETURNING {VOICEMAIL_JSON}",
+                completed = TranscriptionStatus::Completed,
+                processing = TranscriptionStatus::Processing,
             )))
             .bind(self.tenant_id)
             .bind(self.voicemail_id)
