@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, CampaignExpand};
-use switchboard_core::sms::CampaignStatus;
+use switchboard_core::sms::{CampaignStatus, MessageStatus};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -297,7 +297,7 @@ pub async fn get_campaign(request: RecordRequest) -> ApiResult<Json<CampaignWith
     let campaign: Campaign = request.fetch(&CAMPAIGNS).await?;
     let RecordRequest(TenantRequest { state, .. }, _) = request;
     // messages_campaign_idx (campaign_id, status) answers this.
-    let counts: Vec<(String, i64)> = sqlx::query_as(
+    let counts: Vec<(MessageStatus, i64)> = sqlx::query_as(
         "SELECT status, count(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
     )
     .bind(campaign.id)
@@ -310,7 +310,7 @@ pub async fn get_campaign(request: RecordRequest) -> ApiResult<Json<CampaignWith
     };
     for (status, count) in counts {
         progress.messages += count;
-        progress.by_status.add(&status, count);
+        progress.by_status.add(status, count);
     }
     Ok(Json(CampaignWithProgress { campaign, progress }))
 }

@@ -60,6 +60,23 @@ crate::text_enum! {
 }
 
 crate::text_enum! {
+    /// Where a call's recording is: `pending → processing → ready` (the
+    /// `recording.process` job), or `failed`. Sent in `call.updated` events'
+    /// `recording` once it is ready.
+    pub enum RecordingStatus {
+        /// The carrier delivered it; waiting for the processing job.
+        Pending = "pending",
+        /// The media pipeline has it.
+        Processing = "processing",
+        /// Processed: `url` plays it.
+        Ready = "ready",
+        /// It could not be processed. The simulated pipeline never fails, so
+        /// nothing writes this yet; the column allows it for a real one.
+        Failed = "failed",
+    }
+}
+
+crate::text_enum! {
     /// Who wrote an entry of a call's history: a client's request (`api`), a
     /// carrier callback (`carrier`), the worker (`system`: a scheduled call's
     /// attempt, the sweeper) or the demo seeder (`seed`).
@@ -135,15 +152,10 @@ impl FromStr for CallStatus {
     /// `in-progress`; some carriers send `in_progress` or `answered`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "queued" | "initiated" => Ok(CallStatus::Queued),
-            "ringing" => Ok(CallStatus::Ringing),
-            "in-progress" | "answered" => Ok(CallStatus::InProgress),
-            "completed" => Ok(CallStatus::Completed),
-            "busy" => Ok(CallStatus::Busy),
-            "failed" => Ok(CallStatus::Failed),
-            "no-answer" => Ok(CallStatus::NoAnswer),
-            "canceled" | "cancelled" => Ok(CallStatus::Canceled),
-            _ => Err(UnknownCallStatus(s.to_string())),
+            "initiated" => Ok(CallStatus::Queued),
+            "answered" => Ok(CallStatus::InProgress),
+            "cancelled" => Ok(CallStatus::Canceled),
+            name => CallStatus::from_name(name).ok_or_else(|| UnknownCallStatus(s.to_string())),
         }
     }
 }

@@ -108,7 +108,7 @@ macro_rules! text_enum {
             pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
 
             /// The value's name, as it is stored, sent and documented.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text,)+
                 }

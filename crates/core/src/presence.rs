@@ -105,7 +105,8 @@ const REAP_BATCH: usize = 500;
 const CALLS_TTL_SECS: u64 = 12 * 3600;
 
 /// Shared by every script: ARGV[1] = prefix, ARGV[2] = now (ms),
-/// ARGV[3] = now (RFC 3339, the `since` of any change).
+/// ARGV[3] = now (RFC 3339, the `since` of any change). `AVAILABLE`, `BUSY`
+/// and `OFFLINE` are the statuses' names (see [`Script::source`]).
 const PRELUDE: &str = r#"
 local prefix = ARGV[1]
 local now_ms = tonumber(ARGV[2])
@@ -116,7 +117,7 @@ local function k(tenant, suffix)
 end
 local function current(tenant, agent)
   local raw = redis.call('HGET', k(tenant), agent)
-  if not raw then return 'offline' end
+  if not raw then return OFFLINE end
   return cjson.decode(raw).status
 end
 -- Moves an agent to `status`; `by_call` 1/0 marks or clears "busy because of
@@ -127,7 +128,7 @@ local function transition(tenant, agent, status, by_call)
   if current(tenant, agent) == status then return '' end
   local json = cjson.encode({agent_id = agent, status = status, since = since})
   redis.call('HSET', k(tenant), agent, json)
-  if status == 'available' then
+  if status == AVAILABLE then
     redis.call('ZADD', k(tenant, 'available'), now_ms, agent)
   else
     redis.call('ZREM', k(tenant, 'available'), agent)
@@ -174,12 +175,24 @@ impl Script {
         }
     }
 
-    /// The full source, built on first use. Sent with EVAL, which Redis
-    /// caches by digest; the `script` feature of the redis crate (EVALSHA)
-    /// is not enabled here.
+    /// The full source, built on first use: the statuses' names as Lua
+    /// constants, taken from [`PresenceStatus`] so that the scripts write
+    /// the names clients are documented, then [`PRELUDE`], head and body.
+    /// Sent with EVAL, which Redis caches by digest; the `script` feature of
+    /// the redis crate (EVALSHA) is not enabled here.
     fn source(&self) -> &str {
-        self.source
-            .get_or_init(|| format!("{PRELUDE}\n{}\n{}", self.head, self.body))
+        self.source.get_or_init(|| {
+            let (available, busy, offline) = (
+                PresenceStatus::Available,
+                PresenceStatus::Busy,
+                PresenceStatus::Offline,
+            );
+            format!(
+                "local AVAILABLE, BUSY, OFFLINE = '{available}', '{busy}', '{offline}'\n\
+                 {PRELUDE}\n{}\n{}",
+                self.head, self.body
+            )
+        })
     }
 }
 
@@ -195,8 +208,8 @@ local tenant, agent, socket, expiry = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7
 local added = redis.call('ZADD', k(tenant, 'sockets:' .. agent), expiry, socket)
 redis.call('ZADD', prefix .. ':presence:sockets', expiry, tenant .. '|' .. agent .. '|' .. socket)
 if ARGV[8] == 'heartbeat' and added == 0 then return '' end
-if current(tenant, agent) == 'offline' then
-  return transition(tenant, agent, 'available', 0)
+if current(tenant, agent) == OFFLINE then
+  return transition(tenant, agent, AVAILABLE, 0)
 end
 return ''
 "#,
@@ -209,7 +222,7 @@ local tenant, agent, socket = ARGV[4], ARGV[5], ARGV[6]
 redis.call('ZREM', k(tenant, 'sockets:' .. agent), socket)
 redis.call('ZREM', prefix .. ':presence:sockets', tenant .. '|' .. agent .. '|' .. socket)
 if live_sockets(tenant, agent) > 0 then return {0, ''} end
-return {1, transition(tenant, agent, 'offline', 0)}
+return {1, transition(tenant, agent, OFFLINE, 0)}
 "#,
 );
 
@@ -225,7 +238,7 @@ for _, member in ipairs(expired) do
   if tenant then
     redis.call('ZREM', k(tenant, 'sockets:' .. agent), socket)
     if live_sockets(tenant, agent) == 0 then
-      local json = transition(tenant, agent, 'offline', 0)
+      local json = transition(tenant, agent, OFFLINE, 0)
       if json ~= '' then
         table.insert(out, tenant)
         table.insert(out, json)
@@ -246,8 +259,8 @@ while true do
   local popped = redis.call('ZPOPMIN', k(tenant, 'available'), 1)
   if #popped == 0 then return '' end
   local agent = popped[1]
-  if current(tenant, agent) == 'available' then
-    return transition(tenant, agent, 'busy', 1)
+  if current(tenant, agent) == AVAILABLE then
+    return transition(tenant, agent, BUSY, 1)
   end
 end
 "#,
@@ -260,8 +273,8 @@ static CALL_STARTED: Script = Script::per_call(
 redis.call('SADD', calls, call)
 redis.call('EXPIRE', calls, tonumber(ARGV[7]))
 local status = current(tenant, agent)
-if status == 'offline' or status == 'busy' then return '' end
-return transition(tenant, agent, 'busy', 1)
+if status == OFFLINE or status == BUSY then return '' end
+return transition(tenant, agent, BUSY, 1)
 "#,
 );
 
@@ -272,11 +285,11 @@ static CALL_ENDED: Script = Script::per_call(
 redis.call('SREM', calls, call)
 if redis.call('SCARD', calls) > 0 then return '' end
 if redis.call('SISMEMBER', k(tenant, 'oncall'), agent) == 0 then return '' end
-if current(tenant, agent) ~= 'busy' then
+if current(tenant, agent) ~= BUSY then
   redis.call('SREM', k(tenant, 'oncall'), agent)
   return ''
 end
-return transition(tenant, agent, 'available', 0)
+return transition(tenant, agent, AVAILABLE, 0)
 "#,
 );
 

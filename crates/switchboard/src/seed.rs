@@ -536,12 +536,13 @@ impl<'a> Generator<'a> {
             .await?;
             sqlx::query(
                 "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role)
-                 VALUES ($1, $2, 'demo', $3, $4, 'admin')",
+                 VALUES ($1, $2, 'demo', $3, $4, $5)",
             )
             .bind(fixed_id(&format!("api-key:{}", tenant.slug)))
             .bind(tenant.id)
             .bind(auth::api_key_display_prefix(&tenant.api_key))
             .bind(auth::hash_api_key(&tenant.api_key))
+            .bind(Role::Admin)
             .execute(&mut *tx)
             .await?;
             for (name, body) in TEMPLATES {

@@ -116,6 +116,9 @@ async fn demo_credentials_work_against_the_api() {
     )
     .await;
     assert_eq!(me["tenant"]["slug"], "globex");
+    // The demo key is an admin's, so it can manage the tenant too.
+    assert_eq!(me["principal"], "api_key");
+    assert_eq!(me["role"], "admin");
 
     // A seeded customer's number finds them, and their timeline has history.
     let phone: String = sqlx::query_scalar("SELECT phone FROM customers WHERE tenant_id = $1 AND EXISTS (SELECT 1 FROM calls WHERE customer_id = customers.id) LIMIT 1")

@@ -2,7 +2,9 @@
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use switchboard_core::calls::{CallEventKind, CallStatus, EventSource, Route, transition};
+use switchboard_core::calls::{
+    CallEventKind, CallStatus, Direction, EventSource, Route, transition,
+};
 use switchboard_core::events::EventType;
 use switchboard_core::ids::new_id;
 use switchboard_core::jobs::{self, RecordingProcess, VoicemailTranscribe};
@@ -270,7 +272,7 @@ async fn insert_inbound(
     let call: Option<Call> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO calls (id, tenant_id, direction, from_number, to_number, status, carrier_sid,
                             customer_id, agent_id, routed_to, ringing_at)
-         VALUES ($1, $2, 'inbound', $3, $4, 'ringing', $5, $6, $7, $8, $9)
+         VALUES ($1, $2, $10, $3, $4, $11, $5, $6, $7, $8, $9)
          ON CONFLICT (carrier_sid) DO NOTHING
          RETURNING {CALL_COLUMNS}"
     )))
@@ -281,14 +283,13 @@ async fn insert_inbound(
     .bind(sid)
     .bind(customer_id)
     .bind(agent)
-    .bind(
-        match agent {
-            Some(_) => Route::Agent,
-            None => Route::Voicemail,
-        }
-        .as_str(),
-    )
+    .bind(match agent {
+        Some(_) => Route::Agent,
+        None => Route::Voicemail,
+    })
     .bind(now)
+    .bind(Direction::Inbound)
+    .bind(CallStatus::Ringing)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(call) = &call {

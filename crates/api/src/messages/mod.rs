@@ -56,16 +56,17 @@ pub struct MessageCounts {
 }
 
 impl MessageCounts {
-    /// Counts `count` more messages in `status`; other statuses count nowhere.
-    pub fn add(&mut self, status: &str, count: i64) {
+    /// Counts `count` more messages in `status`; `received` (inbound) counts
+    /// nowhere.
+    pub fn add(&mut self, status: MessageStatus, count: i64) {
         let slot = match status {
-            "queued" => &mut self.queued,
-            "sending" => &mut self.sending,
-            "sent" => &mut self.sent,
-            "delivered" => &mut self.delivered,
-            "undelivered" => &mut self.undelivered,
-            "failed" => &mut self.failed,
-            _ => return,
+            MessageStatus::Queued => &mut self.queued,
+            MessageStatus::Sending => &mut self.sending,
+            MessageStatus::Sent => &mut self.sent,
+            MessageStatus::Delivered => &mut self.delivered,
+            MessageStatus::Undelivered => &mut self.undelivered,
+            MessageStatus::Failed => &mut self.failed,
+            MessageStatus::Received => return,
         };
         *slot += count;
     }

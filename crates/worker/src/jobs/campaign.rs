@@ -15,6 +15,7 @@ use std::{collections::HashSet, sync::Arc};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use switchboard_core::{
+    calls::Direction,
     events::EventType,
     ids::new_id,
     jobs::{self, CampaignExpand, Job, SmsSend},
@@ -127,8 +128,12 @@ impl Handler for CampaignExpand {
                 }
             }
             let (body, status, error) = match render(&template, &vars) {
-                Ok(body) => (body, "queued", None),
-                Err(_) => (template.clone(), "failed", Some(MISSING_VARIABLES_ERROR)),
+                Ok(body) => (body, MessageStatus::Queued, None),
+                Err(_) => (
+                    template.clone(),
+                    MessageStatus::Failed,
+                    Some(MISSING_VARIABLES_ERROR),
+                ),
             };
             let seg = segment(&body);
             let due = now + chrono::Duration::seconds(rows.ids.len() as i64 / rate);
@@ -138,7 +143,7 @@ impl Handler for CampaignExpand {
             rows.segments.push(seg.segments as i16);
             rows.encodings.push(seg.encoding.as_str().to_string());
             rows.customers.push(recipient.customer_id);
-            rows.statuses.push(status);
+            rows.statuses.push(status.as_str());
             rows.errors.push(error);
             rows.due.push(due);
         }
@@ -146,7 +151,7 @@ impl Handler for CampaignExpand {
             "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status,
                                    segments, encoding, error_code, customer_id, campaign_id,
                                    template_id, created_at, updated_at)
-             SELECT r.id, $1, 'outbound', $2, r.to_number, r.body, r.status, r.segments, r.encoding,
+             SELECT r.id, $1, $13, $2, r.to_number, r.body, r.status, r.segments, r.encoding,
                     r.error_code, r.customer_id, $3, c.template_id, now(), r.due
              FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::int2[], $9::text[],
                          $10::text[], $11::uuid[], $12::timestamptz[])
@@ -166,10 +171,11 @@ impl Handler for CampaignExpand {
         .bind(&rows.errors)
         .bind(&rows.customers)
         .bind(&rows.due)
+        .bind(Direction::Outbound)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE campaigns SET status = 'running', started_at = now(),
+            "UPDATE campaigns SET status = $5, started_at = now(),
                     total_recipients = $3, opted_out_count = $4
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -177,6 +183,7 @@ impl Handler for CampaignExpand {
         .bind(self.campaign_id)
         .bind(recipients.len() as i32)
         .bind(opted_out.len() as i32)
+        .bind(CampaignStatus::Running)
         .execute(&mut *tx)
         .await?;
         let sends = enqueue_sends(&mut tx, self).await?;
@@ -264,9 +271,10 @@ async fn enqueue_sends(
 ) -> Result<u64, sqlx::Error> {
     let queued: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT id, updated_at FROM messages
-         WHERE campaign_id = $1 AND status = 'queued' ORDER BY updated_at, id",
+         WHERE campaign_id = $1 AND status = $2 ORDER BY updated_at, id",
     )
     .bind(job.campaign_id)
+    .bind(MessageStatus::Queued)
     .fetch_all(&mut *tx)
     .await?;
     let now = Utc::now();
@@ -321,12 +329,14 @@ pub async fn publish_progress(
         .await?
     } else {
         sqlx::query_as(
-            "UPDATE campaigns SET status = 'completed', completed_at = COALESCE(completed_at, now())
-             WHERE tenant_id = $1 AND id = $2 AND status IN ('running', 'completed')
+            "UPDATE campaigns SET status = $3, completed_at = COALESCE(completed_at, now())
+             WHERE tenant_id = $1 AND id = $2 AND status IN ($3, $4)
              RETURNING status, total_recipients, opted_out_count",
         )
         .bind(tenant_id)
         .bind(campaign_id)
+        .bind(CampaignStatus::Completed)
+        .bind(CampaignStatus::Running)
         .fetch_optional(&ctx.db)
         .await?
     };

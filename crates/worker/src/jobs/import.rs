@@ -73,11 +73,14 @@ impl Handler for ImportProcess {
             // re-driven import carries on from its last committed batch (a
             // file that cannot be parsed fails again below).
             sqlx::query(
-                "UPDATE imports SET status = 'running', error = NULL, finished_at = NULL,
+                "UPDATE imports SET status = $2, error = NULL, finished_at = NULL,
                         started_at = COALESCE(started_at, now())
-                 WHERE id = $1 AND status IN ('queued', 'failed')",
+                 WHERE id = $1 AND status IN ($3, $4)",
             )
             .bind(self.import_id)
+            .bind(Status::Running)
+            .bind(Status::Queued)
+            .bind(Status::Failed)
             .execute(&ctx.db)
             .await?;
         }
@@ -134,11 +137,13 @@ impl Handler for ImportProcess {
         }
 
         let finished: Option<(f64, i32)> = sqlx::query_as(
-            "UPDATE imports SET status = 'completed', finished_at = now()
-             WHERE id = $1 AND status = 'running' AND rows_processed = rows_total
+            "UPDATE imports SET status = $2, finished_at = now()
+             WHERE id = $1 AND status = $3 AND rows_processed = rows_total
              RETURNING extract(epoch FROM now() - created_at)::float8, rows_total",
         )
         .bind(self.import_id)
+        .bind(Status::Completed)
+        .bind(Status::Running)
         .fetch_optional(&ctx.db)
         .await?;
         if let Some((seconds, rows)) = finished {
@@ -303,11 +308,14 @@ async fn write_batch(
 async fn fail(ctx: &Ctx, job: &ImportProcess, reason: &str) -> JobResult {
     tracing::error!(tenant_id = %job.tenant_id, import_id = %job.import_id, reason, "import failed");
     sqlx::query(
-        "UPDATE imports SET status = 'failed', error = $2, finished_at = now()
-         WHERE id = $1 AND status IN ('queued', 'running')",
+        "UPDATE imports SET status = $3, error = $2, finished_at = now()
+         WHERE id = $1 AND status IN ($4, $5)",
     )
     .bind(job.import_id)
     .bind(reason)
+    .bind(Status::Failed)
+    .bind(Status::Queued)
+    .bind(Status::Running)
     .execute(&ctx.db)
     .await?;
     metrics::counter!("imports_finished_total", "status" => "failed").increment(1);

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::{
-    calls::TranscriptionStatus,
+    calls::{RecordingStatus, TranscriptionStatus},
     events::EventType,
     jobs::{RecordingProcess, VoicemailTranscribe},
     records::VOICEMAIL_JSON,
@@ -51,23 +51,43 @@ pub fn transcript(id: Uuid, seconds: i32) -> String {
         .join(" ")
 }
 
-/// The media tables and their processing status columns.
-const VOICEMAILS: (&str, &str) = ("voicemails", "transcription_status");
-const RECORDINGS: (&str, &str) = ("recordings", "status");
+/// A kind of media record these jobs finish: its table, the column saying
+/// where it is, and that column's names for waiting and being worked on
+/// (from the record's status enum, so a job cannot misspell one).
+struct Media {
+    table: &'static str,
+    status: &'static str,
+    pending: &'static str,
+    processing: &'static str,
+}
 
-/// Claims the record `id` of `table` for processing: `pending`, or
-/// `processing` again (a worker died mid-way), becomes `processing` in its
-/// `status` column. Returns the audio's length in seconds, or `None` when
-/// the record is finished already or gone.
-async fn claim(
-    ctx: &Ctx,
-    (table, status): (&'static str, &'static str),
-    tenant_id: Uuid,
-    id: Uuid,
-) -> sqlx::Result<Option<i32>> {
+const VOICEMAILS: Media = Media {
+    table: "voicemails",
+    status: "transcription_status",
+    pending: TranscriptionStatus::Pending.as_str(),
+    processing: TranscriptionStatus::Processing.as_str(),
+};
+
+const RECORDINGS: Media = Media {
+    table: "recordings",
+    status: "status",
+    pending: RecordingStatus::Pending.as_str(),
+    processing: RecordingStatus::Processing.as_str(),
+};
+
+/// Claims the record `id` of `media` for processing: pending, or processing
+/// again (a worker died mid-way), becomes processing. Returns the audio's
+/// length in seconds, or `None` when the record is finished already or gone.
+async fn claim(ctx: &Ctx, media: Media, tenant_id: Uuid, id: Uuid) -> sqlx::Result<Option<i32>> {
+    let Media {
+        table,
+        status,
+        pending,
+        processing,
+    } = media;
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "UPDATE {table} SET {status} = 'processing'
-         WHERE tenant_id = $1 AND id = $2 AND {status} IN ('pending', 'processing')
+        "UPDATE {table} SET {status} = '{processing}'
+         WHERE tenant_id = $1 AND id = $2 AND {status} IN ('{pending}', '{processing}')
          RETURNING duration_seconds"
     )))
     .bind(tenant_id)
@@ -129,17 +149,20 @@ impl Handler for RecordingProcess {
         // Encoding work: a fraction of the audio's length.
         let jitter = rand::rng().random_range(0.9..1.1);
         tokio::time::sleep(processing_time(ctx, seconds).mul_f64(jitter * 0.5)).await;
-        let recording: Option<serde_json::Value> = sqlx::query_scalar(
-            "UPDATE recordings SET status = 'ready', processed_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = 'processing'
+        let recording: Option<serde_json::Value> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "UPDATE recordings SET status = '{ready}', processed_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = '{processing}'
              RETURNING jsonb_build_object('call_id', call_id, 'recording', jsonb_build_object(
                  'id', id, 'status', status, 'url', url, 'duration_seconds', duration_seconds,
                  'processed_at', processed_at))",
-        )
-        .bind(self.tenant_id)
-        .bind(self.recording_id)
-        .fetch_optional(&ctx.db)
-        .await?;
+                ready = RecordingStatus::Ready,
+                processing = RecordingStatus::Processing,
+            )))
+            .bind(self.tenant_id)
+            .bind(self.recording_id)
+            .fetch_optional(&ctx.db)
+            .await?;
         let done = (EventType::CallUpdated, "recordings_processed_total");
         finished(ctx, self.tenant_id, recording, done).await;
         Ok(())
