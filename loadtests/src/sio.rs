@@ -65,9 +65,7 @@ pub type SioClient = switchboard_sio_client::SioClient<Event>;
 
 /// Connects with an agent's JWT and waits for the namespace connect ack.
 pub async fn connect(realtime: &str, token: &str) -> anyhow::Result<SioClient> {
-    let client =
-        switchboard_sio_client::SioClient::connect(realtime, &json!({ "token": token })).await?;
-    Ok(client)
+    Ok(SioClient::connect(realtime, &json!({ "token": token })).await?)
 }
 
 /// A receive-only socket that hands every raw frame to `sink` (the fan-out

@@ -141,7 +141,7 @@ impl Handler for CampaignExpand {
             rows.to.push(recipient.phone.clone());
             rows.bodies.push(body);
             rows.segments.push(seg.segments as i16);
-            rows.encodings.push(seg.encoding.as_str().to_string());
+            rows.encodings.push(seg.encoding.as_str());
             rows.customers.push(recipient.customer_id);
             rows.statuses.push(status.as_str());
             rows.errors.push(error);
@@ -210,7 +210,7 @@ struct Rows {
     bodies: Vec<String>,
     statuses: Vec<&'static str>,
     segments: Vec<i16>,
-    encodings: Vec<String>,
+    encodings: Vec<&'static str>,
     errors: Vec<Option<&'static str>>,
     customers: Vec<Option<Uuid>>,
     due: Vec<DateTime<Utc>>,

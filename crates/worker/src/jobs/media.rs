@@ -120,15 +120,15 @@ impl Handler for VoicemailTranscribe {
         let text = transcript(self.voicemail_id, seconds);
         let voicemail: Option<serde_json::Value> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "UPDATE voicemails SET transcription_status = '{completed}', transcription = $3
-                 WHERE tenant_id = $1 AND id = $2 AND transcription_status = '{processing}'
-                 RETURNING {VOICEMAIL_JSON}",
-                completed = TranscriptionStatus::Completed,
-                processing = TranscriptionStatus::Processing,
+                "UPDATE voicemails SET transcription_status = $4, transcription = $3
+                 WHERE tenant_id = $1 AND id = $2 AND transcription_status = $5
+                 RETURNING {VOICEMAIL_JSON}"
             )))
             .bind(self.tenant_id)
             .bind(self.voicemail_id)
             .bind(&text)
+            .bind(TranscriptionStatus::Completed)
+            .bind(TranscriptionStatus::Processing)
             .fetch_optional(&ctx.db)
             .await?;
         let done = (
@@ -149,20 +149,19 @@ impl Handler for RecordingProcess {
         // Encoding work: a fraction of the audio's length.
         let jitter = rand::rng().random_range(0.9..1.1);
         tokio::time::sleep(processing_time(ctx, seconds).mul_f64(jitter * 0.5)).await;
-        let recording: Option<serde_json::Value> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "UPDATE recordings SET status = '{ready}', processed_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND status = '{processing}'
+        let recording: Option<serde_json::Value> = sqlx::query_scalar(
+            "UPDATE recordings SET status = $3, processed_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND status = $4
              RETURNING jsonb_build_object('call_id', call_id, 'recording', jsonb_build_object(
                  'id', id, 'status', status, 'url', url, 'duration_seconds', duration_seconds,
                  'processed_at', processed_at))",
-                ready = RecordingStatus::Ready,
-                processing = RecordingStatus::Processing,
-            )))
-            .bind(self.tenant_id)
-            .bind(self.recording_id)
-            .fetch_optional(&ctx.db)
-            .await?;
+        )
+        .bind(self.tenant_id)
+        .bind(self.recording_id)
+        .bind(RecordingStatus::Ready)
+        .bind(RecordingStatus::Processing)
+        .fetch_optional(&ctx.db)
+        .await?;
         let done = (EventType::CallUpdated, "recordings_processed_total");
         finished(ctx, self.tenant_id, recording, done).await;
         Ok(())
