@@ -6,7 +6,11 @@ use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchboard_core::calls::RecordingStatus;
+use switchboard_core::{
+    calls::{CallStatus, RecordingStatus},
+    scheduling::ScheduledCallStatus,
+    sms::MessageStatus,
+};
 use switchboard_testkit::{json_of, openapi_json, operations, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -378,13 +382,66 @@ async fn check_list(db: &sqlx::PgPool, table: &str, column: &str) -> BTreeSet<St
     .fetch_one(db)
     .await
     .unwrap();
-    // `CHECK ((status = ANY (ARRAY['queued'::text, ...])))`: the quoted words.
-    check
+    quoted(&check)
+}
+
+/// The quoted words of a definition PostgreSQL prints, such as
+/// `CHECK ((status = ANY (ARRAY['queued'::text, ...])))`.
+fn quoted(definition: &str) -> BTreeSet<String> {
+    definition
         .split('\'')
         .skip(1)
         .step_by(2)
         .map(String::from)
         .collect()
+}
+
+/// The statuses the code selects records still under way by are the ones
+/// the partial indexes for those statements cover (PostgreSQL uses a
+/// partial index only for a statement whose condition implies the index's):
+/// the sweeper, the report rollups and the load suite's teardown select
+/// live calls, and the sweeper unsettled outbound messages (`queued`, or
+/// `sending`/`sent` in simulated mode); the scheduled-call cap and gauges
+/// count dialing and waiting scheduled calls.
+#[tokio::test]
+async fn partial_indexes_cover_the_statuses_the_code_selects_by() {
+    let app = spawn_app().await;
+    let names = |statuses: Vec<&str>| statuses.into_iter().map(String::from).collect();
+    let unsettled = MessageStatus::ALL
+        .into_iter()
+        .filter(|status| !status.is_terminal());
+    let cases: [(&str, BTreeSet<String>); 4] = [
+        (
+            "calls_live_idx",
+            names(CallStatus::live().map(CallStatus::as_str).collect()),
+        ),
+        (
+            "messages_unsettled_idx",
+            names(unsettled.map(MessageStatus::as_str).collect()),
+        ),
+        (
+            "scheduled_calls_waiting_idx",
+            names(
+                ScheduledCallStatus::WAITING
+                    .map(ScheduledCallStatus::as_str)
+                    .to_vec(),
+            ),
+        ),
+        (
+            "scheduled_calls_dialing_idx",
+            names(vec![ScheduledCallStatus::Dialing.as_str()]),
+        ),
+    ];
+    for (index, statuses) in cases {
+        let predicate: String = sqlx::query_scalar(
+            "SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = $1::regclass",
+        )
+        .bind(index)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(quoted(&predicate), statuses, "{index}: {predicate}");
+    }
 }
 
 /// Every create that takes `Idempotency-Key` (calls, messages and campaigns

@@ -124,6 +124,14 @@ impl CallStatus {
         self.stage() == 3
     }
 
+    /// The statuses of a call still under way: every one that is not
+    /// terminal. The sweeper and the reports (their `live` count, and the
+    /// rollups, which wait for live calls) select live calls by these, and
+    /// `calls_live_idx` covers exactly them.
+    pub fn live() -> impl Iterator<Item = CallStatus> {
+        Self::ALL.into_iter().filter(|status| !status.is_terminal())
+    }
+
     /// Pre-answer statuses, from which a call can fail to connect.
     pub fn is_pre_answer(self) -> bool {
         matches!(self, CallStatus::Queued | CallStatus::Ringing)

@@ -114,6 +114,19 @@ macro_rules! text_enum {
                 }
             }
 
+            /// The names of `values` as an SQL list of literals (`'a', 'b'`),
+            /// for a predicate that a partial index must be able to match:
+            /// PostgreSQL matches an index's predicate against the
+            /// statement's text, and a bound array is opaque to it once the
+            /// statement is planned generically.
+            pub fn sql_list(values: impl IntoIterator<Item = Self>) -> String {
+                values
+                    .into_iter()
+                    .map(|value| format!("'{}'", value.as_str().replace('\'', "''")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+
             /// The value `name` names exactly; `None` for any other text.
             pub fn from_name(name: &str) -> Option<Self> {
                 match name {
@@ -166,5 +179,26 @@ mod tests {
             <Sample as sqlx::Type<sqlx::Postgres>>::type_info(),
             <String as sqlx::Type<sqlx::Postgres>>::type_info()
         );
+    }
+
+    text_enum! {
+        /// A name with a quote in it.
+        enum Quoted {
+            /// `it's`.
+            It = "it's",
+        }
+    }
+
+    /// A predicate's list of literals holds the names, each quoted as SQL
+    /// quotes text: a quote in a name cannot end its literal.
+    #[test]
+    fn sql_list_quotes_each_name_as_an_sql_literal() {
+        assert_eq!(
+            Sample::sql_list([Sample::InProgress, Sample::Upper]),
+            "'in-progress', 'GSM-7'"
+        );
+        assert_eq!(Sample::sql_list([]), "");
+        assert_eq!(Quoted::from_name("it's"), Some(Quoted::It));
+        assert_eq!(Quoted::sql_list(Quoted::ALL), "'it''s'");
     }
 }

@@ -31,6 +31,11 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::{
+    calls::{CallStatus, Direction},
+    sms::MessageStatus,
+};
+
 /// How long after an hour ends before it may be rolled: longer than any
 /// transaction that could still insert a row timestamped in it.
 pub const SETTLE: Duration = Duration::minutes(5);
@@ -267,9 +272,10 @@ impl HourRow {
 /// status, and `more`.
 struct Counts {
     prefix: &'static str,
-    statuses: &'static [&'static str],
+    /// The statuses counted one column each (named by the status, `-` as `_`).
+    statuses: Vec<&'static str>,
     /// Further counts: the column's suffix and the rows it counts.
-    more: &'static [(&'static str, &'static str)],
+    more: Vec<(&'static str, String)>,
 }
 
 impl Counts {
@@ -278,16 +284,16 @@ impl Counts {
     fn columns(&self) -> Vec<(String, Option<String>)> {
         let prefix = self.prefix;
         let mut columns = vec![(format!("{prefix}_total"), None)];
-        for direction in ["inbound", "outbound"] {
+        for direction in Direction::ALL {
             let rows = format!("direction = '{direction}'");
             columns.push((format!("{prefix}_{direction}"), Some(rows)));
         }
-        for status in self.statuses {
+        for status in &self.statuses {
             let column = format!("{prefix}_{}", status.replace('-', "_"));
             columns.push((column, Some(format!("status = '{status}'"))));
         }
-        for (suffix, rows) in self.more {
-            columns.push((format!("{prefix}_{suffix}"), Some((*rows).to_string())));
+        for (suffix, rows) in &self.more {
+            columns.push((format!("{prefix}_{suffix}"), Some(rows.clone())));
         }
         columns
     }
@@ -310,30 +316,30 @@ impl Counts {
     }
 }
 
-/// [`CallCounts`], as counted.
-const CALL_COUNTS: Counts = Counts {
+/// [`CallCounts`], as counted: one column per final status, the live ones
+/// together.
+static CALL_COUNTS: LazyLock<Counts> = LazyLock::new(|| Counts {
     prefix: "calls",
-    statuses: &["completed", "busy", "no-answer", "failed", "canceled"],
-    more: &[
-        ("live", "status IN ('queued', 'ringing', 'in-progress')"),
-        ("answered", "answered_at IS NOT NULL"),
+    statuses: CallStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_terminal())
+        .map(CallStatus::as_str)
+        .collect(),
+    more: vec![
+        (
+            "live",
+            format!("status IN ({})", CallStatus::sql_list(CallStatus::live())),
+        ),
+        ("answered", "answered_at IS NOT NULL".into()),
     ],
-};
+});
 
-/// [`MessageCounts`], as counted.
-const MESSAGE_COUNTS: Counts = Counts {
+/// [`MessageCounts`], as counted: one column per status.
+static MESSAGE_COUNTS: LazyLock<Counts> = LazyLock::new(|| Counts {
     prefix: "messages",
-    statuses: &[
-        "queued",
-        "sending",
-        "sent",
-        "delivered",
-        "undelivered",
-        "failed",
-        "received",
-    ],
-    more: &[],
-};
+    statuses: MessageStatus::ALL.map(MessageStatus::as_str).to_vec(),
+    more: Vec::new(),
+});
 
 /// The columns of `report_rollups_hourly` after `(tenant_id, bucket)`, in
 /// order.
@@ -376,7 +382,7 @@ t AS (
                  count(*)::int AS n
           FROM calls
           WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3
-            AND status = 'completed' AND duration_seconds IS NOT NULL
+            AND status = '{completed}' AND duration_seconds IS NOT NULL
           GROUP BY 1, 2) d
     GROUP BY bucket),
 m AS (
@@ -390,7 +396,8 @@ v AS (
     GROUP BY 1)
 SELECT bucket,
        {hour}
-FROM c FULL JOIN m USING (bucket) FULL JOIN v USING (bucket) LEFT JOIN t USING (bucket)"
+FROM c FULL JOIN m USING (bucket) FULL JOIN v USING (bucket) LEFT JOIN t USING (bucket)",
+        completed = CallStatus::Completed,
     )
 });
 
@@ -400,15 +407,18 @@ pub fn agent_hourly_aggregate(from: &str, to: &str) -> String {
     format!(
         "SELECT date_trunc('hour', created_at, 'UTC') AS bucket, agent_id,
                 count(*) AS calls_handled,
-                count(*) FILTER (WHERE direction = 'inbound') AS inbound,
-                count(*) FILTER (WHERE direction = 'outbound') AS outbound,
+                count(*) FILTER (WHERE direction = '{inbound}') AS inbound,
+                count(*) FILTER (WHERE direction = '{outbound}') AS outbound,
                 count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,
-                count(duration_seconds) FILTER (WHERE status = 'completed') AS talk_calls,
-                coalesce(sum(duration_seconds) FILTER (WHERE status = 'completed'), 0) AS talk_seconds_sum
+                count(duration_seconds) FILTER (WHERE status = '{completed}') AS talk_calls,
+                coalesce(sum(duration_seconds) FILTER (WHERE status = '{completed}'), 0) AS talk_seconds_sum
          FROM calls
          WHERE tenant_id = $1 AND created_at >= {from} AND created_at < {to}
            AND agent_id IS NOT NULL
-         GROUP BY 1, 2"
+         GROUP BY 1, 2",
+        inbound = Direction::Inbound,
+        outbound = Direction::Outbound,
+        completed = CallStatus::Completed,
     )
 }
 
@@ -549,6 +559,26 @@ pub struct RollupRun {
     pub oldest: Option<DateTime<Utc>>,
 }
 
+/// The oldest call or message per tenant created since `$1` that may still
+/// change: a live call, a message not yet handed to the carrier (`sent`
+/// does not hold the rollups back: see the module docs). The statuses are
+/// literals, so the partial indexes on `updated_at` (`calls_live_idx`,
+/// `messages_unsettled_idx`) cover the open rows; a row created after the
+/// horizon was also updated after it. Rendered once.
+static OPEN_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT tenant_id, min(created_at) FROM (
+             SELECT tenant_id, created_at FROM calls
+             WHERE status IN ({live}) AND updated_at >= $1 AND created_at >= $1
+             UNION ALL
+             SELECT tenant_id, created_at FROM messages
+             WHERE status IN ({unsent}) AND updated_at >= $1 AND created_at >= $1
+         ) open GROUP BY tenant_id",
+        live = CallStatus::sql_list(CallStatus::live()),
+        unsent = MessageStatus::sql_list([MessageStatus::Queued, MessageStatus::Sending]),
+    )
+});
+
 /// Rolls every tenant's history up to the newest hour that can no longer
 /// change (see the module docs). Safe to run concurrently with itself: each
 /// step locks the tenant's state row and checks it still starts where it
@@ -557,23 +587,13 @@ pub struct RollupRun {
 pub async fn roll_up(db: &PgPool, now: DateTime<Utc>) -> sqlx::Result<RollupRun> {
     let sealed = floor_hour(now - SETTLE);
     let horizon = now - OPEN_HORIZON;
-    // The oldest call or message per tenant that may still change. The
-    // partial indexes on `updated_at` cover the open rows, and a row
-    // created after the horizon was also updated after it.
-    let open: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as(
-        "SELECT tenant_id, min(created_at) FROM (
-             SELECT tenant_id, created_at FROM calls
-             WHERE status IN ('queued', 'ringing', 'in-progress') AND updated_at >= $1 AND created_at >= $1
-             UNION ALL
-             SELECT tenant_id, created_at FROM messages
-             WHERE status IN ('queued', 'sending') AND updated_at >= $1 AND created_at >= $1
-         ) open GROUP BY tenant_id",
-    )
-    .bind(horizon)
-    .fetch_all(db)
-    .await?
-    .into_iter()
-    .collect();
+    let open: HashMap<Uuid, DateTime<Utc>> =
+        sqlx::query_as(sqlx::AssertSqlSafe(OPEN_ROWS.as_str()))
+            .bind(horizon)
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .collect();
     let tenants: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
         "SELECT t.id, s.rolled_through FROM tenants t
          LEFT JOIN report_rollup_state s ON s.tenant_id = t.id ORDER BY t.id",

@@ -40,6 +40,10 @@ crate::text_enum! {
 }
 
 impl ScheduledCallStatus {
+    /// Waiting for an attempt (`pending`, `retrying`): its job runs at
+    /// `next_attempt_at`.
+    pub const WAITING: [ScheduledCallStatus; 2] = [Self::Pending, Self::Retrying];
+
     /// Final statuses (`completed`, `exhausted`, `canceled`): nothing changes
     /// them any more.
     pub fn is_final(self) -> bool {

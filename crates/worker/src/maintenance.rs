@@ -20,13 +20,16 @@
 use std::sync::Arc;
 
 use switchboard_core::{
+    calls::{CallStatus, Direction, RecordingStatus, TranscriptionStatus},
     jobs::{
         CampaignExpand, CarrierSim, Job, RecordingProcess, ScheduledCallRun, SmsSend,
         VoicemailTranscribe,
     },
     redis::redis,
     reports,
+    scheduling::ScheduledCallStatus,
     settings::CarrierMode,
+    sms::{CampaignStatus, MessageStatus},
     ticker::Ticker,
 };
 use uuid::Uuid;
@@ -74,11 +77,14 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>)
 /// (held by the concurrency cap, or a worker that is behind);
 /// `scheduled_calls_dialing`: placed and still on the line.
 async fn scheduled_gauges(ctx: &Ctx) -> anyhow::Result<()> {
-    let (due, dialing): (i64, i64) = sqlx::query_as(
+    // Literal statuses, which the partial indexes on them can serve.
+    let (due, dialing): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT (SELECT count(*) FROM scheduled_calls
-                 WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()),
-                (SELECT count(*) FROM scheduled_calls WHERE status = 'dialing')",
-    )
+                 WHERE status IN ({waiting}) AND next_attempt_at <= now()),
+                (SELECT count(*) FROM scheduled_calls WHERE status = '{dialing}')",
+        waiting = ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING),
+        dialing = ScheduledCallStatus::Dialing,
+    )))
     .fetch_one(&ctx.db)
     .await?;
     metrics::gauge!("scheduled_calls_due").set(due as f64);
@@ -108,7 +114,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "messages",
-            waiting: "r.status = 'queued' AND r.direction = 'outbound'",
+            waiting: outbound(MessageStatus::sql_list([MessageStatus::Queued])),
             since: "updated_at",
             oldest_first: true,
         },
@@ -124,7 +130,10 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             ctx,
             Stuck {
                 table: "messages",
-                waiting: "r.status IN ('sending', 'sent') AND r.direction = 'outbound'",
+                waiting: outbound(MessageStatus::sql_list([
+                    MessageStatus::Sending,
+                    MessageStatus::Sent,
+                ])),
                 since: "updated_at",
                 oldest_first: true,
             },
@@ -141,8 +150,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             ctx,
             Stuck {
                 table: "calls",
-                waiting: "r.status IN ('queued', 'ringing', 'in-progress') \
-                          AND r.direction = 'outbound'",
+                waiting: outbound(CallStatus::sql_list(CallStatus::live())),
                 since: "updated_at",
                 oldest_first: true,
             },
@@ -155,7 +163,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "campaigns",
-            waiting: "r.status = 'pending'",
+            waiting: format!("r.status = '{}'", CampaignStatus::Pending),
             since: "created_at",
             oldest_first: false,
         },
@@ -170,7 +178,13 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "voicemails",
-            waiting: "r.transcription_status IN ('pending', 'processing')",
+            waiting: format!(
+                "r.transcription_status IN ({})",
+                TranscriptionStatus::sql_list([
+                    TranscriptionStatus::Pending,
+                    TranscriptionStatus::Processing
+                ])
+            ),
             since: "created_at",
             oldest_first: false,
         },
@@ -185,7 +199,10 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "recordings",
-            waiting: "r.status IN ('pending', 'processing')",
+            waiting: format!(
+                "r.status IN ({})",
+                RecordingStatus::sql_list([RecordingStatus::Pending, RecordingStatus::Processing])
+            ),
             since: "created_at",
             oldest_first: false,
         },
@@ -202,7 +219,10 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "scheduled_calls",
-            waiting: "r.status IN ('pending', 'retrying')",
+            waiting: format!(
+                "r.status IN ({})",
+                ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING)
+            ),
             since: "next_attempt_at",
             oldest_first: true,
         },
@@ -217,10 +237,14 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "scheduled_calls",
-            waiting: "r.status = 'dialing'
-                AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
-                            WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
-                              AND c.status NOT IN ('queued', 'ringing', 'in-progress'))",
+            waiting: format!(
+                "r.status = '{dialing}'
+                 AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
+                             WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
+                               AND c.status NOT IN ({live}))",
+                dialing = ScheduledCallStatus::Dialing,
+                live = CallStatus::sql_list(CallStatus::live()),
+            ),
             since: "updated_at",
             oldest_first: false,
         },
@@ -243,8 +267,10 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
 /// the sweep window, and named by no job and no dead letter.
 struct Stuck {
     table: &'static str,
-    /// The condition on `r` of a record that needs a job to progress.
-    waiting: &'static str,
+    /// The condition on `r` of a record that needs a job to progress. Its
+    /// statuses are literals, so that the table's partial index on `since`
+    /// (`calls_live_idx`, `messages_unsettled_idx`) can serve it.
+    waiting: String,
     /// The timestamp column its wait is measured from.
     since: &'static str,
     /// Take the longest-waiting first (where an index on `since` serves it).
@@ -278,6 +304,15 @@ impl Stuck {
     }
 }
 
+/// The condition on `r` of an outbound record in one of `statuses` (an
+/// [`sql_list`](MessageStatus::sql_list)).
+fn outbound(statuses: String) -> String {
+    format!(
+        "r.status IN ({statuses}) AND r.direction = '{}'",
+        Direction::Outbound
+    )
+}
+
 /// Runs one sweep query and enqueues a `T` for every record it finds.
 async fn redrive<T: Job>(
     ctx: &Ctx,
@@ -309,7 +344,8 @@ async fn redrive<T: Job>(
 
 async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
     let running: Vec<(Uuid, Uuid)> =
-        sqlx::query_as("SELECT tenant_id, id FROM campaigns WHERE status = 'running'")
+        sqlx::query_as("SELECT tenant_id, id FROM campaigns WHERE status = $1")
+            .bind(CampaignStatus::Running)
             .fetch_all(&ctx.db)
             .await?;
     for (tenant_id, campaign_id) in running {

@@ -38,6 +38,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use switchboard_core::{
+    calls::Direction,
     carrier::{SIGNATURE_HEADER, new_sid, sign},
     jobs::{self, CarrierSim, HandedOver, Job},
 };
@@ -231,11 +232,12 @@ async fn play_call(ctx: &Ctx, job: &CarrierSim, tenant_id: Uuid, call_id: Uuid) 
         if call.to_number == BUSY_THEN_ANSWERED {
             let called_before: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM calls WHERE tenant_id = $1 AND to_number = $2
-                                AND direction = 'outbound' AND id < $3)",
+                                AND direction = $4 AND id < $3)",
             )
             .bind(tenant_id)
             .bind(&call.to_number)
             .bind(call_id)
+            .bind(Direction::Outbound)
             .fetch_one(&ctx.db)
             .await?;
             if called_before {

@@ -20,6 +20,7 @@ use std::{
 use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::{Value, json};
+use switchboard_core::scheduling::ScheduledCallStatus;
 
 use super::{About, LoadScenario, Run, Setup, agent, agents, next_tick, record_scheduled};
 use crate::{
@@ -226,9 +227,10 @@ async fn measure_placement(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM scheduled_calls WHERE created_at >= $1 AND status = 'pending'",
+            "SELECT count(*) FROM scheduled_calls WHERE created_at >= $1 AND status = $2",
         )
         .bind(since)
+        .bind(ScheduledCallStatus::Pending)
         .fetch_one(&db)
         .await?;
         if waiting == 0 || Instant::now() > deadline {
@@ -332,12 +334,19 @@ fn collect(ctx: &RunContext, extras: &mut Extras) {
 pub async fn retire_unfinished(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(u64, u64)> {
     let settings = switchboard_core::Settings::from_env()?;
     let db = switchboard_core::db::connect(&settings).await?;
+    let unfinished: Vec<&str> = ScheduledCallStatus::ALL
+        .into_iter()
+        .filter(|status| !status.is_final())
+        .map(ScheduledCallStatus::as_str)
+        .collect();
     let canceled = sqlx::query(
-        "UPDATE scheduled_calls SET status = 'canceled', next_attempt_at = NULL,
+        "UPDATE scheduled_calls SET status = $2, next_attempt_at = NULL,
                 last_error = 'load-suite teardown', version = version + 1, updated_at = now()
-         WHERE created_at >= $1 AND status IN ('pending', 'dialing', 'retrying')",
+         WHERE created_at >= $1 AND status = ANY($3)",
     )
     .bind(since)
+    .bind(ScheduledCallStatus::Canceled)
+    .bind(unfinished)
     .execute(&db)
     .await?
     .rows_affected();

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 use goose::prelude::*;
 use serde_json::json;
+use switchboard_core::calls::{CallEventKind, CallStatus, Direction, EventSource};
 
 use super::{About, LoadScenario, Run, Setup, record_scheduled};
 use crate::{
@@ -246,22 +247,32 @@ pub async fn retire_unfinished(since: chrono::DateTime<chrono::Utc>) -> anyhow::
     let retired = sqlx::query(
         "WITH ended AS (
              UPDATE calls c
-             SET status = CASE WHEN live.status = 'in-progress' THEN 'completed' ELSE 'canceled' END,
-                 duration_seconds = CASE WHEN live.status = 'in-progress'
+             SET status = CASE WHEN live.status = $2 THEN $3 ELSE $4 END,
+                 duration_seconds = CASE WHEN live.status = $2
                      THEN greatest(0, extract(epoch FROM now() - c.answered_at))::int END,
                  ended_at = now(), updated_at = now(), version = version + 1
              FROM (SELECT id, status FROM calls
-                   WHERE direction = 'outbound' AND created_at >= $1
-                     AND status IN ('queued', 'ringing', 'in-progress')
+                   WHERE direction = $5 AND created_at >= $1 AND status = ANY($6)
                    FOR UPDATE) live
              WHERE c.id = live.id
              RETURNING c.tenant_id, c.id, live.status AS from_status, c.status AS to_status)
          INSERT INTO call_events (tenant_id, call_id, kind, from_status, to_status, data, source)
-         SELECT tenant_id, id, 'status', from_status, to_status,
-                jsonb_build_object('reason', 'load-suite teardown'), 'system'
+         SELECT tenant_id, id, $7, from_status, to_status,
+                jsonb_build_object('reason', 'load-suite teardown'), $8
          FROM ended",
     )
     .bind(since)
+    .bind(CallStatus::InProgress)
+    .bind(CallStatus::Completed)
+    .bind(CallStatus::Canceled)
+    .bind(Direction::Outbound)
+    .bind(
+        CallStatus::live()
+            .map(CallStatus::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .bind(CallEventKind::Status)
+    .bind(EventSource::System)
     .execute(&db)
     .await?
     .rows_affected();

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::json;
+use switchboard_core::{
+    calls::{CallStatus, Direction},
+    sms::MessageStatus,
+};
 
 use super::{
     About, Agent, LoadScenario, Mix, Run, agent, agents, await_event, await_final,
@@ -496,17 +500,24 @@ async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Resul
     use anyhow::Context as _;
     let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
     let db = switchboard_core::db::connect(&settings).await?;
+    let unsettled: Vec<&str> = MessageStatus::ALL
+        .into_iter()
+        .filter(|status| !status.is_terminal())
+        .map(MessageStatus::as_str)
+        .collect();
     let stuck: (i64, i64) = sqlx::query_as(
         "SELECT
              (SELECT count(*) FROM calls
-              WHERE direction = 'outbound' AND created_at >= $1
-                AND created_at < now() - interval '1 minute' AND status = 'queued'),
+              WHERE direction = $2 AND created_at >= $1
+                AND created_at < now() - interval '1 minute' AND status = $3),
              (SELECT count(*) FROM messages
-              WHERE direction = 'outbound' AND created_at >= $1
-                AND created_at < now() - interval '1 minute'
-                AND status IN ('queued', 'sending', 'sent'))",
+              WHERE direction = $2 AND created_at >= $1
+                AND created_at < now() - interval '1 minute' AND status = ANY($4))",
     )
     .bind(since)
+    .bind(Direction::Outbound)
+    .bind(CallStatus::Queued)
+    .bind(unsettled)
     .fetch_one(&db)
     .await?;
     db.close().await;

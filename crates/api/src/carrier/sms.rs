@@ -293,17 +293,19 @@ pub async fn sms_incoming(
     let created: Option<Message> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO messages (id, tenant_id, direction, from_number, to_number, body, status,
              segments, encoding, carrier_sid, customer_id)
-         VALUES ($1, $2, 'inbound', $3, $4, $5, 'received', $6, $7, $8, $9)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (carrier_sid) DO NOTHING
          RETURNING {MESSAGE_COLUMNS}"
     )))
     .bind(new_id())
     .bind(tenant_id)
+    .bind(Direction::Inbound)
     .bind(from.as_str())
     .bind(to)
     .bind(body)
+    .bind(MessageStatus::Received)
     .bind(i16::try_from(segmentation.segments).unwrap_or(i16::MAX))
-    .bind(segmentation.encoding.as_str())
+    .bind(segmentation.encoding)
     .bind(sid)
     .bind(customer_id)
     .fetch_optional(&mut *tx)

@@ -177,9 +177,11 @@ async fn try_place(
             .bind(job.tenant_id)
             .execute(&mut *tx)
             .await?;
-        let dialing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM scheduled_calls WHERE tenant_id = $1 AND status = 'dialing'",
-        )
+        // A literal status, which `scheduled_calls_dialing_idx` can serve.
+        let dialing: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM scheduled_calls WHERE tenant_id = $1 AND status = '{}'",
+            ScheduledCallStatus::Dialing
+        )))
         .bind(job.tenant_id)
         .fetch_one(&mut *tx)
         .await?;

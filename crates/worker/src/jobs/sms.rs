@@ -20,6 +20,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 use switchboard_core::{
+    calls::Direction,
     events::EventType,
     group_commit::{GroupCommit, Numbered, by_ordinality},
     jobs::{CarrierSim, Job, SmsSend},
@@ -98,7 +99,7 @@ static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
                         AS c_opted_out
              FROM v
              JOIN messages m ON m.tenant_id = v.v_tenant AND m.id = v.v_id
-                            AND m.direction = 'outbound'
+                            AND m.direction = '{outbound}'
              ORDER BY m.id
              FOR UPDATE OF m),
          updated AS (
@@ -118,7 +119,8 @@ static HAND_OVER_SQL: LazyLock<String> = LazyLock::new(|| {
              INSERT INTO jobs (queue, subject, payload)
              SELECT $6, u_id, u_network FROM updated WHERE u_status = $9 AND $7)
          SELECT c_ord AS ord, c_status AS before, u_status AS status, u_message AS message
-         FROM current LEFT JOIN updated ON u_ord = c_ord"
+         FROM current LEFT JOIN updated ON u_ord = c_ord",
+        outbound = Direction::Outbound,
     )
 });
 
