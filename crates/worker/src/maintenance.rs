@@ -163,7 +163,10 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "campaigns",
-            waiting: format!("r.status = '{}'", CampaignStatus::Pending),
+            waiting: status_in(
+                "status",
+                CampaignStatus::sql_list([CampaignStatus::Pending]),
+            ),
             since: "created_at",
             oldest_first: false,
         },
@@ -178,12 +181,12 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "voicemails",
-            waiting: format!(
-                "r.transcription_status IN ({})",
+            waiting: status_in(
+                "transcription_status",
                 TranscriptionStatus::sql_list([
                     TranscriptionStatus::Pending,
-                    TranscriptionStatus::Processing
-                ])
+                    TranscriptionStatus::Processing,
+                ]),
             ),
             since: "created_at",
             oldest_first: false,
@@ -199,9 +202,9 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "recordings",
-            waiting: format!(
-                "r.status IN ({})",
-                RecordingStatus::sql_list([RecordingStatus::Pending, RecordingStatus::Processing])
+            waiting: status_in(
+                "status",
+                RecordingStatus::sql_list([RecordingStatus::Pending, RecordingStatus::Processing]),
             ),
             since: "created_at",
             oldest_first: false,
@@ -219,9 +222,9 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
         ctx,
         Stuck {
             table: "scheduled_calls",
-            waiting: format!(
-                "r.status IN ({})",
-                ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING)
+            waiting: status_in(
+                "status",
+                ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING),
             ),
             since: "next_attempt_at",
             oldest_first: true,
@@ -304,13 +307,16 @@ impl Stuck {
     }
 }
 
-/// The condition on `r` of an outbound record in one of `statuses` (an
-/// [`sql_list`](MessageStatus::sql_list)).
+/// The condition on `r` of a record whose `column` holds one of `statuses`
+/// (an [`sql_list`](MessageStatus::sql_list)).
+fn status_in(column: &str, statuses: String) -> String {
+    format!("r.{column} IN ({statuses})")
+}
+
+/// The condition on `r` of an outbound record in one of `statuses`.
 fn outbound(statuses: String) -> String {
-    format!(
-        "r.status IN ({statuses}) AND r.direction = '{}'",
-        Direction::Outbound
-    )
+    let status = status_in("status", statuses);
+    format!("{status} AND r.direction = '{}'", Direction::Outbound)
 }
 
 /// Runs one sweep query and enqueues a `T` for every record it finds.
