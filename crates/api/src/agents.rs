@@ -127,7 +127,11 @@ pub async fn set_my_presence(
         )
     })?;
     let status: PresenceStatus = req.status.parse().map_err(|_| {
-        ApiError::validation("status", "status must be available, busy, away or offline")
+        let names = PresenceStatus::ALL.map(PresenceStatus::as_str);
+        ApiError::validation(
+            "status",
+            format!("status must be one of: {}", names.join(", ")),
+        )
     })?;
     let change = state
         .presence

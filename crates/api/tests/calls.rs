@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use switchboard_core::presence::PresenceStatus;
 use switchboard_testkit::{TestApp, api::expect_not_found, expect_error, json_of, spawn_app};
 
 /// Posts a signed status callback for the call with `sid`, with `extra`
@@ -259,6 +260,31 @@ async fn an_agents_call_makes_them_busy_and_available_again_when_it_ends() {
     // A duplicate final callback changes nothing, presence included.
     let (_, ack) = report(&app, &call, "completed").await;
     assert_ne!(ack["result"], "applied", "{ack}");
+    assert_eq!(presence_of_agent_a(&app).await, "available");
+}
+
+/// A presence the API does not know is a 422 on `status` that lists the
+/// ones there are, and the agent's presence stays as it was.
+#[tokio::test]
+async fn an_unknown_presence_is_refused_with_the_ones_there_are() {
+    let app = spawn_app().await;
+    let set = |status: &str| {
+        let request = app.request(Method::PUT, "/v1/agents/me/presence", &app.a.token);
+        request.json(&json!({ "status": status })).send()
+    };
+    assert_eq!(set("available").await.unwrap().status(), StatusCode::OK);
+    let refused = set("on-holiday").await.unwrap();
+    let error = expect_error(
+        refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error["field"], "status");
+    let message = error["message"].as_str().unwrap();
+    for name in PresenceStatus::ALL.map(PresenceStatus::as_str) {
+        assert!(message.contains(name), "{name} missing from {message:?}");
+    }
     assert_eq!(presence_of_agent_a(&app).await, "available");
 }
 
