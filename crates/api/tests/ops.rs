@@ -399,9 +399,9 @@ fn quoted(definition: &str) -> BTreeSet<String> {
 /// The statuses the code selects records still under way by are the ones
 /// the partial indexes for those statements cover (PostgreSQL uses a
 /// partial index only for a statement whose condition implies the index's):
-/// the sweeper, the report rollups and the load suite's teardown select
-/// live calls, and the sweeper unsettled outbound messages (`queued`, or
-/// `sending`/`sent` in simulated mode); the scheduled-call cap and gauges
+/// the sweeper and the report rollups select live calls, and the sweeper
+/// unsettled outbound messages (`queued`, or `sending`/`sent` in simulated
+/// mode) and waiting scheduled calls; the scheduled-call cap and gauges
 /// count dialing and waiting scheduled calls.
 #[tokio::test]
 async fn partial_indexes_cover_the_statuses_the_code_selects_by() {

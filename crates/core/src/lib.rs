@@ -115,10 +115,11 @@ macro_rules! text_enum {
             }
 
             /// The names of `values` as an SQL list of literals (`'a', 'b'`),
-            /// for a predicate that a partial index must be able to match:
-            /// PostgreSQL matches an index's predicate against the
-            /// statement's text, and a bound array is opaque to it once the
-            /// statement is planned generically.
+            /// for a condition that a partial index must be able to serve:
+            /// PostgreSQL uses one only where it can prove, from the
+            /// statement's own conditions, that they imply the index's
+            /// predicate, and a bound array proves nothing once the statement
+            /// is planned generically.
             pub fn sql_list(values: impl IntoIterator<Item = Self>) -> String {
                 values
                     .into_iter()

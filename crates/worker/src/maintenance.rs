@@ -272,7 +272,8 @@ struct Stuck {
     table: &'static str,
     /// The condition on `r` of a record that needs a job to progress. Its
     /// statuses are literals, so that the table's partial index on `since`
-    /// (`calls_live_idx`, `messages_unsettled_idx`) can serve it.
+    /// (`calls_live_idx`, `messages_unsettled_idx`,
+    /// `scheduled_calls_waiting_idx`) can serve it.
     waiting: String,
     /// The timestamp column its wait is measured from.
     since: &'static str,
