@@ -157,6 +157,12 @@ impl MessageStatus {
         )
     }
 
+    /// The statuses of a message the carrier has not settled: every one
+    /// that is not terminal (`messages_unsettled_idx` covers exactly them).
+    pub fn unsettled() -> impl Iterator<Item = MessageStatus> {
+        Self::ALL.into_iter().filter(|status| !status.is_terminal())
+    }
+
     fn stage(self) -> u8 {
         match self {
             MessageStatus::Queued => 0,

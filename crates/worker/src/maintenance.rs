@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use switchboard_core::{
-    calls::{CallStatus, Direction, RecordingStatus, TranscriptionStatus},
+    calls::{CallStatus, Direction},
     jobs::{
         CampaignExpand, CarrierSim, Job, RecordingProcess, ScheduledCallRun, SmsSend,
         VoicemailTranscribe,
@@ -34,7 +34,10 @@ use switchboard_core::{
 };
 use uuid::Uuid;
 
-use crate::{context::Ctx, jobs::campaign};
+use crate::{
+    context::Ctx,
+    jobs::{campaign, media},
+};
 
 /// How many stuck records one sweep re-drives per kind.
 const SWEEP_BATCH: i64 = 5_000;
@@ -180,14 +183,8 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     pushed += redrive(
         ctx,
         Stuck {
-            table: "voicemails",
-            waiting: status_in(
-                "transcription_status",
-                TranscriptionStatus::sql_list([
-                    TranscriptionStatus::Pending,
-                    TranscriptionStatus::Processing,
-                ]),
-            ),
+            table: media::VOICEMAILS.table,
+            waiting: media::VOICEMAILS.unfinished("r."),
             since: "created_at",
             oldest_first: false,
         },
@@ -201,11 +198,8 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     pushed += redrive(
         ctx,
         Stuck {
-            table: "recordings",
-            waiting: status_in(
-                "status",
-                RecordingStatus::sql_list([RecordingStatus::Pending, RecordingStatus::Processing]),
-            ),
+            table: media::RECORDINGS.table,
+            waiting: media::RECORDINGS.unfinished("r."),
             since: "created_at",
             oldest_first: false,
         },

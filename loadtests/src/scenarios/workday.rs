@@ -500,9 +500,7 @@ async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Resul
     use anyhow::Context as _;
     let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
     let db = switchboard_core::db::connect(&settings).await?;
-    let unsettled: Vec<&str> = MessageStatus::ALL
-        .into_iter()
-        .filter(|status| !status.is_terminal())
+    let unsettled: Vec<&str> = MessageStatus::unsettled()
         .map(MessageStatus::as_str)
         .collect();
     let stuck: (i64, i64) = sqlx::query_as(

@@ -54,21 +54,40 @@ pub fn transcript(id: Uuid, seconds: i32) -> String {
 /// A kind of media record these jobs finish: its table, the column saying
 /// where it is, and that column's names for waiting and being worked on
 /// (from the record's status enum, so a job cannot misspell one).
-struct Media {
-    table: &'static str,
+pub struct Media {
+    /// The table.
+    pub table: &'static str,
     status: &'static str,
     pending: &'static str,
     processing: &'static str,
 }
 
-const VOICEMAILS: Media = Media {
+impl Media {
+    /// The condition that a row (columns qualified by `row`, e.g. `r.`, or
+    /// not) is unfinished: pending, or processing (again, if its worker
+    /// died). Its job claims such a row; the sweeper re-drives one that has
+    /// no job.
+    pub fn unfinished(&self, row: &str) -> String {
+        let Media {
+            status,
+            pending,
+            processing,
+            ..
+        } = self;
+        format!("{row}{status} IN ('{pending}', '{processing}')")
+    }
+}
+
+/// Voicemails, transcribed by `voicemail.transcribe`.
+pub const VOICEMAILS: Media = Media {
     table: "voicemails",
     status: "transcription_status",
     pending: TranscriptionStatus::Pending.as_str(),
     processing: TranscriptionStatus::Processing.as_str(),
 };
 
-const RECORDINGS: Media = Media {
+/// Call recordings, processed by `recording.process`.
+pub const RECORDINGS: Media = Media {
     table: "recordings",
     status: "status",
     pending: RecordingStatus::Pending.as_str(),
@@ -82,13 +101,14 @@ async fn claim(ctx: &Ctx, media: Media, tenant_id: Uuid, id: Uuid) -> sqlx::Resu
     let Media {
         table,
         status,
-        pending,
         processing,
+        ..
     } = media;
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} SET {status} = '{processing}'
-         WHERE tenant_id = $1 AND id = $2 AND {status} IN ('{pending}', '{processing}')
-         RETURNING duration_seconds"
+         WHERE tenant_id = $1 AND id = $2 AND {unfinished}
+         RETURNING duration_seconds",
+        unfinished = media.unfinished(""),
     )))
     .bind(tenant_id)
     .bind(id)
