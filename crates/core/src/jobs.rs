@@ -41,6 +41,13 @@ macro_rules! record_jobs {
             pub $record: Uuid,
         }
 
+        impl $name {
+            /// The job for record `$record` of tenant `tenant_id`.
+            pub fn new(tenant_id: Uuid, $record: Uuid) -> Self {
+                Self { tenant_id, $record }
+            }
+        }
+
         impl Job for $name {
             const QUEUE: &'static str = $queue;
             fn subject(&self) -> Uuid {

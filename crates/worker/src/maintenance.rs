@@ -122,10 +122,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             oldest_first: true,
         },
         after,
-        |tenant_id, message_id| SmsSend {
-            tenant_id,
-            message_id,
-        },
+        SmsSend::new,
     )
     .await?;
     if ctx.settings.carrier == CarrierMode::Simulated {
@@ -174,40 +171,21 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             oldest_first: false,
         },
         after,
-        |tenant_id, campaign_id| CampaignExpand {
-            tenant_id,
-            campaign_id,
-        },
+        CampaignExpand::new,
     )
     .await?;
     pushed += redrive(
         ctx,
-        Stuck {
-            table: media::VOICEMAILS.table,
-            waiting: media::VOICEMAILS.unfinished("r."),
-            since: "created_at",
-            oldest_first: false,
-        },
+        Stuck::unfinished(&media::VOICEMAILS),
         after,
-        |tenant_id, voicemail_id| VoicemailTranscribe {
-            tenant_id,
-            voicemail_id,
-        },
+        VoicemailTranscribe::new,
     )
     .await?;
     pushed += redrive(
         ctx,
-        Stuck {
-            table: media::RECORDINGS.table,
-            waiting: media::RECORDINGS.unfinished("r."),
-            since: "created_at",
-            oldest_first: false,
-        },
+        Stuck::unfinished(&media::RECORDINGS),
         after,
-        |tenant_id, recording_id| RecordingProcess {
-            tenant_id,
-            recording_id,
-        },
+        RecordingProcess::new,
     )
     .await?;
     // A scheduled call always has its job (written with it); these catch
@@ -224,10 +202,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             oldest_first: true,
         },
         after,
-        |tenant_id, scheduled_call_id| ScheduledCallRun {
-            tenant_id,
-            scheduled_call_id,
-        },
+        ScheduledCallRun::new,
     )
     .await?;
     pushed += redrive(
@@ -246,10 +221,7 @@ pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
             oldest_first: false,
         },
         after,
-        |tenant_id, scheduled_call_id| ScheduledCallRun {
-            tenant_id,
-            scheduled_call_id,
-        },
+        ScheduledCallRun::new,
     )
     .await?;
     if pushed > 0 {
@@ -276,6 +248,16 @@ struct Stuck {
 }
 
 impl Stuck {
+    /// Media records whose job is gone before they were finished.
+    fn unfinished(media: &media::Media) -> Self {
+        Stuck {
+            table: media.table,
+            waiting: media.unfinished("r."),
+            since: "created_at",
+            oldest_first: false,
+        }
+    }
+
     /// `(tenant_id, id)` of at most `$2` records idle for longer than `$1`
     /// seconds but less than `$3`.
     fn sql(&self) -> String {
