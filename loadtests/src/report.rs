@@ -328,9 +328,9 @@ pub fn comparison_table(baseline: &str, comparisons: &[Comparison]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nA percentile is judged only from enough samples: ten beyond it (a p50 from 20, a \
-         p95 from 200, a p99 from 1 000) and 200 of a request for its median. One with fewer \
-         is left out of this table and of the baseline."
+        "\nA percentile is judged only when the run has a hundred samples beyond it (a median \
+         from 200, a p95 from 2 000, a p99 from 10 000); one with fewer is left out of this \
+         table and of the baseline."
     );
     out
 }
