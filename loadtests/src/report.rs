@@ -326,12 +326,7 @@ pub fn comparison_table(baseline: &str, comparisons: &[Comparison]) -> String {
             ],
         );
     }
-    let _ = writeln!(
-        out,
-        "\nA percentile is judged only when the run has a hundred samples beyond it (a median \
-         from 200, a p95 from 2 000, a p99 from 10 000); one with fewer is left out of this \
-         table and of the baseline."
-    );
+    let _ = writeln!(out, "\n{}", crate::baseline::samples_rule());
     out
 }
 
