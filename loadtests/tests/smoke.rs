@@ -26,20 +26,37 @@ static RUNS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// suite and the stack it starts: its exit status and the workday's result.
 async fn smoke_run(env: &[(&str, String)]) -> (ExitStatus, Value) {
     let _one_at_a_time = RUNS.lock().await;
-    let name = format!("switchboard_smoke_{}", uuid::Uuid::now_v7().simple());
-    let url = database_url(&name);
-    let reports = std::env::temp_dir().join(&name);
+    let name = fresh_name();
+    let run = run_suite(&name, env);
+    let _ = sqlx::Postgres::drop_database(&database_url(&name)).await;
+    checked(run)
+}
+
+/// A database and Redis prefix no other run uses.
+fn fresh_name() -> String {
+    format!("switchboard_smoke_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// One smoke run on the database `name` (created and seeded if it is new):
+/// its exit status and `summary.json`, read before any assertion so the
+/// caller can drop the database first.
+fn run_suite(name: &str, env: &[(&str, String)]) -> (ExitStatus, String) {
+    let reports = std::env::temp_dir().join(name);
     let status = Command::new(env!("CARGO_BIN_EXE_switchboard-load"))
         .args(["--profile", "smoke", "--tier", "seed", "--report-dir"])
         .arg(&reports)
-        .env("DATABASE_URL", &url)
-        .env("SWITCHBOARD_REDIS_PREFIX", &name)
+        .env("DATABASE_URL", database_url(name))
+        .env("SWITCHBOARD_REDIS_PREFIX", name)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .expect("running switchboard-load");
     let summary = std::fs::read_to_string(reports.join("summary.json")).unwrap_or_default();
-    let _ = sqlx::Postgres::drop_database(&url).await;
     let _ = std::fs::remove_dir_all(&reports);
+    (status, summary)
+}
+
+/// The workday's result of a run that must have verified and measured.
+fn checked((status, summary): (ExitStatus, String)) -> (ExitStatus, Value) {
     let mut summary: Value = serde_json::from_str(&summary).unwrap_or_else(|e| {
         panic!("switchboard-load exited with {status} and no summary.json ({e})")
     });
@@ -105,6 +122,58 @@ async fn a_smoke_run_against_a_fresh_stack_passes() {
         );
     }
     // 0 pass, 3 a breach; anything else is an error or a verification failure.
+    assert!(
+        matches!(status.code(), Some(0 | 3)),
+        "switchboard-load exited with {status}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_whose_voicemail_was_all_heard_gets_its_inbox_back() {
+    let _one_at_a_time = RUNS.lock().await;
+    let name = fresh_name();
+    let first = run_suite(&name, &[]);
+    // What four or five main-job runs did to one database: every voicemail
+    // heard, so the workday's voicemail action would find nothing to open.
+    let db = sqlx::PgPool::connect(&database_url(&name))
+        .await
+        .expect("the first run's database");
+    sqlx::query("UPDATE voicemails SET listened_at = now() WHERE listened_at IS NULL")
+        .execute(&db)
+        .await
+        .expect("hearing every voicemail");
+    let seeded_share: i64 = sqlx::query_scalar(
+        "SELECT sum(unheard)::bigint FROM (
+             SELECT ceil(count(*) * $1::float8)::bigint AS unheard
+             FROM voicemails GROUP BY tenant_id) t",
+    )
+    .bind(switchboard::seed::UNHEARD_VOICEMAIL_SHARE)
+    .fetch_one(&db)
+    .await
+    .expect("counting the voicemails");
+    db.close().await;
+    let second = run_suite(&name, &[]);
+    let _ = sqlx::Postgres::drop_database(&database_url(&name)).await;
+    checked(first);
+    let (status, workday) = checked(second);
+
+    assert!(seeded_share > 0, "the smoke seed has voicemail");
+    let setup = workday["setup"].as_str().unwrap_or_default();
+    assert!(
+        setup.contains(&format!(
+            ": {seeded_share} heard voicemails marked unheard again"
+        )),
+        "the inbox was not refilled to the seeded share ({seeded_share}): {setup:?}"
+    );
+    assert_eq!(
+        workday["metrics"]["flow.voicemail_inbox_empty"], 0.0,
+        "a voicemail action found the inbox empty"
+    );
+    let broken: Vec<_> = broken_rules(&workday)
+        .into_iter()
+        .filter(|(metric, _, _)| is_correctness(metric))
+        .collect();
+    assert!(broken.is_empty(), "correctness rules broken: {broken:#?}");
     assert!(
         matches!(status.code(), Some(0 | 3)),
         "switchboard-load exited with {status}"

@@ -28,6 +28,12 @@ use uuid::Uuid;
 pub const DEMO_PASSWORD: &str = "switchboard-demo";
 const DAYS_OF_HISTORY: i64 = 90;
 
+/// The share of seeded voicemails left unheard (the rest were listened to
+/// within two days of arriving). The load suite's workday refills each
+/// tenant's inbox to this share before it runs, since its agents mark
+/// voicemail heard.
+pub const UNHEARD_VOICEMAIL_SHARE: f64 = 0.3;
+
 /// How much to seed.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SeedParams {
@@ -919,7 +925,7 @@ impl<'a> Generator<'a> {
             let url = format!("https://recordings.switchboard.example/{sid}.wav");
             let listened = self
                 .rng
-                .random_bool(0.7)
+                .random_bool(1.0 - UNHEARD_VOICEMAIL_SHARE)
                 .then(|| at + Duration::hours(self.rng.random_range(1..48)));
             let transcript = *TRANSCRIPTS.choose(&mut self.rng).unwrap_or(&"");
             copy.row(&[

@@ -6,16 +6,18 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::future::BoxFuture;
 use goose::prelude::*;
 use serde_json::json;
+use switchboard::seed::UNHEARD_VOICEMAIL_SHARE;
 use switchboard_core::{
     calls::{CallStatus, Direction},
     sms::MessageStatus,
 };
 
 use super::{
-    About, Agent, LoadScenario, Mix, Run, agent, agents, await_event, await_final,
+    About, Agent, LoadScenario, Mix, Run, Setup, agent, agents, await_event, await_final,
     database::look_up_phone,
     id_of, log_in, log_out_locally, pause, session,
     sms::{await_delivery, send_message},
@@ -92,6 +94,7 @@ impl LoadScenario for Workday {
                     "calls.never_answered ≤ 0",
                     "seed 000 §2: every simulated call answered or ended (no FLOW wait timed out)",
                 ),
+                inbox_never_empty(),
                 rule(
                     "all SIO.error_pct < 0.5",
                     "seed 000 §Error Rate Metrics: WebSocket error rate",
@@ -105,6 +108,7 @@ impl LoadScenario for Workday {
             ],
             Tier::Goal => {
                 let mut rules = goal_rules();
+                rules.push(inbox_never_empty());
                 rules.push(rule(
                     "all QUEUE.errors ≤ 0",
                     "goal: every SMS reaches a final status",
@@ -134,6 +138,42 @@ impl LoadScenario for Workday {
             .weighted(40, "sms", transaction!(sms))
             .weighted(10, "voicemail", transaction!(voicemail))
             .register_transaction(transaction!(on_stop).set_name("log out").set_on_stop())
+    }
+
+    fn setup<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, anyhow::Result<Setup>> {
+        Box::pin(async move {
+            if !run.own_stack {
+                return Ok(Setup::default());
+            }
+            let settings =
+                switchboard_core::Settings::from_env().context("reading the settings")?;
+            let db = switchboard_core::db::connect(&settings).await?;
+            let refilled = refill_voicemail_inbox(&db).await?;
+            // The agents keep hearing voicemail while they work, and a long
+            // shape (the peak profile's 15 minutes) hears more than a seeded
+            // inbox holds: the refill goes on through the attack, as new
+            // voicemail would arrive.
+            let refiller = tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    if let Err(error) = refill_voicemail_inbox(&db).await {
+                        eprintln!("  workday: {error:#}");
+                    }
+                }
+            });
+            Ok(Setup {
+                note: Some(format!(
+                    "voicemail inbox refilled to {:.0} % unheard per tenant: {refilled} heard voicemails marked unheard again",
+                    UNHEARD_VOICEMAIL_SHARE * 100.0
+                )),
+                undo: Some(Box::pin(async move {
+                    refiller.abort();
+                    Ok(())
+                })),
+            })
+        })
     }
 
     fn finish<'a>(&'a self, run: &'a Run<'a>, extras: &'a mut Extras) -> BoxFuture<'a, ()> {
@@ -167,7 +207,62 @@ impl LoadScenario for Workday {
         result
             .extras
             .insert("calls.never_answered".into(), never_answered as f64);
+        // A voicemail action lists the unheard, then opens one: the lists
+        // answered that no open (answered or not) followed found the inbox
+        // empty.
+        let row = |name: &str| {
+            result
+                .rows
+                .iter()
+                .find(|row| row.kind == "HTTP" && row.name == name)
+                .map_or((0, 0), |row| (row.count, row.fails))
+        };
+        let ((listed, list_failed), (opened, _)) = (row(VOICEMAIL_LIST), row(VOICEMAIL_OPEN));
+        let empty = listed.saturating_sub(list_failed).saturating_sub(opened);
+        result
+            .extras
+            .insert("flow.voicemail_inbox_empty".into(), empty as f64);
     }
+}
+
+/// The workday's voicemail share must exercise what it names: list the
+/// unheard, open one, mark it heard. An empty inbox would silently drop
+/// two of its three requests from the mix.
+fn inbox_never_empty() -> Rule {
+    rule(
+        "flow.voicemail_inbox_empty ≤ 0",
+        "seed 000 §1: every voicemail action opened a voicemail (the inbox never ran dry)",
+    )
+}
+
+/// Each run's agents mark voicemail heard, in a database every run of the
+/// suite shares: left alone, a seeded inbox runs dry after four or five
+/// main-job runs and the workday's mix changes under its baseline. Each
+/// tenant whose unheard share fell below the seeded one gets it back: the
+/// voicemails heard most recently (the suite's own marks) are marked
+/// unheard again. Returns how many.
+async fn refill_voicemail_inbox(db: &sqlx::PgPool) -> anyhow::Result<u64> {
+    let refilled = sqlx::query(
+        "WITH inbox AS (
+             SELECT tenant_id,
+                    ceil(count(*) * $1::float8)::bigint
+                      - count(*) FILTER (WHERE listened_at IS NULL) AS missing
+             FROM voicemails GROUP BY tenant_id),
+         heard AS (
+             SELECT v.id, i.missing,
+                    row_number() OVER (PARTITION BY v.tenant_id
+                                       ORDER BY v.listened_at DESC, v.id) AS n
+             FROM voicemails v JOIN inbox i USING (tenant_id)
+             WHERE i.missing > 0 AND v.listened_at IS NOT NULL)
+         UPDATE voicemails v SET listened_at = NULL
+         FROM heard h WHERE v.id = h.id AND h.n <= h.missing",
+    )
+    .bind(UNHEARD_VOICEMAIL_SHARE)
+    .execute(db)
+    .await
+    .context("refilling the voicemail inbox")?
+    .rows_affected();
+    Ok(refilled)
 }
 
 /// Seed 000's WebSocket event time, for agents timing the events their
@@ -453,6 +548,11 @@ async fn sms_steps(user: &mut GooseUser, me: Agent) -> TransactionResult {
     Ok(())
 }
 
+/// The voicemail action's first request: the unheard voicemail.
+const VOICEMAIL_LIST: &str = "GET /v1/voicemails?unlistened=true";
+/// Its second, made only when the list was not empty.
+const VOICEMAIL_OPEN: &str = "GET /v1/voicemails/{id}";
+
 /// List unheard voicemail, open one, mark it listened.
 pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
     action(user, voicemail_steps).await
@@ -461,7 +561,7 @@ pub async fn voicemail(user: &mut GooseUser) -> TransactionResult {
 async fn voicemail_steps(user: &mut GooseUser, me: Agent) -> TransactionResult {
     let (_, list) = Call::get(
         "/v1/voicemails?unlistened=true&limit=20",
-        "GET /v1/voicemails?unlistened=true",
+        VOICEMAIL_LIST,
         &me.token,
     )
     .send(user)
@@ -474,7 +574,7 @@ async fn voicemail_steps(user: &mut GooseUser, me: Agent) -> TransactionResult {
     };
     let id = id_of(&first)?;
     let path = format!("/v1/voicemails/{id}");
-    Call::get(&path, "GET /v1/voicemails/{id}", &me.token)
+    Call::get(&path, VOICEMAIL_OPEN, &me.token)
         .send(user)
         .await?;
     pause(300, 1_500).await;
@@ -497,7 +597,6 @@ async fn voicemail_steps(user: &mut GooseUser, me: Agent) -> TransactionResult {
 /// A stalled queue or simulator shows here even when every request the
 /// users made succeeded.
 async fn stuck_in_carrier(since: chrono::DateTime<chrono::Utc>) -> anyhow::Result<(i64, i64)> {
-    use anyhow::Context as _;
     let settings = switchboard_core::Settings::from_env().context("reading the settings")?;
     let db = switchboard_core::db::connect(&settings).await?;
     let unsettled: Vec<&str> = MessageStatus::unsettled()
