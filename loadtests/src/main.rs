@@ -22,7 +22,13 @@ fn main() -> ExitCode {
         }
     };
     if std::env::args().nth(1).as_deref() == Some(stack::STACK_SUBCOMMAND) {
-        return match runtime.block_on(stack::run_child()) {
+        let outcome = runtime.block_on(stack::run_child());
+        // The child watches its parent by reading stdin, on a blocking
+        // thread that returns only at EOF; dropping the runtime would wait
+        // for it. Without this, a stack whose service failed printed why
+        // and then stayed up, unready, until the suite gave up on /ready.
+        runtime.shutdown_background();
+        return match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("switchboard-load stack: {e:#}");

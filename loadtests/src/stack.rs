@@ -112,6 +112,14 @@ pub struct Window {
     machine_busy_ticks: u64,
 }
 
+/// The last lines of the stack's log, with where the whole of it is.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+    format!("(log: {}, last lines:)\n{tail}", log.display())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -179,25 +187,25 @@ impl Stack {
         for url in targets {
             loop {
                 if let Some(status) = self.child.try_wait()? {
-                    let tail = std::fs::read_to_string(log).unwrap_or_default();
-                    let tail: String = tail
-                        .lines()
-                        .rev()
-                        .take(15)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    bail!("the stack exited ({status}) before it was ready:\n{tail}");
+                    bail!(
+                        "the stack exited ({status}) before it was ready:\n{}",
+                        log_tail(log)
+                    );
                 }
-                if let Ok(response) = http.get(&url).send().await
-                    && response.status().is_success()
-                {
-                    break;
-                }
+                // What `/ready` said, for the error if it never says yes.
+                let last = match http.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => break,
+                    Ok(response) => {
+                        let status = response.status();
+                        format!("{status} {}", response.text().await.unwrap_or_default())
+                    }
+                    Err(error) => format!("{:#}", anyhow::Error::from(error)),
+                };
                 if Instant::now() > deadline {
-                    bail!("{url} was not ready within 60 s (log: {})", log.display());
+                    bail!(
+                        "{url} was not ready within 60 s; it last answered: {last}\n{}",
+                        log_tail(log)
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

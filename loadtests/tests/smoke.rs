@@ -63,8 +63,8 @@ fn checked((status, summary): (ExitStatus, String)) -> (ExitStatus, Value) {
     let workday = summary["scenarios"][0].take();
     assert_eq!(
         workday["verification"]["passed"], true,
-        "verification failed: {}",
-        workday["verification"]
+        "verification failed: {} (the run's error: {})",
+        workday["verification"], workday["error"]
     );
     assert!(
         workday["rows"]
@@ -177,6 +177,37 @@ async fn a_database_whose_voicemail_was_all_heard_gets_its_inbox_back() {
     assert!(
         matches!(status.code(), Some(0 | 3)),
         "switchboard-load exited with {status}"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_that_cannot_start_fails_the_run_with_its_cause() {
+    // Nothing listens on this port: the stack's Socket.IO Redis adapter
+    // cannot connect, so its realtime service fails at start. The run must
+    // end with that cause, from the stack's own exit, not wait out /ready.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let _one_at_a_time = RUNS.lock().await;
+    let name = fresh_name();
+    let (status, summary) = run_suite(
+        &name,
+        &[("REDIS_URL", format!("redis://127.0.0.1:{closed}"))],
+    );
+    let _ = sqlx::Postgres::drop_database(&database_url(&name)).await;
+    let summary: Value = serde_json::from_str(&summary).expect("summary.json");
+    let error = summary["scenarios"][0]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a stack that did not start is an error"
+    );
+    assert!(
+        error.contains("the stack exited") && error.contains("Socket.IO Redis adapter"),
+        "the run's error does not say the stack exited, and why: {error:?}"
     );
 }
 
