@@ -30,8 +30,8 @@ const DAYS_OF_HISTORY: i64 = 90;
 
 /// The share of seeded voicemails left unheard (the rest were listened to
 /// within two days of arriving). The load suite's workday refills each
-/// tenant's inbox to this share before it runs, since its agents mark
-/// voicemail heard.
+/// tenant's inbox to this share before and while it runs, since its agents
+/// mark voicemail heard.
 pub const UNHEARD_VOICEMAIL_SHARE: f64 = 0.3;
 
 /// How much to seed.
