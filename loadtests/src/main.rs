@@ -1,6 +1,6 @@
 //! `switchboard-load`: parses arguments and runs the job (see the library).
 
-use std::process::ExitCode;
+use std::{path::Path, process::ExitCode};
 
 use clap::Parser;
 use switchboard_load::{cli::Cli, run, stack};
@@ -22,7 +22,13 @@ fn main() -> ExitCode {
         }
     };
     if std::env::args().nth(1).as_deref() == Some(stack::STACK_SUBCOMMAND) {
-        let outcome = runtime.block_on(stack::run_child());
+        let outcome = match std::env::args_os().nth(2) {
+            Some(addrs_file) => runtime.block_on(stack::run_child(Path::new(&addrs_file))),
+            None => Err(anyhow::anyhow!(
+                "usage: switchboard-load {} <file for the bound addresses>",
+                stack::STACK_SUBCOMMAND
+            )),
+        };
         // The child watches its parent by reading stdin, on a blocking
         // thread that returns only at EOF; dropping the runtime would wait
         // for it. Without this, a stack whose service failed printed why

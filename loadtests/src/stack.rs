@@ -6,9 +6,15 @@
 //! worker). The child is put in its own process group, so a Ctrl-C at the
 //! terminal stops the load (Goose handles it) but not the stack mid-run; it
 //! stops on SIGTERM, or when its stdin closes because the parent died.
+//!
+//! The child binds port 0 for each service itself and writes the addresses
+//! it got to a file the parent names: ports picked by the parent and bound
+//! later by the child could be taken in between, by any other socket on the
+//! machine (a parallel test's stack, an outbound connection).
 
 use std::{
-    net::TcpListener,
+    io::ErrorKind,
+    net::SocketAddr,
     path::Path,
     process::Stdio,
     sync::{
@@ -19,7 +25,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::{
     io::AsyncReadExt,
     process::{Child, Command},
@@ -120,8 +126,54 @@ fn log_tail(log: &Path) -> String {
     format!("(log: {}, last lines:)\n{tail}", log.display())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// How long a stack may take to bind its addresses and say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// The addresses the child bound, as it writes them for the parent.
+#[derive(Debug, Serialize, Deserialize)]
+struct Bound {
+    api: SocketAddr,
+    realtime: SocketAddr,
+    worker: SocketAddr,
+}
+
+/// Fails with the log's tail if the child has exited.
+fn still_running(child: &mut Child, log: &Path) -> anyhow::Result<()> {
+    if let Some(status) = child.try_wait()? {
+        bail!(
+            "the stack exited ({status}) before it was ready:\n{}",
+            log_tail(log)
+        );
+    }
+    Ok(())
+}
+
+/// Waits for the child to write the addresses it bound to `file`.
+async fn bound(
+    child: &mut Child,
+    file: &Path,
+    log: &Path,
+    deadline: Instant,
+) -> anyhow::Result<Bound> {
+    loop {
+        still_running(child, log)?;
+        match std::fs::read(file) {
+            Ok(bytes) => {
+                return serde_json::from_slice(&bytes)
+                    .with_context(|| format!("reading {}", file.display()));
+            }
+            Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(error) => return Err(error).context(format!("reading {}", file.display())),
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the stack did not bind its addresses within {} s\n{}",
+                READY_WITHIN.as_secs(),
+                log_tail(log)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 impl Stack {
@@ -129,21 +181,26 @@ impl Stack {
     /// The child inherits the environment (`DATABASE_URL`, `REDIS_URL`,
     /// `SWITCHBOARD_FAULT_LATENCY_MS`, ...); its logs go to `log`.
     pub async fn spawn(carrier: Carrier, speed: f64, log: &Path) -> anyhow::Result<Stack> {
-        let (api, realtime, worker) = (free_port()?, free_port()?, free_port()?);
         let exe = std::env::current_exe().context("locating the load suite's executable")?;
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let public_url = format!("http://127.0.0.1:{api}");
+        let addrs_file = log.with_extension("addrs");
+        match std::fs::remove_file(&addrs_file) {
+            Err(error) if error.kind() != ErrorKind::NotFound => {
+                return Err(error).context(format!("removing {}", addrs_file.display()));
+            }
+            _ => {}
+        }
         let mut command = Command::new(exe);
         command
             .arg(STACK_SUBCOMMAND)
-            .env("SWITCHBOARD_API_ADDR", format!("127.0.0.1:{api}"))
-            .env("SWITCHBOARD_REALTIME_ADDR", format!("127.0.0.1:{realtime}"))
-            .env("SWITCHBOARD_WORKER_ADDR", format!("127.0.0.1:{worker}"))
-            .env("SWITCHBOARD_PUBLIC_URL", &public_url)
+            .arg(&addrs_file)
+            .env("SWITCHBOARD_API_ADDR", "127.0.0.1:0")
+            .env("SWITCHBOARD_REALTIME_ADDR", "127.0.0.1:0")
+            .env("SWITCHBOARD_WORKER_ADDR", "127.0.0.1:0")
             .env("SWITCHBOARD_CARRIER", carrier.as_str())
             .env("SWITCHBOARD_CARRIER_SPEED", speed.to_string())
             .env(
@@ -155,43 +212,40 @@ impl Stack {
             .stderr(log_file)
             .process_group(0)
             .kill_on_drop(true);
-        let child = command.spawn().context("starting the stack")?;
+        let mut child = command.spawn().context("starting the stack")?;
         let pid = child.id().context("the stack exited at once")?;
+        let deadline = Instant::now() + READY_WITHIN;
+        let bound = bound(&mut child, &addrs_file, log, deadline).await?;
+        let api = format!("http://{}", bound.api);
         let mut stack = Stack {
             child,
             pid,
             endpoints: Endpoints {
-                api: public_url.clone(),
-                realtime: format!("http://127.0.0.1:{realtime}"),
-                worker: Some(format!("http://127.0.0.1:{worker}")),
-                public_url,
+                public_url: api.clone(),
+                api,
+                realtime: format!("http://{}", bound.realtime),
+                worker: Some(format!("http://{}", bound.worker)),
                 carrier,
             },
             sampler: Arc::default(),
             stop_sampling: Arc::new(AtomicBool::new(false)),
         };
-        stack.wait_ready(log).await?;
+        stack.wait_ready(log, deadline).await?;
         stack.start_sampler();
         Ok(stack)
     }
 
-    async fn wait_ready(&mut self, log: &Path) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, log: &Path, deadline: Instant) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let deadline = Instant::now() + Duration::from_secs(60);
         let targets = [
             format!("{}/ready", self.endpoints.api),
             format!("{}/ready", self.endpoints.realtime),
         ];
         for url in targets {
             loop {
-                if let Some(status) = self.child.try_wait()? {
-                    bail!(
-                        "the stack exited ({status}) before it was ready:\n{}",
-                        log_tail(log)
-                    );
-                }
+                still_running(&mut self.child, log)?;
                 // What `/ready` said, for the error if it never says yes.
                 let last = match http.get(&url).send().await {
                     Ok(response) if response.status().is_success() => break,
@@ -203,7 +257,8 @@ impl Stack {
                 };
                 if Instant::now() > deadline {
                     bail!(
-                        "{url} was not ready within 60 s; it last answered: {last}\n{}",
+                        "{url} was not ready within {} s; it last answered: {last}\n{}",
+                        READY_WITHIN.as_secs(),
                         log_tail(log)
                     );
                 }
@@ -345,11 +400,31 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// The child's side: `switchboard::run_all` (api + realtime + worker) until SIGTERM or until
-/// stdin closes (the parent is gone).
-pub async fn run_child() -> anyhow::Result<()> {
-    let settings = Arc::new(switchboard_core::Settings::from_env()?);
+/// The child's side: binds the addresses its environment names (port 0 from
+/// [`Stack::spawn`]), writes the ones it got to `addrs_file`, and runs
+/// `switchboard::run_all` (api + realtime + worker) on them until SIGTERM or
+/// until stdin closes (the parent is gone).
+pub async fn run_child(addrs_file: &Path) -> anyhow::Result<()> {
+    let mut settings = switchboard_core::Settings::from_env()?;
+    let listeners = switchboard::Listeners::bind(&settings).await?;
+    let bound = Bound {
+        api: listeners.api.local_addr()?,
+        realtime: listeners.realtime.local_addr()?,
+        worker: listeners.worker.local_addr()?,
+    };
+    settings.api_addr = bound.api;
+    settings.realtime_addr = bound.realtime;
+    settings.worker_addr = bound.worker;
+    // The carrier simulator calls back here.
+    settings.public_url = format!("http://{}", bound.api);
+    let settings = Arc::new(settings);
     switchboard::init_tracing(&settings);
+    // Written whole, then renamed into place: the parent never reads half.
+    let partial = addrs_file.with_extension("addrs.partial");
+    std::fs::write(&partial, serde_json::to_vec(&bound)?)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, addrs_file)
+        .with_context(|| format!("writing {}", addrs_file.display()))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let parent_gone = async {
@@ -363,7 +438,7 @@ pub async fn run_child() -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     });
-    switchboard::run_all(settings, async move {
+    switchboard::run_all(settings, listeners, async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|stop| *stop).await;
     })

@@ -192,17 +192,17 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// Binds `settings.api_addr` and serves until `shutdown` resolves.
+/// Serves the API on `listener` (bound to `settings.api_addr` by the
+/// caller, so a taken address fails before anything starts and a port 0 is
+/// known before the services it is handed to) until `shutdown` resolves.
 pub async fn serve(
+    listener: TcpListener,
     settings: Arc<Settings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     settings.ensure_production_safe()?;
     let state = state(settings.clone()).await?;
     ensure_no_demo_data_in_production(&state).await?;
-    let listener = TcpListener::bind(settings.api_addr)
-        .await
-        .with_context(|| format!("binding {}", settings.api_addr))?;
     serve_on(listener, state, shutdown).await
 }
 

@@ -176,15 +176,14 @@ pub(crate) async fn stopped_owned(mut stop: watch::Receiver<bool>) {
     stopped(&mut stop).await;
 }
 
-/// Binds `settings.realtime_addr` and serves until `shutdown` resolves.
+/// Serves Socket.IO on `listener` (bound to `settings.realtime_addr` by the
+/// caller) until `shutdown` resolves.
 pub async fn serve(
+    listener: TcpListener,
     settings: Arc<Settings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     settings.ensure_production_safe()?;
     let state = state(settings.clone(), RealtimeConfig::default()).await?;
-    let listener = TcpListener::bind(settings.realtime_addr)
-        .await
-        .with_context(|| format!("binding {}", settings.realtime_addr))?;
     serve_on(listener, state, shutdown).await
 }

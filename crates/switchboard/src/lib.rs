@@ -6,22 +6,59 @@
 //! - [`seed`]: deterministic demo data;
 //! - [`shutdown_signal`]: SIGTERM / Ctrl-C as a future, for graceful shutdown;
 //! - [`init_tracing`]: logs as text or JSON, filtered by `RUST_LOG`;
+//! - [`bind`] and [`Listeners`]: the services' addresses, bound before any
+//!   service starts;
 //! - [`run_all`]: api, realtime and worker in one process.
 
 #![warn(missing_docs)]
 
 pub mod seed;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use anyhow::Context;
 use futures::FutureExt;
 use switchboard_core::Settings;
+use tokio::net::TcpListener;
+
+/// Binds `addr` for `service`. Each command binds before its service starts,
+/// so a taken address fails at once and names itself, and a port 0 (tests,
+/// the load suite's stack) is known before the services are told their
+/// addresses: nothing else can take it in between.
+pub async fn bind(addr: SocketAddr, service: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {service} address {addr}"))
+}
+
+/// The three services' listeners, for [`run_all`].
+#[derive(Debug)]
+pub struct Listeners {
+    /// The API's (`SWITCHBOARD_API_ADDR`).
+    pub api: TcpListener,
+    /// The realtime server's (`SWITCHBOARD_REALTIME_ADDR`).
+    pub realtime: TcpListener,
+    /// The worker's ops endpoints (`SWITCHBOARD_WORKER_ADDR`).
+    pub worker: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the three addresses `settings` names.
+    pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            api: bind(settings.api_addr, "api").await?,
+            realtime: bind(settings.realtime_addr, "realtime").await?,
+            worker: bind(settings.worker_addr, "worker").await?,
+        })
+    }
+}
 
 /// Runs the API, the realtime server and the worker in this process, each
-/// on its own address, until `shutdown` resolves; then stops all three
+/// on its own listener, until `shutdown` resolves; then stops all three
 /// gracefully. Fails as soon as one of them fails (the others are stopped).
 pub async fn run_all(
     settings: Arc<Settings>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     settings.ensure_production_safe()?;
@@ -33,9 +70,22 @@ pub async fn run_all(
         }
         .boxed()
     };
-    let mut api = tokio::spawn(switchboard_api::serve(settings.clone(), signal()));
-    let mut realtime = tokio::spawn(switchboard_realtime::serve(settings.clone(), signal()));
-    let mut worker = tokio::spawn(switchboard_worker::serve(settings.clone(), signal()));
+    let Listeners {
+        api,
+        realtime,
+        worker,
+    } = listeners;
+    let mut api = tokio::spawn(switchboard_api::serve(api, settings.clone(), signal()));
+    let mut realtime = tokio::spawn(switchboard_realtime::serve(
+        realtime,
+        settings.clone(),
+        signal(),
+    ));
+    let mut worker = tokio::spawn(switchboard_worker::serve(
+        worker,
+        settings.clone(),
+        signal(),
+    ));
     let first = tokio::select! {
         () = shutdown => None,
         r = &mut api => Some(("api", r)),

@@ -5,7 +5,7 @@ use std::{process::ExitCode, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use switchboard::{init_tracing, seed, shutdown_signal};
+use switchboard::{Listeners, bind, init_tracing, seed, shutdown_signal};
 use switchboard_core::Settings;
 
 /// mimalloc instead of glibc's malloc: in the carrier storm glibc's
@@ -125,10 +125,22 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Arc<Settings>) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Api => switchboard_api::serve(settings, shutdown_signal()).await?,
-        Command::Realtime => switchboard_realtime::serve(settings, shutdown_signal()).await?,
-        Command::Worker => switchboard_worker::serve(settings, shutdown_signal()).await?,
-        Command::All => switchboard::run_all(settings, shutdown_signal()).await?,
+        Command::Api => {
+            let listener = bind(settings.api_addr, "api").await?;
+            switchboard_api::serve(listener, settings, shutdown_signal()).await?;
+        }
+        Command::Realtime => {
+            let listener = bind(settings.realtime_addr, "realtime").await?;
+            switchboard_realtime::serve(listener, settings, shutdown_signal()).await?;
+        }
+        Command::Worker => {
+            let listener = bind(settings.worker_addr, "worker").await?;
+            switchboard_worker::serve(listener, settings, shutdown_signal()).await?;
+        }
+        Command::All => {
+            let listeners = Listeners::bind(&settings).await?;
+            switchboard::run_all(settings, listeners, shutdown_signal()).await?;
+        }
         Command::Jobs(JobsCommand::DeadLetter(command)) => {
             return dead_letter(command, &settings).await;
         }

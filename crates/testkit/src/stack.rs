@@ -123,7 +123,7 @@ impl Stack {
         let (tx, rx) = oneshot::channel::<()>();
         let settings = self.settings.clone();
         self.worker_task = Some(tokio::spawn(async move {
-            if let Err(error) = switchboard_worker::serve_on(listener, settings, async move {
+            if let Err(error) = switchboard_worker::serve(listener, settings, async move {
                 let _ = rx.await;
             })
             .await

@@ -103,22 +103,14 @@ macro_rules! queue_worker {
     }};
 }
 
-/// Binds `SWITCHBOARD_WORKER_ADDR` and runs until `shutdown` resolves.
+/// Runs the worker, with its ops endpoints on `listener` (bound to
+/// `settings.worker_addr` by the caller), until `shutdown` resolves.
 pub async fn serve(
-    settings: Arc<Settings>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    settings.ensure_production_safe()?;
-    let listener = TcpListener::bind(settings.worker_addr).await?;
-    serve_on(listener, settings, shutdown).await
-}
-
-/// Runs the worker with its ops endpoints on `listener`.
-pub async fn serve_on(
     listener: TcpListener,
     settings: Arc<Settings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    settings.ensure_production_safe()?;
     let ctx = Ctx::new(settings.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
