@@ -61,8 +61,9 @@ pub struct Endpoints {
     pub api: String,
     /// The Socket.IO server's base URL.
     pub realtime: String,
-    /// `None` when no worker answers (its issue has not landed, or the
-    /// target stack runs without one).
+    /// `None` only for a stack given with `--host` whose worker was not
+    /// given (`--worker`) or did not answer its `/health`; a stack the suite
+    /// starts is not ready until its worker is.
     pub worker: Option<String>,
     /// The URL carrier signatures are computed over (the API's
     /// `SWITCHBOARD_PUBLIC_URL`).
@@ -137,43 +138,66 @@ struct Bound {
     worker: SocketAddr,
 }
 
-/// Fails with the log's tail if the child has exited.
-fn still_running(child: &mut Child, log: &Path) -> anyhow::Result<()> {
-    if let Some(status) = child.try_wait()? {
-        bail!(
-            "the stack exited ({status}) before it was ready:\n{}",
-            log_tail(log)
-        );
-    }
-    Ok(())
-}
-
-/// Waits for the child to write the addresses it bound to `file`.
-async fn bound(
+/// Asks `attempt` every `every` until it answers `Ok(Ok(value))`. Fails
+/// with the log's tail when the child exits or `deadline` passes first;
+/// `Ok(Err(last))` is "not yet" and says what it saw, for that error, and
+/// `Err` fails at once.
+async fn poll<T, Fut>(
     child: &mut Child,
-    file: &Path,
     log: &Path,
     deadline: Instant,
-) -> anyhow::Result<Bound> {
+    every: Duration,
+    what: &str,
+    mut attempt: impl FnMut() -> Fut,
+) -> anyhow::Result<T>
+where
+    Fut: Future<Output = anyhow::Result<Result<T, String>>>,
+{
     loop {
-        still_running(child, log)?;
-        match std::fs::read(file) {
-            Ok(bytes) => {
-                return serde_json::from_slice(&bytes)
-                    .with_context(|| format!("reading {}", file.display()));
-            }
-            Err(error) if error.kind() == ErrorKind::NotFound => {}
-            Err(error) => return Err(error).context(format!("reading {}", file.display())),
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the stack exited ({status}) before it was ready:\n{}",
+                log_tail(log)
+            );
         }
+        let last = match attempt().await? {
+            Ok(value) => return Ok(value),
+            Err(last) => last,
+        };
         if Instant::now() > deadline {
             bail!(
-                "the stack did not bind its addresses within {} s\n{}",
+                "{what} within {} s; {last}\n{}",
                 READY_WITHIN.as_secs(),
                 log_tail(log)
             );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
+}
+
+/// The addresses the child wrote to `file`, once it has.
+async fn read_bound(file: &Path) -> anyhow::Result<Result<Bound, String>> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(Ok(serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", file.display()))?)),
+        Err(error) if error.kind() == ErrorKind::NotFound => {
+            Ok(Err(format!("{} was not written", file.display())))
+        }
+        Err(error) => Err(error).context(format!("reading {}", file.display())),
+    }
+}
+
+/// Whether `url` answers 2xx; if not, what it answered.
+async fn answers(http: &reqwest::Client, url: &str) -> anyhow::Result<Result<(), String>> {
+    Ok(match http.get(url).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            Err(format!("it last answered {status} {body}"))
+        }
+        Err(error) => Err(format!("it last answered {:#}", anyhow::Error::from(error))),
+    })
 }
 
 impl Stack {
@@ -215,7 +239,15 @@ impl Stack {
         let mut child = command.spawn().context("starting the stack")?;
         let pid = child.id().context("the stack exited at once")?;
         let deadline = Instant::now() + READY_WITHIN;
-        let bound = bound(&mut child, &addrs_file, log, deadline).await?;
+        let bound = poll(
+            &mut child,
+            log,
+            deadline,
+            Duration::from_millis(20),
+            "the stack did not bind its addresses",
+            || read_bound(&addrs_file),
+        )
+        .await?;
         let api = format!("http://{}", bound.api);
         let mut stack = Stack {
             child,
@@ -235,50 +267,29 @@ impl Stack {
         Ok(stack)
     }
 
+    /// Waits until every service's `/ready` answers 2xx.
     async fn wait_ready(&mut self, log: &Path, deadline: Instant) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let targets = [
-            format!("{}/ready", self.endpoints.api),
-            format!("{}/ready", self.endpoints.realtime),
-        ];
-        for url in targets {
-            loop {
-                still_running(&mut self.child, log)?;
-                // What `/ready` said, for the error if it never says yes.
-                let last = match http.get(&url).send().await {
-                    Ok(response) if response.status().is_success() => break,
-                    Ok(response) => {
-                        let status = response.status();
-                        format!("{status} {}", response.text().await.unwrap_or_default())
-                    }
-                    Err(error) => format!("{:#}", anyhow::Error::from(error)),
-                };
-                if Instant::now() > deadline {
-                    bail!(
-                        "{url} was not ready within {} s; it last answered: {last}\n{}",
-                        READY_WITHIN.as_secs(),
-                        log_tail(log)
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        // The worker is optional until its issue lands: give it a moment.
-        let worker = self.endpoints.worker.clone().unwrap_or_default();
-        let mut worker_ok = false;
-        for _ in 0..30 {
-            if let Ok(response) = http.get(format!("{worker}/health")).send().await
-                && response.status().is_success()
-            {
-                worker_ok = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !worker_ok {
-            self.endpoints.worker = None;
+        let Endpoints {
+            api,
+            realtime,
+            worker,
+            ..
+        } = &self.endpoints;
+        let services = [Some(api), Some(realtime), worker.as_ref()];
+        for url in services
+            .into_iter()
+            .flatten()
+            .map(|base| format!("{base}/ready"))
+        {
+            let what = format!("{url} was not ready");
+            let every = Duration::from_millis(100);
+            poll(&mut self.child, log, deadline, every, &what, || {
+                answers(&http, &url)
+            })
+            .await?;
         }
         Ok(())
     }

@@ -194,7 +194,7 @@ async fn sms_delivered(endpoints: &Endpoints, tenant: &Tenant) -> anyhow::Result
     if endpoints.carrier == Carrier::Simulated && endpoints.worker.is_none() {
         bail!(
             "worker not available: no worker answered /health, so nothing sends SMS \
-             (the worker's issue has not landed, or --worker points nowhere)"
+             (--worker was not given with --host, or points nowhere)"
         );
     }
     let http = client()?;
