@@ -262,28 +262,23 @@ impl Stack {
             sampler: Arc::default(),
             stop_sampling: Arc::new(AtomicBool::new(false)),
         };
-        stack.wait_ready(log, deadline).await?;
+        stack.wait_ready(&bound, log, deadline).await?;
         stack.start_sampler();
         Ok(stack)
     }
 
     /// Waits until every service's `/ready` answers 2xx.
-    async fn wait_ready(&mut self, log: &Path, deadline: Instant) -> anyhow::Result<()> {
+    async fn wait_ready(
+        &mut self,
+        bound: &Bound,
+        log: &Path,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()?;
-        let Endpoints {
-            api,
-            realtime,
-            worker,
-            ..
-        } = &self.endpoints;
-        let services = [Some(api), Some(realtime), worker.as_ref()];
-        for url in services
-            .into_iter()
-            .flatten()
-            .map(|base| format!("{base}/ready"))
-        {
+        for addr in [bound.api, bound.realtime, bound.worker] {
+            let url = format!("http://{addr}/ready");
             let what = format!("{url} was not ready");
             let every = Duration::from_millis(100);
             poll(&mut self.child, log, deadline, every, &what, || {

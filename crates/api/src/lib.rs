@@ -192,9 +192,8 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// Serves the API on `listener` (bound to `settings.api_addr` by the
-/// caller, so a taken address fails before anything starts and a port 0 is
-/// known before the services it is handed to) until `shutdown` resolves.
+/// Serves the API on `listener` (the caller binds `settings.api_addr`:
+/// `switchboard::bind`) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<Settings>,

@@ -176,8 +176,8 @@ pub(crate) async fn stopped_owned(mut stop: watch::Receiver<bool>) {
     stopped(&mut stop).await;
 }
 
-/// Serves Socket.IO on `listener` (bound to `settings.realtime_addr` by the
-/// caller) until `shutdown` resolves.
+/// Serves Socket.IO on `listener` (the caller binds
+/// `settings.realtime_addr`: `switchboard::bind`) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<Settings>,

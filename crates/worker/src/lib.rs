@@ -103,8 +103,8 @@ macro_rules! queue_worker {
     }};
 }
 
-/// Runs the worker, with its ops endpoints on `listener` (bound to
-/// `settings.worker_addr` by the caller), until `shutdown` resolves.
+/// Runs the worker, with its ops endpoints on `listener` (the caller binds
+/// `settings.worker_addr`: `switchboard::bind`), until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     settings: Arc<Settings>,
