@@ -22,9 +22,10 @@ use switchboard_core::Settings;
 use tokio::net::TcpListener;
 
 /// Binds `addr` for `service`. Each command binds before its service starts,
-/// so a taken address fails at once and names itself, and a port 0 (tests,
-/// the load suite's stack) is known before the services are told their
-/// addresses: nothing else can take it in between.
+/// so a taken address fails at once and names itself, and a port 0 (the
+/// load suite's stack) is known before the services are told their
+/// addresses: nothing else can take it in between. Until the service has
+/// started, connections wait in the listen backlog rather than being refused.
 pub async fn bind(addr: SocketAddr, service: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
