@@ -68,16 +68,6 @@ export SWITCHBOARD_ENV=test
 report_root="$target_dir/fuzz/$seed"
 mkdir -p "$report_root"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(free_port)
-base="http://127.0.0.1:$api_port"
-export SWITCHBOARD_API_ADDR="127.0.0.1:$api_port"
-realtime_port=$(free_port)
-worker_port=$(free_port)
-export SWITCHBOARD_REALTIME_ADDR="127.0.0.1:$realtime_port"
-export SWITCHBOARD_WORKER_ADDR="127.0.0.1:$worker_port"
-export SWITCHBOARD_PUBLIC_URL="$base"
-
 log "fresh database $db_name: migrate and seed"
 psql -q "$server_url/postgres" -c "DROP DATABASE IF EXISTS \"$db_name\" WITH (FORCE)"
 RUST_LOG=error "$bin" migrate
@@ -94,12 +84,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Ports are picked just before the API binds them, after migrating and
+# seeding (seconds): a port Python found free can be taken by another socket
+# until it is bound. One taken anyway makes `switchboard api` exit naming
+# the address, and the wait below prints that and fails.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api_port=$(free_port)
+base="http://127.0.0.1:$api_port"
+export SWITCHBOARD_API_ADDR="127.0.0.1:$api_port"
+realtime_port=$(free_port)
+worker_port=$(free_port)
+export SWITCHBOARD_REALTIME_ADDR="127.0.0.1:$realtime_port"
+export SWITCHBOARD_WORKER_ADDR="127.0.0.1:$worker_port"
+export SWITCHBOARD_PUBLIC_URL="$base"
 log "starting switchboard api on $base"
 RUST_LOG=${RUST_LOG:-warn} "$bin" api >"$report_root/api.log" 2>&1 &
 api_pid=$!
-for _ in $(seq 1 60); do
-  curl -fsS "$base/health" >/dev/null 2>&1 && break
+# Each probe is bounded: a port taken by something that never answers would
+# otherwise hold curl, and this loop, for as long as that lives.
+deadline=$((SECONDS + 30))
+until curl -fsS --max-time 2 "$base/health" >/dev/null 2>&1; do
   kill -0 "$api_pid" 2>/dev/null || { cat "$report_root/api.log" >&2; exit 1; }
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "fuzz-api: switchboard api did not answer $base/health within 30 s" >&2
+    cat "$report_root/api.log" >&2
+    exit 1
+  fi
   sleep 0.5
 done
 
