@@ -656,13 +656,20 @@ async fn the_worker_rolls_finished_hours_into_the_report_rollups() {
     assert_eq!(day["totals"]["calls"]["talk_seconds_p50"], 30.0);
 }
 
-#[tokio::test]
-async fn the_sweeper_leaves_records_that_a_job_or_dead_letter_names_alone() {
-    use switchboard_core::jobs::{SmsSend, enqueue_in};
+/// A stack without a worker, so that nothing but the test's own sweep acts
+/// on what it sets up, and a worker context to sweep with.
+async fn sweeper_stack() -> (Stack, std::sync::Arc<switchboard_worker::Ctx>) {
     let stack = Stack::api_only(|_| {}).await;
     let ctx = switchboard_worker::Ctx::new(stack.settings.clone())
         .await
         .unwrap();
+    (stack, ctx)
+}
+
+#[tokio::test]
+async fn the_sweeper_leaves_records_that_a_job_or_dead_letter_names_alone() {
+    use switchboard_core::jobs::{SmsSend, enqueue_in};
+    let (stack, ctx) = sweeper_stack().await;
     // Waiting on a job that is due later (a paced campaign send).
     let paced = message_whose_job_was_lost(&stack).await;
     let job = SmsSend {
@@ -697,4 +704,47 @@ async fn the_sweeper_leaves_records_that_a_job_or_dead_letter_names_alone() {
         switchboard_worker::maintenance::sweep(&ctx).await.unwrap(),
         0
     );
+}
+
+/// A kind of record the sweeper cannot read (here campaigns, on a table an
+/// operator altered by hand) must not keep it from the kinds after it, and
+/// the sweep must fail naming that kind, not end quietly.
+#[tokio::test]
+async fn a_kind_the_sweeper_cannot_read_does_not_keep_it_from_the_others() {
+    use switchboard_core::jobs::{CampaignExpand, Job};
+    let (stack, ctx) = sweeper_stack().await;
+    // Swept before campaigns, and after them.
+    let message = message_whose_job_was_lost(&stack).await;
+    let voicemail: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO voicemails (id, tenant_id, from_number, to_number, recording_url, created_at)
+         VALUES (gen_random_uuid(), $1, '+12025550907', '+12025550100', 'https://media.test/vm.wav',
+                 now() - interval '1 hour')
+         RETURNING id",
+    )
+    .bind(stack.tenant_id)
+    .fetch_one(&stack.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE campaigns RENAME COLUMN created_at TO created_on")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+
+    let error = switchboard_worker::maintenance::sweep(&ctx)
+        .await
+        .expect_err("a kind failed");
+    let error = format!("{error:#}");
+    assert!(
+        error.contains(&format!("campaigns ({})", CampaignExpand::QUEUE)),
+        "{error}"
+    );
+    assert!(error.contains("2 jobs enqueued"), "{error}");
+    let mut subjects: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT subject FROM jobs")
+        .fetch_all(&stack.db.pool)
+        .await
+        .unwrap();
+    subjects.sort();
+    let mut expected = vec![message, voicemail];
+    expected.sort();
+    assert_eq!(subjects, expected);
 }

@@ -12,7 +12,7 @@ use std::{
 use reqwest::{Client, Method, Response, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use switchboard_core::Settings;
+use switchboard_core::{Settings, sms::MessageStatus};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -306,7 +306,10 @@ impl Stack {
         let numbers: Vec<String> = (0..1000).map(|i| format!("+1202{prefix}{i:04}")).collect();
         let id = self.campaign(&numbers).await;
         self.wait_until_sql(
-            &format!("SELECT count(*) >= 150 FROM messages WHERE campaign_id = '{id}' AND status <> 'queued'"),
+            &format!(
+                "SELECT count(*) >= 150 FROM messages WHERE campaign_id = '{id}' AND status <> '{}'",
+                MessageStatus::Queued
+            ),
             Duration::from_secs(60),
         )
         .await;
@@ -316,9 +319,10 @@ impl Stack {
     /// How many of campaign `id`'s messages have left `queued`.
     pub async fn handed_over(&self, id: &str) -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE campaign_id = $1::uuid AND status <> 'queued'",
+            "SELECT count(*) FROM messages WHERE campaign_id = $1::uuid AND status <> $2",
         )
         .bind(id)
+        .bind(MessageStatus::Queued)
         .fetch_one(&self.db.pool)
         .await
         .expect("handed over")
@@ -332,7 +336,10 @@ impl Stack {
         self.wait_until_sql(
             &format!(
                 "SELECT count(*) = {count} FROM messages WHERE campaign_id = '{id}'
-                 AND status IN ('delivered', 'undelivered', 'failed')"
+                 AND status IN ({ended})",
+                ended = MessageStatus::sql_list(
+                    MessageStatus::ALL.into_iter().filter(|s| s.is_terminal())
+                ),
             ),
             limit,
         )

@@ -46,7 +46,10 @@ const SWEEP_BATCH: i64 = 5_000;
 const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
 /// Runs the periodic work every `maintenance_interval` while this worker
-/// holds the lease, until `shutdown`.
+/// holds the lease, until `shutdown`. Each task runs whether or not the one
+/// before it failed; a failure is an ERROR line and a count in
+/// `maintenance_failures_total{task}`, and the task is tried again at the
+/// next interval.
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
     let mut ticker = Ticker::new(ctx.settings.maintenance_interval, shutdown);
     while ticker.tick().await {
@@ -54,26 +57,32 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>)
             Ok(true) => {}
             Ok(false) => continue,
             Err(error) => {
-                tracing::warn!(%error, "maintenance lease");
+                failed("lease", &error);
                 continue;
             }
         }
-        if let Err(error) = sweep(&ctx).await {
-            tracing::warn!(%error, "sweep failed");
-        }
-        if let Err(error) = campaigns(&ctx).await {
-            tracing::warn!(%error, "campaign progress failed");
-        }
-        if let Err(error) = rollups(&ctx).await {
-            tracing::warn!(%error, "report rollups failed");
-        }
-        if let Err(error) = housekeeping(&ctx).await {
-            tracing::warn!(%error, "housekeeping failed");
-        }
-        if let Err(error) = scheduled_gauges(&ctx).await {
-            tracing::warn!(%error, "scheduled-call gauges failed");
-        }
+        report("sweep", sweep(&ctx).await);
+        report("campaigns", campaigns(&ctx).await);
+        report("rollups", rollups(&ctx).await);
+        report("housekeeping", housekeeping(&ctx).await);
+        report("scheduled_gauges", scheduled_gauges(&ctx).await);
     }
+}
+
+/// Says so when a maintenance task failed.
+fn report<T>(task: &'static str, result: anyhow::Result<T>) {
+    if let Err(error) = result {
+        failed(task, &error);
+    }
+}
+
+fn failed(task: &'static str, error: &anyhow::Error) {
+    metrics::counter!("maintenance_failures_total", "task" => task).increment(1);
+    tracing::error!(
+        task,
+        error = format!("{error:#}"),
+        "maintenance task failed; it runs again at the next interval"
+    );
 }
 
 /// `scheduled_calls_due`: calls past their due time and not yet placed
@@ -110,129 +119,164 @@ async fn lease(ctx: &Ctx) -> anyhow::Result<bool> {
     Ok(taken.is_some())
 }
 
-/// Re-drives what is stuck; returns how many jobs it enqueued.
+/// Re-drives what is stuck; returns how many jobs it enqueued. Every kind
+/// is tried: one whose query or enqueue fails does not keep the sweeper
+/// from the others, and the error, returned after they ran, names it.
 pub async fn sweep(ctx: &Ctx) -> anyhow::Result<usize> {
     let after = ctx.settings.sweep_after.as_secs_f64();
-    let mut pushed = redrive(
+    let mut sweep = Sweep {
         ctx,
-        Stuck {
-            table: "messages",
-            waiting: outbound(MessageStatus::sql_list([MessageStatus::Queued])),
-            since: "updated_at",
-            oldest_first: true,
-        },
-        after,
-        SmsSend::new,
-    )
-    .await?;
-    if ctx.settings.carrier == CarrierMode::Simulated {
-        pushed += redrive(
-            ctx,
+        pushed: 0,
+        failed: Vec::new(),
+    };
+    sweep
+        .redrive(
             Stuck {
                 table: "messages",
-                waiting: outbound(MessageStatus::sql_list([
-                    MessageStatus::Sending,
-                    MessageStatus::Sent,
-                ])),
+                waiting: outbound(MessageStatus::sql_list([MessageStatus::Queued])),
                 since: "updated_at",
                 oldest_first: true,
+                idle_secs: after,
             },
-            after,
-            |tenant_id, message_id| CarrierSim::OutboundSms {
-                tenant_id,
-                message_id,
-                handed_over: None,
-            },
+            SmsSend::new,
         )
-        .await?;
+        .await;
+    if ctx.settings.carrier == CarrierMode::Simulated {
+        sweep
+            .redrive(
+                Stuck {
+                    table: "messages",
+                    waiting: outbound(MessageStatus::sql_list([
+                        MessageStatus::Sending,
+                        MessageStatus::Sent,
+                    ])),
+                    since: "updated_at",
+                    oldest_first: true,
+                    idle_secs: after,
+                },
+                |tenant_id, message_id| CarrierSim::OutboundSms {
+                    tenant_id,
+                    message_id,
+                    handed_over: None,
+                },
+            )
+            .await;
         // A call can legitimately talk for 30 minutes of simulated time.
-        pushed += redrive(
-            ctx,
-            Stuck {
-                table: "calls",
-                waiting: outbound(CallStatus::sql_list(CallStatus::live())),
-                since: "updated_at",
-                oldest_first: true,
-            },
-            after.max(1_800.0 / ctx.settings.carrier_speed),
-            |tenant_id, call_id| CarrierSim::OutboundCall { tenant_id, call_id },
-        )
-        .await?;
+        sweep
+            .redrive(
+                Stuck {
+                    table: "calls",
+                    waiting: outbound(CallStatus::sql_list(CallStatus::live())),
+                    since: "updated_at",
+                    oldest_first: true,
+                    idle_secs: after.max(1_800.0 / ctx.settings.carrier_speed),
+                },
+                |tenant_id, call_id| CarrierSim::OutboundCall { tenant_id, call_id },
+            )
+            .await;
     }
-    pushed += redrive(
-        ctx,
-        Stuck {
-            table: "campaigns",
-            waiting: status_in(
-                "status",
-                CampaignStatus::sql_list([CampaignStatus::Pending]),
-            ),
-            since: "created_at",
-            oldest_first: false,
-        },
-        after,
-        CampaignExpand::new,
-    )
-    .await?;
-    pushed += redrive(
-        ctx,
-        Stuck::unfinished(&media::VOICEMAILS),
-        after,
-        VoicemailTranscribe::new,
-    )
-    .await?;
-    pushed += redrive(
-        ctx,
-        Stuck::unfinished(&media::RECORDINGS),
-        after,
-        RecordingProcess::new,
-    )
-    .await?;
+    sweep
+        .redrive(
+            Stuck {
+                table: "campaigns",
+                waiting: status_in(
+                    "status",
+                    CampaignStatus::sql_list([CampaignStatus::Pending]),
+                ),
+                since: "created_at",
+                oldest_first: false,
+                idle_secs: after,
+            },
+            CampaignExpand::new,
+        )
+        .await;
+    sweep
+        .redrive(
+            Stuck::unfinished(&media::VOICEMAILS, after),
+            VoicemailTranscribe::new,
+        )
+        .await;
+    sweep
+        .redrive(
+            Stuck::unfinished(&media::RECORDINGS, after),
+            RecordingProcess::new,
+        )
+        .await;
     // A scheduled call always has its job (written with it); these catch
     // one whose job was lost to a bug or a hand-edited table.
-    pushed += redrive(
-        ctx,
-        Stuck {
-            table: "scheduled_calls",
-            waiting: status_in(
-                "status",
-                ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING),
-            ),
-            since: "next_attempt_at",
-            oldest_first: true,
-        },
-        after,
-        ScheduledCallRun::new,
-    )
-    .await?;
-    pushed += redrive(
-        ctx,
-        Stuck {
-            table: "scheduled_calls",
-            waiting: format!(
-                "r.status = '{dialing}'
-                 AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
-                             WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
-                               AND c.status NOT IN ({live}))",
-                dialing = ScheduledCallStatus::Dialing,
-                live = CallStatus::sql_list(CallStatus::live()),
-            ),
-            since: "updated_at",
-            oldest_first: false,
-        },
-        after,
-        ScheduledCallRun::new,
-    )
-    .await?;
-    if pushed > 0 {
-        metrics::counter!("sweeper_redriven_total").increment(pushed as u64);
-        tracing::info!(pushed, "sweeper re-drove stuck records");
+    sweep
+        .redrive(
+            Stuck {
+                table: "scheduled_calls",
+                waiting: status_in(
+                    "status",
+                    ScheduledCallStatus::sql_list(ScheduledCallStatus::WAITING),
+                ),
+                since: "next_attempt_at",
+                oldest_first: true,
+                idle_secs: after,
+            },
+            ScheduledCallRun::new,
+        )
+        .await;
+    sweep
+        .redrive(
+            Stuck {
+                table: "scheduled_calls",
+                waiting: format!(
+                    "r.status = '{dialing}'
+                     AND EXISTS (SELECT 1 FROM scheduled_call_attempts a JOIN calls c ON c.id = a.call_id
+                                 WHERE a.scheduled_call_id = r.id AND a.attempt = r.attempts
+                                   AND c.status NOT IN ({live}))",
+                    dialing = ScheduledCallStatus::Dialing,
+                    live = CallStatus::sql_list(CallStatus::live()),
+                ),
+                since: "updated_at",
+                oldest_first: false,
+                idle_secs: after,
+            },
+            ScheduledCallRun::new,
+        )
+        .await;
+    sweep.finish()
+}
+
+/// One sweep's tally: the jobs enqueued, and the kinds that failed.
+struct Sweep<'a> {
+    ctx: &'a Ctx,
+    pushed: usize,
+    failed: Vec<String>,
+}
+
+impl Sweep<'_> {
+    /// Re-drives one kind, and notes its failure instead of stopping.
+    async fn redrive<T: Job>(&mut self, kind: Stuck, job: impl Fn(Uuid, Uuid) -> T) {
+        let table = kind.table;
+        match redrive(self.ctx, kind, job).await {
+            Ok(pushed) => self.pushed += pushed,
+            Err(error) => self
+                .failed
+                .push(format!("{table} ({}): {error:#}", T::QUEUE)),
+        }
     }
-    Ok(pushed)
+
+    fn finish(self) -> anyhow::Result<usize> {
+        let Sweep { pushed, failed, .. } = self;
+        if pushed > 0 {
+            metrics::counter!("sweeper_redriven_total").increment(pushed as u64);
+            tracing::info!(pushed, "sweeper re-drove stuck records");
+        }
+        anyhow::ensure!(
+            failed.is_empty(),
+            "the sweep of {} failed ({pushed} jobs enqueued for the other kinds)",
+            failed.join("; ")
+        );
+        Ok(pushed)
+    }
 }
 
 /// One kind of record the sweeper looks for: rows `r` of `table` that are
-/// `waiting`, idle (by `since`) for longer than the threshold but not past
+/// `waiting`, idle (by `since`) for longer than `idle_secs` but not past
 /// the sweep window, and named by no job and no dead letter.
 struct Stuck {
     table: &'static str,
@@ -245,16 +289,19 @@ struct Stuck {
     since: &'static str,
     /// Take the longest-waiting first (where an index on `since` serves it).
     oldest_first: bool,
+    /// How long a record may wait before it counts as stuck.
+    idle_secs: f64,
 }
 
 impl Stuck {
     /// Media records whose job is gone before they were finished.
-    fn unfinished(media: &media::Media) -> Self {
+    fn unfinished(media: &media::Media, idle_secs: f64) -> Self {
         Stuck {
             table: media.table,
             waiting: media.unfinished("r."),
             since: "created_at",
             oldest_first: false,
+            idle_secs,
         }
     }
 
@@ -266,6 +313,7 @@ impl Stuck {
             waiting,
             since,
             oldest_first,
+            ..
         } = self;
         let order = if *oldest_first {
             format!("ORDER BY r.{since} ")
@@ -300,11 +348,10 @@ fn outbound(statuses: String) -> String {
 async fn redrive<T: Job>(
     ctx: &Ctx,
     kind: Stuck,
-    idle_secs: f64,
     job: impl Fn(Uuid, Uuid) -> T,
 ) -> anyhow::Result<usize> {
     let stuck: Vec<(Uuid, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(kind.sql()))
-        .bind(idle_secs)
+        .bind(kind.idle_secs)
         .bind(SWEEP_BATCH)
         .bind(SWEEP_WINDOW_SECS)
         .fetch_all(&ctx.db)
@@ -331,11 +378,14 @@ async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
             .bind(CampaignStatus::Running)
             .fetch_all(&ctx.db)
             .await?;
+    // One campaign that fails does not hold back the others' progress.
+    let mut failed = Vec::new();
     for (tenant_id, campaign_id) in running {
-        campaign::publish_progress(ctx, tenant_id, campaign_id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Err(error) = campaign::publish_progress(ctx, tenant_id, campaign_id).await {
+            failed.push(format!("campaign {campaign_id}: {error}"));
+        }
     }
+    anyhow::ensure!(failed.is_empty(), "{}", failed.join("; "));
     Ok(())
 }
 
