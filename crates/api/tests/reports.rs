@@ -357,13 +357,20 @@ async fn rolled_through(app: &TestApp, tenant: Uuid) -> Option<DateTime<Utc>> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn rolled_up_hours_answer_exactly_what_the_calls_say() {
+/// The fixture, with both tenants' reports as the live tables answer them
+/// before anything is rolled up: what the rollups must answer too.
+async fn fixture_with_live_reports() -> (TestApp, Vec<Value>, Vec<Value>) {
     let (app, _) = spawn_fixture().await;
     let (live_a, live_b) = (
         reports_of(&app, &app.a).await,
         reports_of(&app, &app.b).await,
     );
+    (app, live_a, live_b)
+}
+
+#[tokio::test]
+async fn rolled_up_hours_answer_exactly_what_the_calls_say() {
+    let (app, live_a, live_b) = fixture_with_live_reports().await;
 
     let run = roll_up(&app.db.pool, at(72, 0)).await.unwrap();
     assert_eq!(
@@ -402,6 +409,59 @@ async fn rolled_up_hours_answer_exactly_what_the_calls_say() {
     );
     assert_eq!(one.unwrap().hours + two.unwrap().hours, 0);
     assert_eq!(reports_of(&app, &app.a).await, live_a);
+}
+
+/// One tenant whose hours cannot be rolled (here a trigger refuses its
+/// rows, as a statement timeout or a bad row would) must not hold back the
+/// tenants after it, and must be named and counted in the lag until it
+/// catches up.
+#[tokio::test]
+async fn a_tenant_whose_roll_fails_does_not_hold_back_the_others() {
+    let (app, live_a, live_b) = fixture_with_live_reports().await;
+    // Tenants are rolled in id order: refuse the first of the two.
+    let (refused, other) = if app.a.id < app.b.id {
+        (app.a.id, app.b.id)
+    } else {
+        (app.b.id, app.a.id)
+    };
+    sqlx::query(
+        "CREATE FUNCTION refuse_rollup() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'rollup refused for this tenant'; END $$",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TRIGGER refuse_rollup BEFORE INSERT ON report_rollups_hourly FOR EACH ROW
+         WHEN (NEW.tenant_id = '{refused}') EXECUTE FUNCTION refuse_rollup()"
+    )))
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+
+    let run = roll_up(&app.db.pool, at(72, 0)).await.unwrap();
+    assert_eq!(run.failed.len(), 1, "{run:?}");
+    assert_eq!(run.failed[0].0, refused);
+    let failures = run.failures().expect("a failure");
+    assert!(
+        failures.contains(&refused.to_string()) && failures.contains("rollup refused"),
+        "{failures}"
+    );
+    assert_eq!(rolled_through(&app, other).await, Some(at(71, 0)));
+    let behind = rolled_through(&app, refused).await;
+    assert!(behind.is_some_and(|b| b < at(71, 0)), "{behind:?}");
+    assert_eq!(run.oldest, behind, "the lag counts the tenant left behind");
+
+    // Once the cause is gone, the next run catches it up.
+    sqlx::query("DROP TRIGGER refuse_rollup ON report_rollups_hourly")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let run = roll_up(&app.db.pool, at(72, 0)).await.unwrap();
+    assert_eq!(run.failures(), None);
+    assert_eq!(rolled_through(&app, refused).await, Some(at(71, 0)));
+    assert_eq!(reports_of(&app, &app.a).await, live_a);
+    assert_eq!(reports_of(&app, &app.b).await, live_b);
 }
 
 #[tokio::test]

@@ -551,12 +551,31 @@ pub async fn hourly(
 }
 
 /// What one [`roll_up`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RollupRun {
     /// Hours newly rolled, summed over tenants.
     pub hours: i64,
-    /// The oldest `rolled_through` afterwards, over every tenant.
+    /// The oldest `rolled_through` afterwards, over every tenant (one whose
+    /// roll failed included: its reports fall behind).
     pub oldest: Option<DateTime<Utc>>,
+    /// Tenants whose roll failed, with the error. Each is tried again at
+    /// the next run; the others were rolled.
+    pub failed: Vec<(Uuid, String)>,
+}
+
+impl RollupRun {
+    /// The tenants whose roll failed, with why, in one line; `None` when
+    /// every tenant was rolled.
+    pub fn failures(&self) -> Option<String> {
+        (!self.failed.is_empty()).then(|| {
+            let failed: Vec<String> = self
+                .failed
+                .iter()
+                .map(|(tenant, error)| format!("tenant {tenant}: {error}"))
+                .collect();
+            format!("rolling the report hours of {} failed", failed.join("; "))
+        })
+    }
 }
 
 /// The oldest call or message per tenant created since `$1` that may still
@@ -583,7 +602,8 @@ static OPEN_ROWS: LazyLock<String> = LazyLock::new(|| {
 /// change (see the module docs). Safe to run concurrently with itself: each
 /// step locks the tenant's state row and checks it still starts where it
 /// expected. Deleting a tenant's `report_rollup_state` row rebuilds its
-/// rollups from its first record on the next run.
+/// rollups from its first record on the next run. A tenant whose roll fails
+/// is noted in [`RollupRun::failed`] and does not hold back the others.
 pub async fn roll_up(db: &PgPool, now: DateTime<Utc>) -> sqlx::Result<RollupRun> {
     let sealed = floor_hour(now - SETTLE);
     let horizon = now - OPEN_HORIZON;
@@ -605,33 +625,56 @@ pub async fn roll_up(db: &PgPool, now: DateTime<Utc>) -> sqlx::Result<RollupRun>
         let target = open
             .get(&tenant)
             .map_or(sealed, |oldest| sealed.min(floor_hour(*oldest)));
-        let mut from = match rolled {
-            Some(rolled) => rolled,
-            None => first_activity(db, tenant)
+        let mut through = rolled;
+        let result = roll_tenant(db, tenant, target, &mut through, &mut run.hours).await;
+        if let Err(error) = result {
+            run.failed.push((tenant, error.to_string()));
+        }
+        if let Some(through) = through {
+            run.oldest = Some(run.oldest.map_or(through, |o| o.min(through)));
+        }
+    }
+    Ok(run)
+}
+
+/// Rolls one tenant's hours from `through` (its `rolled_through`; `None` for
+/// a tenant never rolled) up to `target`, a chunk at a time, keeping
+/// `through` and `hours` up to date as each chunk commits.
+async fn roll_tenant(
+    db: &PgPool,
+    tenant: Uuid,
+    target: DateTime<Utc>,
+    through: &mut Option<DateTime<Utc>>,
+    hours: &mut i64,
+) -> sqlx::Result<()> {
+    let mut from = match *through {
+        Some(rolled) => rolled,
+        None => {
+            let first = first_activity(db, tenant)
                 .await?
-                .map_or(target, |first| floor_hour(first).min(target)),
-        };
-        if rolled.is_none() {
+                .map_or(target, |first| floor_hour(first).min(target));
             sqlx::query(
                 "INSERT INTO report_rollup_state (tenant_id, rolled_through) VALUES ($1, $2)
                  ON CONFLICT (tenant_id) DO NOTHING",
             )
             .bind(tenant)
-            .bind(from)
+            .bind(first)
             .execute(db)
             .await?;
+            first
         }
-        while from < target {
-            let to = (from + CHUNK).min(target);
-            match roll_chunk(db, tenant, from, to).await? {
-                Some(hours) => run.hours += hours,
-                None => break, // another roller moved it
-            }
-            from = to;
+    };
+    *through = Some(from);
+    while from < target {
+        let to = (from + CHUNK).min(target);
+        match roll_chunk(db, tenant, from, to).await? {
+            Some(rolled) => *hours += rolled,
+            None => break, // another roller moved it
         }
-        run.oldest = Some(run.oldest.map_or(from, |o: DateTime<Utc>| o.min(from)));
+        from = to;
+        *through = Some(from);
     }
-    Ok(run)
+    Ok(())
 }
 
 /// When the tenant's first call, message or voicemail was created.

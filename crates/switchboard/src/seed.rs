@@ -249,9 +249,12 @@ pub async fn run(
     drop(conn);
     // The history is settled: roll it into the report rollups now rather
     // than on the worker's first maintenance pass.
-    switchboard_core::reports::roll_up(pool, Utc::now())
+    let rolled = switchboard_core::reports::roll_up(pool, Utc::now())
         .await
         .context("rolling the seeded history into the report rollups")?;
+    if let Some(failures) = rolled.failures() {
+        anyhow::bail!("seeding: {failures}");
+    }
     Ok(SeedReport {
         tenants,
         rows: Some(rows),

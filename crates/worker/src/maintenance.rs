@@ -390,7 +390,8 @@ async fn campaigns(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 /// Rolls finished hours into the report rollups and reports how far behind
-/// the oldest tenant's rollups are.
+/// the oldest tenant's rollups are; fails, after rolling the others, naming
+/// any tenant whose roll failed.
 pub async fn rollups(ctx: &Ctx) -> anyhow::Result<reports::RollupRun> {
     let started = std::time::Instant::now();
     let now = chrono::Utc::now();
@@ -405,6 +406,12 @@ pub async fn rollups(ctx: &Ctx) -> anyhow::Result<reports::RollupRun> {
             hours = run.hours,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "rolled report hours"
+        );
+    }
+    if let Some(failures) = run.failures() {
+        anyhow::bail!(
+            "{failures} ({} hours rolled for the other tenants)",
+            run.hours
         );
     }
     Ok(run)
