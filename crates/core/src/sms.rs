@@ -163,6 +163,11 @@ impl MessageStatus {
         Self::ALL.into_iter().filter(|status| !status.is_terminal())
     }
 
+    /// The terminal statuses: a message in one is settled for good.
+    pub fn settled() -> impl Iterator<Item = MessageStatus> {
+        Self::ALL.into_iter().filter(|status| status.is_terminal())
+    }
+
     fn stage(self) -> u8 {
         match self {
             MessageStatus::Queued => 0,

@@ -337,9 +337,7 @@ impl Stack {
             &format!(
                 "SELECT count(*) = {count} FROM messages WHERE campaign_id = '{id}'
                  AND status IN ({ended})",
-                ended = MessageStatus::sql_list(
-                    MessageStatus::ALL.into_iter().filter(|s| s.is_terminal())
-                ),
+                ended = MessageStatus::sql_list(MessageStatus::settled()),
             ),
             limit,
         )

@@ -309,16 +309,13 @@ pub async fn publish_progress(
     .fetch_one(&ctx.db)
     .await
     .map(|v: Option<serde_json::Value>| v.unwrap_or_else(|| serde_json::json!({})))?;
-    let in_flight = MessageStatus::ALL
-        .iter()
-        .filter(|s| !s.is_terminal())
-        .any(|s| {
-            progress
-                .get(s.as_str())
-                .and_then(|n| n.as_i64())
-                .unwrap_or(0)
-                > 0
-        });
+    let in_flight = MessageStatus::unsettled().any(|s| {
+        progress
+            .get(s.as_str())
+            .and_then(|n| n.as_i64())
+            .unwrap_or(0)
+            > 0
+    });
     let campaign: Option<(CampaignStatus, i32, i32)> = if in_flight {
         sqlx::query_as(
             "SELECT status, total_recipients, opted_out_count FROM campaigns WHERE tenant_id = $1 AND id = $2",
