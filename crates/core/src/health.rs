@@ -1,6 +1,6 @@
 //! Dependency checks for every service's `/ready`: each answers `ok`,
 //! `unreachable` or `timeout` within [`LIMIT`]; [`ready`] is the whole
-//! answer of the services with one check of their own.
+//! answer of the services with checks of their own.
 
 use std::time::Duration;
 
@@ -40,20 +40,25 @@ pub async fn redis(pool: &crate::redis::Pool) -> &'static str {
 }
 
 /// The answer to `/ready` of a service that needs PostgreSQL and Redis and
-/// has one check of its own, `extra` (name, outcome): both dependencies are
+/// has checks of its own, `extra` (name, outcome): both dependencies are
 /// checked at once. `Ok` with the body when every check is `ok`, `Err` with
 /// it otherwise (the service answers 503).
 pub async fn ready(
     db: &PgPool,
     pool: &crate::redis::Pool,
-    extra: (&'static str, String),
+    extra: &[(&'static str, String)],
 ) -> Result<serde_json::Value, serde_json::Value> {
     let (postgres, redis) = tokio::join!(postgres(db), redis(pool));
-    let (name, outcome) = extra;
-    let is_ready = postgres == "ok" && redis == "ok" && outcome == "ok";
+    let mut checks = serde_json::Map::new();
+    checks.insert("postgres".into(), postgres.into());
+    checks.insert("redis".into(), redis.into());
+    for (name, outcome) in extra {
+        checks.insert((*name).into(), outcome.as_str().into());
+    }
+    let is_ready = checks.values().all(|outcome| outcome == "ok");
     let body = serde_json::json!({
         "status": if is_ready { "ready" } else { "not_ready" },
-        "checks": {"postgres": postgres, "redis": redis, (name): outcome},
+        "checks": checks,
     });
     if is_ready { Ok(body) } else { Err(body) }
 }

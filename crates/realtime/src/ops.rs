@@ -26,8 +26,8 @@ pub async fn ready(State(state): State<RealtimeState>) -> Response {
     } else {
         "not_subscribed"
     };
-    let checks = health::ready(state.db(), state.redis(), ("relay", relay.into()));
-    match checks.await {
+    let checks = [("relay", relay.to_string())];
+    match health::ready(state.db(), state.redis(), &checks).await {
         Ok(body) => Json(body).into_response(),
         Err(body) => (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response(),
     }

@@ -189,6 +189,30 @@ async fn receiver(failures: usize) -> Receiver {
     }
 }
 
+impl Receiver {
+    /// Registers the receiver as the tenant's endpoint for `customer.created`;
+    /// returns its signing secret.
+    async fn subscribe(&self, stack: &Stack) -> String {
+        let (status, endpoint) = stack
+            .post(
+                "/v1/webhooks",
+                json!({"url": self.url, "event_types": ["customer.created"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+        endpoint["secret"].as_str().unwrap().to_string()
+    }
+}
+
+/// Creates a customer (a `customer.created` event); returns it.
+async fn new_customer(stack: &Stack, name: &str, phone: &str) -> Value {
+    let (status, customer) = stack
+        .post("/v1/customers", json!({"name": name, "phone": phone}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{customer}");
+    customer
+}
+
 fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
     let Some((t, v1)) = header
         .split_once(',')
@@ -207,21 +231,8 @@ fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
 async fn a_tenant_webhook_gets_signed_events_and_retries_after_500s() {
     let stack = Stack::start(|_| {}).await;
     let hook = receiver(2).await;
-    let (status, endpoint) = stack
-        .post(
-            "/v1/webhooks",
-            json!({"url": hook.url, "event_types": ["customer.created"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
-    let secret = endpoint["secret"].as_str().unwrap().to_string();
-    let (status, customer) = stack
-        .post(
-            "/v1/customers",
-            json!({"name": "Grace Hopper", "phone": "+12025550177"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{customer}");
+    let secret = hook.subscribe(&stack).await;
+    let customer = new_customer(&stack, "Grace Hopper", "+12025550177").await;
     // An event type it did not subscribe to is not delivered.
     stack.send_sms("+12025550907", "not for the hook").await;
 
@@ -259,19 +270,93 @@ async fn a_tenant_webhook_gets_signed_events_and_retries_after_500s() {
     }
 }
 
+/// A fan-out that cannot look up the tenants' webhooks (here on a table an
+/// operator altered by hand) must say so, the worker not ready and naming
+/// it, and lose nothing: once the table is right again the event waiting on
+/// the stream is delivered and the worker is ready again. The event is
+/// published before any worker has started, which must not lose it either.
+#[tokio::test]
+async fn a_failing_webhook_fan_out_makes_the_worker_unready_and_loses_nothing() {
+    // The worker starts once the lookup is broken, so no cached list hides it.
+    let mut stack = Stack::api_only(|_| {}).await;
+    let hook = receiver(0).await;
+    hook.subscribe(&stack).await;
+    sqlx::query("ALTER TABLE tenant_webhooks RENAME COLUMN event_types TO event_kinds")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    let customer = new_customer(&stack, "Ada Lovelace", "+12025550178").await;
+    stack.start_worker().await;
+    let ready = format!("{}/ready", stack.worker_base.as_ref().unwrap());
+
+    let limit = switchboard_worker::webhook_fanout::FAILING_AFTER + LIFECYCLE;
+    let deadline = tokio::time::Instant::now() + limit;
+    let body = loop {
+        let response = reqwest::get(&ready).await.unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still ready after {limit:?}: {}",
+            response.text().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["status"], "not_ready", "{body}");
+    let webhooks = body["checks"]["webhooks"].as_str().unwrap();
+    assert!(webhooks.starts_with("failing for "), "{body}");
+    assert!(webhooks.contains("event_types"), "names the cause: {body}");
+    assert_eq!(body["checks"]["queues"], "ok", "{body}");
+    assert_eq!(hook.hits.load(Ordering::SeqCst), 0);
+    let metrics = reqwest::get(format!("{}/metrics", stack.worker_base.as_ref().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failures = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("webhook_fanout_failures_total "))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert!(failures >= Some(1.0), "counted: {metrics}");
+    // The alerts' rates see a maintenance task's first failure too.
+    assert!(
+        metrics.contains("maintenance_failures_total{task=\"sweep\"}"),
+        "{metrics}"
+    );
+
+    sqlx::query("ALTER TABLE tenant_webhooks RENAME COLUMN event_kinds TO event_types")
+        .execute(&stack.db.pool)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + LIFECYCLE;
+    while hook.hits.load(Ordering::SeqCst) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "never delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = hook.received.lock().await;
+    let event: Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(event["type"], "customer.created");
+    assert_eq!(event["data"]["id"], customer["id"]);
+    drop(received);
+    let response = reqwest::get(&ready).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "ready again once a round succeeds: {}",
+        response.text().await.unwrap()
+    );
+}
+
 #[tokio::test]
 async fn failures_go_to_the_dead_letter_list_and_can_be_redriven() {
     let stack = Stack::start(|s| s.job_max_attempts = 2).await;
 
     // Transient, out of attempts: an endpoint that keeps failing.
     let hook = receiver(usize::MAX).await;
-    stack
-        .post(
-            "/v1/webhooks",
-            json!({"url": hook.url, "event_types": ["customer.created"]}),
-        )
-        .await;
-    stack.post("/v1/customers", json!({"name": "Ada"})).await;
+    hook.subscribe(&stack).await;
+    new_customer(&stack, "Ada", "+12025550179").await;
     // Permanent: a campaign for a tenant with no number to send from.
     sqlx::query("DELETE FROM phone_numbers")
         .execute(&stack.db.pool)

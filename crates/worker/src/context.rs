@@ -28,6 +28,8 @@ pub struct Ctx {
     pub instance: String,
     /// `sms.send` hand-overs, applied in groups.
     pub hand_overs: HandOvers,
+    /// Whether the webhook fan-out is doing its work (`/ready`).
+    pub fanout: crate::webhook_fanout::Health,
 }
 
 impl Ctx {
@@ -55,6 +57,7 @@ impl Ctx {
             db,
             redis,
             http,
+            fanout: Default::default(),
         }))
     }
 }

@@ -45,12 +45,26 @@ const SWEEP_BATCH: i64 = 5_000;
 /// (a seeded database holds months of calls and messages in every status).
 const SWEEP_WINDOW_SECS: f64 = 86_400.0;
 
+/// The names the tasks' failures are counted under (taking the lease is one).
+const TASKS: [&str; 6] = [
+    "lease",
+    "sweep",
+    "campaigns",
+    "rollups",
+    "housekeeping",
+    "scheduled_gauges",
+];
+
 /// Runs the periodic work every `maintenance_interval` while this worker
 /// holds the lease, until `shutdown`. Each task runs whether or not the one
 /// before it failed; a failure is an ERROR line and a count in
 /// `maintenance_failures_total{task}`, and the task is tried again at the
 /// next interval.
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
+    // Present from the start, so that a rate over it sees a task's first failure.
+    for task in TASKS {
+        metrics::counter!("maintenance_failures_total", "task" => task).increment(0);
+    }
     let mut ticker = Ticker::new(ctx.settings.maintenance_interval, shutdown);
     while ticker.tick().await {
         match lease(&ctx).await {

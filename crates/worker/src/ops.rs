@@ -26,8 +26,9 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when PostgreSQL and Redis answer (see `switchboard_core::health`)
-/// and no queue is stalled (see `queue::watchdog`).
+/// Ready when PostgreSQL and Redis answer (see `switchboard_core::health`),
+/// no queue is stalled (see `queue::watchdog`) and the webhook fan-out is
+/// not failing (see `webhook_fanout::Health`).
 async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
     let stalled = ctx.queues.stalled();
     let queues = if stalled.is_empty() {
@@ -35,7 +36,8 @@ async fn ready(State(ctx): State<Arc<Ctx>>) -> Response {
     } else {
         format!("stalled: {}", stalled.join(", "))
     };
-    match health::ready(&ctx.db, &ctx.redis, ("queues", queues)).await {
+    let checks = [("queues", queues), ("webhooks", ctx.fanout.check())];
+    match health::ready(&ctx.db, &ctx.redis, &checks).await {
         Ok(body) => Json(body).into_response(),
         Err(body) => (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response(),
     }

@@ -4,13 +4,22 @@
 //! Every event is appended to a Redis stream by its publisher; the workers
 //! read it through one consumer group, so each event is handled by exactly
 //! one worker however many run, and an event published while no worker was
-//! running is handled when one starts. An entry is acknowledged only after
-//! its deliveries are queued; entries a dead worker had claimed are taken
-//! over after [`CLAIM_IDLE`].
+//! running is handled when one starts (the group is created at the stream's
+//! start). An entry is acknowledged only after its deliveries are queued: a
+//! failed round's entries are read again at the next round, and entries a
+//! dead worker had claimed are taken over after [`CLAIM_IDLE`].
+//!
+//! A failing read, lookup or enqueue loses nothing (the entries stay
+//! unacknowledged and are read again) but holds every tenant's webhooks back,
+//! so it is never silent: each failed round counts in
+//! `webhook_fanout_failures_total`, and once the fan-out has failed without
+//! a break for [`FAILING_AFTER`] it logs an ERROR (again every
+//! [`REMIND_EVERY`] while it lasts) and the worker's `/ready` answers 503
+//! with `"webhooks": "failing for …"` until a round succeeds.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -32,34 +41,141 @@ const BLOCK_MS: u64 = 200;
 /// How long a tenant's webhook list is cached.
 const HOOKS_TTL: Duration = Duration::from_secs(5);
 
+/// How long the fan-out may fail without a break before it is reported (an
+/// ERROR, `/ready` 503). A shorter failure, such as a Redis reconnect, is
+/// retried with a WARN.
+pub const FAILING_AFTER: Duration = Duration::from_secs(5);
+/// How often the ERROR is repeated while the fan-out keeps failing.
+const REMIND_EVERY: Duration = Duration::from_secs(60);
+
 /// (webhook id, subscribed event types; empty = all)
 type Hooks = Vec<(Uuid, Vec<String>)>;
+
+/// Whether the fan-out is doing its work, for the worker's `/ready`.
+#[derive(Debug, Default)]
+pub struct Health {
+    failing: Mutex<Option<Failing>>,
+}
+
+/// A run of failed rounds with no success between them.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    error: String,
+    /// When the ERROR was last logged; `None` while the run is too short.
+    reported: Option<Instant>,
+}
+
+impl Health {
+    /// `"ok"`, or what `/ready` shows once the fan-out has failed for
+    /// [`FAILING_AFTER`] without a break.
+    pub fn check(&self) -> String {
+        match &*self.lock() {
+            Some(failing) if failing.since.elapsed() >= FAILING_AFTER => format!(
+                "failing for {} s: {}",
+                failing.since.elapsed().as_secs(),
+                failing.error
+            ),
+            _ => "ok".to_string(),
+        }
+    }
+
+    /// Counts a failed round and says so: a WARN while the run of failures
+    /// is short, then an ERROR every [`REMIND_EVERY`].
+    fn failed(&self, error: &anyhow::Error) {
+        metrics::counter!("webhook_fanout_failures_total").increment(1);
+        let error = format!("{error:#}");
+        let mut failing = self.lock();
+        let failing = failing.get_or_insert_with(|| Failing {
+            since: Instant::now(),
+            error: String::new(),
+            reported: None,
+        });
+        failing.error = error;
+        let secs = failing.since.elapsed().as_secs();
+        if failing.since.elapsed() < FAILING_AFTER {
+            tracing::warn!(error = %failing.error, "event feed for webhooks failed; retrying");
+        } else if failing
+            .reported
+            .is_none_or(|at| at.elapsed() >= REMIND_EVERY)
+        {
+            failing.reported = Some(Instant::now());
+            tracing::error!(
+                error = %failing.error,
+                failing_for_secs = secs,
+                "webhook fan-out keeps failing: no tenant webhook is queued until it recovers (events wait on the stream)"
+            );
+        }
+    }
+
+    /// A round succeeded: ends a run of failures, saying so if it was reported.
+    fn succeeded(&self) {
+        let mut failing = self.lock();
+        if let Some(ended) = failing.take()
+            && ended.reported.is_some()
+        {
+            tracing::info!(
+                failed_for_secs = ended.since.elapsed().as_secs(),
+                "webhook fan-out recovered"
+            );
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Which entries a round reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// New entries, waiting up to [`BLOCK_MS`] for them.
+    New,
+    /// This worker's own entries, read but not acknowledged (a failed round):
+    /// retried every round until they are queued, not after [`CLAIM_IDLE`].
+    Own,
+    /// Entries other consumers (a dead worker) read and never acknowledged.
+    Abandoned,
+}
 
 /// Reads the event stream and queues the deliveries until `shutdown`.
 pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>) {
     tokio::pin!(shutdown);
     let mut cache: HashMap<Uuid, (Instant, Hooks)> = HashMap::new();
     let mut ready = false;
+    let mut retry_own = false;
     let mut claim_due = Instant::now();
+    // Present from the start, so that a rate over it sees the first failure.
+    metrics::counter!("webhook_fanout_failures_total").increment(0);
+    metrics::counter!("webhook_events_unreadable_total").increment(0);
     loop {
         let step = async {
             if !ready {
                 create_group(&ctx).await?;
                 ready = true;
             }
-            let claim = Instant::now() >= claim_due;
-            if claim {
+            let source = if retry_own {
+                Source::Own
+            } else if Instant::now() >= claim_due {
                 claim_due = Instant::now() + CLAIM_IDLE;
+                Source::Abandoned
+            } else {
+                Source::New
+            };
+            let entries = read(&ctx, source).await?;
+            if source == Source::Own && entries.is_empty() {
+                retry_own = false;
             }
-            let entries = read(&ctx, claim).await?;
             handle(&ctx, &mut cache, entries).await
         };
         tokio::select! {
             () = &mut shutdown => return,
-            result = step => {
-                if let Err(error) = result {
+            result = step => match result {
+                Ok(()) => ctx.fanout.succeeded(),
+                Err(error) => {
                     ready = false;
-                    tracing::warn!(%error, "event feed for webhooks failed; retrying");
+                    retry_own = true;
+                    ctx.fanout.failed(&error);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -67,13 +183,17 @@ pub async fn run(ctx: Arc<Ctx>, shutdown: impl std::future::Future<Output = ()>)
     }
 }
 
+/// Creates the consumer group if it is missing, reading from the stream's
+/// start: when no group exists, no worker has read any entry on the stream
+/// (the first start of a deployment, or after Redis lost its data), so
+/// every entry there is an event still owed its webhooks.
 async fn create_group(ctx: &Ctx) -> anyhow::Result<()> {
     let mut conn = ctx.redis.get().await?;
     let created: redis::RedisResult<()> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(events_stream(&ctx.settings))
         .arg(GROUP)
-        .arg("$")
+        .arg("0")
         .arg("MKSTREAM")
         .query_async(&mut *conn)
         .await;
@@ -84,12 +204,11 @@ async fn create_group(ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
-/// New entries (blocking up to [`BLOCK_MS`]), or — when `claim` — entries other
-/// consumers took and never acknowledged.
-async fn read(ctx: &Ctx, claim: bool) -> anyhow::Result<Vec<(String, String)>> {
+/// The entries of `source`, at most [`BATCH`].
+async fn read(ctx: &Ctx, source: Source) -> anyhow::Result<Vec<(String, String)>> {
     let mut conn = ctx.redis.get().await?;
     let stream = events_stream(&ctx.settings);
-    let reply: Value = if claim {
+    let reply: Value = if source == Source::Abandoned {
         let reply: Value = redis::cmd("XAUTOCLAIM")
             .arg(&stream)
             .arg(GROUP)
@@ -106,17 +225,21 @@ async fn read(ctx: &Ctx, claim: bool) -> anyhow::Result<Vec<(String, String)>> {
             other => other,
         }
     } else {
-        let reply: Value = redis::cmd("XREADGROUP")
-            .arg("GROUP")
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
             .arg(GROUP)
             .arg(&ctx.instance)
             .arg("COUNT")
-            .arg(BATCH)
-            .arg("BLOCK")
-            .arg(BLOCK_MS)
+            .arg(BATCH);
+        if source == Source::New {
+            read.arg("BLOCK").arg(BLOCK_MS);
+        }
+        // `>`: never delivered to any consumer; `0`: this consumer's pending.
+        let id = if source == Source::New { ">" } else { "0" };
+        let reply: Value = read
             .arg("STREAMS")
             .arg(&stream)
-            .arg(">")
+            .arg(id)
             .query_async(&mut *conn)
             .await?;
         // RESP2: [[stream, entries]]; RESP3: {stream: entries}; nil on timeout.
@@ -168,10 +291,16 @@ async fn handle(
         return Ok(());
     }
     let mut jobs = Vec::new();
-    for (_, raw) in &entries {
-        let Ok(event) = serde_json::from_str::<Envelope>(raw) else {
-            tracing::warn!("unreadable event on the stream skipped");
-            continue;
+    for (id, raw) in &entries {
+        let event = match serde_json::from_str::<Envelope>(raw) {
+            Ok(event) => event,
+            Err(error) => {
+                // Written by our own publishers, so a version this worker
+                // cannot read: its webhooks are not delivered.
+                metrics::counter!("webhook_events_unreadable_total").increment(1);
+                tracing::error!(%id, %error, "unreadable event on the stream skipped: its webhooks are not delivered");
+                continue;
+            }
         };
         let fresh = cache
             .get(&event.tenant_id)
